@@ -1,0 +1,43 @@
+# Two commands: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATASET ?= demo
+NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+
+.PHONY: setup demo test test-fast notebooks bench clean-outputs
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+## demo: generate the embedded demo dataset and run every stage on it
+demo: $(STAMP)
+	$(BIN)/audioclust demo
+
+## test: the whole test suite (notebook runs included)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-fast: skip the slow end-to-end tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## notebooks DATASET=name: run notebooks 00.. in order with papermill into results/<name>/notebooks/
+notebooks: $(STAMP)
+	$(BIN)/audioclust notebooks --dataset $(DATASET)
+
+## bench: speed and quality benchmarks on ../shared/datasets/fsdd
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_extract.py
+
+## clean-outputs DATASET=name: remove generated outputs of one dataset (never datasets/<name>/)
+clean-outputs:
+	rm -rf metadata/$(DATASET) features/$(DATASET) results/$(DATASET) logs/$(DATASET) checkpoints/$(DATASET) datasets/$(DATASET)_wav

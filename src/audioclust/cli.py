@@ -1,0 +1,151 @@
+"""Command line: ``audioclust <stage> --dataset NAME [--root DIR] [--config FILE] [--set key=value]``.
+
+Every stage module exposes ``run(cfg, paths)``; ``audioclust run`` chains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import Config, load_config
+from .errors import AudioclustError
+from .paths import ProjectPaths
+
+log = logging.getLogger("audioclust")
+
+# (name, module, one-line help), in pipeline order
+STAGES: list[tuple[str, str, str]] = [
+    ("metadata", "audioclust.metadata", "stage 01: scan audio files into metadata/<name>/metadata.csv"),
+    ("transform", "audioclust.transform", "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
+    ("extract", "audioclust.extract", "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
+]
+
+
+def run_stage(name: str, cfg: Config, paths: ProjectPaths):
+    """Run one stage by name and return what its ``run`` returns."""
+    module = dict((n, m) for n, m, _ in STAGES)[name]
+    start = time.perf_counter()
+    log.info("== %s: dataset %s ==", name, paths.dataset)
+    result = importlib.import_module(module).run(cfg, paths)
+    log.info("== %s done in %.1f s ==", name, time.perf_counter() - start)
+    return result
+
+
+def run_chain(cfg: Config, paths: ProjectPaths, stages: list[str] | None = None) -> None:
+    for name, _, _ in STAGES:
+        if stages is None or name in stages:
+            run_stage(name, cfg, paths)
+
+
+def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
+    p.add_argument("--dataset", "-d", required=dataset_required, default=None if dataset_required else "demo",
+                   help="dataset name: the folder datasets/<NAME>/" + ("" if dataset_required else " (default: demo)"))
+    p.add_argument("--root", default=".", help="project folder (default: the current folder)")
+    p.add_argument("--config", help="YAML file of config overrides (after configs/default.yaml and configs/<NAME>.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one dotted config key, e.g. --set features.n_fft=1024 (repeatable)")
+    p.add_argument("--n-jobs", type=int, help="worker processes (shortcut for --set parallel.n_jobs=N; -1: all cores)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port) to run per-file stages on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audioclust",
+        description="Cluster audio recordings without labels. Stages read and write the project folders "
+                    "(datasets/, metadata/, features/, results/ ...); see README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"audioclust {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, _, help_text in STAGES:
+        _common(sub.add_parser(name, help=help_text, description=help_text))
+
+    p = sub.add_parser("run", help="run the whole chain of stages on one dataset",
+                       description="Run every stage in order (or those named by --stages) on one dataset.")
+    _common(p)
+    p.add_argument("--stages", nargs="+", choices=[n for n, _, _ in STAGES], help="only these stages")
+
+    p = sub.add_parser("demo", help="generate the embedded demo dataset and run the whole chain on it",
+                       description="Write the synthetic demo dataset into datasets/<NAME>/ and run every stage.")
+    _common(p, dataset_required=False)
+
+    p = sub.add_parser("generate-demo", help="only write the synthetic demo dataset into datasets/<NAME>/")
+    _common(p, dataset_required=False)
+
+    p = sub.add_parser("prepare", help="stage 00: bring a known corpus into datasets/<NAME>/<label>/",
+                       description="Link (or copy) a corpus into datasets/<NAME>/<label>/ without touching the source.")
+    _common(p)
+    p.add_argument("corpus", choices=["fsdd", "urbansound8k", "esc50", "csv"], help="which adapter")
+    p.add_argument("--source", required=True, help="the corpus folder (or, for csv, the CSV file)")
+    p.add_argument("--label", default=None,
+                   help="fsdd: digit (default) or speaker; esc50: category (default) or target; csv: column name")
+    p.add_argument("--mode", choices=["symlink", "copy"], default="symlink",
+                   help="symlink (default, no extra disk) or copy the files")
+
+    p = sub.add_parser("notebooks", help="run notebooks 00.. in order with papermill into results/<NAME>/notebooks/")
+    _common(p)
+    return parser
+
+
+def _setup(args: argparse.Namespace) -> tuple[Config, ProjectPaths]:
+    overrides = list(args.overrides)
+    if args.n_jobs is not None:
+        overrides.append(f"parallel.n_jobs={args.n_jobs}")
+    if args.scheduler:
+        overrides.append(f"parallel.scheduler={args.scheduler}")
+    cfg = load_config(root=args.root, dataset=args.dataset, config_file=args.config, overrides=overrides)
+    return cfg, ProjectPaths(Path(args.root), args.dataset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        cfg, paths = _setup(args)
+        if args.command in [n for n, _, _ in STAGES]:
+            run_stage(args.command, cfg, paths)
+        elif args.command == "run":
+            run_chain(cfg, paths, args.stages)
+        elif args.command in ("demo", "generate-demo"):
+            from .datasets import generate_demo
+            n = generate_demo(paths.raw, seed=cfg.seed)
+            log.info("demo dataset: %d files in %s", n, paths.raw)
+            if args.command == "demo":
+                run_chain(cfg, paths)
+                _print_outputs(paths)
+        elif args.command == "prepare":
+            from .datasets import prepare
+            n = prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)
+            log.info("prepared %d files in %s", n, paths.raw)
+        elif args.command == "notebooks":
+            from .notebooks import run_notebooks
+            for out in run_notebooks(paths, overrides=args.overrides):
+                log.info("executed %s", out)
+    except AudioclustError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+def _print_outputs(paths: ProjectPaths) -> None:
+    """The closing summary of ``make demo``: where each stage's outputs are."""
+    lines = [f"\nOutputs for dataset '{paths.dataset}':"]
+    for label, path in [("audio (input)", paths.raw), ("metadata", paths.metadata), ("WAV (stage 02)", paths.wav),
+                        ("features", paths.features), ("results", paths.results),
+                        ("checkpoints", paths.checkpoints), ("logs", paths.logs)]:
+        if path.exists():
+            n = sum(1 for p in path.rglob("*") if p.is_file())
+            lines.append(f"  {label:<16} {paths.rel(path)}/  ({n} files)")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Typed configuration: dataclass schema, YAML merge and validation.
+
+Precedence, lowest first: the dataclass defaults below (mirrored, with comments,
+in ``configs/default.yaml``), ``<root>/configs/default.yaml``,
+``<root>/configs/<dataset>.yaml``, an explicit ``--config`` file, ``--set key=value``.
+Unknown keys and bad values raise :class:`ConfigError` naming the key before any work.
+
+Each field's ``metadata`` may hold ``min``/``max`` bounds; ``Literal`` types list the
+allowed values. A stage's cache key is :func:`section_hash` of the sections it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError
+
+FeatureKind = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0"]
+FEATURE_KINDS: tuple[str, ...] = typing.get_args(FeatureKind)
+
+
+def _f(default: Any, **bounds: float) -> Any:
+    """A field with a default (copied if mutable) and optional min/max bounds."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=bounds)
+    return field(default=default, metadata=bounds)
+
+
+@dataclass
+class DatasetConfig:
+    labels: Literal["folder", "regex", "csv", "none"] = "folder"
+    label_regex: str | None = None
+    label_csv: str | None = None
+    extensions: list[str] = _f(["wav", "flac", "ogg", "mp3", "aiff", "aif", "au"])
+    ffmpeg_extensions: list[str] = _f(["m4a", "aac", "wma", "opus", "webm", "mp4"])
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = _f(22050, min=1000, max=384000)
+    cutoff: float | None = _f(8192.0, min=1.0)
+    order: int = _f(8, min=1, max=32)
+    silence_db: float = _f(-60.0, max=0.0)
+
+
+@dataclass
+class FeaturesConfig:
+    kinds: list[FeatureKind] = _f(list(FEATURE_KINDS))
+    n_fft: int = _f(2048, min=16)
+    hop_length: int = _f(512, min=1)
+    n_mels: int = _f(128, min=1)
+    n_mfcc: int = _f(20, min=2)
+    n_chroma: int = _f(12, min=1)
+    fmin: float = _f(0.0, min=0.0)
+    fmax: float | None = _f(None, min=1.0)
+    png: bool = True
+    png_ranges: dict[str, list[float]] = _f({
+        "spectrogram": [-80.0, 40.0],
+        "mel": [-80.0, 40.0],
+        "chroma": [0.0, 1.0],
+        "mfcc": [-600.0, 300.0],
+        "mfcc_no_c0": [-150.0, 150.0],
+    })
+
+
+@dataclass
+class ParallelConfig:
+    n_jobs: int = _f(2, min=-1)
+    scheduler: str | None = None
+
+
+@dataclass
+class Config:
+    seed: int = _f(0, min=0)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_config(
+    root: str | Path | None = None,
+    dataset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> Config:
+    """Build the configuration for one run.
+
+    Parameters
+    ----------
+    root : project folder holding ``configs/``; None uses only the built-in defaults.
+    dataset : dataset name; ``<root>/configs/<dataset>.yaml`` is merged when it exists.
+    config_file : an extra YAML file of overrides.
+    overrides : ``["features.n_fft=1024", ...]`` (values parsed as YAML) or a dotted dict.
+    """
+    cfg = Config()
+    sources: list[tuple[str, Any]] = []
+    if root is not None:
+        for path in (Path(root) / "configs" / "default.yaml",
+                     Path(root) / "configs" / f"{dataset}.yaml" if dataset else None):
+            if path is not None and path.is_file():
+                sources.append((str(path), _read_yaml(path)))
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        sources.append((str(path), _read_yaml(path)))
+    if overrides:
+        items = overrides.items() if isinstance(overrides, dict) else map(_parse_set, overrides)
+        nested: dict[str, Any] = {}
+        for key, value in items:
+            node = nested
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        sources.append(("--set", nested))
+    for origin, data in sources:
+        _apply(cfg, data, prefix="", origin=origin)
+    _check_cross_fields(cfg)
+    return cfg
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _parse_set(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. features.n_fft=1024), got {item!r}")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _apply(obj: Any, data: dict[str, Any], prefix: str, origin: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = typing.get_type_hints(type(obj))
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            allowed = ", ".join(prefix + k for k in fields)
+            raise ConfigError(f"unknown config key '{name}' (from {origin}); allowed keys here: {allowed}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{name}' (from {origin}) is a section: give a mapping of its keys")
+            _apply(current, value, prefix=f"{name}.", origin=origin)
+            continue
+        setattr(obj, key, _coerce(value, hints[key], fields[key].metadata, name, origin))
+
+
+def _coerce(value: Any, hint: Any, bounds: Any, name: str, origin: str) -> Any:
+    """Check ``value`` against the type ``hint`` and bounds; return it normalised."""
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"config key '{name}' (from {origin}) = {value!r} is not allowed; expected {expected}")
+
+    origin_t = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin_t in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], bounds, name, origin)
+    if origin_t is Literal:
+        if value not in args:
+            raise fail("one of " + ", ".join(map(repr, args)))
+        return value
+    if origin_t is list:
+        if not isinstance(value, list):
+            raise fail("a list")
+        return [_coerce(v, args[0], bounds, f"{name}[{i}]", origin) for i, v in enumerate(value)]
+    if origin_t is dict:
+        if not isinstance(value, dict):
+            raise fail("a mapping")
+        return {str(k): _coerce(v, args[1], bounds, f"{name}.{k}", origin) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    if "min" in bounds and value < bounds["min"]:
+        raise fail(f"a value >= {bounds['min']}")
+    if "max" in bounds and value > bounds["max"]:
+        raise fail(f"a value <= {bounds['max']}")
+    return value
+
+
+def _check_cross_fields(cfg: Config) -> None:
+    f = cfg.features
+    if f.hop_length > f.n_fft:
+        raise ConfigError(f"config key 'features.hop_length' = {f.hop_length} must be <= features.n_fft ({f.n_fft})")
+    if f.fmax is not None and f.fmax <= f.fmin:
+        raise ConfigError(f"config key 'features.fmax' = {f.fmax} must be > features.fmin ({f.fmin})")
+    for kind, rng in f.png_ranges.items():
+        if kind not in FEATURE_KINDS:
+            raise ConfigError(f"unknown feature '{kind}' in 'features.png_ranges'; allowed: {', '.join(FEATURE_KINDS)}")
+        if len(rng) != 2 or rng[0] >= rng[1]:
+            raise ConfigError(f"config key 'features.png_ranges.{kind}' = {rng} must be [low, high] with low < high")
+    missing = set(FEATURE_KINDS) - set(f.png_ranges)
+    if missing:
+        raise ConfigError(f"'features.png_ranges' lacks a range for: {', '.join(sorted(missing))}")
+    if cfg.dataset.labels == "regex" and not cfg.dataset.label_regex:
+        raise ConfigError("config key 'dataset.labels' = 'regex' needs 'dataset.label_regex' (a regex with one group)")
+    if cfg.dataset.labels == "csv" and not cfg.dataset.label_csv:
+        raise ConfigError("config key 'dataset.labels' = 'csv' needs 'dataset.label_csv' (a CSV of path,label)")
+
+
+# --------------------------------------------------------------------------- hashing
+
+def section_hash(cfg: Config, *sections: str, extra: Any = None) -> str:
+    """Short, stable hash of the named config sections (the cache key of a stage)."""
+    payload = {s: getattr(cfg, s) if s == "seed" else dataclasses.asdict(getattr(cfg, s)) for s in sections}
+    if extra is not None:
+        payload["extra"] = extra
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,96 @@
+"""Every path of the project layout, from the project root and a dataset name.
+
+Paths written into CSV files are relative to the project root with ``/``
+separators (:meth:`ProjectPaths.rel`), so a project folder can move.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DatasetError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """The folders of one dataset inside one project root."""
+
+    root: Path
+    dataset: str
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.dataset):
+            raise DatasetError(
+                f"dataset name {self.dataset!r} is not allowed: use letters, digits, '_', '-' or '.'")
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    # raw and transcoded audio
+    @property
+    def raw(self) -> Path:
+        return self.root / "datasets" / self.dataset
+
+    @property
+    def wav(self) -> Path:
+        return self.root / "datasets" / f"{self.dataset}_wav"
+
+    # stage outputs
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata" / self.dataset
+
+    @property
+    def metadata_csv(self) -> Path:
+        return self.metadata / "metadata.csv"
+
+    @property
+    def transformed_csv(self) -> Path:
+        return self.metadata / "metadata_transformed.csv"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features" / self.dataset
+
+    @property
+    def features_csv(self) -> Path:
+        return self.features / "features.csv"
+
+    def feature_file(self, kind: str, label: str, stem: str, suffix: str) -> Path:
+        """``features/<name>/<kind>/<label>/<stem><suffix>`` (suffix ``.npy`` or ``.png``)."""
+        return self.features / kind / label / f"{stem}{suffix}"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints" / self.dataset
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.dataset
+
+    @property
+    def notebooks_out(self) -> Path:
+        return self.results / "notebooks"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs" / self.dataset
+
+    @property
+    def configs(self) -> Path:
+        return self.root / "configs"
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the project root, with ``/`` (absolute if outside the root)."""
+        path = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def abs(self, rel: str) -> Path:
+        """Inverse of :meth:`rel`."""
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p

@@ -1,0 +1,101 @@
+"""Atomic writes and per-item completion markers.
+
+Every file is written to a temporary sibling and renamed into place, so a killed
+run never leaves a half-written file under its final name. A stage marks an item
+done by writing a small JSON *marker* last; a re-run trusts an item's outputs only
+when its marker exists and carries the current parameter hash.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default))
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
+    write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def read_json(path: str | Path) -> Any | None:
+    """The JSON in ``path``, or None when it is missing or unreadable (treated as not done)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return obj.as_posix()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+class Markers:
+    """Completion markers of one stage: ``<folder>/<key>.json`` holding a result row.
+
+    ``key`` is the item's relative path without extension (``label/stem``). The
+    marker stores the parameter hash it was made with; :meth:`get` returns the
+    row only when that hash matches, so a changed parameter recomputes.
+    """
+
+    def __init__(self, folder: Path, params_hash: str) -> None:
+        self.folder = Path(folder)
+        self.params_hash = params_hash
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        data = read_json(self._path(key))
+        if not isinstance(data, dict) or data.get("params_hash") != self.params_hash:
+            return None
+        return data.get("row")
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        write_json(self._path(key), {"params_hash": self.params_hash, "row": row})

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audioclust.config import Config, load_config, section_hash
+from audioclust.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_lists_every_key_with_the_schema_default():
+    data = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    assert data == Config().to_dict()
+
+
+def test_precedence_default_dataset_file_set(project):
+    (project / "configs" / "ds.yaml").write_text("features:\n  n_fft: 1024\n  hop_length: 256\n")
+    extra = project / "extra.yaml"
+    extra.write_text("features:\n  hop_length: 128\n")
+    cfg = load_config(project, "ds", extra, ["audio.sample_rate=16000", "features.kinds=[mel]"])
+    assert cfg.features.n_fft == 1024
+    assert cfg.features.hop_length == 128
+    assert cfg.audio.sample_rate == 16000
+    assert cfg.features.kinds == ["mel"]
+    assert load_config(project, "other").features.n_fft == 2048
+
+
+@pytest.mark.parametrize("override, words", [
+    ("features.n_ftt=1024", ["features.n_ftt", "features.n_fft"]),
+    ("dataset.labels=colour", ["dataset.labels", "'folder'"]),
+    ("features.kinds=[mel, mfcc2]", ["features.kinds[1]", "'chroma'"]),
+    ("audio.sample_rate=fast", ["audio.sample_rate", "integer"]),
+    ("audio.order=0", ["audio.order", ">= 1"]),
+    ("features.hop_length=4096", ["features.hop_length", "n_fft"]),
+    ("audio=3", ["audio", "section"]),
+    ("dataset.labels=regex", ["dataset.label_regex"]),
+])
+def test_bad_values_name_the_key(override, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=[override])
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_set_without_equals_is_explained():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(overrides=["features.n_fft"])
+
+
+def test_section_hash_changes_only_with_its_sections():
+    a = load_config()
+    b = load_config(overrides=["features.n_fft=1024"])
+    assert section_hash(a, "audio") == section_hash(b, "audio")
+    assert section_hash(a, "features") != section_hash(b, "features")
+    assert len(section_hash(a, "audio")) == 12
