@@ -15,6 +15,18 @@ from .errors import DatasetError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def find_root(root: str | Path | None = None) -> Path:
+    """The project folder: ``root`` if given, else the first folder upwards from the
+    current one that holds ``configs/default.yaml`` (so notebooks run from ``notebooks/``)."""
+    if root is not None:
+        return Path(root).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "configs" / "default.yaml").is_file():
+            return folder
+    raise DatasetError(f"no project folder (one with configs/default.yaml) above {here}: pass ROOT / --root")
+
+
 @dataclass(frozen=True)
 class ProjectPaths:
     """The folders of one dataset inside one project root."""

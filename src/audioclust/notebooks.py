@@ -1,0 +1,59 @@
+"""Run the numbered notebooks with papermill for one dataset.
+
+Executed copies go to ``results/<name>/notebooks/``; the committed notebooks stay
+without outputs. Every notebook's first cell is a papermill ``parameters`` cell
+with ``DATASET``, ``ROOT`` and ``SET`` (config overrides); extra parameters are
+passed only to notebooks that declare them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .errors import AudioclustError
+from .paths import ProjectPaths
+
+log = logging.getLogger(__name__)
+
+
+def notebook_files(root: Path) -> list[Path]:
+    """The numbered notebooks ``notebooks/NN_*.ipynb`` in order."""
+    return sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_notebooks(
+    paths: ProjectPaths,
+    overrides: list[str] | None = None,
+    parameters: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+) -> list[Path]:
+    """Execute the notebooks in order; return the executed copies' paths.
+
+    Parameters
+    ----------
+    paths : the dataset's paths (its root holds ``notebooks/``).
+    overrides : config overrides passed as the ``SET`` parameter.
+    parameters : further papermill parameters (e.g. ``{"MAX_EPOCHS": 2}``); each goes
+        only to the notebooks whose parameters cell names it.
+    only : notebook name prefixes to run (e.g. ``["00", "01"]``); None runs all.
+    """
+    import papermill as pm
+
+    files = [p for p in notebook_files(paths.root) if only is None or p.name[:2] in only]
+    if not files:
+        raise AudioclustError(f"no notebooks found in {paths.root / 'notebooks'}")
+    out_dir = paths.notebooks_out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    for nb in files:
+        declared = set(pm.inspect_notebook(str(nb)))
+        params = {"DATASET": paths.dataset, "ROOT": str(paths.root), "SET": list(overrides or [])}
+        params.update({k: v for k, v in (parameters or {}).items() if k in declared})
+        out = out_dir / nb.name
+        log.info("running %s", nb.name)
+        pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent),
+                            kernel_name="python3", progress_bar=False)
+        done.append(out)
+    return done
