@@ -64,11 +64,11 @@ class FeaturesConfig:
     fmax: float | None = _f(None, min=1.0)
     png: bool = True
     png_ranges: dict[str, list[float]] = _f({
-        "spectrogram": [-80.0, 40.0],
-        "mel": [-80.0, 40.0],
+        "spectrogram": [-80.0, 60.0],
+        "mel": [-80.0, 50.0],
         "chroma": [0.0, 1.0],
-        "mfcc": [-600.0, 300.0],
-        "mfcc_no_c0": [-150.0, 150.0],
+        "mfcc": [-800.0, 400.0],
+        "mfcc_no_c0": [-400.0, 400.0],
     })
 
 
@@ -78,6 +78,63 @@ class ParallelConfig:
     scheduler: str | None = None
 
 
+AlgorithmName = Literal["kmeans", "minibatch_kmeans", "fcm", "gmm", "agglomerative", "spectral",
+                        "birch", "dbscan", "hdbscan", "affinity_propagation"]
+ALGORITHMS: tuple[str, ...] = typing.get_args(AlgorithmName)
+KMethod = Literal["elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "gap"]
+K_METHODS: tuple[str, ...] = typing.get_args(KMethod)
+
+
+@dataclass
+class ClusterConfig:
+    algorithms: list[AlgorithmName] = _f(list(ALGORITHMS))
+    k: int | None = _f(None, min=2)
+    k_min: int = _f(2, min=1)
+    k_max: int = _f(10, min=1)
+    k_methods: list[KMethod] = _f(list(K_METHODS))
+    gap_references: int = _f(10, min=1)
+    criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin"] = "silhouette"
+    tune: bool = True
+    n_init: int = _f(10, min=1)
+    fcm_m: float = _f(2.0, min=1.01)
+    fcm_error: float = _f(1e-5, min=0.0)
+    fcm_maxiter: int = _f(1000, min=1)
+    dbscan_eps: float | None = _f(None, min=1e-12)
+    dbscan_min_samples: int = _f(5, min=1)
+    hdbscan_min_cluster_size: int = _f(5, min=2)
+    max_samples_quadratic: int = _f(5000, min=2)
+    silhouette_sample_size: int | None = _f(2000, min=2)
+    grids: dict[str, dict[str, list[Any]]] = _f({})
+
+
+@dataclass
+class AutoencoderConfig:
+    enabled: bool = True
+    architecture: Literal["dcec", "conv4", "vae"] = "dcec"
+    features: list[FeatureKind] = _f(["mel"])
+    source: Literal["npy", "png"] = "npy"
+    input_size: list[int] = _f([96, 48], min=1)
+    scale: Literal["percentile", "minmax", "none"] = "percentile"
+    latent_dims: list[int] = _f([10], min=1)
+    batch_size: int = _f(64, min=1)
+    max_epochs: int = _f(30, min=1)
+    patience: int = _f(5, min=1)
+    min_delta: float = _f(1e-4, min=0.0)
+    lr: float = _f(1e-3, min=1e-7, max=1.0)
+    lr_factor: float = _f(0.5, min=0.01, max=0.99)
+    lr_patience: int = _f(2, min=0)
+    val_fraction: float = _f(0.1, min=0.0, max=0.5)
+    num_workers: int = _f(0, min=0)
+    num_threads: int = _f(0, min=0)
+    beta: float = _f(1.0, min=0.0)
+    update_interval: int = _f(100, min=1)
+    gamma: float = _f(0.1, min=0.0)
+    tol: float = _f(0.001, min=0.0, max=1.0)
+    max_iter: int = _f(2000, min=1)
+    alpha: float = _f(1.0, min=1e-6)
+    kmeans_n_init: int = _f(20, min=1)
+
+
 @dataclass
 class Config:
     seed: int = _f(0, min=0)
@@ -85,6 +142,8 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -181,8 +240,13 @@ def _coerce(value: Any, hint: Any, bounds: Any, name: str, origin: str) -> Any:
     if origin_t in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], bounds, name, origin)
+        errors = []
+        for alternative in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, alternative, bounds, name, origin)
+            except ConfigError as exc:
+                errors.append(str(exc).split("expected ", 1)[-1])
+        raise fail(" or ".join(errors) + (" or null" if type(None) in args else ""))
     if origin_t is Literal:
         if value not in args:
             raise fail("one of " + ", ".join(map(repr, args)))
@@ -235,7 +299,15 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("config key 'dataset.labels' = 'regex' needs 'dataset.label_regex' (a regex with one group)")
     if cfg.dataset.labels == "csv" and not cfg.dataset.label_csv:
         raise ConfigError("config key 'dataset.labels' = 'csv' needs 'dataset.label_csv' (a CSV of path,label)")
+    c = cfg.cluster
+    if c.k_min > c.k_max:
+        raise ConfigError(f"config key 'cluster.k_min' = {c.k_min} must be <= cluster.k_max ({c.k_max})")
+    unknown = sorted(set(c.grids) - set(ALGORITHMS))
+    if unknown:
+        raise ConfigError(f"unknown algorithm {unknown[0]!r} in 'cluster.grids'; allowed: {', '.join(ALGORITHMS)}")
 
+    if len(cfg.autoencoder.input_size) != 2:
+        raise ConfigError(f"config key 'autoencoder.input_size' = {cfg.autoencoder.input_size} must be [time, frequency]")
 
 # --------------------------------------------------------------------------- hashing
 

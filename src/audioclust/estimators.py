@@ -1,0 +1,502 @@
+"""Every clusterer behind the scikit-learn estimator API, in one registry.
+
+``ESTIMATORS[name]`` is an :class:`EstimatorSpec`: the estimator class, whether it needs
+k, whether its memory grows as n_samples**2, the defaults :func:`make` passes and a small
+hyper-parameter grid that :func:`select_params` searches with an internal criterion
+(never the labels).
+
+Every estimator has ``fit``, ``fit_predict``, ``labels_`` (int ndarray of shape
+(n_samples,); ``-1`` marks noise for ``dbscan`` and ``hdbscan``), ``get_params`` /
+``set_params`` and works with ``sklearn.base.clone``; float32 input is accepted. The
+stochastic ones (``spec.seeded``) take the pipeline's one seed as ``random_state``; the
+others are deterministic and have no such parameter (``make`` passes it only where used).
+
+Registry (name: class; needs k; memory ~ n**2; grid searched by ``select_params``):
+
+- ``kmeans``: sklearn KMeans (n_init 10); k; linear; ``init``
+- ``minibatch_kmeans``: sklearn MiniBatchKMeans; k; linear; ``batch_size`` (large collections)
+- ``fcm``: :class:`FuzzyCMeans` (scikit-fuzzy); k; linear; ``m``
+- ``gmm``: :class:`GaussianMixtureClustering`; k; linear; ``covariance_type``
+- ``agglomerative``: sklearn AgglomerativeClustering; k; quadratic; ``linkage``
+- ``spectral``: sklearn SpectralClustering (nearest-neighbour graph); k; quadratic; ``n_neighbors``
+- ``birch``: sklearn Birch; k; linear; ``threshold`` (large collections)
+- ``dbscan``: :class:`KneeDBSCAN` (eps from the k-distance knee); no k; linear; ``min_samples``
+- ``hdbscan``: :class:`HDBSCANClustering`; no k; linear; ``min_cluster_size``
+- ``affinity_propagation``: sklearn AffinityPropagation; no k; quadratic; ``damping``
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skfuzzy
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import (DBSCAN, HDBSCAN, AffinityPropagation, AgglomerativeClustering, Birch,
+                             KMeans, MiniBatchKMeans, SpectralClustering)
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .config import ClusterConfig
+from .errors import AudioclustError, ConfigError
+from .kselect import knee
+from .metrics import HIGHER_IS_BETTER, INTERNAL, NOISE, internal_scores, partition_coefficient, partition_entropy
+
+log = logging.getLogger(__name__)
+
+_FLOATS = [np.float64, np.float32]
+
+
+# --------------------------------------------------------------------------- estimators
+
+class FuzzyCMeans(ClusterMixin, BaseEstimator):
+    """Fuzzy C-Means (Bezdek) through ``skfuzzy.cluster.cmeans``.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters c.
+    m : float
+        Fuzzifier (> 1); 2 is the usual choice, larger gives fuzzier memberships.
+    error : float
+        Stop when the Frobenius norm of the membership change is below this.
+    maxiter : int
+        Iteration limit.
+    random_state : int, RandomState or None
+        Draws the initial memberships, which are passed to skfuzzy as ``init`` (skfuzzy's
+        own ``seed=`` would reseed NumPy's global generator).
+
+    Attributes
+    ----------
+    u_ : ndarray of shape (n_clusters, n_samples)
+        Final memberships; each column sums to 1.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_samples,)
+        ``argmax`` of the memberships.
+    partition_coefficient_, partition_entropy_ : float
+        Bezdek's PC and PE of ``u_`` (see :mod:`audioclust.metrics`).
+    n_iter_ : int
+    objective_ : float
+        Final objective J_m = sum u**m d**2.
+
+    Notes
+    -----
+    skfuzzy works on data of shape (n_features, n_samples); the transposition is done here.
+    Computation is in float64.
+    """
+
+    def __init__(self, n_clusters: int = 3, m: float = 2.0, error: float = 1e-5, maxiter: int = 1000,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.m = m
+        self.error = error
+        self.maxiter = maxiter
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); ``y`` is ignored."""
+        X = validate_data(self, X, dtype=_FLOATS)
+        if self.m <= 1:
+            raise ConfigError(f"FuzzyCMeans fuzzifier m = {self.m} must be > 1 (2 is usual)")
+        if not 1 <= self.n_clusters <= X.shape[0]:
+            raise ValueError(f"n_clusters = {self.n_clusters} must be between 1 and n_samples = {X.shape[0]}")
+        init = check_random_state(self.random_state).random_sample((self.n_clusters, X.shape[0]))
+        init /= init.sum(axis=0)
+        cntr, u, _, _, jm, n_iter, _ = skfuzzy.cluster.cmeans(
+            X.astype(np.float64).T, c=self.n_clusters, m=self.m, error=self.error, maxiter=self.maxiter, init=init)
+        self.cluster_centers_ = cntr
+        self.u_ = u
+        self.labels_ = np.argmax(u, axis=0)
+        self.partition_coefficient_ = partition_coefficient(u)
+        self.partition_entropy_ = partition_entropy(u)
+        self.n_iter_ = int(n_iter)
+        self.objective_ = float(jm[-1])
+        return self
+
+    def predict_memberships(self, X) -> np.ndarray:
+        """Memberships of new samples to the fitted centres, shape (n_clusters, n_samples).
+
+        Uses ``skfuzzy.cluster.cmeans_predict`` (centres fixed), started from uniform
+        memberships, so the result is deterministic.
+        """
+        check_is_fitted(self, "cluster_centers_")
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        init = np.full((self.n_clusters, X.shape[0]), 1.0 / self.n_clusters)
+        u, *_ = skfuzzy.cluster.cmeans_predict(
+            X.astype(np.float64).T, self.cluster_centers_, m=self.m, error=self.error, maxiter=self.maxiter,
+            init=init)
+        return u
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster of each new sample (argmax membership), shape (n_samples,)."""
+        return np.argmax(self.predict_memberships(X), axis=0)
+
+
+class GaussianMixtureClustering(ClusterMixin, BaseEstimator):
+    """``sklearn.mixture.GaussianMixture`` as a clusterer: ``n_clusters`` components, ``labels_``.
+
+    Attributes
+    ----------
+    mixture_ : GaussianMixture
+        The fitted mixture (float64).
+    labels_ : ndarray of shape (n_samples,)
+        Most probable component of each sample.
+    bic_ : float
+        Bayesian information criterion on the training data (lower is better).
+    """
+
+    def __init__(self, n_clusters: int = 1, covariance_type: str = "full", n_init: int = 1, max_iter: int = 100,
+                 reg_covar: float = 1e-6, random_state=None):
+        self.n_clusters = n_clusters
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); ``y`` is ignored."""
+        X = validate_data(self, X, dtype=np.float64)
+        self.mixture_ = GaussianMixture(
+            n_components=self.n_clusters, covariance_type=self.covariance_type, n_init=self.n_init,
+            max_iter=self.max_iter, reg_covar=self.reg_covar, random_state=self.random_state).fit(X)
+        self.labels_ = self.mixture_.predict(X)
+        self.bic_ = float(self.mixture_.bic(X))
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each sample, shape (n_samples,)."""
+        check_is_fitted(self, "mixture_")
+        return self.mixture_.predict(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component, shape (n_samples, n_clusters)."""
+        check_is_fitted(self, "mixture_")
+        return self.mixture_.predict_proba(validate_data(self, X, dtype=np.float64, reset=False))
+
+
+def knee_eps(X, min_samples: int, metric: str = "euclidean") -> float:
+    """DBSCAN radius from the knee of the sorted k-distance curve.
+
+    The k-distance of a sample is its distance to its ``min_samples``-th nearest
+    neighbour counting itself (so a sample is a core point exactly when its k-distance
+    is <= eps). Sorted ascending, the curve is flat inside clusters and rises steeply for
+    outliers; eps is its value at the knee (:func:`audioclust.kselect.knee`: the point
+    farthest from the chord).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    min_samples : int
+    metric : str
+        Distance of the neighbour search (as DBSCAN's ``metric``).
+
+    Returns
+    -------
+    float
+        > 0 (a zero knee, from duplicated samples, becomes float32 eps).
+    """
+    X = np.asarray(X)
+    n_neighbors = max(1, min(int(min_samples), X.shape[0]))
+    dist, _ = NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(X).kneighbors(X)
+    kdist = np.sort(dist[:, -1])
+    return max(float(kdist[knee(kdist)]), float(np.finfo(np.float32).eps))
+
+
+class KneeDBSCAN(ClusterMixin, BaseEstimator):
+    """DBSCAN whose ``eps`` defaults to the knee of the k-distance curve (:func:`knee_eps`).
+
+    Parameters
+    ----------
+    eps : float or None
+        Neighbourhood radius; None: :func:`knee_eps` of the training data.
+    min_samples : int
+        Neighbours (the sample included) within eps that make a core point.
+    metric : str
+        Distance (sklearn's DBSCAN ``metric``), also used for the automatic eps.
+    n_jobs : int or None
+
+    Attributes
+    ----------
+    eps_ : float
+        The radius used.
+    labels_ : ndarray of shape (n_samples,)
+        Cluster per sample; noise keeps -1.
+    n_noise_ : int
+        Number of noise samples.
+    n_clusters_ : int
+        Number of clusters, noise excluded.
+    core_sample_indices_ : ndarray of shape (n_core_samples,)
+    """
+
+    def __init__(self, eps: float | None = None, min_samples: int = 5, metric: str = "euclidean",
+                 n_jobs: int | None = None):
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); ``y`` is ignored."""
+        X = validate_data(self, X, dtype=_FLOATS)
+        self.eps_ = float(self.eps) if self.eps is not None else knee_eps(X, self.min_samples, self.metric)
+        db = DBSCAN(eps=self.eps_, min_samples=self.min_samples, metric=self.metric, n_jobs=self.n_jobs).fit(X)
+        self.labels_ = db.labels_
+        self.core_sample_indices_ = db.core_sample_indices_
+        self.n_noise_ = int(np.sum(self.labels_ == NOISE))
+        self.n_clusters_ = int(np.setdiff1d(np.unique(self.labels_), [NOISE]).size)
+        return self
+
+
+class HDBSCANClustering(HDBSCAN):
+    """``sklearn.cluster.HDBSCAN`` that also reports ``n_noise_`` and ``n_clusters_``.
+
+    Noise keeps label -1. Parameters are sklearn's; :func:`make` passes ``copy=True``.
+    """
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); ``y`` is ignored."""
+        super().fit(X, y)
+        self.n_noise_ = int(np.sum(self.labels_ == NOISE))
+        self.n_clusters_ = int(np.setdiff1d(np.unique(self.labels_), [NOISE]).size)
+        return self
+
+
+# --------------------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """One registry entry (treat the dicts as read-only).
+
+    Attributes
+    ----------
+    name : registry key.
+    cls : estimator class; ``make`` calls ``cls(**defaults, **params)``.
+    needs_k : whether it takes ``n_clusters``.
+    quadratic : whether memory grows as n_samples**2 (skip above ``cluster.max_samples_quadratic``).
+    seeded : whether it takes ``random_state``.
+    large : suited to large collections (mini-batch / streaming).
+    defaults : parameters ``make`` passes unless overridden.
+    grid : parameter -> values tried by ``select_params``.
+    """
+
+    name: str
+    cls: type
+    needs_k: bool
+    quadratic: bool
+    seeded: bool
+    large: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {s.name: s for s in [
+    EstimatorSpec("kmeans", KMeans, needs_k=True, quadratic=False, seeded=True,
+                  defaults={"n_init": 10}, grid={"init": ["k-means++", "random"]}),
+    EstimatorSpec("minibatch_kmeans", MiniBatchKMeans, needs_k=True, quadratic=False, seeded=True, large=True,
+                  defaults={"n_init": 3, "batch_size": 1024}, grid={"batch_size": [256, 1024]}),
+    EstimatorSpec("fcm", FuzzyCMeans, needs_k=True, quadratic=False, seeded=True,
+                  defaults={"m": 2.0, "error": 1e-5, "maxiter": 1000}, grid={"m": [1.5, 2.0, 2.5]}),
+    EstimatorSpec("gmm", GaussianMixtureClustering, needs_k=True, quadratic=False, seeded=True,
+                  defaults={"covariance_type": "full", "n_init": 1},
+                  grid={"covariance_type": ["full", "tied", "diag", "spherical"]}),
+    EstimatorSpec("agglomerative", AgglomerativeClustering, needs_k=True, quadratic=True, seeded=False,
+                  defaults={"linkage": "ward"}, grid={"linkage": ["ward", "complete", "average", "single"]}),
+    EstimatorSpec("spectral", SpectralClustering, needs_k=True, quadratic=True, seeded=True,
+                  defaults={"affinity": "nearest_neighbors", "n_neighbors": 10, "n_init": 10},
+                  grid={"n_neighbors": [5, 10, 20]}),
+    EstimatorSpec("birch", Birch, needs_k=True, quadratic=False, seeded=False, large=True,
+                  defaults={"threshold": 0.5, "branching_factor": 50}, grid={"threshold": [0.25, 0.5, 1.0]}),
+    EstimatorSpec("dbscan", KneeDBSCAN, needs_k=False, quadratic=False, seeded=False,
+                  defaults={"eps": None, "min_samples": 5}, grid={"min_samples": [3, 5, 10]}),
+    EstimatorSpec("hdbscan", HDBSCANClustering, needs_k=False, quadratic=False, seeded=False,
+                  defaults={"min_cluster_size": 5, "copy": True}, grid={"min_cluster_size": [5, 10, 20]}),
+    EstimatorSpec("affinity_propagation", AffinityPropagation, needs_k=False, quadratic=True, seeded=True,
+                  defaults={"damping": 0.9, "max_iter": 500}, grid={"damping": [0.5, 0.7, 0.9]}),
+]}
+
+
+def get_spec(name: str) -> EstimatorSpec:
+    """Registry entry of ``name``; ConfigError naming the allowed names otherwise."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown clustering algorithm {name!r}; allowed: {', '.join(ESTIMATORS)}") from None
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Raise ConfigError if ``params`` holds a key the estimator ``name`` does not take.
+
+    ``n_clusters`` and ``random_state`` are refused too: they come from :func:`make`'s own
+    arguments (k and the pipeline's seed). Call it before any work to fail early.
+    """
+    spec = get_spec(name)
+    allowed = set(spec.cls().get_params(deep=False)) - {"n_clusters", "random_state"}
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise ConfigError(f"estimator {name!r} has no parameter {bad[0]!r} (n_clusters and random_state are "
+                          f"set from k and seed); allowed: {', '.join(sorted(allowed))}")
+
+
+def make(name: str, n_clusters: int | None = None, random_state: int | None = 0, **params: Any) -> BaseEstimator:
+    """A new, unfitted estimator from the registry.
+
+    Parameters
+    ----------
+    name : str
+        Registry key (see :data:`ESTIMATORS`).
+    n_clusters : int or None
+        k; required when ``spec.needs_k``, ignored otherwise.
+    random_state : int or None
+        The pipeline's seed; passed only to estimators with ``spec.seeded``.
+    **params
+        Overrides of ``spec.defaults`` (checked by :func:`check_params`).
+
+    Returns
+    -------
+    estimator
+        ``spec.cls(**defaults, **params)`` with n_clusters / random_state set.
+    """
+    spec = get_spec(name)
+    check_params(name, params)
+    kwargs = {**spec.defaults, **params}
+    if spec.needs_k:
+        if n_clusters is None:
+            raise AudioclustError(f"estimator {name!r} needs n_clusters (set cluster.k, or null to estimate it)")
+        kwargs["n_clusters"] = int(n_clusters)
+    if spec.seeded:
+        kwargs["random_state"] = random_state
+    return spec.cls(**kwargs)
+
+
+def params_from_config(cfg: ClusterConfig) -> dict[str, dict[str, Any]]:
+    """Fixed parameters per algorithm from the ``cluster`` config section (for ``make``/``select_params``)."""
+    return {
+        "kmeans": {"n_init": cfg.n_init},
+        "gmm": {"n_init": cfg.n_init},
+        "spectral": {"n_init": cfg.n_init},
+        "fcm": {"m": cfg.fcm_m, "error": cfg.fcm_error, "maxiter": cfg.fcm_maxiter},
+        "dbscan": {"eps": cfg.dbscan_eps, "min_samples": cfg.dbscan_min_samples},
+        "hdbscan": {"min_cluster_size": cfg.hdbscan_min_cluster_size},
+    }
+
+
+def grid_from_config(cfg: ClusterConfig, name: str) -> dict[str, list[Any]]:
+    """Grid searched for ``name``: ``{}`` when ``cfg.tune`` is false, else ``cfg.grids[name]`` or the built-in one."""
+    if not cfg.tune:
+        return {}
+    grid = cfg.grids.get(name, get_spec(name).grid)
+    check_params(name, dict.fromkeys(grid))
+    return dict(grid)
+
+
+# --------------------------------------------------------------------------- selection
+
+def _fit_point(name, X, n_clusters, random_state, params, sample_size):
+    """Fit one grid point; return (estimator or None, row of scores)."""
+    est = make(name, n_clusters, random_state, **params)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            labels = np.asarray(est.fit_predict(X))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            log.debug("%s %s failed: %s", name, params, exc)
+            return None, {"fit_s": time.perf_counter() - start, "error": f"{type(exc).__name__}: {exc}",
+                          "warning": ""}
+    row = {"fit_s": time.perf_counter() - start, "error": "",
+           "warning": str(caught[0].message) if caught else ""}
+    row.update(internal_scores(X, labels, sample_size=sample_size, random_state=random_state))
+    return est, row
+
+
+def select_params(
+    name: str,
+    X,
+    n_clusters: int | None = None,
+    random_state: int = 0,
+    criterion: str = "silhouette",
+    params: dict[str, Any] | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    sample_size: int | None = None,
+) -> tuple[BaseEstimator, dict[str, Any], pd.DataFrame]:
+    """Fit every grid point and keep the best by an internal criterion (labels are never seen).
+
+    Parameters
+    ----------
+    name : str
+        Registry key.
+    X : array-like of shape (n_samples, n_features)
+    n_clusters : int or None
+        k for estimators that need it.
+    random_state : int
+        The pipeline's seed (estimators and the silhouette sample).
+    criterion : {"silhouette", "calinski_harabasz", "davies_bouldin"}
+        Higher is better except for Davies-Bouldin.
+    params : dict or None
+        Fixed parameters for every point (e.g. ``params_from_config(cfg)[name]``).
+    grid : dict or None
+        Parameter -> values; the points are their Cartesian product, in the given order,
+        each overriding ``params``. None: the registry's grid; ``{}``: ``params`` only.
+    sample_size : int or None
+        Silhouette sample (see :func:`audioclust.metrics.silhouette`).
+
+    Returns
+    -------
+    best_estimator : fitted estimator
+    best_params : dict
+        The parameters given to :func:`make` for it (fixed + grid point).
+    table : DataFrame
+        One row per grid point in grid order: the grid's parameters, ``silhouette,
+        calinski_harabasz, davies_bouldin, n_clusters, noise_fraction, fit_s, error,
+        warning, degenerate, rank`` (1 = best) and ``selected``.
+
+    Notes
+    -----
+    A point is *degenerate* when it failed to fit (ValueError or LinAlgError, kept in
+    ``error``), found fewer than two clusters (noise excluded, so "all noise" is
+    degenerate), gave every sample its own label, or its criterion is NaN. Degenerate
+    points rank after every other (failed ones last); ties keep grid order.
+    If every point failed, AudioclustError is raised with the first error.
+    """
+    if criterion not in INTERNAL:
+        raise ConfigError(f"unknown selection criterion {criterion!r}; allowed: {', '.join(INTERNAL)}")
+    params = dict(params or {})
+    grid = get_spec(name).grid if grid is None else grid
+    check_params(name, {**params, **dict.fromkeys(grid)})
+    n = np.shape(X)[0]
+    keys = list(grid)
+    points = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+    rows, fitted = [], []
+    for point in points:
+        est, row = _fit_point(name, X, n_clusters, random_state, {**params, **point}, sample_size)
+        score = row.get(criterion, np.nan)
+        row["degenerate"] = bool(est is None or row["n_clusters"] < 2 or row["n_clusters"] >= n
+                                 or np.isnan(score))
+        rows.append({**point, **row})
+        fitted.append(est)
+    table = pd.DataFrame(rows)
+
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    # failed after degenerate after the rest; best criterion first; ties keep grid order
+    order = sorted(range(len(rows)), key=lambda i: (fitted[i] is None, rows[i]["degenerate"],
+                                                    0.0 if rows[i]["degenerate"] else -sign * rows[i][criterion], i))
+    table["rank"] = np.argsort(order) + 1
+    best = order[0]
+    if fitted[best] is None:
+        raise AudioclustError(f"{name}: every grid point failed to fit; first error: {rows[0]['error']}")
+    if rows[best]["degenerate"]:
+        log.warning("%s: every grid point is degenerate (one cluster, all noise or NaN %s)", name, criterion)
+    table["selected"] = table["rank"] == 1
+    best_params = {**params, **points[best]}
+    log.info("%s: best of %d grid points by %s: %s", name, len(points), criterion, points[best])
+    return fitted[best], best_params, table
