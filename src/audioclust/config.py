@@ -78,6 +78,47 @@ class ParallelConfig:
     scheduler: str | None = None
 
 
+ViewFeature = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"]
+PerFile = Literal["none", "mean", "meanvar"]
+
+
+@dataclass
+class StatsViewConfig:
+    trim_db: float | None = _f(None, min=0.0)
+    pca: float | None = _f(0.95, min=1e-6)
+    whiten: bool = True
+
+
+@dataclass
+class ImageViewConfig:
+    trim_db: float | None = _f(20.0, min=0.0)
+    n_frames: int = _f(8, min=1)
+    per_file: dict[str, PerFile] = _f({"mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
+    pca: float | None = _f(40.0, min=1e-6)
+    whiten: bool = False
+
+
+@dataclass
+class DescriptorsViewConfig:
+    pca: float | None = _f(None, min=1e-6)
+    whiten: bool = False
+
+
+@dataclass
+class ViewsConfig:
+    features: list[ViewFeature] = _f(["mel", "mfcc", "mfcc_no_c0", "chroma", "spectrogram", "descriptors"])
+    kinds: list[Literal["stats", "image"]] = _f(["stats", "image"])
+    sources: list[Literal["npy", "png"]] = _f(["npy", "png"])
+    max_bins: int = _f(128, min=1)
+    scale: Literal["standard", "minmax", "none"] = "standard"
+    umap: int | None = _f(None, min=1)
+    umap_neighbors: int = _f(15, min=2)
+    umap_min_dist: float = _f(0.0, min=0.0)
+    stats: StatsViewConfig = field(default_factory=StatsViewConfig)
+    image: ImageViewConfig = field(default_factory=ImageViewConfig)
+    descriptors: DescriptorsViewConfig = field(default_factory=DescriptorsViewConfig)
+
+
 AlgorithmName = Literal["kmeans", "minibatch_kmeans", "fcm", "gmm", "agglomerative", "spectral",
                         "birch", "dbscan", "hdbscan", "affinity_propagation"]
 ALGORITHMS: tuple[str, ...] = typing.get_args(AlgorithmName)
@@ -105,6 +146,8 @@ class ClusterConfig:
     max_samples_quadratic: int = _f(5000, min=2)
     silhouette_sample_size: int | None = _f(2000, min=2)
     grids: dict[str, dict[str, list[Any]]] = _f({})
+    figures: bool = True
+    tsne: bool = True
 
 
 @dataclass
@@ -116,9 +159,9 @@ class AutoencoderConfig:
     input_size: list[int] = _f([96, 48], min=1)
     scale: Literal["percentile", "minmax", "none"] = "percentile"
     latent_dims: list[int] = _f([10], min=1)
-    batch_size: int = _f(64, min=1)
-    max_epochs: int = _f(30, min=1)
-    patience: int = _f(5, min=1)
+    batch_size: int = _f(32, min=1)
+    max_epochs: int = _f(15, min=1)
+    patience: int = _f(3, min=1)
     min_delta: float = _f(1e-4, min=0.0)
     lr: float = _f(1e-3, min=1e-7, max=1.0)
     lr_factor: float = _f(0.5, min=0.01, max=0.99)
@@ -130,7 +173,7 @@ class AutoencoderConfig:
     update_interval: int = _f(100, min=1)
     gamma: float = _f(0.1, min=0.0)
     tol: float = _f(0.001, min=0.0, max=1.0)
-    max_iter: int = _f(2000, min=1)
+    max_iter: int = _f(1000, min=1)
     alpha: float = _f(1.0, min=1e-6)
     kmeans_n_init: int = _f(20, min=1)
 
@@ -144,6 +187,7 @@ class Config:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -299,6 +343,15 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("config key 'dataset.labels' = 'regex' needs 'dataset.label_regex' (a regex with one group)")
     if cfg.dataset.labels == "csv" and not cfg.dataset.label_csv:
         raise ConfigError("config key 'dataset.labels' = 'csv' needs 'dataset.label_csv' (a CSV of path,label)")
+    v = cfg.views
+    for kind in v.image.per_file:
+        if kind not in FEATURE_KINDS:
+            raise ConfigError(f"unknown feature '{kind}' in 'views.image.per_file'; allowed: {', '.join(FEATURE_KINDS)}")
+    for name in ("stats", "image", "descriptors"):
+        pca = getattr(v, name).pca
+        if pca is not None and pca >= 1 and pca != int(pca):
+            raise ConfigError(f"config key 'views.{name}.pca' = {pca} must be a fraction of variance in (0, 1) "
+                              "or a whole number of components")
     c = cfg.cluster
     if c.k_min > c.k_max:
         raise ConfigError(f"config key 'cluster.k_min' = {c.k_min} must be <= cluster.k_max ({c.k_max})")
