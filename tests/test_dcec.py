@@ -1,0 +1,243 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from sklearn.metrics import normalized_mutual_info_score
+
+from audioclust.config import load_config
+from audioclust.dcec import (
+    ClusteringLayer, FeaturesDataModule, FeaturesDataset, embed, load_feature, run_dcec, target_distribution,
+    train_autoencoder,
+)
+from audioclust.errors import ConfigError, StageInputError
+
+SIZE = [12, 8]
+
+
+@pytest.fixture
+def cfg():
+    """A tiny autoencoder section: 12×8 images, a few quick epochs."""
+    return load_config(overrides={
+        "autoencoder.input_size": SIZE, "autoencoder.latent_dims": [4], "autoencoder.batch_size": 8,
+        "autoencoder.max_epochs": 2, "autoencoder.val_fraction": 0.25, "autoencoder.num_threads": 1,
+        "autoencoder.update_interval": 3, "autoencoder.max_iter": 12, "autoencoder.kmeans_n_init": 5,
+    }).autoencoder
+
+
+def two_families(n: int = 24, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Arrays (n_bins=10, n_frames 8..15): energy in the low bins for family 0, the high bins for 1."""
+    rng = np.random.default_rng(seed)
+    arrays, truth = [], np.arange(n) % 2
+    for fam in truth:
+        a = rng.normal(-60, 2, size=(10, int(rng.integers(8, 16))))
+        a[:5] += 50 if fam == 0 else 0
+        a[5:] += 50 if fam == 1 else 0
+        arrays.append(a.astype(np.float32))
+    return arrays, truth
+
+
+def train(cfg, arrays, tmp_path, seed=0, **kwargs):
+    return train_autoencoder("dcec", arrays, cfg, seed, tmp_path / "logs", tmp_path / "ckpt", progress=False, **kwargs)
+
+
+# --------------------------------------------------------------------------- data
+
+def test_resize_puts_time_first_and_keeps_values_when_no_resize_is_needed():
+    frames = np.tile(np.arange(6, dtype=np.float32), (4, 1))  # value = frame index, 4 bins
+    ds = FeaturesDataset([frames], size=(6, 4), scale="none")
+    assert ds.images.shape == (1, 1, 6, 4)
+    assert torch.equal(ds[0][0][0], torch.from_numpy(frames.T))
+    stretched = FeaturesDataset([frames], size=(12, 4), scale="none").images[0, 0]
+    assert (stretched.diff(dim=0) >= 0).all() and (stretched.diff(dim=0).sum(dim=0) > 0).all()  # time rises
+    assert torch.allclose(stretched, stretched[:, :1].expand(-1, 4))  # constant along frequency
+
+
+def test_one_scale_for_the_whole_dataset_keeps_level_differences():
+    # pixels: four 0s, four 5s, four 10s. np.percentile (linear) puts the 1st percentile at
+    # rank 0.11 -> 0 and the 99th at rank 10.89 -> 10, so the map is v / 10
+    arrays = [np.full((2, 2), v, dtype=np.float32) for v in (0.0, 5.0, 10.0)]
+    ds = FeaturesDataset(arrays, size=(2, 2))
+    assert (ds.low, ds.high) == (0.0, 10.0)
+    assert [ds[i][0].mean().item() for i in range(3)] == [0.0, 0.5, 1.0]
+    fixed = FeaturesDataset(arrays, size=(2, 2), scale=(2.5, 7.5))  # (v - 2.5) / 5, clipped
+    assert [fixed[i][0].mean().item() for i in range(3)] == [0.0, 0.5, 1.0]
+    mm = FeaturesDataset([np.array([[0.0, 1.0], [3.0, 4.0]], dtype=np.float32)], size=(2, 2), scale="minmax")
+    assert torch.equal(mm.images[0, 0], torch.tensor([[0.0, 0.75], [0.25, 1.0]]))  # transposed
+
+
+def test_percentile_scale_clips_outliers():
+    values = np.arange(101, dtype=np.float32).reshape(1, 101)  # 0..100: percentiles 1 and 99 are 1 and 99
+    ds = FeaturesDataset([values], size=(101, 1))
+    assert (ds.low, ds.high) == pytest.approx((1.0, 99.0))
+    image = ds.images[0, 0, :, 0]
+    assert image[0] == 0.0 and image[-1] == 1.0 and image[50].item() == pytest.approx(49 / 98)
+
+
+def test_paths_npy_and_png(tmp_path):
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.save(tmp_path / "a.npy", array)
+    # stage 03's PNG: row 0 = highest bin; grey 255 in the top row means the highest bin is bright
+    Image.fromarray(np.array([[255, 255, 255], [0, 0, 0]], dtype=np.uint8)).save(tmp_path / "b.png")
+    assert np.array_equal(load_feature(tmp_path / "a.npy"), array)
+    assert np.array_equal(load_feature(tmp_path / "b.png"), np.array([[0, 0, 0], [1, 1, 1]], dtype=np.float32))
+    ds = FeaturesDataset([tmp_path / "a.npy", tmp_path / "b.png"], size=(3, 2), scale="none")
+    assert ds.keys == [str(tmp_path / "a.npy"), str(tmp_path / "b.png")]
+    assert ds.shapes == [(2, 3), (2, 3)]
+    (tmp_path / "c.txt").write_text("x")
+    with pytest.raises(StageInputError, match="npy or .png"):
+        load_feature(tmp_path / "c.txt")
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(StageInputError, match="stage 03"):
+        FeaturesDataset([])
+    with pytest.raises(StageInputError, match="NaN"):
+        FeaturesDataset([np.array([[np.nan, 1.0]], dtype=np.float32)])
+    with pytest.raises(ConfigError, match="keys"):
+        FeaturesDataset([np.ones((2, 2))], keys=["a", "b"])
+
+
+def test_fingerprint_follows_data_and_keys():
+    arrays, _ = two_families(4)
+    a = FeaturesDataset(arrays, size=SIZE)
+    assert a.fingerprint() == FeaturesDataset(arrays, size=SIZE).fingerprint()
+    changed = [arr.copy() for arr in arrays]
+    changed[2][0, 0] += 10.0
+    assert FeaturesDataset(changed, size=SIZE).fingerprint() != a.fingerprint()
+    assert FeaturesDataset(arrays, size=SIZE, keys=list("abcd")).fingerprint() != a.fingerprint()
+
+
+def test_full_loader_covers_every_sample_once_in_order_and_split_is_seeded():
+    arrays, _ = two_families(23)
+    ds = FeaturesDataset(arrays, size=SIZE)
+    dm = FeaturesDataModule(ds, batch_size=5, val_fraction=0.2, seed=3)
+    xs, idx = zip(*dm.full_dataloader())
+    assert torch.cat(idx).tolist() == list(range(23))
+    assert torch.equal(torch.cat(xs), ds.images)
+    assert [len(i) for i in idx] == [5, 5, 5, 5, 3]  # no drop_last
+    assert torch.cat([i for _, i in dm.predict_dataloader()]).tolist() == list(range(23))
+    shuffled = torch.cat([i for _, i in dm.full_dataloader(shuffle=True)]).tolist()
+    assert sorted(shuffled) == list(range(23)) and shuffled != list(range(23))
+    assert len(dm.val_indices) == 5  # round(23 * 0.2)
+    assert sorted(dm.train_indices + dm.val_indices) == list(range(23))
+    assert torch.cat([i for _, i in dm.val_dataloader()]).tolist() == dm.val_indices
+    assert FeaturesDataModule(ds, val_fraction=0.2, seed=3).val_indices == dm.val_indices
+    assert FeaturesDataModule(ds, val_fraction=0.2, seed=4).val_indices != dm.val_indices
+    assert not FeaturesDataModule(ds, val_fraction=0.0).has_validation
+
+
+# --------------------------------------------------------------------------- DCEC maths
+
+def test_soft_assignment_by_hand():
+    z = torch.tensor([[0.0, 0.0], [3.0, 0.0]])
+    layer = ClusteringLayer(2, 2, alpha=1.0, centers=np.array([[0.0, 0.0], [2.0, 0.0]]))
+    # alpha = 1: kernel 1 / (1 + d²).
+    # z1: d² = (0, 4) -> (1, 1/5), sum 6/5 -> q1 = (5/6, 1/6)
+    # z2: d² = (9, 1) -> (1/10, 1/2), sum 3/5 -> q2 = (1/6, 5/6)
+    q = layer(z)
+    assert torch.allclose(q, torch.tensor([[5 / 6, 1 / 6], [1 / 6, 5 / 6]]))
+    # alpha = 2: kernel (1 + d²/2)^(-3/2); z1 -> (1, 3^-1.5 = 0.192450) -> q1 = (1, 0.192450) / 1.192450
+    layer2 = ClusteringLayer(2, 2, alpha=2.0, centers=np.array([[0.0, 0.0], [2.0, 0.0]]))
+    assert torch.allclose(layer2(z[:1]), torch.tensor([[0.838610, 0.161390]]), atol=1e-6)
+
+
+def test_target_distribution_by_hand():
+    q = torch.tensor([[0.5, 0.5], [0.8, 0.2]])
+    # f = column sums = (1.3, 0.7)
+    # row 1: (0.25/1.3, 0.25/0.7) -> normalised 0.7/(0.7 + 1.3) = 0.35, 0.65
+    # row 2: (0.64/1.3, 0.04/0.7) -> 0.448/(0.448 + 0.052) = 0.896, 0.104
+    expected = torch.tensor([[0.35, 0.65], [0.896, 0.104]])
+    assert torch.allclose(target_distribution(q), expected, atol=1e-6)
+    assert np.allclose(target_distribution(q.numpy()), expected.numpy(), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- training
+
+@pytest.mark.parametrize("name", ["dcec", "conv4", "vae"])
+def test_fast_dev_run_each_architecture(name, cfg, tmp_path):
+    arrays, _ = two_families(8)
+    result = train_autoencoder(name, arrays, cfg, 0, tmp_path / "logs", tmp_path / "ckpt",
+                               trainer_kwargs={"fast_dev_run": True, "accelerator": "cpu"}, progress=False)
+    assert not result.reused and result.epochs == 1
+    assert result.checkpoint.is_file() and result.checkpoint.with_suffix(".json").is_file()
+    z = embed(result.module, result.datamodule)
+    assert z.shape == (8, 4) and z.dtype == np.float32 and np.isfinite(z).all()
+
+
+@pytest.mark.filterwarnings("ignore:Experiment logs directory")  # the retrain after the marker is removed
+def test_checkpoint_reuse_rule(cfg, tmp_path, monkeypatch):
+    arrays, _ = two_families(16)
+    first = train(cfg, arrays, tmp_path)
+    assert not first.reused and first.epochs == 2 and first.checkpoint.name.startswith("dcec_z4_s0_")
+    z1 = embed(first.module, first.datamodule)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("Trainer.fit called although the checkpoint should be reused")
+
+    with monkeypatch.context() as m:
+        m.setattr(pl.Trainer, "fit", no_fit)
+        again = train(cfg, arrays, tmp_path)
+        assert again.reused and again.epochs == 2 and again.checkpoint == first.checkpoint
+        assert np.array_equal(embed(again.module, again.datamodule), z1)
+        # DCEC-stage keys do not change the pre-trained model
+        assert train(cfg, arrays, tmp_path, trainer_kwargs=None).reused
+        assert train(dataclasses.replace(cfg, gamma=0.5, max_iter=7), arrays, tmp_path).reused
+
+    calls = []
+    original_fit = pl.Trainer.fit
+    monkeypatch.setattr(pl.Trainer, "fit", lambda self, *a, **k: (calls.append(1), original_fit(self, *a, **k)))
+    other_latent = train(cfg, arrays, tmp_path, latent_dim=3)
+    changed = [a.copy() for a in arrays]
+    changed[0] += 1.0
+    other_data = train(cfg, changed, tmp_path)
+    other_lr = train(dataclasses.replace(cfg, lr=0.01), arrays, tmp_path)
+    other_seed = train(cfg, arrays, tmp_path, seed=1)
+    assert len(calls) == 4
+    assert not any(r.reused for r in (other_latent, other_data, other_lr, other_seed))
+    assert len({r.checkpoint for r in (first, other_latent, other_data, other_lr, other_seed)}) == 5
+    # a checkpoint without its completion marker (an interrupted run) is not trusted
+    first.checkpoint.with_suffix(".json").unlink()
+    assert not train(cfg, arrays, tmp_path).reused
+
+
+def test_same_seed_same_embedding(cfg, tmp_path):
+    arrays, _ = two_families(16)
+    z = [embed(r.module, r.datamodule) for r in (train(cfg, arrays, tmp_path / "a"),
+                                                  train(cfg, arrays, tmp_path / "b"),
+                                                  train(cfg, arrays, tmp_path / "c", seed=1))]
+    np.testing.assert_allclose(z[0], z[1], rtol=0, atol=1e-6)
+    assert not np.allclose(z[0], z[2], atol=1e-3)
+
+
+def test_dcec_stage_on_separable_data(cfg, tmp_path):
+    arrays, truth = two_families(24)
+    # a converged pre-training (val MSE ~1e-3): DCEC starts from a meaningful embedding
+    pre = train(dataclasses.replace(cfg, max_epochs=25, lr=0.003, batch_size=4), arrays, tmp_path)
+    before = {k: v.clone() for k, v in pre.module.state_dict().items()}
+
+    by_iter = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0), seed=0,
+                       log_dir=tmp_path / "logs")
+    # tol = 0 can never be undercut: training runs to max_iter = 12, with updates every 3 batches
+    assert by_iter.stopped_by == "max_iter" and by_iter.iterations == 12
+    assert by_iter.history["iteration"].tolist() == [0, 3, 6, 9, 12]
+    assert by_iter.labels.shape == (24,) and set(by_iter.labels) <= {0, 1}
+    assert np.allclose(by_iter.q.sum(axis=1), 1.0, atol=1e-5)
+    assert by_iter.embedding.shape == (24, 4)
+    assert np.isnan(by_iter.history["loss"].iloc[0]) and np.isfinite(by_iter.history["loss"].iloc[1:]).all()
+    assert normalized_mutual_info_score(truth, by_iter.labels) == 1.0
+    assert normalized_mutual_info_score(truth, by_iter.kmeans_labels) == 1.0
+
+    # tol = 1: any change below 100 % stops at the first update after the start
+    by_tol = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=1.0), seed=0)
+    assert by_tol.stopped_by == "tol" and by_tol.iterations == 3
+    assert by_tol.history["iteration"].tolist() == [0, 3]
+    assert len(by_tol.labels) == 24
+
+    # the pre-trained autoencoder is left untouched
+    after = pre.module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ConfigError, match="n_clusters"):
+        run_dcec(pre.module, pre.datamodule, 25, cfg, seed=0)
