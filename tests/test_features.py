@@ -199,3 +199,15 @@ def test_png_file_has_low_frequencies_at_the_bottom():
     brightest_row = int(np.argmax(pixels[:, 5]))
     assert brightest_row == 1025 - 1 - round(200 * 2048 / SR)  # bin 19 -> row 1005 of 1025
     np.testing.assert_array_equal(F.read_png(io.BytesIO(data)), pixels)
+
+
+def test_mfcc_floors_the_mel_db_at_top_db_below_the_peak():
+    import librosa
+    mel_db = np.full((40, 6), -100.0, dtype=np.float32)
+    mel_db[:10] = 20.0  # loud low bands, empty high bands 120 dB below
+    floored = F.mfcc(mel_db, n_mfcc=13, top_db=80.0)
+    expected = librosa.feature.mfcc(S=np.maximum(mel_db, 20.0 - 80.0), n_mfcc=13)
+    np.testing.assert_allclose(floored, expected, rtol=1e-5, atol=1e-3)
+    unfloored = F.mfcc(mel_db, n_mfcc=13, top_db=None)
+    # c0 is sqrt(1/n_mels)·Σ mel_db: the floor lifts 30 bands by 40 dB each
+    assert unfloored[0, 0] == pytest.approx(floored[0, 0] - 30 * 40 / np.sqrt(40), rel=1e-4)

@@ -24,6 +24,9 @@ STAGES: list[tuple[str, str, str]] = [
     ("metadata", "audioclust.metadata", "stage 01: scan audio files into metadata/<name>/metadata.csv"),
     ("transform", "audioclust.transform", "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
     ("extract", "audioclust.extract", "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
+    ("cluster", "audioclust.cluster", "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
+    ("autoencoder", "audioclust.autoencoder", "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
+    ("report", "audioclust.html_report", "write results/<name>/report/index.html: tables, figures, clusters, sound map"),
 ]
 
 

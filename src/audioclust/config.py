@@ -60,6 +60,7 @@ class FeaturesConfig:
     n_mels: int = _f(128, min=1)
     n_mfcc: int = _f(20, min=2)
     n_chroma: int = _f(12, min=1)
+    mfcc_top_db: float | None = _f(80.0, min=1.0)
     fmin: float = _f(0.0, min=0.0)
     fmax: float | None = _f(None, min=1.0)
     png: bool = True
@@ -128,7 +129,7 @@ K_METHODS: tuple[str, ...] = typing.get_args(KMethod)
 
 @dataclass
 class ClusterConfig:
-    algorithms: list[AlgorithmName] = _f(list(ALGORITHMS))
+    algorithms: list[AlgorithmName] = _f(["kmeans", "fcm", "agglomerative", "spectral", "hdbscan"])
     k: int | None = _f(None, min=2)
     k_min: int = _f(2, min=1)
     k_max: int = _f(10, min=1)
@@ -148,6 +149,8 @@ class ClusterConfig:
     grids: dict[str, dict[str, list[Any]]] = _f({})
     figures: bool = True
     tsne: bool = True
+    kselect_max_samples: int | None = _f(1000, min=10)
+    min_cluster_share: float = _f(0.1, min=0.0, max=1.0)
 
 
 @dataclass
@@ -160,7 +163,7 @@ class AutoencoderConfig:
     scale: Literal["percentile", "minmax", "none"] = "percentile"
     latent_dims: list[int] = _f([10], min=1)
     batch_size: int = _f(32, min=1)
-    max_epochs: int = _f(15, min=1)
+    max_epochs: int = _f(10, min=1)
     patience: int = _f(3, min=1)
     min_delta: float = _f(1e-4, min=0.0)
     lr: float = _f(1e-3, min=1e-7, max=1.0)
@@ -173,9 +176,52 @@ class AutoencoderConfig:
     update_interval: int = _f(100, min=1)
     gamma: float = _f(0.1, min=0.0)
     tol: float = _f(0.001, min=0.0, max=1.0)
-    max_iter: int = _f(1000, min=1)
+    max_iter: int = _f(500, min=1)
     alpha: float = _f(1.0, min=1e-6)
     kmeans_n_init: int = _f(20, min=1)
+
+
+SegmentAlgorithm = Literal["kmeans", "affinity_propagation"]
+
+
+@dataclass
+class SegmentsConfig:
+    algorithms: list[SegmentAlgorithm] = _f(["kmeans", "affinity_propagation"])
+    k: int = _f(4, min=2)
+    n_fft: int = _f(2048, min=16)
+    hop_length: int = _f(256, min=1)
+    n_mels: int = _f(64, min=1)
+    n_mfcc: int = _f(13, min=1)
+    backtrack: bool = True
+    delta: float = _f(0.07, min=0.0)
+    wait: float = _f(0.03, min=0.0)
+    length: float | None = _f(None, min=0.001)
+    silence_db: float = _f(-60.0, max=0.0)
+    ap_damping: float = _f(0.9, min=0.5, max=0.99)
+    scatter: list[str] = _f([])
+    click_freq: float = _f(1000.0, min=1.0)
+    click_duration: float = _f(0.1, min=0.001)
+    click_gain: float = _f(0.5, min=0.0)
+    example_seconds: float = _f(8.0, min=1.0)
+
+
+@dataclass
+class GroupingConfig:
+    pairs_csv: str | None = None
+    n_communities: int | None = _f(None, min=1)
+
+
+@dataclass
+class ReportConfig:
+    source: Literal["clustering", "autoencoder"] = "clustering"
+    result: str | None = None
+    projection: Literal["tsne", "pca", "umap"] = "tsne"
+    audio_seconds: float = _f(5.0, min=0.1)
+    audio_rate: int = _f(16000, min=4000, max=48000)
+    audio_format: Literal["ogg", "wav"] = "ogg"
+    thumbnail_feature: FeatureKind = "mel"
+    thumbnail_size: list[int] = _f([128, 64], min=8, max=1024)
+    n_members: int = _f(6, min=1)
 
 
 @dataclass
@@ -188,6 +234,9 @@ class Config:
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     views: ViewsConfig = field(default_factory=ViewsConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -361,6 +410,14 @@ def _check_cross_fields(cfg: Config) -> None:
 
     if len(cfg.autoencoder.input_size) != 2:
         raise ConfigError(f"config key 'autoencoder.input_size' = {cfg.autoencoder.input_size} must be [time, frequency]")
+    sg = cfg.segments
+    if sg.hop_length > sg.n_fft:
+        raise ConfigError(f"config key 'segments.hop_length' = {sg.hop_length} must be <= segments.n_fft ({sg.n_fft})")
+    if sg.scatter and len(sg.scatter) != 2:
+        raise ConfigError(f"config key 'segments.scatter' = {sg.scatter} must name two feature columns "
+                          "(e.g. [zcr, rms]) or be [] for the first two PCA components")
+    if len(cfg.report.thumbnail_size) != 2:
+        raise ConfigError(f"config key 'report.thumbnail_size' = {cfg.report.thumbnail_size} must be [width, height]")
 
 # --------------------------------------------------------------------------- hashing
 

@@ -162,17 +162,25 @@ def chromagram(power: np.ndarray, *, sr: int, n_fft: int, n_chroma: int) -> np.n
     return librosa.util.normalize(raw, norm=np.inf, axis=-2).astype(np.float32, copy=False)
 
 
-def mfcc(mel_db: np.ndarray, *, n_mfcc: int) -> np.ndarray:
+def mfcc(mel_db: np.ndarray, *, n_mfcc: int, top_db: float | None = 80.0) -> np.ndarray:
     """MFCC of a dB mel-spectrogram (``librosa.feature.mfcc(S=mel_db)``).
+
+    The mel dB values are first floored at ``top_db`` below the file's loudest bin, as
+    ``librosa.feature.mfcc(y=...)`` does: otherwise near-silent frames and empty bands
+    (e.g. above a recording's own bandwidth) swing the cepstrum by tens of dB.
 
     Parameters
     ----------
     mel_db : ndarray of shape (n_mels, n_frames)
+    n_mfcc : number of coefficients.
+    top_db : dynamic range kept below the peak; None keeps everything.
 
     Returns
     -------
     ndarray of shape (n_mfcc, n_frames), float32
     """
+    if top_db is not None and mel_db.size:
+        mel_db = np.maximum(mel_db, mel_db.max() - top_db)
     return librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc).astype(np.float32, copy=False)
 
 
@@ -314,7 +322,7 @@ def analyse(
     if "chroma" in kinds:
         out["chroma"] = chromagram(power, sr=sr, n_fft=cfg.n_fft, n_chroma=cfg.n_chroma)
     if kinds & {"mfcc", "mfcc_no_c0"}:
-        coefficients = mfcc(mel_db, n_mfcc=cfg.n_mfcc)
+        coefficients = mfcc(mel_db, n_mfcc=cfg.n_mfcc, top_db=cfg.mfcc_top_db)
         if "mfcc" in kinds:
             out["mfcc"] = coefficients
         if "mfcc_no_c0" in kinds:

@@ -1,0 +1,166 @@
+"""Clustering quality on FSDD: stages 01–04 with the config defaults, labels = digit and = speaker.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_quality.py [--limit N] [--root DIR] [--out quality.json] [--n-jobs 2]
+                                                 [--labels digit speaker] [--skip-autoencoder]
+
+For each label set (``digit``: 10 classes, ``speaker``: 6) it builds a project (a temporary
+folder, or ``--root``), brings FSDD (``../shared/datasets/fsdd/recordings``) in as links with
+:func:`audioclust.datasets.prepare`, and runs metadata → transform → extract → cluster with
+``configs/default.yaml`` and one override: ``cluster.k`` = the number of classes, as the goals
+of the issue are stated (the researcher types it; labels still choose nothing else).
+When stage 05 (``autoencoder``) is registered, it runs too and adds its rows.
+
+``--limit N`` uses a seeded random sample of N recordings (the same for both label sets), so
+every digit and speaker stays represented.
+
+Prints a Markdown table: per label set, the label-free selection (the row with the best
+internal criterion over every feature, view and algorithm: what a user without labels would
+take), each feature's label-free row, and the best row by NMI (uses labels), with NMI, ACC
+and ARI; plus the stage times. ``--out`` writes every number as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "recordings"
+sys.path.insert(0, str(REPO / "src"))
+
+from audioclust.cli import STAGES, run_stage  # noqa: E402
+from audioclust.config import load_config  # noqa: E402
+from audioclust.datasets import prepare  # noqa: E402
+from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
+from audioclust.paths import ProjectPaths  # noqa: E402
+
+log = logging.getLogger("bench_quality")
+LABEL_SETS = {"digit": 10, "speaker": 6}
+CHAIN = ["metadata", "transform", "extract", "cluster"]
+
+
+def sample_source(limit: int | None, folder: Path, seed: int = 0) -> Path:
+    """FSDD itself, or a folder of links to a seeded random sample of ``limit`` of its recordings."""
+    if limit is None:
+        return FSDD
+    files = sorted(FSDD.glob("*.wav"))
+    chosen = np.random.default_rng(seed).choice(len(files), size=min(limit, len(files)), replace=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in sorted(chosen):
+        (folder / files[i].name).symlink_to(files[i])
+    return folder
+
+
+def run_label_set(root: Path, source: Path, label: str, n_jobs: int, autoencoder: bool) -> dict:
+    """Stages 01–04 for one label set; its rows and timings."""
+    name = f"fsdd_{label}"
+    paths = ProjectPaths(root, name)
+    n_files = prepare("fsdd", source, paths.raw, label=label)
+    k = LABEL_SETS[label]
+    cfg = load_config(root, name, overrides={"cluster.k": k, "parallel.n_jobs": n_jobs})
+    times = {}
+    for stage in CHAIN:
+        start = time.perf_counter()
+        run_stage(stage, cfg, paths)
+        times[stage] = round(time.perf_counter() - start, 1)
+    results = pd.read_csv(paths.results / "clustering" / "results.csv")
+    rows = summary_rows(results, cfg.cluster.criterion)
+    if autoencoder:
+        rows += autoencoder_rows(cfg, paths, times)
+    return {"labels": label, "k": k, "files": n_files, "criterion": cfg.cluster.criterion,
+            "seconds": times, "rows": rows}
+
+
+def _row(kind: str, r: pd.Series) -> dict:
+    return {"row": kind, "feature": r["feature"], "type": r["type"], "algorithm": r["algorithm"],
+            "params": r["params"], "nmi": float(r["nmi"]), "acc": float(r["acc"]), "ari": float(r["ari"])}
+
+
+def summary_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
+    """The overall label-free choice, each feature's label-free row, the best row by NMI."""
+    ok = results[results["status"] == "ok"]
+    selected = ok[ok["selected"].astype(bool)]
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    rows = [_row("label-free (overall)", selected.loc[(selected[criterion] * sign).idxmax()])]
+    rows += [_row(f"label-free ({r['feature']})", r) for _, r in selected.iterrows()]
+    rows.append(_row("best by NMI (uses labels)", ok.loc[ok["nmi"].idxmax()]))
+    return rows
+
+
+# ---------------------------------------------------------------- stage 05 (autoencoder) rows
+# When the autoencoder stage is registered in audioclust.cli.STAGES, it runs after stage 04 and
+# its results.csv (results/<name>/autoencoder/, the same columns as stage 04's) adds its rows.
+def autoencoder_rows(cfg, paths: ProjectPaths, times: dict) -> list[dict]:
+    """Stage 05 on the same project and its label-free / best rows (none before stage 05 exists)."""
+    if "autoencoder" not in [name for name, _, _ in STAGES]:
+        return []
+    start = time.perf_counter()
+    run_stage("autoencoder", cfg, paths)
+    times["autoencoder"] = round(time.perf_counter() - start, 1)
+    results = pd.read_csv(paths.results / "autoencoder" / "results.csv")
+    return [{**r, "row": f"autoencoder: {r['row']}"} for r in summary_rows(results, cfg.cluster.criterion)]
+# ---------------------------------------------------------------- end of stage 05 rows
+
+
+def markdown(runs: list[dict]) -> str:
+    lines = ["| labels | k | files | row | feature | type | algorithm | NMI | ACC | ARI |",
+             "|:---|---:|---:|:---|:---|:---|:---|---:|---:|---:|"]
+    for run in runs:
+        for r in run["rows"]:
+            lines.append(f"| {run['labels']} | {run['k']} | {run['files']} | {r['row']} | {r['feature']} | "
+                         f"{r['type']} | {r['algorithm']} | {r['nmi']:.3f} | {r['acc']:.3f} | {r['ari']:.3f} |")
+    lines += ["", "| labels | " + " | ".join(f"{s} (s)" for s in runs[0]["seconds"]) + " |",
+              "|:---|" + "---:|" * len(runs[0]["seconds"])]
+    for run in runs:
+        lines.append(f"| {run['labels']} | " + " | ".join(str(v) for v in run["seconds"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, help="use a seeded random sample of this many recordings")
+    parser.add_argument("--root", type=Path, help="project folder to build in (default: a temporary one, removed)")
+    parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")
+    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes for stages 02-03 (default 2)")
+    parser.add_argument("--labels", nargs="+", choices=list(LABEL_SETS), default=list(LABEL_SETS))
+    parser.add_argument("--skip-autoencoder", action="store_true", help="stages 01-04 only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if not FSDD.is_dir():
+        log.error("FSDD not found at %s", FSDD)
+        return 2
+    root = args.root or Path(tempfile.mkdtemp(prefix="bench_quality_"))
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    try:
+        source = sample_source(args.limit, root / "sample")
+        runs = [run_label_set(root, source, label, args.n_jobs, not args.skip_autoencoder) for label in args.labels]
+    finally:
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    text = markdown(runs)
+    sys.stdout.write(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+                                        "limit": args.limit, "machine": platform.platform(),
+                                        "cpus": os.cpu_count(), "runs": runs, "markdown": text}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,658 @@
+"""Stage 05: a convolutional autoencoder's embedding, clustered by K-Means and by DCEC.
+
+For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`` files,
+NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
+``autoencoder.latent_dims``:
+
+1. Pre-train ``autoencoder.architecture`` on reconstruction, or reuse its checkpoint in
+   ``checkpoints/<name>/`` when data, parameters and seed are unchanged
+   (:func:`audioclust.dcec.train_autoencoder`; Lightning logs in ``logs/<name>/``).
+2. Embed every file and choose k: ``cluster.k`` when given, else the consensus of the
+   k-selection criteria on the embedding, with stage 04's settings (``cluster.k_min`` ..
+   ``k_max``, ``k_methods``, a seeded sample of ``cluster.kselect_max_samples`` files).
+   Labels never choose k.
+3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded).
+4. ``dcec``: the DCEC clustering stage (:func:`audioclust.dcec.run_dcec`), which repeats
+   the same seeded K-Means on the same embedding and so starts from those centres.
+5. Scores as in stage 04: internal ones on the embedding that was clustered (the
+   pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
+   on the labelled files. ``selected`` marks, per feature, the row with the best
+   ``cluster.criterion`` over latent sizes and both stages (labels unused).
+
+Outputs in ``results/<name>/autoencoder/``:
+
+- ``results.csv``: one row per feature × latent size × stage (:data:`COLUMNS`; the
+  columns of stage 04's table plus ``architecture, latent_dim, stage, epochs, train_s,
+  reused, recon_mse`` (reconstruction MSE per pixel over every file), ``val_loss`` (best
+  validation loss of pre-training), ``dcec_iterations, stopped_by``);
+- ``labels.csv``: ``stem, label`` and one column of cluster labels per row ``id``, in
+  ``features.csv`` order (the layout of stage 04's ``labels.csv``);
+- ``embeddings/<view>/pretrained.npy`` and ``dcec.npy`` (n_files, latent_dim) float32 and
+  ``dcec_q.npy`` (n_files, k), rows in ``labels.csv`` order;
+- ``k_selection.csv`` when k is estimated;
+- ``summary.csv|md|tex`` (:func:`audioclust.report.write_summary`) followed by the
+  original study's *Feature | Embedding | NMI | ACC* table; the same rows and table are
+  added to stage 04's ``results/<name>/clustering/summary.*`` when stage 04 has run
+  (regenerated from its ``results.csv`` each time, so re-runs add nothing twice);
+- ``figures/`` (PNG 300 dpi + PDF, when ``cluster.figures``): loss curves,
+  input/reconstruction grid, 2-D projections (PCA; t-SNE too when ``cluster.tsne``) by
+  cluster and by label, contingency tables, DCEC history, k selection, and
+  reconstruction error against latent size when several sizes are trained.
+
+Stage 05 reads the figure switches of the ``cluster`` section: a key added to the
+``autoencoder`` section would enter the checkpoint hash of :mod:`audioclust.dcec`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import plots
+from .config import Config
+from .datasets import label_folder
+from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, run_dcec, train_autoencoder
+from .errors import ConfigError, StageInputError
+from .kselect import KSelection, estimate_k
+from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, external_scores, internal_scores
+from .paths import ProjectPaths
+from .report import latex_table, markdown_table, summary_table, write_summary
+from .storage import read_json, write_csv, write_npy, write_text
+from .views import SOURCE_NAMES, read_table
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
+#: how the Embedding column of the summary names each stage
+STAGE_NAMES = {"ae_kmeans": "K-Means", "dcec": "DCEC"}
+COLUMNS: list[str] = [
+    "id", "feature", "view", "type", "kind", "source", "architecture", "latent_dim", "stage", "algorithm",
+    "k", "k_source", "n_clusters", "params", "status", "reason", "selected", *EXTERNAL, *INTERNAL,
+    "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
+    "n_samples", "n_dims", "checkpoint",
+]
+EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
+#: examples shown in the input/reconstruction grid
+N_EXAMPLES = 6
+
+
+@dataclass
+class ModelRun:
+    """One trained (or reused) autoencoder and its two clusterings.
+
+    Attributes
+    ----------
+    view : ``<feature>.<architecture>_z<latent>.<source>``, the prefix of its row ids.
+    rows : its ``ae_kmeans`` and ``dcec`` rows of the results table.
+    labels : stage -> cluster labels of shape (n_samples,).
+    embeddings : stage -> the clustered embedding of shape (n_samples, latent_dim).
+    selection : the k selection on the pre-trained embedding (None when ``cluster.k`` is given).
+    trained : what :func:`~audioclust.dcec.train_autoencoder` returned.
+    dcec : what :func:`~audioclust.dcec.run_dcec` returned.
+    dataset : the images.
+    """
+
+    view: str
+    rows: list[dict[str, Any]]
+    labels: dict[str, np.ndarray]
+    embeddings: dict[str, np.ndarray]
+    selection: KSelection | None
+    trained: TrainResult
+    dcec: DCECResult
+    dataset: FeaturesDataset
+
+
+def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+    """Train or reuse the autoencoders, cluster their embeddings (K-Means, DCEC), write every output.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``autoencoder`` (models, training, DCEC), ``cluster`` (k, its estimation, the
+        criterion, figure switches), ``seed``.
+    paths : ProjectPaths
+
+    Returns
+    -------
+    DataFrame with :data:`COLUMNS`, two rows (``ae_kmeans``, ``dcec``) per feature × latent
+    size (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
+
+    Raises
+    ------
+    StageInputError
+        When ``features.csv`` or a feature file of an ok row is missing (run ``audioclust extract``).
+    ConfigError
+        For an empty feature or latent list, or a ``cluster.k`` that does not fit the files.
+    """
+    ae = cfg.autoencoder
+    if not ae.enabled:
+        log.info("autoencoder: disabled (autoencoder.enabled is false); nothing to do")
+        return pd.DataFrame(columns=COLUMNS)
+    if not ae.features or not ae.latent_dims:
+        raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
+                          "least one value, e.g. [mel] and [10]")
+    table = read_table(paths)
+    n = len(table)
+    if n < 3:
+        raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
+    if cfg.cluster.k is not None and cfg.cluster.k >= n:
+        raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
+    files = {feature: feature_files(paths, table, feature, ae.source) for feature in ae.features}
+    labels = table["label"].fillna("").astype(str).to_numpy()
+    labelled = labels != ""
+    log.info("autoencoder: %d files, %s; %s × latent %s", n,
+             f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels",
+             ", ".join(ae.features), ae.latent_dims)
+    out = paths.results / "autoencoder"
+
+    rows: list[dict[str, Any]] = []
+    assignments: dict[str, np.ndarray] = {}
+    selections: dict[str, KSelection] = {}
+    for feature in ae.features:
+        dataset = FeaturesDataset(files[feature], size=ae.input_size, scale=ae.scale,
+                                  keys=[paths.rel(f) for f in files[feature]])
+        for latent in ae.latent_dims:
+            model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled)
+            rows += model.rows
+            assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
+            if model.selection is not None:
+                selections[model.view] = model.selection
+            _write_embeddings(out / "embeddings" / model.view, model)
+            if cfg.cluster.figures:
+                _model_figures(cfg, paths, model, labels, labelled, out / "figures")
+
+    results = pd.DataFrame(rows, columns=COLUMNS)
+    mark_selected(results, cfg.cluster.criterion)
+    write_csv(out / "results.csv", results)
+    frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
+    write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
+    if selections:
+        write_csv(out / "k_selection.csv", _k_selection_table(selections))
+    write_summaries(results, paths, cfg.cluster.criterion)
+    if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
+        plots.save_figure(latent_size_curve(results), out / "figures" / "latent_size")
+    _log_summary(results, cfg.cluster.criterion)
+    return results
+
+
+# --------------------------------------------------------------------------- inputs
+
+def feature_files(paths: ProjectPaths, table: pd.DataFrame, feature: str, source: str) -> list[Path]:
+    """The stage-03 file of ``feature`` for every row of ``table``, in order.
+
+    Raises
+    ------
+    StageInputError
+        When any of them is missing, naming the first and what to run.
+    """
+    files = [paths.feature_file(feature, label_folder(label), stem, f".{source}")
+             for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        need = f"'{feature}' in features.kinds" + (" and features.png: true" if source == "png" else "")
+        raise StageInputError(f"{len(missing)} of {len(files)} {feature} .{source} files are missing (first: "
+                              f"{paths.rel(missing[0])}): run `audioclust extract --dataset {paths.dataset}` with "
+                              f"{need}")
+    return files
+
+
+# --------------------------------------------------------------------------- one model
+
+def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
+              labels: np.ndarray, labelled: np.ndarray) -> ModelRun:
+    """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
+
+    Parameters
+    ----------
+    cfg, paths : the run's config and paths.
+    dataset : the images of ``feature`` for every ok file.
+    feature : its name; latent : the embedding size.
+    labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
+    """
+    ae, seed = cfg.autoencoder, cfg.seed
+    view = f"{feature}.{ae.architecture}_z{latent}.{ae.source}"
+    trained = train_autoencoder(ae.architecture, dataset, ae, seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
+                                latent_dim=latent)
+    with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
+        z = embed(trained.module, trained.datamodule)
+        k, k_source, selection = choose_k(cfg, z)
+        start = time.perf_counter()
+        km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
+        km_seconds = time.perf_counter() - start
+        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs)
+        pre_mse = reconstruction_mse(trained.module.model, dataset)
+        dcec_mse = reconstruction_mse(dcec.module.model, dataset)
+
+    marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
+    base = {
+        "feature": feature, "view": view, "type": f"{ae.architecture} autoencoder z={latent} "
+                                                  f"({SOURCE_NAMES[ae.source]})",
+        "kind": "autoencoder", "source": ae.source, "architecture": ae.architecture, "latent_dim": latent,
+        "k": k, "k_source": k_source, "status": "ok", "reason": "", "selected": False,
+        "epochs": trained.epochs, "reused": trained.reused,
+        "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
+        "val_loss": marker.get("best_score", math.nan), "n_samples": len(dataset), "n_dims": latent,
+        "checkpoint": paths.rel(trained.checkpoint),
+    }
+    stages = {
+        "ae_kmeans": dict(pred=km.labels_, Z=z, mse=pre_mse, seconds=km_seconds, algorithm="kmeans",
+                          params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
+        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=dcec.seconds, algorithm="dcec",
+                     params={"gamma": ae.gamma, "update_interval": ae.update_interval, "tol": ae.tol,
+                             "max_iter": ae.max_iter, "alpha": ae.alpha},
+                     iterations=dcec.iterations, stopped_by=dcec.stopped_by),
+    }
+    predicted = {stage: np.asarray(s["pred"]).astype(int) for stage, s in stages.items()}
+    rows = []
+    for stage, s in stages.items():
+        pred = predicted[stage]
+        row = {col: math.nan for col in COLUMNS}
+        row.update(base)
+        row.update(id=f"{view}.{stage}", stage=stage, algorithm=s["algorithm"],
+                   params=json.dumps(s["params"], sort_keys=True), recon_mse=s["mse"], runtime_s=s["seconds"],
+                   dcec_iterations=s["iterations"], stopped_by=s["stopped_by"])
+        scores = internal_scores(s["Z"], pred, sample_size=cfg.cluster.silhouette_sample_size, random_state=seed)
+        row.update({key: scores[key] for key in INTERNAL})
+        row["n_clusters"] = scores["n_clusters"]
+        if labelled.any():
+            row.update(external_scores(labels[labelled], pred[labelled]))
+        rows.append(row)
+    return ModelRun(view=view, rows=rows, labels=predicted, embeddings={stage: s["Z"] for stage, s in stages.items()},
+                    selection=selection, trained=trained, dcec=dcec, dataset=dataset)
+
+
+def choose_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
+    """k for an embedding: ``cluster.k`` when given, else the k-selection consensus (as stage 04 does).
+
+    Parameters
+    ----------
+    cfg : the config (``cluster`` section and ``seed``).
+    z : ndarray of shape (n_samples, latent_dim)
+
+    Returns
+    -------
+    (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None)
+    """
+    c = cfg.cluster
+    if c.k is not None:
+        return c.k, "given", None
+    X = z
+    if c.kselect_max_samples is not None and len(z) > c.kselect_max_samples:
+        X = z[np.sort(np.random.default_rng(cfg.seed).choice(len(z), size=c.kselect_max_samples, replace=False))]
+    selection = estimate_k(X, range(c.k_min, c.k_max + 1), random_state=cfg.seed, methods=c.k_methods,
+                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
+    k = selection.consensus
+    if k < 2:
+        log.warning("k selection on the embedding chose k = %d; clustering with k = 2 (DCEC needs two clusters)", k)
+    return max(k, 2), "auto", selection
+
+
+@torch.no_grad()
+def reconstruction_mse(model: nn.Module, dataset: FeaturesDataset, batch_size: int = 256) -> float:
+    """Mean squared error per pixel of ``model``'s reconstructions of every image of ``dataset``.
+
+    Parameters
+    ----------
+    model : a model of :mod:`audioclust.models` (``forward(x)[0]`` is the reconstruction;
+        evaluated in eval mode, so the VAE decodes its mean).
+    dataset : images of shape (n_samples, 1, T, F).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        total = sum(float(torch.sum((model(x.to(device))[0] - x.to(device)) ** 2))
+                    for x in dataset.images.split(batch_size))
+    finally:
+        model.train(was_training)
+    return total / dataset.images.numel()
+
+
+def mark_selected(results: pd.DataFrame, criterion: str) -> None:
+    """Per feature, flag the row with the best internal ``criterion`` (>= 2 clusters, finite score), in place."""
+    results["selected"] = False
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    eligible = (results["status"] == "ok") & (results["n_clusters"] >= 2) & np.isfinite(score)
+    for feature in pd.unique(results["feature"]):
+        candidates = score[eligible & (results["feature"] == feature)]
+        if len(candidates):
+            results.loc[candidates.idxmax(), "selected"] = True
+
+
+def _write_embeddings(folder: Path, model: ModelRun) -> None:
+    write_npy(folder / "pretrained.npy", model.embeddings["ae_kmeans"])
+    write_npy(folder / "dcec.npy", model.embeddings["dcec"])
+    write_npy(folder / "dcec_q.npy", model.dcec.q.astype(np.float32))
+
+
+def _k_selection_table(selections: dict[str, KSelection]) -> pd.DataFrame:
+    parts = []
+    for view, sel in selections.items():
+        part = sel.table.copy()
+        part.insert(0, "view", view)
+        part["chosen_by"] = [",".join(m for m, kk in sel.choices.items() if kk == k) for k in part["k"]]
+        part["consensus"] = part["k"] == sel.consensus
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- summary tables
+
+def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The original study's table: one row per autoencoder result.
+
+    Returns
+    -------
+    DataFrame with :data:`EMBEDDING_COLUMNS` (*Feature | Embedding | NMI | ACC*), e.g.
+    ``mel | dcec autoencoder z=10 (Arrays) + DCEC | 0.61 | 0.55``.
+    """
+    ok = results[results["status"] == "ok"]
+    return pd.DataFrame([{"Feature": r["feature"], "Embedding": f"{r['type']} + {STAGE_NAMES[r['stage']]}",
+                          "NMI": float(r["nmi"]), "ACC": float(r["acc"])} for _, r in ok.iterrows()],
+                        columns=EMBEDDING_COLUMNS)
+
+
+def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str) -> list[Path]:
+    """Stage 05's summary, and its rows added to stage 04's summary when stage 04 has run.
+
+    ``results/<name>/autoencoder/summary.*`` is :func:`audioclust.report.write_summary` of
+    ``results`` followed by the *Feature | Embedding | NMI | ACC* section. When
+    ``results/<name>/clustering/results.csv`` exists, stage 04's summary is rewritten from
+    it with :func:`~audioclust.report.write_summary` (as stage 04 writes it), then the
+    autoencoder's summary rows are added to its table (CSV, Markdown and LaTeX) and the
+    same section appended, so a re-run never adds them twice.
+
+    Returns
+    -------
+    the summary paths written (csv, md, tex of each folder).
+    """
+    dataset = paths.dataset
+    own = paths.results / "autoencoder"
+    written = write_summary(results, own, criterion=criterion, dataset=dataset, stage="autoencoder")
+    _append_section(own, results, dataset)
+    classical_csv = paths.results / "clustering" / "results.csv"
+    if not classical_csv.is_file():
+        log.info("autoencoder: stage 04 has not run (no %s); run `audioclust cluster` and then this stage again "
+                 "to add the autoencoder rows to its summary", paths.rel(classical_csv))
+        return written
+    classical = pd.read_csv(classical_csv, keep_default_na=True)
+    folder = classical_csv.parent
+    written += write_summary(classical, folder, criterion=criterion, dataset=dataset)
+    base, extra = summary_table(classical, criterion), summary_table(results, criterion)
+    _insert_rows(folder, base, extra)
+    _append_section(folder, results, dataset)
+    return written
+
+
+def _insert_rows(folder: Path, base: pd.DataFrame, extra: pd.DataFrame) -> None:
+    """Add ``extra`` rows to the table of ``summary.csv|md|tex`` that :func:`write_summary` wrote from ``base``."""
+    combined = pd.concat([base, extra], ignore_index=True) if len(base) else extra
+    write_csv(folder / "summary.csv", combined)
+    for suffix, render in ((".md", markdown_table), (".tex", latex_table)):
+        path = folder / f"summary{suffix}"
+        text, old = path.read_text(encoding="utf-8"), render(base)
+        if old in text:
+            text = text.replace(old, render(combined), 1)
+        else:  # the writer's layout changed: keep its file and add the rows as a table of their own
+            log.warning("autoencoder: the table of %s was not found; its rows follow as a separate table", path.name)
+            text += "\n" + render(extra)
+        write_text(path, text)
+
+
+def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
+    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``."""
+    table = embedding_table(results)
+    md = folder / "summary.md"
+    notes = (f"Rows of type *… autoencoder z=…* come from stage 05 (results/{dataset}/autoencoder/results.csv): "
+             "K-Means on the pre-trained embedding, and DCEC's clustering stage started from those centres; their "
+             "label-free row is chosen among the autoencoder rows.")
+    write_text(md, md.read_text(encoding="utf-8") + "\n## Autoencoder embeddings\n\n" + markdown_table(table)
+               + f"\n{notes}\n")
+    tex = folder / "summary.tex"
+    write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
+        table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
+        label=f"tab:autoencoder-embeddings-{dataset}"))
+
+
+def _log_summary(results: pd.DataFrame, criterion: str) -> None:
+    for _, r in results.iterrows():
+        log.info("%s: k=%d, %s=%.3f, NMI=%s, ACC=%s; %s%d epochs (%.1f s), recon MSE %.5f%s", r["id"], r["k"],
+                 criterion, r[criterion], _fmt(r["nmi"]), _fmt(r["acc"]), "reused, " if r["reused"] else "",
+                 r["epochs"], r["train_s"], r["recon_mse"],
+                 f"; DCEC {r['dcec_iterations']:.0f} iterations, stopped by {r['stopped_by']} ({r['runtime_s']:.1f} s)"
+                 if r["stage"] == "dcec" else "")
+    log.info("autoencoder: %d rows (%d models, %d reused)", len(results), len(results) // len(STAGES),
+             int(results["reused"].sum()) // len(STAGES))
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------- figures
+
+def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np.ndarray, labelled: np.ndarray,
+                   folder: Path) -> None:
+    """Every figure of one model (see the module docstring)."""
+    view, seed, trained, dcec = model.view, cfg.seed, model.trained, model.dcec
+    shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
+    jobs: list[tuple[str, Callable[[], Figure]]] = []
+    metrics = training_log(paths, trained)
+    if metrics is not None:
+        jobs.append((f"loss.{view}", lambda: loss_curves(metrics, title=view)))
+    examples = example_indices(labels, N_EXAMPLES)
+    images = model.dataset.images[examples]
+    jobs.append((f"reconstructions.{view}", lambda: reconstruction_grid(
+        {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
+         "after DCEC": _reconstruct(dcec.module.model, images)},
+        [labels[i] or str(i) for i in examples], title=view)))
+    jobs.append((f"dcec_history.{view}", lambda: dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
+    if model.selection is not None:
+        sel = model.selection
+        jobs.append((f"k_selection.{view}", lambda: plots.k_selection(sel.table, sel.choices, sel.consensus,
+                                                                       title=view)))
+    methods = ["pca", "tsne"] if cfg.cluster.tsne else ["pca"]
+    for row in model.rows:
+        Z, pred = model.embeddings[row["stage"]], model.labels[row["stage"]]
+        for method in methods:
+            with threadpool_limits(limits=1):
+                Y = project_2d(Z, method, seed)
+            jobs.append((f"scatter_{method}.{row['id']}", lambda Y=Y, p=pred, m=method, r=row["id"]: plots.scatter_2d(
+                Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA", title=r)))
+        if labelled.any():
+            jobs.append((f"contingency.{row['id']}", lambda p=pred, r=row["id"]: plots.contingency_heatmap(
+                labels[labelled], p[labelled], title=r)))
+    for stem, make in tqdm(jobs, desc=f"figures {view}", unit="figure", disable=None):
+        plots.save_figure(make(), folder / stem)
+
+
+def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | None:
+    """The Lightning CSV log (``metrics.csv``) of the run that trained ``trained``'s checkpoint, or None if gone."""
+    run_name = trained.checkpoint.stem.removesuffix(f"_{trained.params_hash}")
+    path = paths.logs / run_name / trained.params_hash / "metrics.csv"
+    if not path.is_file():
+        log.info("autoencoder: no training log %s (removed?); the loss figure is skipped", paths.rel(path))
+        return None
+    return pd.read_csv(path)
+
+
+def example_indices(labels: np.ndarray, n: int) -> np.ndarray:
+    """Up to ``n`` sample indices: the first file of each label (labels in order of appearance), else spread evenly."""
+    first = pd.Series(np.arange(len(labels)))[pd.Series(labels) != ""].groupby(pd.Series(labels)).min()
+    chosen = sorted(first.to_numpy())[:n] if len(first) >= 2 else []
+    if len(chosen) < n:
+        rest = [i for i in np.linspace(0, len(labels) - 1, n).round().astype(int) if i not in chosen]
+        chosen = sorted({*chosen, *rest[:n - len(chosen)]})
+    return np.asarray(chosen, dtype=int)
+
+
+@torch.no_grad()
+def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        return model(images.to(next(model.parameters()).device))[0].cpu()
+    finally:
+        model.train(was_training)
+
+
+def project_2d(Z: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
+    """2-D projection of an embedding for the scatter figures.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, latent_dim)
+    method : ``pca`` (first two components) or ``tsne`` (PCA-initialised, perplexity
+        min(30, (n - 1) / 3), seeded).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 2), float32
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.shape[1] < 2:
+        return np.column_stack([Z[:, 0], np.zeros(len(Z))]).astype(np.float32)
+    if method == "pca":
+        return PCA(n_components=2, random_state=random_state).fit_transform(Z).astype(np.float32)
+    perplexity = float(min(30.0, max(1.0, (len(Z) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(
+        Z).astype(np.float32)
+
+
+@plots.styled
+def loss_curves(metrics: pd.DataFrame, title: str = "") -> Figure:
+    """Training and validation loss per epoch from a Lightning CSV log.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        ``metrics.csv`` of :class:`pytorch_lightning.loggers.CSVLogger`: ``epoch`` and
+        ``train_loss`` / ``val_loss`` (epoch means; one of them per line).
+    """
+    fig, axes = plots.new_figure(width=4.0, height=2.8)
+    ax = axes[0, 0]
+    for color, (col, name) in zip((plots.OKABE_ITO[4], plots.OKABE_ITO[5]),
+                                  (("train_loss", "training"), ("val_loss", "validation"))):
+        if col in metrics.columns and metrics[col].notna().any():
+            per_epoch = metrics.dropna(subset=[col]).groupby("epoch")[col].last()
+            ax.plot(per_epoch.index + 1, per_epoch.to_numpy(), marker="o", color=color, label=name)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE per pixel)")
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    return fig
+
+
+@plots.styled
+def reconstruction_grid(rows: dict[str, torch.Tensor | np.ndarray], names: list[str], title: str = "") -> Figure:
+    """Images side by side: one column per example, one row per version (input, reconstructions).
+
+    Parameters
+    ----------
+    rows : dict name -> array of shape (n_examples, 1, T, F) or (n_examples, T, F)
+        Drawn time along x, frequency (bin 0 at the bottom) along y, all on the colour
+        range of the first row.
+    names : the examples' titles (length n_examples).
+    """
+    arrays = {name: np.asarray(images, dtype=np.float32).reshape(len(names), *np.shape(images)[-2:])
+              for name, images in rows.items()}
+    first = next(iter(arrays.values()))
+    vmin, vmax = float(first.min()), float(first.max())
+    fig, axes = plots.new_figure(len(arrays), len(names), width=1.5, height=1.3)
+    for r, (row_name, images) in enumerate(arrays.items()):
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            ax.imshow(images[c].T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap=plots.SEQUENTIAL)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if r == 0:
+                ax.set_title(name)
+            if c == 0:
+                ax.set_ylabel(row_name)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@plots.styled
+def dcec_history(history: pd.DataFrame, tol: float, title: str = "") -> Figure:
+    """DCEC per target update: share of labels changed (stop threshold dashed), MSE and KL.
+
+    Parameters
+    ----------
+    history : DataFrame with ``iteration, delta_label, loss, recon, kl`` (:attr:`DCECResult.history`).
+    tol : the stop threshold (a share).
+    """
+    fig, axes = plots.new_figure(1, 3, width=2.6, height=2.4)
+    x = history["iteration"].to_numpy()
+    ax = axes[0, 0]
+    ax.plot(x, 100 * history["delta_label"].to_numpy(), marker="o", color=plots.OKABE_ITO[4])
+    ax.axhline(100 * tol, color="black", linestyle="--", linewidth=0.8, label=f"tol {100 * tol:g} %")
+    ax.set_ylabel("labels changed (%)")
+    ax.legend(loc="upper right")
+    for ax, (col, name, color) in zip(axes[0, 1:], (("recon", "reconstruction MSE", plots.OKABE_ITO[2]),
+                                                   ("kl", "KL(P‖Q)", plots.OKABE_ITO[5]))):
+        ax.plot(x, history[col].to_numpy(), marker="o", color=color)
+        ax.set_ylabel(f"{name} (mean since last update)")
+    for ax in axes[0]:
+        ax.set_xlabel("iteration (batches)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@plots.styled
+def latent_size_curve(results: pd.DataFrame, title: str = "") -> Figure:
+    """Reconstruction MSE (and NMI when there are labels) against the latent size, per feature and stage.
+
+    Parameters
+    ----------
+    results : the stage-05 results (``feature, stage, latent_dim, recon_mse, nmi``).
+    """
+    with_nmi = results["nmi"].notna().any()
+    fig, axes = plots.new_figure(1, 2 if with_nmi else 1, width=3.6, height=2.8)
+    dims = sorted(results["latent_dim"].unique())
+    panels = [("recon_mse", "reconstruction MSE (all files)")] + ([("nmi", "NMI")] if with_nmi else [])
+    for ax, (col, name) in zip(axes[0], panels):
+        for i, ((feature, stage), part) in enumerate(results.groupby(["feature", "stage"], sort=False)):
+            part = part.sort_values("latent_dim")
+            st = plots.category_style(i)
+            ax.plot(part["latent_dim"], part[col], marker=st["marker"], color=st["color"],
+                    label=f"{feature}, {STAGE_NAMES[stage]}")
+        ax.set_xscale("log")
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.minorticks_off()
+        ax.set_xlabel("latent size")
+        ax.set_ylabel(name)
+    axes[0, -1].legend(loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ = [
+    "COLUMNS", "EMBEDDING_COLUMNS", "ModelRun", "choose_k", "dcec_history", "embedding_table", "example_indices",
+    "feature_files", "latent_size_curve", "loss_curves", "mark_selected", "project_2d", "reconstruction_grid",
+    "reconstruction_mse", "run", "run_model", "training_log", "write_summaries",
+]

@@ -1,0 +1,382 @@
+"""Stage 04: classical clustering of every feature view, scored honestly.
+
+For each view (:mod:`audioclust.views`: feature × kind × source) and each algorithm of
+``cluster.algorithms`` (:mod:`audioclust.estimators`):
+
+1. k: ``cluster.k`` when given; when null, the consensus of the k-selection criteria on
+   that view (:func:`audioclust.kselect.estimate_k`, over ``k_min..k_max``, on a seeded
+   sample of ``cluster.kselect_max_samples`` files when there are more). Labels never
+   set k: a researcher who wants k = number of classes writes that number into ``cluster.k``.
+   ``k_source`` says which (``given`` | ``auto``); algorithms that find their own number
+   of clusters (DBSCAN, HDBSCAN, affinity propagation) report it in ``k`` (``found``).
+2. Hyper-parameters: the algorithm's small grid, the best point by ``cluster.criterion``
+   (:func:`audioclust.estimators.select_params`; labels never seen).
+3. Scores: internal (silhouette, Calinski–Harabasz, Davies–Bouldin; fuzzy partition
+   coefficient and entropy for FCM) and, on the labelled files, external (NMI, ACC, ARI,
+   homogeneity, completeness, V-measure, purity; NaN without labels); runtime and noise.
+
+Algorithms whose memory grows as n² (agglomerative, spectral, affinity propagation) are
+skipped above ``cluster.max_samples_quadratic`` files: their row has ``status`` ``skipped``
+and a reason. ``selected`` marks, per feature, the row with the best internal criterion
+over every view and algorithm (rows with fewer than two clusters excluded): the label-free
+choice; rows with fewer clusters than asked for, or whose smallest cluster is below
+``cluster.min_cluster_share`` of the mean cluster size (a few split-off outliers), are not
+eligible.
+
+Outputs in ``results/<name>/clustering/``: ``results.csv`` (one row per view × algorithm),
+``labels.csv`` (``stem, label`` and one column of cluster labels per row ``id``),
+``grids.csv`` (every grid point tried), ``k_selection.csv`` (when k is estimated),
+``summary.csv|md|tex`` (:func:`audioclust.report.write_summary`) and ``figures/`` (PNG +
+PDF, :mod:`audioclust.plots`).
+
+Views are clustered in parallel, one view per process (``parallel.n_jobs``), each process
+with one BLAS/OpenMP thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from . import estimators, plots
+from .config import Config
+from .errors import AudioclustError, ConfigError
+from .kselect import KSelection, estimate_k
+from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores, internal_scores
+from .parallel import parallel_map
+from .paths import ProjectPaths
+from .report import write_summary
+from .storage import write_csv
+from .views import View, ViewSpec, build_views, read_table
+
+log = logging.getLogger(__name__)
+
+COLUMNS: list[str] = [
+    "id", "feature", "view", "type", "kind", "source", "algorithm", "k", "k_source", "n_clusters", "params",
+    "status", "reason", "selected", *EXTERNAL, *INTERNAL, "partition_coefficient", "partition_entropy",
+    "n_noise", "min_cluster_size", "runtime_s", "fit_s", "n_samples", "n_dims",
+]
+
+
+@dataclass
+class _Fitted:
+    """What the figures need of one fitted row besides its table row."""
+
+    labels: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _ViewResult:
+    """Everything the clustering of one view returns (from a worker process)."""
+
+    rows: list[dict[str, Any]]
+    fitted: dict[str, _Fitted]
+    grids: list[pd.DataFrame]
+    kselect: KSelection | None
+
+
+def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+    """Cluster every view with every algorithm; write tables, labels, summary and figures.
+
+    Views are clustered in parallel (``parallel.n_jobs`` processes, one view each), every
+    process with one BLAS/OpenMP thread: on a shared machine, K-Means with more threads
+    than free cores can be a hundred times slower.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``views``, ``cluster``, ``seed``, ``parallel`` (and ``features`` for the views).
+    paths : ProjectPaths
+
+    Returns
+    -------
+    DataFrame with :data:`COLUMNS`, one row per view × algorithm (also ``results.csv``).
+
+    Raises
+    ------
+    StageInputError
+        When ``features.csv`` is missing (run ``audioclust extract``).
+    ConfigError
+        For an unknown algorithm or grid parameter, before any work.
+    """
+    _check_config(cfg)
+    table = read_table(paths)
+    labels = table["label"].fillna("").astype(str).to_numpy()
+    labelled = labels != ""
+    log.info("cluster: %d files, %s", len(table),
+             f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels")
+    with threadpool_limits(limits=1):
+        views = build_views(cfg, paths, table)
+    out = paths.results / "clustering"
+
+    work = partial(_cluster_view, cfg=cfg, labels=labels, labelled=labelled)
+    parts: list[_ViewResult] = parallel_map(work, [(v.spec, v.X) for v in views], cfg, desc="cluster (views)")
+    results = pd.DataFrame([row for part in parts for row in part.rows], columns=COLUMNS)
+    fitted = {key: f for part in parts for key, f in part.fitted.items()}
+    kselect = {v.spec.name: part.kselect for v, part in zip(views, parts) if part.kselect is not None}
+    grids = [g for part in parts for g in part.grids]
+    _log_problems(results)
+
+    _mark_selected(results, cfg.cluster.criterion, cfg.cluster.min_cluster_share)
+    _write_tables(results, fitted, grids, kselect, table, out)
+    write_summary(results, out, criterion=cfg.cluster.criterion, dataset=paths.dataset)
+    if cfg.cluster.figures:
+        with threadpool_limits(limits=1):
+            _figures(cfg, results, {v.spec.name: v for v in views}, fitted, kselect, labels, labelled,
+                     out / "figures")
+    _log_summary(results, cfg.cluster.criterion)
+    return results
+
+
+# --------------------------------------------------------------------------- steps
+
+def _check_config(cfg: Config) -> None:
+    """Unknown algorithms and grid parameters fail before any work."""
+    if not cfg.cluster.algorithms:
+        raise ConfigError("config key 'cluster.algorithms' is empty: list at least one, e.g. [kmeans]")
+    for name in cfg.cluster.algorithms:
+        estimators.get_spec(name)
+        estimators.grid_from_config(cfg.cluster, name)
+    if not cfg.views.features:
+        raise ConfigError("config key 'views.features' is empty: list at least one feature, e.g. [mfcc]")
+
+
+def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.ndarray,
+                  labelled: np.ndarray) -> _ViewResult:
+    """k selection and every algorithm on one view (runs in a worker process)."""
+    spec, X = item
+    k, k_source, selection = _choose_k(cfg, X)
+    result = _ViewResult(rows=[], fitted={}, grids=[], kselect=selection)
+    for name in cfg.cluster.algorithms:
+        row, fitted, grid = _cluster_one(cfg, spec, X, name, k, k_source, labels, labelled)
+        result.rows.append(row)
+        if fitted is not None:
+            result.fitted[row["id"]] = fitted
+            result.grids.append(grid.assign(id=row["id"]))
+    return result
+
+
+def _choose_k(cfg: Config, X: np.ndarray) -> tuple[int | None, str, KSelection | None]:
+    """k for this view: the configured one, else the k-selection consensus on the view (or a sample of it)."""
+    c = cfg.cluster
+    if c.k is not None:
+        return c.k, "given", None
+    n = X.shape[0]
+    if n < 3:
+        return None, "auto", None
+    if c.kselect_max_samples is not None and n > c.kselect_max_samples:
+        rows = np.random.default_rng(cfg.seed).choice(n, size=c.kselect_max_samples, replace=False)
+        X = X[np.sort(rows)]
+    selection = estimate_k(X, range(c.k_min, c.k_max + 1), random_state=cfg.seed, methods=c.k_methods,
+                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
+    return selection.consensus, "auto", selection
+
+
+def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int | None, k_source: str,
+                 labels: np.ndarray, labelled: np.ndarray
+                 ) -> tuple[dict[str, Any], _Fitted | None, pd.DataFrame | None]:
+    """One view × algorithm: select parameters, fit, score; never raises for a failed fit."""
+    c = cfg.cluster
+    spec = estimators.get_spec(name)
+    n = X.shape[0]
+    row: dict[str, Any] = {col: math.nan for col in COLUMNS}
+    row.update({"id": f"{view.name}.{name}", "feature": view.feature, "view": view.name, "type": view.type,
+                "kind": view.kind, "source": view.source, "algorithm": name,
+                "k": k if spec.needs_k else math.nan, "k_source": k_source if spec.needs_k else "found",
+                "params": "", "status": "ok", "reason": "", "selected": False, "n_samples": n,
+                "n_dims": X.shape[1]})
+    if spec.quadratic and n > c.max_samples_quadratic:
+        row.update(status="skipped", reason=f"{n} files > cluster.max_samples_quadratic = {c.max_samples_quadratic} "
+                                            "(memory grows as n²); raise it, or use minibatch_kmeans or birch")
+        return row, None, None
+    if spec.needs_k and (k is None or not 2 <= k < n):
+        row.update(status="error", reason=f"k = {k} does not fit {n} files (2 <= k < n_files): set cluster.k or "
+                                          "cluster.k_min/k_max")
+        return row, None, None
+    start = time.perf_counter()
+    try:
+        est, params, grid = estimators.select_params(
+            name, X, n_clusters=k if spec.needs_k else None, random_state=cfg.seed, criterion=c.criterion,
+            params=estimators.params_from_config(c).get(name, {}), grid=estimators.grid_from_config(c, name),
+            sample_size=c.silhouette_sample_size)
+    except (AudioclustError, ValueError, MemoryError, np.linalg.LinAlgError) as exc:
+        row.update(status="error", reason=f"{type(exc).__name__}: {exc}", runtime_s=time.perf_counter() - start)
+        return row, None, None
+    runtime = time.perf_counter() - start
+    pred = np.asarray(est.labels_).astype(int)
+    shown = {**params, **({"eps_": float(est.eps_)} if hasattr(est, "eps_") else {})}
+    sizes = np.unique(pred[pred != NOISE], return_counts=True)[1]
+    row.update(params=json.dumps(shown, sort_keys=True, default=str), runtime_s=runtime,
+               fit_s=float(grid.loc[grid["selected"], "fit_s"].iloc[0]),
+               n_noise=int(np.sum(pred == NOISE)), min_cluster_size=int(sizes.min()) if sizes.size else 0)
+    scores = internal_scores(X, pred, sample_size=c.silhouette_sample_size, random_state=cfg.seed)
+    row.update({key: scores[key] for key in INTERNAL})
+    row["n_clusters"] = scores["n_clusters"]
+    if not spec.needs_k:
+        row["k"] = scores["n_clusters"]
+    info: dict[str, Any] = {}
+    if hasattr(est, "u_"):
+        row["partition_coefficient"] = est.partition_coefficient_
+        row["partition_entropy"] = est.partition_entropy_
+        info.update(u=est.u_, m=est.m)
+    if name == "agglomerative":
+        info.update(linkage=est.linkage, n_clusters=int(est.n_clusters))
+    if labelled.any():
+        row.update(external_scores(labels[labelled], pred[labelled]))
+    return row, _Fitted(labels=pred, info=info), grid
+
+
+def _log_problems(results: pd.DataFrame) -> None:
+    """One warning per skipped algorithm and one per failed row."""
+    for name, part in results[results["status"] == "skipped"].groupby("algorithm"):
+        log.warning("%s skipped on %d view(s): %s", name, len(part), part["reason"].iloc[0])
+    for _, row in results[results["status"] == "error"].iterrows():
+        log.warning("%s failed: %s", row["id"], row["reason"])
+
+
+def _mark_selected(results: pd.DataFrame, criterion: str, min_cluster_share: float) -> None:
+    """Per feature, flag the ok row with the best internal criterion.
+
+    Eligible rows have >= 2 clusters, a finite criterion, as many clusters as were asked
+    for (a Fuzzy C-Means whose centres collapsed onto one another returns fewer) and a
+    smallest cluster of at least ``min_cluster_share`` × the mean cluster size (noise
+    excluded): splitting off a few outliers gives a high silhouette but finds no groups.
+    """
+    results["selected"] = False
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    mean_size = (results["n_samples"] - results["n_noise"]) / results["n_clusters"]
+    asked = results["k_source"].isin(["given", "auto"])
+    eligible = ((results["status"] == "ok") & (results["n_clusters"] >= 2) & np.isfinite(score)
+                & ~(asked & (results["n_clusters"] < results["k"]))
+                & (results["min_cluster_size"] >= min_cluster_share * mean_size))
+    for feature in pd.unique(results["feature"]):
+        candidates = score[eligible & (results["feature"] == feature)]
+        if len(candidates):
+            results.loc[candidates.idxmax(), "selected"] = True
+
+
+def _write_tables(results: pd.DataFrame, fitted: dict[str, _Fitted], grids: list[pd.DataFrame],
+                  kselect: dict[str, KSelection], table: pd.DataFrame, out: Path) -> None:
+    write_csv(out / "results.csv", results)
+    frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
+    cluster_labels = pd.DataFrame({key: f.labels for key, f in fitted.items()}, index=frame.index)
+    write_csv(out / "labels.csv", pd.concat([frame, cluster_labels], axis=1))
+    if grids:
+        merged = pd.concat(grids, ignore_index=True)
+        write_csv(out / "grids.csv", merged[["id", *[c for c in merged.columns if c != "id"]]])
+    if kselect:
+        parts = []
+        for view_name, sel in kselect.items():
+            part = sel.table.copy()
+            part.insert(0, "view", view_name)
+            part["chosen_by"] = [",".join(m for m, kk in sel.choices.items() if kk == k) for k in part["k"]]
+            part["consensus"] = part["k"] == sel.consensus
+            parts.append(part)
+        write_csv(out / "k_selection.csv", pd.concat(parts, ignore_index=True))
+
+
+def _log_summary(results: pd.DataFrame, criterion: str) -> None:
+    counts = Counter(results["status"])
+    log.info("cluster: %d rows (%s)", len(results), ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
+    for _, row in results[results["selected"]].iterrows():
+        log.info("selected for %s: %s on %s, k=%s, %s=%.3f, NMI=%s", row["feature"], row["algorithm"], row["view"],
+                 row["k"], criterion, row[criterion], "n/a" if pd.isna(row["nmi"]) else f"{row['nmi']:.3f}")
+
+
+# --------------------------------------------------------------------------- figures
+
+def embed_2d(X: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
+    """A 2-D embedding of a view for the scatter figures.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_dims)
+    method : ``pca`` (first two components) or ``tsne`` (sklearn t-SNE, PCA-initialised,
+        perplexity min(30, (n - 1) / 3), seeded).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 2), float32
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if X.shape[1] < 2:
+        return np.column_stack([X[:, 0], np.zeros(n)]).astype(np.float32)
+    if method == "pca":
+        return PCA(n_components=2, random_state=random_state).fit_transform(X).astype(np.float32)
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(
+        X).astype(np.float32)
+
+
+def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted: dict[str, _Fitted],
+             kselect: dict[str, KSelection], labels: np.ndarray, labelled: np.ndarray, folder: Path) -> None:
+    """Explained variance per feature, k selection per view, and for the selected / best rows:
+    scatter (PCA; t-SNE for the selected), contingency, dendrogram and FCM memberships of the selected view."""
+    seed = cfg.seed
+    jobs = []
+    for feature in pd.unique(results["feature"]):
+        vs = {n: v for n, v in views.items() if v.spec.feature == feature and v.explained_variance_ratio is not None}
+        if vs:
+            jobs.append((f"explained_variance.{feature}", lambda vs=vs, f=feature: plots.explained_variance(
+                {n: v.explained_variance_ratio for n, v in vs.items()}, {n: v.n_components for n, v in vs.items()},
+                title=f"{f}: PCA of each view")))
+    for name, sel in kselect.items():
+        jobs.append((f"k_selection.{name}", lambda s=sel, n=name: plots.k_selection(
+            s.table, s.choices, s.consensus, title=n)))
+
+    ok = results[results["status"] == "ok"]
+    shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
+    chosen: list[tuple[str, bool]] = [(i, True) for i in ok.loc[ok["selected"], "id"]]
+    nmi = pd.to_numeric(ok["nmi"], errors="coerce")
+    for feature in pd.unique(ok["feature"]):
+        part = nmi[ok["feature"] == feature]
+        if part.notna().any():
+            best = ok.loc[part.idxmax(), "id"]
+            if best not in {i for i, _ in chosen}:
+                chosen.append((best, False))
+    view_of = dict(zip(ok["id"], ok["view"]))
+    tsne_views = sorted({view_of[i] for i, sel in chosen if sel}) if cfg.cluster.tsne else []
+    # t-SNE is the slow part: one view per process, one thread each
+    embeddings = {(v, "tsne"): Y for v, Y in zip(tsne_views, parallel_map(
+        partial(embed_2d, method="tsne", random_state=seed), [views[v].X for v in tsne_views], cfg, desc="t-SNE"))}
+    for row_id, is_selected in chosen:
+        f, vname = fitted[row_id], view_of[row_id]
+        if (vname, "pca") not in embeddings:
+            embeddings[(vname, "pca")] = embed_2d(views[vname].X, "pca", seed)
+        for method in ["pca", "tsne"] if (vname, "tsne") in embeddings and is_selected else ["pca"]:
+            jobs.append((f"scatter_{method}.{row_id}", lambda Y=embeddings[(vname, method)], f=f, m=method, r=row_id:
+                         plots.scatter_2d(Y, f.labels, shown_labels, method="t-SNE" if m == "tsne" else "PCA",
+                                          title=r)))
+        if labelled.any():
+            jobs.append((f"contingency.{row_id}", lambda f=f, r=row_id: plots.contingency_heatmap(
+                labels[labelled], f.labels[labelled], title=r)))
+        if not is_selected:
+            continue
+        agg = fitted.get(f"{vname}.agglomerative")
+        if agg is not None:
+            jobs.append((f"dendrogram.{vname}", lambda i=agg.info, X=views[vname].X, v=vname: plots.dendrogram(
+                X, linkage=i["linkage"], n_clusters=i["n_clusters"], title=f"{v}: agglomerative ({i['linkage']})")))
+        fcm = fitted.get(f"{vname}.fcm")
+        if fcm is not None:
+            jobs.append((f"fcm_memberships.{vname}", lambda i=fcm.info, v=vname: plots.membership_histogram(
+                i["u"], title=f"{v}: Fuzzy C-Means (m = {i['m']})")))
+    for stem, make in tqdm(jobs, desc="figures", unit="figure", disable=None):
+        plots.save_figure(make(), folder / stem)
+    log.info("cluster: %d figures (PNG + PDF) in %s", len(jobs), folder)

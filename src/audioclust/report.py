@@ -1,0 +1,211 @@
+"""Tables for the thesis: CSV, Markdown and LaTeX (stage-04/05 results).
+
+The Markdown and LaTeX writers are small and dependency-free (pandas' ``to_markdown``
+needs ``tabulate``): numbers are formatted once (:func:`format_frame`), Markdown pipes
+and LaTeX special characters (``_ & % $ # { } ~ ^ \\``) are escaped.
+
+:func:`summary_table` builds the table of the original study — *Feature | Type |
+Algorithm | k | NMI | ACC | Choice* — from a stage's ``results.csv``: for each feature its
+label-free selected row and, marked ``best by NMI (uses labels)``, the row with the
+highest NMI.
+
+This module reads result tables only and imports no stage module, so the stages
+(``cluster``, ``autoencoder``) may use its writers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .storage import write_csv, write_text
+
+SELECTED = "label-free ({criterion})"
+BEST = "best by NMI (uses labels)"
+MISSING = "–"
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+# --------------------------------------------------------------------------- formatting
+
+def format_value(value: Any, digits: int = 3) -> str:
+    """A cell as text: floats with ``digits`` decimals, NaN/None as an en dash, the rest ``str``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_frame(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Every cell of ``frame`` as text (:func:`format_value`)."""
+    return frame.apply(lambda col: [format_value(v, digits) for v in col]).astype(str) if len(frame) else \
+        frame.astype(str)
+
+
+def escape_latex(text: str) -> str:
+    """Escape LaTeX's special characters (``_`` becomes ``\\_`` ...)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3, align: Iterable[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped); numbers right-aligned.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    digits : decimals of floats.
+    align : per column ``l`` | ``r`` | ``c``; None: ``r`` for numeric columns, ``l`` otherwise.
+
+    Returns
+    -------
+    str ending with a newline.
+    """
+    cells = format_frame(frame, digits)
+    align = list(align) if align is not None else [
+        "r" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) else "l"
+        for c in frame.columns]
+    rule = {"l": ":---", "r": "---:", "c": ":---:"}
+
+    def line(values: Iterable[Any]) -> str:
+        return "| " + " | ".join(str(v).replace("|", r"\|") for v in values) + " |"
+
+    lines = [line(frame.columns), "|" + "|".join(rule[a] for a in align) + "|"]
+    lines += [line(row) for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def latex_table(frame: pd.DataFrame, caption: str | None = None, label: str | None = None, digits: int = 3,
+                align: Iterable[str] | None = None) -> str:
+    """A ``booktabs`` LaTeX table (``\\usepackage{booktabs}``), special characters escaped.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    caption, label : ``\\caption`` and ``\\label`` (a table environment is written when either is given).
+    digits : decimals of floats.
+    align : column alignment letters; None: ``r`` for numeric columns, ``l`` otherwise.
+
+    Returns
+    -------
+    str ending with a newline.
+    """
+    cells = format_frame(frame, digits)
+    align = "".join(align) if align is not None else "".join(
+        "r" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) else "l"
+        for c in frame.columns)
+    body = [rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+            " & ".join(escape_latex(c) for c in frame.columns) + r" \\", r"\midrule"]
+    body += [" & ".join(escape_latex(v) for v in row) + r" \\" for row in cells.itertuples(index=False)]
+    body += [r"\bottomrule", r"\end{tabular}"]
+    if caption is None and label is None:
+        return "\n".join(body) + "\n"
+    head = [r"\begin{table}[htbp]", r"\centering"]
+    if caption is not None:
+        head.append(rf"\caption{{{escape_latex(caption)}}}")
+    if label is not None:
+        head.append(rf"\label{{{label}}}")
+    return "\n".join(head + body + [r"\end{table}"]) + "\n"
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, caption: str | None = None, label: str | None = None,
+                digits: int = 3, title: str | None = None, notes: str | None = None) -> list[Path]:
+    """Write ``<path>.csv`` (full precision), ``<path>.md`` and ``<path>.tex`` atomically.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    path : path without suffix.
+    caption, label : of the LaTeX table.
+    digits : decimals in Markdown and LaTeX.
+    title : a Markdown heading above the table.
+    notes : Markdown text below the table (not in the .tex).
+
+    Returns
+    -------
+    [csv, md, tex] paths
+    """
+    base = Path(path)
+    csv, md, tex = (base.with_name(base.name + s) for s in (".csv", ".md", ".tex"))
+    write_csv(csv, frame)
+    text = (f"# {title}\n\n" if title else "") + markdown_table(frame, digits) + (f"\n{notes}\n" if notes else "")
+    write_text(md, text)
+    write_text(tex, latex_table(frame, caption=caption, label=label, digits=digits))
+    return [csv, md, tex]
+
+
+# --------------------------------------------------------------------------- summaries
+
+SUMMARY_COLUMNS = ["Feature", "Type", "Algorithm", "k", "NMI", "ACC", "Choice"]
+
+
+def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.DataFrame:
+    """Per feature: the label-free selected row and the best row by NMI (marked as using labels).
+
+    Parameters
+    ----------
+    results : DataFrame
+        A ``results.csv`` of stage 04/05: columns ``feature, type, algorithm, k, nmi, acc,
+        selected`` (and ``status``: only ``ok`` rows count).
+    criterion : the internal criterion that made ``selected`` (named in the Choice column).
+
+    Returns
+    -------
+    DataFrame with :data:`SUMMARY_COLUMNS`, features in their order of appearance; the
+    best-by-NMI row is left out when no row has an NMI (no labels).
+    """
+    ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    rows = []
+    for feature in pd.unique(ok["feature"]):
+        part = ok[ok["feature"] == feature]
+        chosen = part[part["selected"].astype(bool)]
+        if len(chosen):
+            rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion)))
+        nmi = pd.to_numeric(part["nmi"], errors="coerce")
+        if nmi.notna().any():
+            rows.append(_summary_row(part.loc[nmi.idxmax()], BEST))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _summary_row(row: pd.Series, choice: str) -> dict[str, Any]:
+    return {"Feature": row["feature"], "Type": row["type"], "Algorithm": row["algorithm"],
+            "k": int(row["k"]) if pd.notna(row["k"]) else None,
+            "NMI": float(row["nmi"]) if pd.notna(row["nmi"]) else math.nan,
+            "ACC": float(row["acc"]) if pd.notna(row["acc"]) else math.nan, "Choice": choice}
+
+
+def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "silhouette",
+                  dataset: str = "", stage: str = "clustering") -> list[Path]:
+    """``summary.csv``, ``summary.md`` and ``summary.tex`` of one stage's results in ``folder``.
+
+    Parameters
+    ----------
+    results : the stage's results table.
+    folder : e.g. ``results/<name>/clustering``.
+    criterion : the internal criterion of the selection.
+    dataset, stage : named in the heading and caption.
+
+    Returns
+    -------
+    [csv, md, tex] paths
+    """
+    table = summary_table(results, criterion)
+    n_ok = int((results["status"] == "ok").sum()) if "status" in results.columns else len(results)
+    labelled = "nmi" in results and bool(pd.to_numeric(results["nmi"], errors="coerce").notna().any())
+    notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
+             "algorithm; labels were not used to choose it.  \n"
+             f"*{BEST}*: the row whose clusters match the labels best; it exists only to show what was reachable.  \n"
+             f"{n_ok} results in results.csv."
+             + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–)."))
+    caption = (f"{stage.capitalize()} of {dataset}: label-free selection ({criterion}) per feature, "
+               f"and the best result by NMI (uses labels).")
+    return write_table(table, Path(folder) / "summary", caption=caption, label=f"tab:{stage}-{dataset}",
+                       title=f"{stage.capitalize()} summary: {dataset}", notes=notes)

@@ -1,0 +1,597 @@
+"""Feature matrices for clustering ("views"): one row per file, from the stage-03 outputs.
+
+A *view* turns one saved feature of every ``ok`` row of ``features.csv`` (in that order)
+into a vector, then the matrix is imputed, scaled and optionally reduced:
+
+``stats``
+    Per bin (row of the feature): mean and standard deviation over time, and mean and
+    standard deviation of the frame-to-frame differences (the deltas). Layout
+    ``[mean(b_0..b_n), std(..), delta_mean(..), delta_std(..)]``: ``4 * n_bins`` values.
+``image``
+    The time-frequency image itself, made comparable across files of different length:
+    trimmed to its active region (``views.image.trim_db``), each row normalised over time
+    (``views.image.per_file``: ``mean`` removes the per-file offset of every coefficient,
+    ``meanvar`` also its spread — cepstral mean and variance normalisation, which removes
+    much of the speaker and channel from MFCCs), resampled along time to
+    ``views.image.n_frames`` frames by linear interpolation and flattened bin-major
+    (``x[b * n_frames + t]``): ``n_bins * n_frames`` values.
+``descriptors``
+    The scalar descriptor columns of ``features.csv`` as their own "feature".
+
+Each of ``stats`` and ``image`` is built from the float arrays (``npy``, "Arrays") and/or
+from the 8-bit images mapped back to values with :func:`audioclust.features.from_image`
+(``png``, "Images"), as the original study compared them. Features with more than
+``views.max_bins`` bins (the linear spectrogram) are first averaged over groups of
+adjacent bins.
+
+Trimming
+    A file's active region is decided once per file and source, on its mel (else its
+    spectrogram) in dB: frames whose loudest bin is within ``trim_db`` of the file's loudest
+    frame; the region runs from the first to the last such frame (pauses inside are kept)
+    and is applied to every feature of the file. Without a dB feature nothing is trimmed.
+
+Transform (:func:`transform`)
+    non-finite values -> column means (an all-missing column -> 0); scale (``standard``:
+    z-score, a constant column stays 0; ``minmax``; ``none``); PCA (``pca`` < 1: the
+    fewest components whose cumulative explained variance reaches it; >= 1: that many;
+    optional whitening); optional UMAP (seeded).
+
+Cache
+    ``features/<name>/views/<view name>.npz`` holds the raw matrix and the transformed one
+    with their keys: the hash of the config that made them (``features``, ``audio`` and the
+    view's own settings; for the transformed matrix also scale, PCA, UMAP and the seed) and
+    of the list of files. A re-run with the same keys reads the file instead of the features;
+    a changed transform recomputes only the transform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from tqdm.auto import tqdm
+
+from .config import Config, section_hash
+from .datasets import label_folder
+from .errors import StageInputError
+from .features import DESCRIPTORS, from_image, read_png
+from .paths import ProjectPaths
+from .storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+VIEW_KINDS: tuple[str, ...] = ("stats", "image")
+SOURCES: tuple[str, ...] = ("npy", "png")
+DESCRIPTOR_FEATURE = "descriptors"
+#: how the summary tables name a source (the original study's words)
+SOURCE_NAMES = {"npy": "Arrays", "png": "Images", "csv": "Table"}
+#: features in dB that can decide the active region, in order of preference
+TRIM_REFERENCES: tuple[str, ...] = ("mel", "spectrogram")
+#: a row whose spread over time is below this is only centred by ``meanvar`` (not blown up)
+STD_FLOOR = 1e-6
+_CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- specs
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Which matrix: a feature, a view kind and a source.
+
+    Attributes
+    ----------
+    feature : a feature kind of stage 03, or ``descriptors``.
+    kind : ``stats``, ``image`` or ``descriptors``.
+    source : ``npy``, ``png`` or ``csv`` (descriptors).
+    """
+
+    feature: str
+    kind: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        """``<feature>.<kind>.<source>`` (``descriptors`` alone): file and table name."""
+        return DESCRIPTOR_FEATURE if self.kind == DESCRIPTOR_FEATURE else f"{self.feature}.{self.kind}.{self.source}"
+
+    @property
+    def type(self) -> str:
+        """The summary tables' *Type*: ``image (Arrays)``, ``stats (Images)``, ``descriptors``."""
+        return DESCRIPTOR_FEATURE if self.kind == DESCRIPTOR_FEATURE else f"{self.kind} ({SOURCE_NAMES[self.source]})"
+
+
+@dataclass
+class View:
+    """One feature matrix, ready to cluster.
+
+    Attributes
+    ----------
+    spec : ViewSpec
+    X : ndarray of shape (n_samples, n_dims_out), float32
+        What is clustered (after imputation, scaling, PCA and UMAP).
+    raw : ndarray of shape (n_samples, n_dims), float32
+        The vectors before the transform (NaN where a file's feature could not be read).
+    explained_variance_ratio : ndarray of shape (n_components_all,) or None
+        Of the full PCA of the scaled matrix, when PCA is on (for the explained-variance figure).
+    n_components : int or None
+        PCA components kept (None: no PCA).
+    n_missing : int
+        Rows with a non-finite value in ``raw`` (imputed).
+    """
+
+    spec: ViewSpec
+    X: np.ndarray
+    raw: np.ndarray
+    explained_variance_ratio: np.ndarray | None
+    n_components: int | None
+    n_missing: int
+
+
+def view_specs(cfg: Config) -> list[ViewSpec]:
+    """The views the config asks for, in ``views.features`` × ``views.kinds`` × ``views.sources`` order.
+
+    A feature that stage 03 did not write (not in ``features.kinds``) is left out with a warning.
+    """
+    v = cfg.views
+    specs: list[ViewSpec] = []
+    for feature in v.features:
+        if feature == DESCRIPTOR_FEATURE:
+            specs.append(ViewSpec(DESCRIPTOR_FEATURE, DESCRIPTOR_FEATURE, "csv"))
+            continue
+        if feature not in cfg.features.kinds:
+            log.warning("views.features lists %s but features.kinds does not: it has no arrays, left out", feature)
+            continue
+        specs.extend(ViewSpec(feature, kind, source) for kind in v.kinds for source in v.sources)
+    return specs
+
+
+def view_settings(cfg: Config, spec: ViewSpec) -> Any:
+    """The sub-section of ``views`` for this view's kind (``stats``, ``image`` or ``descriptors``)."""
+    return getattr(cfg.views, spec.kind)
+
+
+# --------------------------------------------------------------------------- input
+
+def read_table(paths: ProjectPaths) -> pd.DataFrame:
+    """The ``ok`` rows of ``features.csv`` in file order (index reset), labels as strings ('' = none).
+
+    Raises
+    ------
+    StageInputError
+        When ``features.csv`` is missing, lacks a column of the contract or has no ok row.
+    """
+    source = paths.features_csv
+    if not source.is_file():
+        raise StageInputError(f"{paths.rel(source)} not found: "
+                              f"run `audioclust extract --dataset {paths.dataset}` first")
+    table = pd.read_csv(source, dtype={"stem": str, "label": str, "path": str, "status": str, "reason": str},
+                        keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in DESCRIPTORS})
+    missing = [c for c in ("stem", "label", "status", *DESCRIPTORS) if c not in table.columns]
+    if missing:
+        raise StageInputError(f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
+                              f"re-run `audioclust extract --dataset {paths.dataset}`")
+    ok = table[table["status"] == "ok"].reset_index(drop=True)
+    if ok.empty:
+        raise StageInputError(f"{paths.rel(source)} has no row with status ok ({len(table)} rows): check the "
+                              "reasons there and re-run `audioclust extract`")
+    return ok
+
+
+# --------------------------------------------------------------------------- per-array steps
+
+def pool_bins(array: np.ndarray, max_bins: int) -> np.ndarray:
+    """Average adjacent bins in groups of ``ceil(n_bins / max_bins)`` (the last group may be smaller).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_frames)
+    max_bins : int
+
+    Returns
+    -------
+    ndarray of shape (ceil(n_bins / factor), n_frames), float32; ``array`` itself when n_bins <= max_bins.
+    """
+    n_bins = array.shape[0]
+    if n_bins <= max_bins:
+        return array
+    factor = math.ceil(n_bins / max_bins)
+    starts = np.arange(0, n_bins, factor)
+    sums = np.add.reduceat(array.astype(np.float64), starts, axis=0)
+    counts = np.diff(np.append(starts, n_bins))[:, None]
+    return (sums / counts).astype(np.float32)
+
+
+def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
+    """The active region of a file: first..last frame whose loudest bin is within ``top_db`` of the loudest frame.
+
+    Parameters
+    ----------
+    level_db : ndarray of shape (n_bins, n_frames)
+        A feature in dB (mel or spectrogram).
+    top_db : float or None
+        None: every frame.
+
+    Returns
+    -------
+    slice of frames (``slice(None)`` when nothing is trimmed).
+    """
+    if top_db is None or level_db.shape[1] == 0:
+        return slice(None)
+    loudest = np.nanmax(level_db, axis=0) if np.isfinite(level_db).any() else np.zeros(level_db.shape[1])
+    keep = np.flatnonzero(loudest >= np.nanmax(loudest) - top_db)
+    if keep.size == 0:
+        return slice(None)
+    return slice(int(keep[0]), int(keep[-1]) + 1)
+
+
+def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
+    """Normalise each row over time: ``none``, ``mean`` (subtract its mean) or ``meanvar`` (and divide by its std).
+
+    A row whose std is below :data:`STD_FLOOR` is only centred (it becomes 0).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_frames)
+
+    Returns
+    -------
+    ndarray of shape (n_bins, n_frames), float32
+    """
+    if mode == "none":
+        return array
+    a = array.astype(np.float64)
+    a = a - a.mean(axis=1, keepdims=True)
+    if mode == "meanvar":
+        std = a.std(axis=1, keepdims=True)
+        a = a / np.where(std > STD_FLOOR, std, 1.0)
+    return a.astype(np.float32)
+
+
+def resample_frames(array: np.ndarray, n_frames: int) -> np.ndarray:
+    """Resample along time to ``n_frames`` frames by linear interpolation (first and last frames kept).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_in)
+        ``n_in >= 1``; a single frame is repeated.
+    n_frames : int
+
+    Returns
+    -------
+    ndarray of shape (n_bins, n_frames), float32
+    """
+    n_in = array.shape[1]
+    if n_in == 1:
+        return np.repeat(array, n_frames, axis=1).astype(np.float32)
+    pos = np.linspace(0.0, n_in - 1, n_frames)
+    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    w = (pos - lo).astype(np.float64)
+    a = array.astype(np.float64)
+    return (a[:, lo] * (1.0 - w) + a[:, lo + 1] * w).astype(np.float32)
+
+
+def stats_vector(array: np.ndarray) -> np.ndarray:
+    """Per-bin mean and std over time, and mean and std of the frame-to-frame deltas.
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_frames)
+
+    Returns
+    -------
+    ndarray of shape (4 * n_bins,), float32: ``[mean, std, delta_mean, delta_std]`` each over the bins
+    (deltas are 0 for a single frame).
+    """
+    a = array.astype(np.float64)
+    delta = np.diff(a, axis=1) if a.shape[1] > 1 else np.zeros_like(a)
+    return np.concatenate([a.mean(axis=1), a.std(axis=1), delta.mean(axis=1), delta.std(axis=1)]).astype(np.float32)
+
+
+def image_vector(array: np.ndarray, n_frames: int, per_file: str = "none") -> np.ndarray:
+    """Per-file normalised, time-resampled and flattened image (the active region already cut).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_in)
+    n_frames : int
+    per_file : ``none`` | ``mean`` | ``meanvar`` (:func:`normalise_per_file`)
+
+    Returns
+    -------
+    ndarray of shape (n_bins * n_frames,), float32, bin-major.
+    """
+    return resample_frames(normalise_per_file(array, per_file), n_frames).ravel()
+
+
+# --------------------------------------------------------------------------- matrix steps
+
+def impute_column_means(X: np.ndarray) -> np.ndarray:
+    """Replace non-finite entries by their column's mean over the finite ones (0 when none is finite).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_dims)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_dims), float64 (a copy)
+    """
+    X = np.array(X, dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        counts = (~bad).sum(axis=0)
+        sums = np.where(bad, 0.0, X).sum(axis=0)
+        means = np.divide(sums, counts, out=np.zeros(X.shape[1]), where=counts > 0)
+        X[bad] = np.take(means, np.nonzero(bad)[1])
+    return X
+
+
+def n_components_for(ratio: np.ndarray, pca: float) -> int:
+    """Components kept for ``pca``: ``int(pca)`` when >= 1, else the fewest reaching that variance fraction.
+
+    Parameters
+    ----------
+    ratio : ndarray of shape (n_all,)
+        Explained-variance ratios, decreasing.
+    pca : float
+
+    Returns
+    -------
+    int in [1, n_all]
+    """
+    if pca >= 1:
+        return max(1, min(int(pca), ratio.size))
+    cumulative = np.cumsum(ratio)
+    # tolerance: a cumulative sum that should reach 1.0 may stop at 0.9999999
+    return max(1, min(int(np.searchsorted(cumulative, pca - 1e-9) + 1), ratio.size))
+
+
+def transform(
+    raw: np.ndarray,
+    scale: str = "standard",
+    pca: float | None = None,
+    whiten: bool = False,
+    umap: int | None = None,
+    umap_neighbors: int = 15,
+    umap_min_dist: float = 0.0,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """Impute, scale, reduce.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n_samples, n_dims)
+    scale : ``standard`` | ``minmax`` | ``none``
+    pca : float or None
+        See :func:`n_components_for`; None: no PCA.
+    whiten : bool
+        Divide each kept component by its standard deviation.
+    umap : int or None
+        UMAP output dimensions (after PCA); None: no UMAP.
+    umap_neighbors, umap_min_dist : UMAP parameters.
+    random_state : int
+        Seeds UMAP.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_out), float32
+    explained_variance_ratio : ndarray of shape (min(n_samples, n_dims),) or None
+    n_components : int or None
+    """
+    X = impute_column_means(raw)
+    if scale == "standard":
+        std = X.std(axis=0)
+        X = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    elif scale == "minmax":
+        lo, span = X.min(axis=0), np.ptp(X, axis=0)
+        X = (X - lo) / np.where(span > 0, span, 1.0)
+    ratio, n_keep = None, None
+    if pca is not None and X.shape[0] >= 2:
+        # every component, for the explained-variance curve; the eigen-decomposition of the
+        # covariance is the cheaper exact route when there are many more samples than dimensions
+        solver = "covariance_eigh" if X.shape[0] >= 2 * X.shape[1] else "full"
+        model = PCA(n_components=None, svd_solver=solver).fit(X)
+        ratio = np.nan_to_num(model.explained_variance_ratio_)
+        n_keep = n_components_for(ratio, pca)
+        X = model.transform(X)[:, :n_keep]
+        if whiten:
+            sd = np.sqrt(model.explained_variance_[:n_keep])
+            X = X / np.where(sd > 1e-12, sd, 1.0)
+    if umap is not None:
+        import umap as umap_learn  # heavy import (numba), only when asked for
+        n = X.shape[0]
+        X = umap_learn.UMAP(n_components=min(umap, max(1, n - 2)), n_neighbors=min(umap_neighbors, n - 1),
+                            min_dist=umap_min_dist, random_state=random_state).fit_transform(X)
+    return X.astype(np.float32), ratio, n_keep
+
+
+# --------------------------------------------------------------------------- building
+
+def _reference(cfg: Config) -> str | None:
+    return next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
+
+
+def _raw_key(cfg: Config, spec: ViewSpec, files: list[str]) -> str:
+    settings = dataclasses.asdict(view_settings(cfg, spec))
+    own = {k: settings[k] for k in ("trim_db", "n_frames") if k in settings}
+    if spec.kind == "image":
+        own["per_file"] = settings["per_file"].get(spec.feature, "none")
+    extra = {"version": _CACHE_VERSION, "spec": dataclasses.astuple(spec), "max_bins": cfg.views.max_bins,
+             "reference": _reference(cfg), "own": own, "files": files}
+    return section_hash(cfg, "features", "audio", extra=extra)
+
+
+def _key(cfg: Config, spec: ViewSpec, raw_key: str) -> str:
+    s = view_settings(cfg, spec)
+    v = cfg.views
+    extra = {"raw": raw_key, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": v.umap,
+             "umap_neighbors": v.umap_neighbors, "umap_min_dist": v.umap_min_dist}
+    return section_hash(cfg, "seed", extra=extra)
+
+
+def cache_path(paths: ProjectPaths, spec: ViewSpec) -> Path:
+    """``features/<name>/views/<view name>.npz``."""
+    return paths.features / "views" / f"{spec.name}.npz"
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_cache(path: Path, **arrays: Any) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def _read_array(paths: ProjectPaths, cfg: Config, kind: str, label: str, stem: str, source: str) -> np.ndarray:
+    """One saved feature of one file, as float32 values (the PNG mapped back with its fixed range)."""
+    path = paths.feature_file(kind, label_folder(label), stem, f".{source}")
+    if source == "npy":
+        return np.load(path, allow_pickle=False).astype(np.float32, copy=False)
+    vmin, vmax = cfg.features.png_ranges[kind]
+    return from_image(read_png(path), vmin=vmin, vmax=vmax)
+
+
+def _file_vectors(cfg: Config, paths: ProjectPaths, label: str, stem: str, source: str,
+                  specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray | None]:
+    """Vectors of one file for ``specs`` (all of this source); None where its feature cannot be read."""
+    # the dB reference is read only when some view of this group trims
+    reference = _reference(cfg) if any(view_settings(cfg, s).trim_db is not None for s in specs) else None
+    arrays: dict[str, np.ndarray | None] = {}
+    for kind in {s.feature for s in specs} | ({reference} if reference else set()):
+        try:
+            arrays[kind] = _read_array(paths, cfg, kind, label, stem, source)
+        except (OSError, ValueError) as exc:
+            log.debug("%s/%s %s.%s unreadable: %s", label, stem, kind, source, exc)
+            arrays[kind] = None
+    level = arrays[reference] if reference else None
+    out: dict[ViewSpec, np.ndarray | None] = {}
+    for spec in specs:
+        array = arrays[spec.feature]
+        if array is None or array.ndim != 2 or array.shape[1] == 0:
+            out[spec] = None
+            continue
+        s = view_settings(cfg, spec)
+        region = slice(None)
+        if level is not None and level.shape[1] == array.shape[1]:
+            region = active_frames(level, s.trim_db)
+        pooled = pool_bins(array[:, region], cfg.views.max_bins)
+        if spec.kind == "stats":
+            out[spec] = stats_vector(pooled)
+        else:
+            out[spec] = image_vector(pooled, s.n_frames, s.per_file.get(spec.feature, "none"))
+    return out
+
+
+def _raw_matrices(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, source: str,
+                  specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray]:
+    """One pass over the files of ``table`` for every spec of this source: spec -> (n_samples, n_dims)."""
+    rows: dict[ViewSpec, list[np.ndarray | None]] = {s: [] for s in specs}
+    records = table[["label", "stem"]].itertuples(index=False)
+    for label, stem in tqdm(records, total=len(table), desc=f"views ({SOURCE_NAMES[source]})", unit="file",
+                            disable=None):
+        for spec, vec in _file_vectors(cfg, paths, label, stem, source, specs).items():
+            rows[spec].append(vec)
+    out = {}
+    for spec, vecs in rows.items():
+        sizes = {v.size for v in vecs if v is not None}
+        if not sizes:
+            raise StageInputError(f"no file has a readable {spec.feature}.{source}: re-run `audioclust extract "
+                                  f"--dataset {paths.dataset}` (with features.png: true for png views)")
+        if len(sizes) > 1:
+            raise StageInputError(f"{spec.feature}.{source} arrays have different numbers of bins "
+                                  f"({sorted(sizes)}): re-run `audioclust extract` so every file uses the same "
+                                  "parameters")
+        dim = sizes.pop()
+        bad = sum(v is None for v in vecs)
+        if bad:
+            log.warning("%s: %d of %d files could not be read; their rows are imputed with column means",
+                        spec.name, bad, len(vecs))
+        out[spec] = np.vstack([np.full(dim, np.nan, np.float32) if v is None else v for v in vecs])
+    return out
+
+
+def _descriptor_matrix(table: pd.DataFrame) -> np.ndarray:
+    return table[list(DESCRIPTORS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+
+
+def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = None,
+                specs: list[ViewSpec] | None = None) -> list[View]:
+    """Every view of the config, from the cache when its keys match.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``views`` (what and how), ``features`` (kinds, PNG ranges), ``seed``.
+    paths : ProjectPaths
+    table : DataFrame or None
+        The rows to use (:func:`read_table`; None reads it).
+    specs : list of ViewSpec or None
+        None: :func:`view_specs` of the config.
+
+    Returns
+    -------
+    list of View, in ``specs`` order; every ``X`` has ``len(table)`` rows in table order.
+    """
+    table = read_table(paths) if table is None else table
+    specs = view_specs(cfg) if specs is None else specs
+    files = [f"{label_folder(lab)}/{stem}" for lab, stem in zip(table["label"], table["stem"])]
+    if any(s.kind != DESCRIPTOR_FEATURE for s in specs) and _reference(cfg) is None and any(
+            view_settings(cfg, s).trim_db is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):
+        log.warning("trim_db is set but neither mel nor spectrogram was extracted: views are not trimmed")
+
+    cached: dict[ViewSpec, dict[str, Any]] = {}
+    raw: dict[ViewSpec, np.ndarray] = {}
+    raw_keys = {s: _raw_key(cfg, s, files) for s in specs}
+    for spec in specs:
+        data = _read_cache(cache_path(paths, spec))
+        if data is not None and str(data.get("raw_key")) == raw_keys[spec] and data["raw"].shape[0] == len(files):
+            cached[spec] = data
+            raw[spec] = data["raw"]
+    todo = [s for s in specs if s not in raw]
+    if len(specs) > len(todo):
+        log.info("views: %d of %d read from the cache", len(specs) - len(todo), len(specs))
+    for source in SOURCES:
+        group = [s for s in todo if s.source == source]
+        if group:
+            raw.update(_raw_matrices(cfg, paths, table, source, group))
+    for spec in todo:
+        if spec.kind == DESCRIPTOR_FEATURE:
+            raw[spec] = _descriptor_matrix(table)
+
+    views = []
+    for spec in specs:
+        key = _key(cfg, spec, raw_keys[spec])
+        data = cached.get(spec)
+        if data is not None and str(data.get("key")) == key:
+            ratio = data["explained_variance_ratio"] if data["explained_variance_ratio"].size else None
+            n_comp = int(data["n_components"]) if int(data["n_components"]) >= 0 else None
+            X = data["X"]
+        else:
+            s, v = view_settings(cfg, spec), cfg.views
+            X, ratio, n_comp = transform(raw[spec], scale=v.scale, pca=s.pca, whiten=s.whiten, umap=v.umap,
+                                         umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
+                                         random_state=cfg.seed)
+            _write_cache(cache_path(paths, spec), raw=raw[spec], X=X, raw_key=np.array(raw_keys[spec]),
+                         key=np.array(key),
+                         explained_variance_ratio=np.zeros(0) if ratio is None else ratio,
+                         n_components=np.array(-1 if n_comp is None else n_comp),
+                         spec=np.array(json.dumps(dataclasses.asdict(spec))))
+        n_missing = int((~np.isfinite(raw[spec])).any(axis=1).sum())
+        views.append(View(spec=spec, X=X, raw=raw[spec], explained_variance_ratio=ratio, n_components=n_comp,
+                          n_missing=n_missing))
+        log.debug("view %s: %s -> %s", spec.name, raw[spec].shape, X.shape)
+    return views

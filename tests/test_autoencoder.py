@@ -1,0 +1,240 @@
+"""Stage 05 end to end on a tiny demo project (7 sound families × 6 files), plus its small helpers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score
+
+from audioclust import autoencoder
+from audioclust.cli import STAGES, run_stage
+from audioclust.config import load_config
+from audioclust.datasets import generate_demo
+from audioclust.dcec import AutoencoderModule, FeaturesDataset
+from audioclust.errors import StageInputError
+from audioclust.kselect import estimate_k
+from audioclust.paths import ProjectPaths
+
+REPO = Path(__file__).resolve().parents[1]
+N_FILES = 7 * 6
+# small images, few epochs and DCEC iterations, one thread: seconds per run on a shared machine
+SMALL = {"autoencoder.input_size": [32, 16], "autoencoder.latent_dims": [4], "autoencoder.max_epochs": 3,
+         "autoencoder.batch_size": 8, "autoencoder.num_threads": 1, "autoencoder.update_interval": 4,
+         "autoencoder.max_iter": 12, "cluster.k": 7, "cluster.figures": False, "cluster.tsne": False,
+         "parallel.n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    """Stages 01–03 (mel only) on the demo set, run once for the module."""
+    root = tmp_path_factory.mktemp("demo_project")
+    (root / "configs").mkdir()
+    shutil.copy(REPO / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    paths = ProjectPaths(root, "demo")
+    generate_demo(paths.raw, n_per_class=6, seconds=0.5)
+    cfg = load_config(root, "demo", overrides={"features.kinds": ["mel"], "parallel.n_jobs": 1})
+    for stage in ("metadata", "transform", "extract"):
+        run_stage(stage, cfg, paths)
+    return root
+
+
+@pytest.fixture
+def demo(demo_root, tmp_path) -> ProjectPaths:
+    """A fresh copy of the demo project (features, no results) for one test."""
+    shutil.copytree(demo_root, tmp_path / "project", symlinks=True)
+    return ProjectPaths(tmp_path / "project", "demo")
+
+
+def config(paths: ProjectPaths, **overrides):
+    return load_config(paths.root, paths.dataset, overrides={**SMALL, **overrides})
+
+
+def hungarian_acc(truth, pred) -> float:
+    table = pd.crosstab(pd.Series(truth), pd.Series(pred)).to_numpy()
+    rows, cols = linear_sum_assignment(-table)
+    return table[rows, cols].sum() / table.sum()
+
+
+# --------------------------------------------------------------------------- end to end
+
+def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(demo):
+    assert ("autoencoder", "audioclust.autoencoder") in [(n, m) for n, m, _ in STAGES]
+    assert [n for n, _, _ in STAGES].index("autoencoder") == [n for n, _, _ in STAGES].index("cluster") + 1
+    cfg = config(demo, **{"cluster.figures": True})
+    first = autoencoder.run(cfg, demo)
+    out = demo.results / "autoencoder"
+
+    saved = pd.read_csv(out / "results.csv")
+    for col in ["architecture", "feature", "latent_dim", "stage", "k", "nmi", "acc", "ari", "silhouette", "epochs",
+                "train_s", "reused", "recon_mse", "dcec_iterations", "stopped_by", "selected", "status", "type"]:
+        assert col in saved.columns
+    assert list(saved["stage"]) == ["ae_kmeans", "dcec"] and list(saved["id"]) == list(first["id"])
+    assert (saved["architecture"] == "dcec").all() and (saved["latent_dim"] == 4).all()
+    assert (saved["k"] == 7).all() and (saved["k_source"] == "given").all() and (saved["epochs"] == 3).all()
+    assert not saved["reused"].any() and (saved["train_s"] > 0).all() and (saved["status"] == "ok").all()
+    dcec_row = saved.set_index("stage").loc["dcec"]
+    assert 4 <= dcec_row["dcec_iterations"] <= 12 and dcec_row["stopped_by"] in {"tol", "max_iter"}
+    assert saved.loc[saved["stage"] == "ae_kmeans", "dcec_iterations"].isna().all()
+    assert saved["selected"].sum() == 1
+
+    # every ok file is labelled, in features.csv order; the scores are those of these labels
+    features = pd.read_csv(demo.features_csv, dtype={"stem": str, "label": str})
+    labels = pd.read_csv(out / "labels.csv", dtype={"stem": str, "label": str})
+    assert len(labels) == N_FILES == int((features["status"] == "ok").sum())
+    assert list(labels["stem"]) == list(features.loc[features["status"] == "ok", "stem"])
+    assert list(labels.columns) == ["stem", "label", *saved["id"]]
+    for _, row in saved.iterrows():
+        pred = labels[row["id"]]
+        assert row["nmi"] == pytest.approx(normalized_mutual_info_score(labels["label"], pred), abs=1e-12)
+        assert row["acc"] == pytest.approx(hungarian_acc(labels["label"], pred), abs=1e-12)
+        assert row["n_clusters"] == pred.nunique()
+
+    # the saved embedding is what K-Means clustered; DCEC's labels are the argmax of its soft assignments
+    folder = out / "embeddings" / "mel.dcec_z4.npy"
+    z = np.load(folder / "pretrained.npy")
+    assert z.shape == (N_FILES, 4) and z.dtype == np.float32
+    km = KMeans(n_clusters=7, n_init=cfg.autoencoder.kmeans_n_init, random_state=cfg.seed).fit(z)
+    assert np.array_equal(km.labels_, labels["mel.dcec_z4.npy.ae_kmeans"])
+    q = np.load(folder / "dcec_q.npy")
+    assert q.shape == (N_FILES, 7) and np.allclose(q.sum(axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(q.argmax(axis=1), labels["mel.dcec_z4.npy.dcec"])
+    assert np.load(folder / "dcec.npy").shape == (N_FILES, 4)
+
+    # recon_mse: the checkpoint's reconstruction error over every file, computed here independently
+    ckpt = demo.abs(saved["checkpoint"].iloc[0])
+    module = AutoencoderModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+    files = autoencoder.feature_files(demo, features[features["status"] == "ok"], "mel", "npy")
+    images = FeaturesDataset(files, size=[32, 16]).images
+    with torch.no_grad():
+        mse = F.mse_loss(module.model(images)[0], images).item()
+    assert saved["recon_mse"].iloc[0] == pytest.approx(mse, rel=1e-4)
+
+    figures = {p.name for p in (out / "figures").iterdir()}
+    for stem in ["loss.mel.dcec_z4.npy", "reconstructions.mel.dcec_z4.npy", "dcec_history.mel.dcec_z4.npy",
+                 "scatter_pca.mel.dcec_z4.npy.ae_kmeans", "scatter_pca.mel.dcec_z4.npy.dcec",
+                 "contingency.mel.dcec_z4.npy.dcec"]:
+        assert {f"{stem}.png", f"{stem}.pdf"} <= figures
+    assert "latent_size.png" not in figures                       # one latent size only
+
+    # stage 04 runs, then stage 05 again: checkpoint reused (nothing retrained), same labels, summary extended
+    run_stage("cluster", load_config(demo.root, "demo", overrides={
+        "views.features": ["mel"], "views.kinds": ["stats"], "views.sources": ["npy"], "cluster.algorithms": ["kmeans"],
+        "cluster.k": 7, "cluster.figures": False, "parallel.n_jobs": 1}), demo)
+    mtime = ckpt.stat().st_mtime_ns
+    for _ in range(2):                                             # twice: the summary must not grow twice
+        again = autoencoder.run(config(demo), demo)
+    assert again["reused"].all() and ckpt.stat().st_mtime_ns == mtime
+    assert list(again["train_s"]) == list(saved["train_s"]) and list(again["epochs"]) == [3, 3]
+    assert pd.read_csv(out / "labels.csv", dtype={"stem": str, "label": str}).equals(labels)
+
+    summary = demo.results / "clustering"
+    md = (summary / "summary.md").read_text()
+    table = md.split("\n\n")[1]                                   # the main table, after the heading
+    assert "| mel | stats (Arrays) | kmeans | 7 |" in table
+    ae_best = saved.loc[saved["nmi"].idxmax()]
+    assert f"| mel | dcec autoencoder z=4 (Arrays) | {ae_best['algorithm']} | 7 | {ae_best['nmi']:.3f} |" in table
+    assert md.count("## Autoencoder embeddings") == 1
+    assert "| Feature | Embedding | NMI | ACC |" in md
+    for _, row in saved.iterrows():
+        name = "K-Means" if row["stage"] == "ae_kmeans" else "DCEC"
+        assert f"| mel | dcec autoencoder z=4 (Arrays) + {name} | {row['nmi']:.3f} | {row['acc']:.3f} |" in md
+    csv = pd.read_csv(summary / "summary.csv")
+    assert list(csv["Type"]) == ["stats (Arrays)"] * 2 + ["dcec autoencoder z=4 (Arrays)"] * 2
+    tex = (summary / "summary.tex").read_text()
+    assert tex.count(r"\begin{table}") == 2 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
+    assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
+    assert (out / "summary.md").read_text().count("## Autoencoder embeddings") == 1
+
+
+def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
+    first = autoencoder.run(config(demo), demo)
+    other = autoencoder.run(config(demo, **{"autoencoder.latent_dims": [3], "cluster.k": None, "cluster.k_max": 6,
+                                            "cluster.gap_references": 2}), demo)
+    assert not other["reused"].any() and (other["latent_dim"] == 3).all()
+    assert other["checkpoint"].iloc[0] != first["checkpoint"].iloc[0]
+    assert demo.abs(first["checkpoint"].iloc[0]).is_file()           # the other model's checkpoint is kept
+    # k: the k-selection consensus on the saved embedding, recomputed here without the labels
+    out = demo.results / "autoencoder"
+    z = np.load(out / "embeddings" / "mel.dcec_z3.npy" / "pretrained.npy")
+    c = config(demo, **{"cluster.k": None, "cluster.k_max": 6, "cluster.gap_references": 2}).cluster
+    expected = estimate_k(z, range(c.k_min, c.k_max + 1), random_state=0, methods=c.k_methods,
+                          sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
+    assert (other["k"] == max(expected.consensus, 2)).all() and (other["k_source"] == "auto").all()
+    ks = pd.read_csv(out / "k_selection.csv")
+    assert ks.loc[ks["consensus"], "k"].tolist() == [expected.consensus]
+    labels = pd.read_csv(out / "labels.csv")
+    assert list(labels.columns[2:]) == ["mel.dcec_z3.npy.ae_kmeans", "mel.dcec_z3.npy.dcec"]
+    assert labels["mel.dcec_z3.npy.ae_kmeans"].nunique() == other["k"].iloc[0]
+
+
+def test_disabled_stage_returns_an_empty_table(demo):
+    result = autoencoder.run(config(demo, **{"autoencoder.enabled": False}), demo)
+    assert result.empty and list(result.columns) == autoencoder.COLUMNS
+    assert not (demo.results / "autoencoder").exists() and not demo.checkpoints.exists()
+
+
+def test_missing_features_say_what_to_run(demo, tmp_path):
+    with pytest.raises(StageInputError, match="audioclust extract --dataset demo"):
+        autoencoder.run(config(demo, **{"autoencoder.features": ["chroma"]}), demo)   # mel only was extracted
+    with pytest.raises(StageInputError, match="run `audioclust extract"):
+        autoencoder.run(config(demo), ProjectPaths(demo.root, "nothing"))
+    assert not demo.checkpoints.exists()
+
+
+# --------------------------------------------------------------------------- helpers
+
+def test_example_indices_take_the_first_file_of_each_label():
+    labels = np.array(["b", "b", "a", "c", "a", "c"])
+    assert autoencoder.example_indices(labels, 2).tolist() == [0, 2]
+    assert autoencoder.example_indices(labels, 4).tolist() == [0, 2, 3, 5]      # 3 labels, then spread evenly
+    assert autoencoder.example_indices(np.array([""] * 9), 3).tolist() == [0, 4, 8]
+
+
+def test_mark_selected_and_embedding_table():
+    results = pd.DataFrame({
+        "feature": ["mel", "mel", "mel", "mfcc"], "status": ["ok"] * 4, "n_clusters": [3, 1, 3, 2],
+        "silhouette": [0.2, 0.9, 0.4, np.nan], "stage": ["ae_kmeans", "dcec", "dcec", "ae_kmeans"],
+        "type": ["t1", "t1", "t2", "t3"], "nmi": [0.1, 0.2, 0.3, 0.4], "acc": [0.5, 0.6, 0.7, 0.8]})
+    autoencoder.mark_selected(results, "silhouette")
+    assert results["selected"].tolist() == [False, False, True, False]   # one cluster and NaN are not eligible
+    table = autoencoder.embedding_table(results)
+    assert list(table.columns) == ["Feature", "Embedding", "NMI", "ACC"]
+    assert table["Embedding"].tolist() == ["t1 + K-Means", "t1 + DCEC", "t2 + DCEC", "t3 + K-Means"]
+
+
+def test_reconstruction_mse_by_hand():
+    class Half(torch.nn.Module):                                # reconstructs x / 2: error (x/2)² per pixel
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x / 2, None
+
+    dataset = FeaturesDataset([np.full((4, 6), 2.0, np.float32), np.full((4, 6), 4.0, np.float32)], size=[6, 4],
+                              scale="none")
+    assert autoencoder.reconstruction_mse(Half(), dataset, batch_size=1) == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_figures_plot_the_numbers_they_are_given():
+    metrics = pd.DataFrame({"epoch": [0, 0, 1, 1], "train_loss": [np.nan, 0.5, np.nan, 0.25],
+                            "val_loss": [0.6, np.nan, 0.3, np.nan]})
+    fig = autoencoder.loss_curves(metrics)
+    lines = {line.get_label(): line.get_xydata().tolist() for line in fig.axes[0].get_lines()}
+    assert lines == {"training": [[1, 0.5], [2, 0.25]], "validation": [[1, 0.6], [2, 0.3]]}
+    results = pd.DataFrame({"feature": ["mel"] * 4, "stage": ["ae_kmeans", "dcec"] * 2, "latent_dim": [10, 10, 2, 2],
+                            "recon_mse": [0.1, 0.2, 0.3, 0.4], "nmi": [0.5, 0.6, 0.7, 0.8]})
+    fig = autoencoder.latent_size_curve(results)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_lines()[0].get_xydata().tolist() == [[2, 0.3], [10, 0.1]]   # sorted by latent size
+    Y = autoencoder.project_2d(np.random.default_rng(0).normal(size=(20, 5)), "tsne", random_state=0)
+    assert Y.shape == (20, 2) and Y.dtype == np.float32
+    assert np.array_equal(Y, autoencoder.project_2d(np.random.default_rng(0).normal(size=(20, 5)), "tsne", 0))

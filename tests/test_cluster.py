@@ -1,0 +1,156 @@
+"""Stage 04 end to end on a tiny synthetic features folder (3 clear classes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audioclust import cluster
+from audioclust.cli import STAGES
+from audioclust.config import load_config
+from audioclust.errors import ConfigError, StageInputError
+from audioclust.paths import ProjectPaths
+from test_views import make_features
+
+
+def test_kmeans_finds_the_three_classes(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "gmm", "dbscan"],
+                                                   "parallel.n_jobs": 2})   # views in worker processes
+    results = cluster.run(cfg, paths)
+    out = paths.results / "clustering"
+    saved = pd.read_csv(out / "results.csv")
+    for col in ["feature", "view", "algorithm", "k", "params", "selected", "nmi", "acc", "ari", "homogeneity",
+                "completeness", "v_measure", "purity", "silhouette", "calinski_harabasz", "davies_bouldin",
+                "runtime_s", "n_noise"]:
+        assert col in saved.columns
+    assert len(results) == 5 * 3                               # 2 features x 2 kinds + descriptors; 3 algorithms
+    km = results.set_index("id").loc["mel.stats.npy.kmeans"]
+    assert km["nmi"] == pytest.approx(1.0) and km["acc"] == pytest.approx(1.0) and km["ari"] == pytest.approx(1.0)
+    assert km["k"] == 3 and km["k_source"] == "given" and km["status"] == "ok"
+    assert json.loads(km["params"])["n_init"] == 10
+    db = results.set_index("id").loc["mel.stats.npy.dbscan"]
+    assert db["k_source"] == "found" and db["k"] == db["n_clusters"] and db["n_noise"] >= 0
+    # labels.csv: one column of cluster labels per ok row, rows in features.csv order
+    labels = pd.read_csv(out / "labels.csv", dtype={"label": str})
+    assert list(labels["stem"][:2]) == ["low_0", "low_1"] and len(labels) == 24
+    assert set(results.loc[results["status"] == "ok", "id"]) <= set(labels.columns)
+    assert pd.crosstab(labels["label"], labels["mel.stats.npy.kmeans"]).gt(0).sum(axis=1).eq(1).all()
+    # exactly one label-free choice per feature
+    assert results.groupby("feature")["selected"].sum().to_dict() == {"descriptors": 1, "mel": 1, "mfcc": 1}
+    grids = pd.read_csv(out / "grids.csv")
+    assert set(grids["id"]) == set(results.loc[results["status"] == "ok", "id"])
+
+
+def test_summary_marks_the_best_by_nmi_row(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans"]})
+    cluster.run(cfg, paths)
+    md = (paths.results / "clustering" / "summary.md").read_text()
+    tex = (paths.results / "clustering" / "summary.tex").read_text()
+    assert "| Feature | Type | Algorithm | k | NMI | ACC | Choice |" in md
+    assert "best by NMI (uses labels)" in md and "label-free (silhouette)" in md
+    assert "| mel | stats (Arrays) | kmeans | 3 | 1.000 | 1.000 |" in md
+    assert r"\toprule" in tex and r"mfcc\_no" not in tex and "best by NMI (uses labels)" in tex
+
+
+def test_without_labels_everything_runs_and_external_scores_are_nan(project):
+    cfg, paths = make_features(project, labelled=False,
+                               overrides={"cluster.k": None, "cluster.k_max": 5, "cluster.gap_references": 2,
+                                          "cluster.algorithms": ["kmeans", "agglomerative"],
+                                          "views.features": ["mel", "descriptors"]})
+    results = cluster.run(cfg, paths)
+    assert (results["status"] == "ok").all()
+    assert results[["nmi", "acc", "ari", "purity"]].isna().all().all()
+    assert results["silhouette"].notna().all()
+    assert results.groupby("feature")["selected"].sum().to_dict() == {"descriptors": 1, "mel": 1}
+    # the selected row has the best silhouette of its feature's rows without a tiny cluster
+    balanced = results["min_cluster_size"] >= 0.1 * results["n_samples"] / results["n_clusters"]
+    for feature, part in results[balanced].groupby("feature"):
+        assert part.loc[part["selected"], "silhouette"].iloc[0] == part["silhouette"].max()
+    assert set(results["k_source"]) == {"auto"}
+    ks = pd.read_csv(paths.results / "clustering" / "k_selection.csv")
+    assert set(ks["view"]) == {"mel.stats.npy", "mel.image.npy", "descriptors"}
+    assert ks.groupby("view")["consensus"].sum().eq(1).all()
+    md = (paths.results / "clustering" / "summary.md").read_text()
+    assert "best by NMI" not in md.split("\n\n")[1]             # the table itself has no best-by-NMI row
+    assert "No labels" in md
+
+
+def test_quadratic_algorithms_are_skipped_above_the_limit(project, caplog):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative", "spectral"],
+                                                   "cluster.max_samples_quadratic": 20,
+                                                   "views.features": ["mel"], "views.kinds": ["stats"]})
+    results = cluster.run(cfg, paths).set_index("algorithm")
+    for name in ("agglomerative", "spectral"):
+        assert results.loc[name, "status"] == "skipped"
+        assert "max_samples_quadratic = 20" in results.loc[name, "reason"]
+        assert np.isnan(results.loc[name, "nmi"])
+        assert not results.loc[name, "selected"]
+    assert results.loc["kmeans", "status"] == "ok" and results.loc["kmeans", "selected"]
+    assert "agglomerative skipped" in caplog.text
+    labels = pd.read_csv(paths.results / "clustering" / "labels.csv")
+    assert "mel.stats.npy.agglomerative" not in labels.columns
+
+
+def test_k_that_does_not_fit_is_an_error_row(project):
+    cfg, paths = make_features(project, n_per_class=2, overrides={"cluster.k": 6, "views.features": ["mel"],
+                                                                  "views.kinds": ["stats"]})
+    (row,) = cluster.run(cfg, paths).to_dict("records")
+    assert row["status"] == "error" and "k = 6" in row["reason"]
+
+
+def test_figures_are_written_as_png_and_pdf(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative", "fcm"],
+                                                   "cluster.figures": True, "cluster.k": None, "cluster.k_max": 4,
+                                                   "cluster.k_methods": ["silhouette", "elbow"],
+                                                   "views.features": ["mel"], "views.kinds": ["image"]})
+    results = cluster.run(cfg, paths)
+    folder = paths.results / "clustering" / "figures"
+    stems = {p.stem for p in folder.glob("*.png")}
+    assert stems == {p.stem for p in folder.glob("*.pdf")}
+    selected = results.loc[results["selected"], "id"].iloc[0]
+    for stem in ["explained_variance.mel", "k_selection.mel.image.npy", f"scatter_pca.{selected}",
+                 f"scatter_tsne.{selected}", f"contingency.{selected}", "dendrogram.mel.image.npy",
+                 "fcm_memberships.mel.image.npy"]:
+        assert stem in stems
+
+
+def test_missing_features_csv_tells_to_run_extract(project):
+    with pytest.raises(StageInputError, match="audioclust extract"):
+        cluster.run(load_config(project, "nothing"), ProjectPaths(project, "nothing"))
+
+
+def test_unknown_grid_parameter_fails_before_work(project):
+    cfg, paths = make_features(project, overrides={"cluster.grids": {"kmeans": {"colour": [1]}}})
+    with pytest.raises(ConfigError, match="colour"):
+        cluster.run(cfg, paths)
+    assert not (paths.results / "clustering").exists()
+
+
+def test_cluster_is_a_cli_stage():
+    assert ("cluster", "audioclust.cluster") in [(n, m) for n, m, _ in STAGES]
+
+
+def test_embed_2d_shapes_and_seed():
+    X = np.random.default_rng(0).normal(size=(30, 5))
+    assert cluster.embed_2d(X, "pca").shape == (30, 2)
+    a, b = cluster.embed_2d(X, "tsne", 3), cluster.embed_2d(X, "tsne", 3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_selection_ignores_split_off_outliers_and_follows_the_criterion():
+    results = pd.DataFrame({
+        "feature": ["f", "f", "f", "g", "g", "g"],
+        "status": ["ok", "ok", "ok", "ok", "skipped", "ok"],
+        "k": [2, 3, 3, 2, 2, 4], "k_source": ["given", "given", "found", "given", "given", "given"],
+        "n_clusters": [2, 3, 3, 2, np.nan, 2], "n_samples": [100] * 6, "n_noise": [0, 0, 10, 0, np.nan, 0],
+        "min_cluster_size": [1, 30, 20, 40, np.nan, 50],
+        "silhouette": [0.9, 0.3, 0.4, 0.2, np.nan, 0.8], "davies_bouldin": [0.1, 0.8, 0.5, 2.0, np.nan, 0.1]})
+    cluster._mark_selected(results, "silhouette", 0.1)
+    # row 0 (99 + 1 files) is an outlier split: 1 < 0.1 * 50; row 2: 20 >= 0.1 * 90 / 3;
+    # row 5 found 2 of the 4 clusters asked for (collapsed)
+    assert results["selected"].tolist() == [False, False, True, True, False, False]
+    cluster._mark_selected(results, "davies_bouldin", 0.0)      # lower is better; rows 0-3 eligible
+    assert results["selected"].tolist() == [True, False, False, True, False, False]
