@@ -34,9 +34,12 @@ test-fast: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/audioclust notebooks --dataset $(DATASET)
 
-## bench: speed and quality benchmarks on ../shared/datasets/fsdd
+## bench: speed and quality benchmarks on ../shared/datasets/fsdd (numbers as JSON in results/bench/)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_extract.py
+	mkdir -p results/bench
+	$(BIN)/python benchmarks/bench_extract.py --out results/bench/extract.json
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_quality.py --out results/bench/quality.json
 
 ## clean-outputs DATASET=name: remove generated outputs of one dataset (never datasets/<name>/)
 clean-outputs:
