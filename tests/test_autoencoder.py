@@ -235,6 +235,3 @@ def test_figures_plot_the_numbers_they_are_given():
     fig = autoencoder.latent_size_curve(results)
     assert len(fig.axes) == 2
     assert fig.axes[0].get_lines()[0].get_xydata().tolist() == [[2, 0.3], [10, 0.1]]   # sorted by latent size
-    Y = autoencoder.project_2d(np.random.default_rng(0).normal(size=(20, 5)), "tsne", random_state=0)
-    assert Y.shape == (20, 2) and Y.dtype == np.float32
-    assert np.array_equal(Y, autoencoder.project_2d(np.random.default_rng(0).normal(size=(20, 5)), "tsne", 0))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioclust import cluster
+from audioclust import cluster, views
 from audioclust.cli import STAGES
 from audioclust.config import load_config
 from audioclust.errors import ConfigError, StageInputError
@@ -135,8 +135,8 @@ def test_cluster_is_a_cli_stage():
 
 def test_embed_2d_shapes_and_seed():
     X = np.random.default_rng(0).normal(size=(30, 5))
-    assert cluster.embed_2d(X, "pca").shape == (30, 2)
-    a, b = cluster.embed_2d(X, "tsne", 3), cluster.embed_2d(X, "tsne", 3)
+    assert views.embed_2d(X, "pca").shape == (30, 2)
+    a, b = views.embed_2d(X, "tsne", 3), views.embed_2d(X, "tsne", 3)
     np.testing.assert_array_equal(a, b)
 
 

@@ -60,7 +60,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
@@ -70,12 +69,12 @@ from .config import Config
 from .datasets import label_folder
 from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, run_dcec, train_autoencoder
 from .errors import ConfigError, StageInputError
-from .kselect import KSelection, estimate_k
+from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
 from .report import latex_table, markdown_table, summary_table, write_summary
 from .storage import read_json, write_csv, write_npy, write_text
-from .views import SOURCE_NAMES, read_table
+from .views import SOURCE_NAMES, embed_2d, read_table
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
     if selections:
-        write_csv(out / "k_selection.csv", _k_selection_table(selections))
+        write_csv(out / "k_selection.csv", selection_table(selections))
     write_summaries(results, paths, cfg.cluster.criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
         plots.save_figure(latent_size_curve(results), out / "figures" / "latent_size")
@@ -343,17 +342,6 @@ def _write_embeddings(folder: Path, model: ModelRun) -> None:
     write_npy(folder / "dcec_q.npy", model.dcec.q.astype(np.float32))
 
 
-def _k_selection_table(selections: dict[str, KSelection]) -> pd.DataFrame:
-    parts = []
-    for view, sel in selections.items():
-        part = sel.table.copy()
-        part.insert(0, "view", view)
-        part["chosen_by"] = [",".join(m for m, kk in sel.choices.items() if kk == k) for k in part["k"]]
-        part["consensus"] = part["k"] == sel.consensus
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
-
-
 # --------------------------------------------------------------------------- summary tables
 
 def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -474,7 +462,7 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
         Z, pred = model.embeddings[row["stage"]], model.labels[row["stage"]]
         for method in methods:
             with threadpool_limits(limits=1):
-                Y = project_2d(Z, method, seed)
+                Y = embed_2d(Z, method, seed)
             jobs.append((f"scatter_{method}.{row['id']}", lambda Y=Y, p=pred, m=method, r=row["id"]: plots.scatter_2d(
                 Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA", title=r)))
         if labelled.any():
@@ -514,30 +502,6 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
-def project_2d(Z: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
-    """2-D projection of an embedding for the scatter figures.
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, latent_dim)
-    method : ``pca`` (first two components) or ``tsne`` (PCA-initialised, perplexity
-        min(30, (n - 1) / 3), seeded).
-
-    Returns
-    -------
-    ndarray of shape (n_samples, 2), float32
-    """
-    Z = np.asarray(Z, dtype=np.float64)
-    if Z.shape[1] < 2:
-        return np.column_stack([Z[:, 0], np.zeros(len(Z))]).astype(np.float32)
-    if method == "pca":
-        return PCA(n_components=2, random_state=random_state).fit_transform(Z).astype(np.float32)
-    perplexity = float(min(30.0, max(1.0, (len(Z) - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(
-        Z).astype(np.float32)
-
-
-@plots.styled
 def loss_curves(metrics: pd.DataFrame, title: str = "") -> Figure:
     """Training and validation loss per epoch from a Lightning CSV log.
 
@@ -653,6 +617,6 @@ def latent_size_curve(results: pd.DataFrame, title: str = "") -> Figure:
 
 __all__ = [
     "COLUMNS", "EMBEDDING_COLUMNS", "ModelRun", "choose_k", "dcec_history", "embedding_table", "example_indices",
-    "feature_files", "latent_size_curve", "loss_curves", "mark_selected", "project_2d", "reconstruction_grid",
+    "feature_files", "latent_size_curve", "loss_curves", "mark_selected", "reconstruction_grid",
     "reconstruction_mse", "run", "run_model", "training_log", "write_summaries",
 ]

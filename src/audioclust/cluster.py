@@ -47,21 +47,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import estimators, plots
 from .config import Config
 from .errors import AudioclustError, ConfigError
-from .kselect import KSelection, estimate_k
+from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores, internal_scores
 from .parallel import parallel_map
 from .paths import ProjectPaths
 from .report import write_summary
 from .storage import write_csv
-from .views import View, ViewSpec, build_views, read_table
+from .views import View, ViewSpec, build_views, embed_2d, read_table
 
 log = logging.getLogger(__name__)
 
@@ -281,14 +279,7 @@ def _write_tables(results: pd.DataFrame, fitted: dict[str, _Fitted], grids: list
         merged = pd.concat(grids, ignore_index=True)
         write_csv(out / "grids.csv", merged[["id", *[c for c in merged.columns if c != "id"]]])
     if kselect:
-        parts = []
-        for view_name, sel in kselect.items():
-            part = sel.table.copy()
-            part.insert(0, "view", view_name)
-            part["chosen_by"] = [",".join(m for m, kk in sel.choices.items() if kk == k) for k in part["k"]]
-            part["consensus"] = part["k"] == sel.consensus
-            parts.append(part)
-        write_csv(out / "k_selection.csv", pd.concat(parts, ignore_index=True))
+        write_csv(out / "k_selection.csv", selection_table(kselect))
 
 
 def _log_summary(results: pd.DataFrame, criterion: str) -> None:
@@ -300,30 +291,6 @@ def _log_summary(results: pd.DataFrame, criterion: str) -> None:
 
 
 # --------------------------------------------------------------------------- figures
-
-def embed_2d(X: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
-    """A 2-D embedding of a view for the scatter figures.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_dims)
-    method : ``pca`` (first two components) or ``tsne`` (sklearn t-SNE, PCA-initialised,
-        perplexity min(30, (n - 1) / 3), seeded).
-
-    Returns
-    -------
-    ndarray of shape (n_samples, 2), float32
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n = X.shape[0]
-    if X.shape[1] < 2:
-        return np.column_stack([X[:, 0], np.zeros(n)]).astype(np.float32)
-    if method == "pca":
-        return PCA(n_components=2, random_state=random_state).fit_transform(X).astype(np.float32)
-    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(
-        X).astype(np.float32)
-
 
 def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted: dict[str, _Fitted],
              kselect: dict[str, KSelection], labels: np.ndarray, labelled: np.ndarray, folder: Path) -> None:

@@ -58,7 +58,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from . import __version__, explore, plots
-from .cluster import embed_2d
+from .views import embed_2d
 from .config import Config, section_hash
 from .datasets import label_folder
 from .errors import AudioclustError
@@ -139,7 +139,7 @@ def project(X: np.ndarray, method: str = "tsne", seed: int = 0, cache: Path | No
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_dims)
-    method : ``tsne`` / ``pca`` (:func:`audioclust.cluster.embed_2d`; t-SNE falls back to PCA
+    method : ``tsne`` / ``pca`` (:func:`audioclust.views.embed_2d`; t-SNE falls back to PCA
         below 5 samples) or ``umap`` (umap-learn, seeded).
     seed : random state.
     cache : an ``.npz`` holding the last projection and the hash of its input; reused when

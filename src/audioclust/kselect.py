@@ -266,3 +266,16 @@ def estimate_k(
     result = KSelection(table=table, choices=choices, consensus=consensus(choices.values()))
     log.info("k selection over %s: %s -> consensus k = %d", ks, choices, result.consensus)
     return result
+
+
+def selection_table(selections: dict[str, KSelection]) -> pd.DataFrame:
+    """One table of several k selections: their rows with ``view``, ``chosen_by`` (the
+    criteria that chose that k) and ``consensus`` (whether it is the consensus k)."""
+    parts = []
+    for view, sel in selections.items():
+        part = sel.table.copy()
+        part.insert(0, "view", view)
+        part["chosen_by"] = [",".join(m for m, kk in sel.choices.items() if kk == k) for k in part["k"]]
+        part["consensus"] = part["k"] == sel.consensus
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)

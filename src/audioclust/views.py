@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 from tqdm.auto import tqdm
 
 from .config import Config, section_hash
@@ -595,3 +596,27 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
                           n_missing=n_missing))
         log.debug("view %s: %s -> %s", spec.name, raw[spec].shape, X.shape)
     return views
+
+
+def embed_2d(X: np.ndarray, method: str = "pca", random_state: int = 0) -> np.ndarray:
+    """A 2-D embedding of a view for the scatter figures.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_dims)
+    method : ``pca`` (first two components) or ``tsne`` (sklearn t-SNE, PCA-initialised,
+        perplexity min(30, (n - 1) / 3), seeded).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 2), float32
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if X.shape[1] < 2:
+        return np.column_stack([X[:, 0], np.zeros(n)]).astype(np.float32)
+    if method == "pca":
+        return PCA(n_components=2, random_state=random_state).fit_transform(X).astype(np.float32)
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(
+        X).astype(np.float32)
