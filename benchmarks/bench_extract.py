@@ -48,7 +48,8 @@ log = logging.getLogger("bench_extract")
 
 
 class Usage:
-    """Peak resident memory (sampled every 20 ms) and CPU time of this process and its children.
+    """Peak resident memory (sampled every 200 ms, so the sampler costs little) and CPU time
+    of this process and its children.
 
     CPU seconds (user + system) are less sensitive than wall time to other work on a
     shared machine: they say what the stage costs, wall time what it took.
@@ -78,7 +79,7 @@ class Usage:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._sample()
-            self._stop.wait(0.02)
+            self._stop.wait(0.2)
 
     def __enter__(self) -> "Usage":
         self._sample()
