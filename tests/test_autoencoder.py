@@ -156,7 +156,7 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
 
 def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
     first = autoencoder.run(config(demo), demo)
-    other = autoencoder.run(config(demo, **{"autoencoder.latent_dims": [3], "cluster.k": None, "cluster.k_max": 6,
+    other = autoencoder.run(config(demo, **{"autoencoder.latent_dims": [3], "cluster.k": "auto", "cluster.k_max": 6,
                                             "cluster.gap_references": 2}), demo)
     assert not other["reused"].any() and (other["latent_dim"] == 3).all()
     assert other["checkpoint"].iloc[0] != first["checkpoint"].iloc[0]
@@ -164,7 +164,7 @@ def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
     # k: the k-selection consensus on the saved embedding, recomputed here without the labels
     out = demo.results / "autoencoder"
     z = np.load(out / "embeddings" / "mel.dcec_z3.npy" / "pretrained.npy")
-    c = config(demo, **{"cluster.k": None, "cluster.k_max": 6, "cluster.gap_references": 2}).cluster
+    c = config(demo, **{"cluster.k": "auto", "cluster.k_max": 6, "cluster.gap_references": 2}).cluster
     expected = estimate_k(z, range(c.k_min, c.k_max + 1), random_state=0, methods=c.k_methods,
                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
     assert (other["k"] == max(expected.consensus, 2)).all() and (other["k_source"] == "auto").all()

@@ -57,7 +57,7 @@ def test_summary_marks_the_best_by_nmi_row(project):
 
 def test_without_labels_everything_runs_and_external_scores_are_nan(project):
     cfg, paths = make_features(project, labelled=False,
-                               overrides={"cluster.k": None, "cluster.k_max": 5, "cluster.gap_references": 2,
+                               overrides={"cluster.k": "auto", "cluster.k_max": 5, "cluster.gap_references": 2,
                                           "cluster.algorithms": ["kmeans", "agglomerative"],
                                           "views.features": ["mel", "descriptors"]})
     results = cluster.run(cfg, paths)
@@ -103,7 +103,7 @@ def test_k_that_does_not_fit_is_an_error_row(project):
 
 def test_figures_are_written_as_png_and_pdf(project):
     cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative", "fcm"],
-                                                   "cluster.figures": True, "cluster.k": None, "cluster.k_max": 4,
+                                                   "cluster.figures": True, "cluster.k": "auto", "cluster.k_max": 4,
                                                    "cluster.k_methods": ["silhouette", "elbow"],
                                                    "views.features": ["mel"], "views.kinds": ["image"]})
     results = cluster.run(cfg, paths)

@@ -151,7 +151,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     n = len(table)
     if n < 3:
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
-    if cfg.cluster.k is not None and cfg.cluster.k >= n:
+    if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
     files = {feature: feature_files(paths, table, feature, ae.source) for feature in ae.features}
     labels = table["label"].fillna("").astype(str).to_numpy()
@@ -290,7 +290,7 @@ def choose_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
     (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None)
     """
     c = cfg.cluster
-    if c.k is not None:
+    if c.k != "auto":
         return c.k, "given", None
     X = z
     if c.kselect_max_samples is not None and len(z) > c.kselect_max_samples:

@@ -3,7 +3,7 @@
 For each view (:mod:`audioclust.views`: feature × kind × source) and each algorithm of
 ``cluster.algorithms`` (:mod:`audioclust.estimators`):
 
-1. k: ``cluster.k`` when given; when null, the consensus of the k-selection criteria on
+1. k: ``cluster.k`` when given; when ``auto``, the consensus of the k-selection criteria on
    that view (:func:`audioclust.kselect.estimate_k`, over ``k_min..k_max``, on a seeded
    sample of ``cluster.kselect_max_samples`` files when there are more). Labels never
    set k: a researcher who wants k = number of classes writes that number into ``cluster.k``.
@@ -172,7 +172,7 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.nda
 def _choose_k(cfg: Config, X: np.ndarray) -> tuple[int | None, str, KSelection | None]:
     """k for this view: the configured one, else the k-selection consensus on the view (or a sample of it)."""
     c = cfg.cluster
-    if c.k is not None:
+    if c.k != "auto":
         return c.k, "given", None
     n = X.shape[0]
     if n < 3:

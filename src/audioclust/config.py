@@ -130,7 +130,7 @@ K_METHODS: tuple[str, ...] = typing.get_args(KMethod)
 @dataclass
 class ClusterConfig:
     algorithms: list[AlgorithmName] = _f(["kmeans", "fcm", "agglomerative", "spectral", "hdbscan"])
-    k: int | None = _f(None, min=2)
+    k: int | Literal["auto"] = _f("auto", min=2)
     k_min: int = _f(2, min=1)
     k_max: int = _f(10, min=1)
     k_methods: list[KMethod] = _f(list(K_METHODS))

@@ -370,7 +370,7 @@ def make(name: str, n_clusters: int | None = None, random_state: int | None = 0,
     kwargs = {**spec.defaults, **params}
     if spec.needs_k:
         if n_clusters is None:
-            raise AudioclustError(f"estimator {name!r} needs n_clusters (set cluster.k, or null to estimate it)")
+            raise AudioclustError(f"estimator {name!r} needs n_clusters (set cluster.k to a number, or auto to estimate it)")
         kwargs["n_clusters"] = int(n_clusters)
     if spec.seeded:
         kwargs["random_state"] = random_state
