@@ -29,12 +29,12 @@ def test_dcec_layers_and_bottleneck_sizes():
     # 96 -> 48 -> 24 -> 12 and 48 -> 24 -> 12 -> 6: 128 * 12 * 6 = 9216 features into the embedding
     assert model.bottleneck == (128, 12, 6)
     assert model.embedding.in_features == 9216 and model.embedding.out_features == 10
-    deconvs = [m for m in model.deconv if isinstance(m, nn.ConvTranspose2d)]
+    deconvs = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
     assert [(d.in_channels, d.out_channels) for d in deconvs] == [(128, 64), (64, 32), (32, 1)]
     # odd side 25 (100 -> 50 -> 25 -> 13): the mirrored deconv needs no output padding there
     odd = build_model("dcec", input_shape=(1, 100, 40), latent_dim=10)
     assert odd.sizes == [(100, 40), (50, 20), (25, 10), (13, 5)]
-    assert [d.output_padding for d in odd.deconv if isinstance(d, nn.ConvTranspose2d)] == [(0, 1), (1, 1), (1, 1)]
+    assert [d.output_padding for d in odd.decoder if isinstance(d, nn.ConvTranspose2d)] == [(0, 1), (1, 1), (1, 1)]
 
 
 def test_embedding_is_linear_so_it_can_be_negative():

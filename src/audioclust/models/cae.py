@@ -37,16 +37,24 @@ def _check_shape(input_shape: tuple[int, int, int], latent_dim: int) -> tuple[in
 
 
 class Autoencoder(nn.Module):
-    """Base class: MSE reconstruction loss over ``forward``'s first output."""
+    """Base class: ``features`` → flatten → ``embedding`` encodes; ``expand`` → reshape to
+    ``bottleneck`` → ``decoder`` decodes; MSE reconstruction loss over ``forward``'s first output."""
 
     input_shape: tuple[int, int, int]
     latent_dim: int
+    bottleneck: tuple[int, int, int]
+    features: nn.Module
+    embedding: nn.Module
+    expand: nn.Module
+    decoder: nn.Module
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, T, F) → (N, latent_dim)."""
+        return self.embedding(self.features(x))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent_dim) → (N, 1, T, F)."""
+        return self.decoder(self.expand(z).view(-1, *self.bottleneck))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = self.encode(x)
@@ -108,15 +116,7 @@ class DCECAutoencoder(Autoencoder):
             if c_out != 1:
                 deconv.append(nn.ReLU())
             c_in = c_out
-        self.deconv = nn.Sequential(*deconv)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, T, F) → (N, latent_dim)."""
-        return self.embedding(self.features(x))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, latent_dim) → (N, 1, T, F)."""
-        return self.deconv(self.expand(z).view(-1, *self.bottleneck))
+        self.decoder = nn.Sequential(*deconv)
 
 
 class Conv4Autoencoder(Autoencoder):
@@ -164,15 +164,7 @@ class Conv4Autoencoder(Autoencoder):
             if c_out != 1:
                 up.append(nn.ReLU())
             c_in = c_out
-        self.up = nn.Sequential(*up)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, T, F) → (N, latent_dim)."""
-        return self.embedding(self.features(x))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, latent_dim) → (N, 1, T, F)."""
-        return self.up(self.expand(z).view(-1, *self.bottleneck))
+        self.decoder = nn.Sequential(*up)
 
 
 class ConvVAE(DCECAutoencoder):
