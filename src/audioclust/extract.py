@@ -29,22 +29,25 @@ import logging
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from tqdm.auto import tqdm
 
 from .config import Config, section_hash
 from .datasets import label_folder
 from .errors import ConfigError, StageInputError
 from .features import DESCRIPTORS, analyse, png_bytes, resolve_fmax, to_image
-from .parallel import parallel_map
+from .feature_store import FeatureStore, StoreWriter
+from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import Markers, write_bytes, write_csv, write_npy
+from .storage import CsvStream, Markers, write_bytes, write_npy
+from .views import ViewSpec, settings_key, store_specs, vectors_of_features, vectors_of_files
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class _Job:
     label: str    # as in the input table (may be empty)
     stem: str
     rel: str      # the WAV, root-relative (the ``path`` column)
+    vectors_only: bool = False  # features already done: only read them back for the store
 
 
 @dataclass(frozen=True)
@@ -69,21 +73,34 @@ class _Settings:
     cfg: Config
     paths: ProjectPaths
     params_hash: str
+    store_specs: tuple[ViewSpec, ...] = ()
 
 
-def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
-    """Compute the features of every WAV listed by stage 02 (resumable, in parallel).
+#: rows read, dispatched and written per step: bounds memory on any number of files
+CHUNK_ROWS = 2000
+
+
+def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
+    """Compute the features of every WAV listed by stage 02 (resumable, in parallel, streaming).
+
+    The input table is read, dispatched and written in chunks of :data:`CHUNK_ROWS`, so memory
+    does not grow with the number of files. With ``views.store`` the packed store
+    (:mod:`audioclust.feature_store`) is rewritten alongside: fresh vectors from the workers,
+    unchanged files' vectors copied from the previous store.
 
     Parameters
     ----------
     cfg : Config
-        ``features`` (what to compute), ``audio`` (sample rate, cutoff), ``parallel``.
+        ``features`` (what to compute), ``audio`` (sample rate, cutoff), ``views`` (the store),
+        ``parallel``.
     paths : ProjectPaths
+    return_table : bool
+        Read ``features.csv`` back and return it (False: return None; for very large collections).
 
     Returns
     -------
     DataFrame with one row per row of ``metadata_transformed.csv``, columns :data:`COLUMNS`
-    (also written to ``features/<name>/features.csv``).
+    (also written to ``features/<name>/features.csv``), or None.
 
     Raises
     ------
@@ -92,68 +109,165 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     ConfigError
         When the mel band limits do not fit the sample rate.
     """
-    table = _read_input(paths)
+    _check_input(paths)
     _check_config(cfg)
-    settings = _Settings(cfg=cfg, paths=paths, params_hash=section_hash(cfg, "features", "audio"))
+    specs = tuple(store_specs(cfg)) if cfg.views.store else ()
+    settings = _Settings(cfg=cfg, paths=paths, params_hash=section_hash(cfg, "features", "audio"), store_specs=specs)
     markers = Markers(_marker_folder(paths), settings.params_hash)
+    old_store = FeatureStore.open(paths.feature_store) if specs else None
+    writer = StoreWriter(paths.feature_store, {s.name: settings_key(cfg, s) for s in specs}) if specs else None
 
-    rows: list[dict[str, Any] | None] = []
-    todo: list[tuple[int, _Job]] = []
+    counts: Counter[str] = Counter()
+    problems: list[tuple[str, str, str]] = []
     seen: set[str] = set()
-    for record in table.to_dict("records"):
-        job = _Job(key=f"{label_folder(record['label'])}/{record['stem']}", label=record["label"],
-                   stem=record["stem"], rel=record["path"])
-        if record["status"] != "ok":
-            detail = f": {record['reason']}" if record["reason"] else ""
-            rows.append(_row(job, "skipped", f"stage-02 status '{record['status']}'{detail}"))
-        elif not job.stem or not job.rel:
-            rows.append(_row(job, "error", "no stem or WAV path in metadata_transformed.csv: re-run transform"))
-        elif job.key in seen:
-            rows.append(_row(job, "error", f"duplicate label/stem '{job.key}': only the first row is computed"))
-        else:
-            seen.add(job.key)
-            done = _reusable(markers, job, settings)
-            rows.append(done)
-            if done is None:
-                todo.append((len(rows) - 1, job))
+    keep_arrays: set[str] = set()
+    reused = n_rows = n_ok = 0
+    unchanged = old_store is not None and set(old_store.views) == {s.name for s in specs}
+    bar = tqdm(total=_count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
+    try:
+        with CsvStream(paths.features_csv, COLUMNS) as out:
+            for chunk in _read_input(paths):
+                entries = [_plan(record, seen, markers, settings, old_store) for record in chunk.to_dict("records")]
+                results = parallel_imap(partial(_process, settings=settings), [e.job for e in entries if e.todo],
+                                        cfg, desc=None)
+                rows = []
+                for entry in entries:
+                    if entry.todo:
+                        entry.row, entry.vectors = next(results)
+                    row = entry.row
+                    rows.append(row)
+                    counts[row["status"]] += 1
+                    if row["status"] == "ok":
+                        keep_arrays.add(entry.job.key)
+                        reused += not entry.todo
+                    elif row["status"] in ("error", "too_short") and len(problems) < 5:
+                        problems.append((row["status"], row["stem"], row["reason"]))
+                    if writer is not None:
+                        key = entry.job.key if entry.job else ""
+                        # the old store stays when every row sits where it sat, with the same vectors
+                        unchanged = unchanged and n_rows < len(old_store.index) and list(
+                            old_store.index.iloc[n_rows, :4]) == [key, row["label"], row["stem"], row["status"]] \
+                            and (row["status"] != "ok" or entry.stored_row == n_ok)
+                        writer.add(key, row["label"], row["stem"], row["status"], entry.vectors)
+                        n_ok += row["status"] == "ok"
+                    n_rows += 1
+                    bar.update()
+                out.write(_frame(rows))
+        if writer is not None:
+            if unchanged and n_rows == len(old_store.index):
+                writer.abort()
+            else:
+                writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
 
-    reused = len(seen) - len(todo)
     if reused:
-        log.info("%d of %d files already done with the same parameters; computing %d",
-                 reused, len(seen), len(todo))
-    results = parallel_map(partial(_process, settings=settings), [job for _, job in todo], cfg,
-                           desc="extract")
-    for (index, _), row in zip(todo, results):
-        rows[index] = row
+        log.info("%d of %d files already done with the same parameters", reused, len(seen))
+    _remove_stale(paths, cfg, keep=seen, keep_arrays=keep_arrays)
+    log.info("extract: %d rows -> %s (%s)", sum(counts.values()), paths.rel(paths.features_csv),
+             ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())) or "empty")
+    for status, stem, reason in problems:
+        log.warning("%s %s: %s", status, stem, reason)
+    return read_output(paths) if return_table else None
 
+
+def read_output(paths: ProjectPaths) -> pd.DataFrame:
+    """``features.csv`` as stage 03 returns it: text columns as text, ``n_frames`` as Int64, descriptors as floats."""
+    frame = pd.read_csv(paths.features_csv, dtype={c: str for c in ("stem", "label", "path", "status", "reason")},
+                        keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in ("n_frames", *DESCRIPTORS)})
+    frame["n_frames"] = frame["n_frames"].astype("Int64")
+    return frame
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["n_frames"] = frame["n_frames"].astype("Int64")
-    _remove_stale(paths, cfg, keep=seen, keep_arrays={
-        f"{label_folder(r['label'])}/{r['stem']}" for r in rows if r is not None and r["status"] == "ok"})
-    write_csv(paths.features_csv, frame)
-    counts = Counter(frame["status"])
-    log.info("extract: %d rows -> %s (%s)", len(frame), paths.rel(paths.features_csv),
-             ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())) or "empty")
-    for status in ("error", "too_short"):
-        for stem, reason in frame.loc[frame["status"] == status, ["stem", "reason"]].head(5).itertuples(index=False):
-            log.warning("%s %s: %s", status, stem, reason)
     return frame
+
+
+@dataclass
+class _Entry:
+    """One input row on its way out: a job for the workers (``todo``) or a ready row."""
+
+    job: _Job | None
+    row: dict[str, Any] | None = None
+    vectors: dict[str, np.ndarray | None] | None = None
+    todo: bool = False
+    stored_row: int = -1  # where its vectors sat in the previous store, when copied from there
+
+
+def _plan(record: dict[str, Any], seen: set[str], markers: Markers, settings: _Settings,
+          old_store: FeatureStore | None) -> _Entry:
+    """What to do with one input row: a ready row (skipped, error, reused) or a job for the workers."""
+    job = _Job(key=f"{label_folder(record['label'])}/{record['stem']}", label=record["label"],
+               stem=record["stem"], rel=record["path"])
+    if record["status"] != "ok":
+        detail = f": {record['reason']}" if record["reason"] else ""
+        return _Entry(job, _row(job, "skipped", f"stage-02 status '{record['status']}'{detail}"))
+    if not job.stem or not job.rel:
+        return _Entry(job, _row(job, "error", "no stem or WAV path in metadata_transformed.csv: re-run transform"))
+    if job.key in seen:
+        return _Entry(job, _row(job, "error", f"duplicate label/stem '{job.key}': only the first row is computed"))
+    seen.add(job.key)
+    done = _reusable(markers, job, settings)
+    if done is None:
+        return _Entry(job, todo=True)
+    if done["status"] != "ok" or not settings.store_specs:
+        return _Entry(job, done)
+    stored = _stored_vectors(old_store, job.key, settings)
+    if stored is None:  # features done, but the store lacks this file's vectors: the worker reads them back
+        return _Entry(replace(job, vectors_only=True), todo=True)
+    return _Entry(job, done, stored[1], stored_row=stored[0])
+
+
+def _stored_vectors(store: FeatureStore | None, key: str,
+                    settings: _Settings) -> tuple[int, dict[str, np.ndarray]] | None:
+    """This file's row and vectors in the previous store, when it holds every view with the current settings."""
+    if store is None or key not in store.row_of():
+        return None
+    row = store.row_of()[key]
+    out = {}
+    for spec in settings.store_specs:
+        array = store.vectors(spec.name, settings_key(settings.cfg, spec))
+        if array is None:
+            return None
+        out[spec.name] = np.array(array[row])
+    return row, out
+
+
+def _count_rows(path: Path) -> int | None:
+    """Data rows of a CSV (lines minus the header; a quoted field with a newline makes it an estimate)."""
+    try:
+        with open(path, "rb") as fh:
+            return max(0, sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) - 1)
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------- parent side
 
-def _read_input(paths: ProjectPaths) -> pd.DataFrame:
+def _check_input(paths: ProjectPaths) -> None:
     source = paths.transformed_csv
     if not source.is_file():
         raise StageInputError(
             f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
-    table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    missing = [c for c in _INPUT_COLUMNS if c not in table.columns]
+    header = pd.read_csv(source, dtype=str, nrows=0).columns
+    missing = [c for c in _INPUT_COLUMNS if c not in header]
     if missing:
         raise StageInputError(
             f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
             f"re-run `audioclust transform --dataset {paths.dataset}`")
-    return table
+
+
+def _read_input(paths: ProjectPaths) -> Iterator[pd.DataFrame]:
+    """``metadata_transformed.csv`` in chunks of :data:`CHUNK_ROWS` rows, text as text."""
+    with pd.read_csv(paths.transformed_csv, dtype=str, keep_default_na=False, usecols=list(_INPUT_COLUMNS),
+                     chunksize=CHUNK_ROWS) as chunks:
+        yield from chunks
 
 
 def _check_config(cfg: Config) -> None:
@@ -224,8 +338,21 @@ def _remove_stale(paths: ProjectPaths, cfg: Config, keep: set[str], keep_arrays:
 
 # --------------------------------------------------------------------------- worker side
 
-def _process(job: _Job, settings: _Settings) -> dict[str, Any]:
-    """Compute and write one file's outputs, then its marker; never raises."""
+def _process(job: _Job, settings: _Settings) -> tuple[dict[str, Any], dict[str, np.ndarray | None] | None]:
+    """One file: its row, and its store vectors when ``ok`` and the store is on; never raises."""
+    if job.vectors_only:
+        row = Markers(_marker_folder(settings.paths), settings.params_hash).get(job.key)
+        if row is not None:
+            row.pop("source", None)
+            label, stem = job.key.split("/", 1)
+            return row, vectors_of_files(settings.cfg, settings.paths, label, stem, list(settings.store_specs))
+    vectors: dict[str, np.ndarray | None] = {}
+    row = _compute(job, settings, vectors)
+    return row, (vectors if row["status"] == "ok" and settings.store_specs else None)
+
+
+def _compute(job: _Job, settings: _Settings, vectors: dict[str, np.ndarray | None]) -> dict[str, Any]:
+    """Compute and write one file's outputs, then its marker; fills ``vectors`` for the store; never raises."""
     cfg, paths = settings.cfg, settings.paths
     wav = paths.abs(job.rel)
     try:
@@ -256,6 +383,7 @@ def _process(job: _Job, settings: _Settings) -> dict[str, Any]:
                     vmin, vmax = cfg.features.png_ranges[kind]
                     write_bytes(paths.feature_file(kind, label, stem, ".png"),
                                 png_bytes(to_image(array, vmin=vmin, vmax=vmax)))
+            vectors.update(vectors_of_features(cfg, features, list(settings.store_specs)))
             row = _row(job, "ok", n_frames=1 + len(y) // cfg.features.hop_length, **desc)
         # last: only now may a re-run trust the files above
         Markers(_marker_folder(paths), settings.params_hash).put(job.key, {**row, "source": source})

@@ -1,19 +1,39 @@
-"""Parallel map over files: joblib processes, BLAS threads limited, progress bar.
+"""Parallel map over files: local worker processes, or the workers of a Dask cluster.
 
-With ``parallel.scheduler`` set (``tcp://host:port``) the same map runs on that
-Dask cluster through joblib's dask backend; the workers must see the project folder.
+Locally the map runs in joblib's loky processes (``parallel.n_jobs``), each with one
+BLAS/OpenMP thread: the processes already fill the cores.
+
+With ``parallel.scheduler`` set (``tcp://host:port``, or ``--scheduler`` on the command
+line) the same map runs on that Dask cluster: items go out in batches of
+``parallel.batch_size`` as Dask futures, at most a few batches per worker thread in
+flight, and come back in input order. Workers must see the project folder under the same
+path (a shared file system) and have audioclust installed. A task whose worker dies is
+retried on another worker (``parallel.retries``); since every output is written to a
+temporary file and renamed, and a file counts as done only once its marker is written, a
+re-run task (or a re-run stage) never trusts a half-written file.
+
+Both paths consume ``items`` lazily and yield results as they come, so a stage can stream
+a collection of any size through them with bounded memory.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-from typing import Any, Callable, Iterable, Sequence
+from collections import deque
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .config import Config
+from .errors import ConfigError
+
+#: batches per worker thread kept in flight on a Dask cluster: enough to hide the round trip
+_IN_FLIGHT_PER_THREAD = 3
+_clients: dict[str, Any] = {}
 
 
 def effective_jobs(n_jobs: int) -> int:
@@ -22,49 +42,114 @@ def effective_jobs(n_jobs: int) -> int:
     return cores if n_jobs in (-1, 0) else max(1, min(n_jobs, cores))
 
 
-def _call_limited(func: Callable[..., Any], item: Any) -> Any:
-    """``func(item)`` with one BLAS/OpenMP thread; used on Dask workers, whose thread
-    pools joblib cannot limit up front (threadpoolctl costs ~3 ms a call: not per file locally)."""
-    with threadpool_limits(limits=1):
-        return func(item)
-
-
-def parallel_map(
-    func: Callable[..., Any],
-    items: Sequence[Any] | Iterable[Any],
+def parallel_imap(
+    func: Callable[[Any], Any],
+    items: Iterable[Any],
     cfg: Config,
-    desc: str,
+    desc: str | None,
     total: int | None = None,
-) -> list[Any]:
-    """``[func(item) for item in items]`` in parallel, in input order, with a progress bar.
+) -> Iterator[Any]:
+    """Yield ``func(item)`` for every item, in input order, computed in parallel, with a progress bar.
 
-    ``func`` must be picklable (a module-level function or ``functools.partial``).
-    Each worker process runs with one BLAS/OpenMP thread: the processes already fill the cores.
+    Parameters
+    ----------
+    func : picklable callable (a module-level function or a ``functools.partial`` of one).
+    items : iterable, consumed lazily (a generator is fine).
+    cfg : Config
+        ``parallel.n_jobs``, ``parallel.scheduler``, ``parallel.batch_size``, ``parallel.retries``.
+    desc : progress-bar label; None: no bar (the caller shows its own).
+    total : number of items, for the progress bar (``len(items)`` when it has one).
     """
-    items = list(items)
-    total = len(items) if total is None else total
-    jobs = effective_jobs(cfg.parallel.n_jobs)
-    bar = tqdm(total=total, desc=desc, unit="file", disable=total == 0 or None)
-    out: list[Any] = []
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    bar = tqdm(total=total, desc=desc, unit="file", disable=True if desc is None or total == 0 else None)
     try:
         if cfg.parallel.scheduler:
-            from dask.distributed import Client  # optional: only needed with a cluster
-            with Client(cfg.parallel.scheduler), parallel_config(backend="dask"):
-                calls = (delayed(_call_limited)(func, item) for item in items)
-                for result in Parallel(n_jobs=-1, return_as="generator")(calls):
-                    out.append(result)
-                    bar.update()
-        elif jobs == 1:
-            with threadpool_limits(limits=1):
-                for item in items:
-                    out.append(func(item))
-                    bar.update()
+            results = _dask_imap(func, items, cfg)
+        elif effective_jobs(cfg.parallel.n_jobs) == 1:
+            results = _serial_imap(func, items)
         else:
-            with parallel_config(backend="loky", inner_max_num_threads=1):
-                calls = (delayed(func)(item) for item in items)
-                for result in Parallel(n_jobs=jobs, return_as="generator", batch_size="auto")(calls):
-                    out.append(result)
-                    bar.update()
+            results = _loky_imap(func, items, effective_jobs(cfg.parallel.n_jobs))
+        for result in results:
+            bar.update()
+            yield result
     finally:
         bar.close()
-    return out
+
+
+def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], cfg: Config, desc: str | None,
+                 total: int | None = None) -> list[Any]:
+    """``list(parallel_imap(...))``: every result at once, in input order."""
+    return list(parallel_imap(func, items, cfg, desc, total))
+
+
+def _serial_imap(func: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    with threadpool_limits(limits=1):
+        for item in items:
+            yield func(item)
+
+
+def _loky_imap(func: Callable[[Any], Any], items: Iterable[Any], jobs: int) -> Iterator[Any]:
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        calls = (delayed(func)(item) for item in items)
+        yield from Parallel(n_jobs=jobs, return_as="generator", batch_size="auto")(calls)
+
+
+def _call_batch(func: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
+    """Run on a Dask worker: ``func`` over a batch with one BLAS/OpenMP thread (the worker's
+    threads already fill its cores; threadpoolctl costs ~3 ms, so once per batch, not per file)."""
+    with threadpool_limits(limits=1):
+        return [func(item) for item in batch]
+
+
+def _dask_imap(func: Callable[[Any], Any], items: Iterable[Any], cfg: Config) -> Iterator[Any]:
+    client = dask_client(cfg.parallel.scheduler)
+    threads = max(1, sum(client.nthreads().values()))
+    batches = _batched(items, cfg.parallel.batch_size)
+    window: deque[Any] = deque()
+
+    def submit_next() -> bool:
+        batch = next(batches, None)
+        if batch is None:
+            return False
+        window.append(client.submit(_call_batch, func, batch, pure=False, retries=cfg.parallel.retries))
+        return True
+
+    while len(window) < _IN_FLIGHT_PER_THREAD * threads and submit_next():
+        pass
+    while window:
+        results = window.popleft().result()
+        submit_next()
+        yield from results
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def dask_client(address: str) -> Any:
+    """A client of the scheduler at ``address``, made once per process and reused by every stage.
+
+    Raises
+    ------
+    ConfigError
+        When no scheduler answers there.
+    """
+    if address not in _clients:
+        from dask.distributed import Client  # optional: only needed with a cluster
+        try:
+            _clients[address] = Client(address, set_as_default=False, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"no Dask scheduler answers at parallel.scheduler = {address!r} ({exc}): start one "
+                              "(`dask scheduler`, then `dask worker ADDRESS` on each machine) or leave the key "
+                              "unset to run on this machine") from exc
+    return _clients[address]
+
+
+@atexit.register
+def _close_clients() -> None:
+    for client in _clients.values():
+        client.close()
+    _clients.clear()

@@ -70,6 +70,11 @@ class ProjectPaths:
     def features_csv(self) -> Path:
         return self.features / "features.csv"
 
+    @property
+    def feature_store(self) -> Path:
+        """``features/<name>/store/``: the packed view vectors (:mod:`audioclust.feature_store`)."""
+        return self.features / "store"
+
     def feature_file(self, kind: str, label: str, stem: str, suffix: str) -> Path:
         """``features/<name>/<kind>/<label>/<stem><suffix>`` (suffix ``.npy`` or ``.png``)."""
         return self.features / kind / label / f"{stem}{suffix}"

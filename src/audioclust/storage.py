@@ -74,6 +74,43 @@ def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
     write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
+class CsvStream:
+    """Write a CSV in pieces (bounded memory) to a temporary sibling, renamed onto ``path`` by :meth:`commit`.
+
+    Use as a context manager: leaving it by an exception drops the temporary file and keeps
+    whatever ``path`` held before.
+    """
+
+    def __init__(self, path: str | Path, columns: list[str]) -> None:
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._handle.write(",".join(self.columns) + "\n")
+        self.n_rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append the rows of ``frame`` (its columns in :attr:`columns` order)."""
+        frame.reindex(columns=self.columns).to_csv(self._handle, header=False, index=False, lineterminator="\n")
+        self.n_rows += len(frame)
+
+    def commit(self) -> None:
+        os.fchmod(self._handle.fileno(), _FILE_MODE)
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> "CsvStream":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self._handle.close()
+            Path(self._tmp).unlink(missing_ok=True)
+
+
 def read_json(path: str | Path) -> Any | None:
     """The JSON in ``path``, or None when it is missing or unreadable (treated as not done)."""
     try:

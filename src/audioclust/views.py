@@ -36,12 +36,14 @@ Transform (:func:`transform`)
     fewest components whose cumulative explained variance reaches it; >= 1: that many;
     optional whitening); optional UMAP (seeded).
 
-Cache
-    ``features/<name>/views/<view name>.npz`` holds the raw matrix and the transformed one
-    with their keys: the hash of the config that made them (``features``, ``audio`` and the
-    view's own settings; for the transformed matrix also scale, PCA, UMAP and the seed) and
-    of the list of files. A re-run with the same keys reads the file instead of the features;
-    a changed transform recomputes only the transform.
+Store and cache
+    The raw vectors come from the packed store (:mod:`audioclust.feature_store`,
+    ``features/<name>/store/``), which stage 03 fills as it extracts; a view the store
+    lacks, or holds with other settings (``features``, ``audio`` and the view's own
+    settings: :func:`settings_key`), is built once from the per-file arrays and added to
+    it. ``features/<name>/views/<view name>.npz`` caches the transformed matrix under the
+    hash of those settings, the list of files, scale, PCA, UMAP and the seed: a re-run reads
+    it; a changed transform recomputes only the transform, from the store.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ from tqdm.auto import tqdm
 from .config import Config, section_hash
 from .datasets import label_folder
 from .errors import StageInputError
-from .features import DESCRIPTORS, from_image, read_png
+from . import feature_store
+from .feature_store import FeatureStore
+from .features import DESCRIPTORS, from_image, read_png, to_image
 from .paths import ProjectPaths
 from .storage import atomic_path
 
@@ -161,8 +165,10 @@ def view_settings(cfg: Config, spec: ViewSpec) -> Any:
 
 # --------------------------------------------------------------------------- input
 
-def read_table(paths: ProjectPaths) -> pd.DataFrame:
+def read_table(paths: ProjectPaths, ok_only: bool = True) -> pd.DataFrame:
     """The ``ok`` rows of ``features.csv`` in file order (index reset), labels as strings ('' = none).
+
+    ``ok_only=False``: every row.
 
     Raises
     ------
@@ -180,6 +186,8 @@ def read_table(paths: ProjectPaths) -> pd.DataFrame:
         raise StageInputError(f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
                               f"re-run `audioclust extract --dataset {paths.dataset}`")
     ok = table[table["status"] == "ok"].reset_index(drop=True)
+    if not ok_only:
+        return table
     if ok.empty:
         raise StageInputError(f"{paths.rel(source)} has no row with status ok ({len(table)} rows): check the "
                               "reasons there and re-run `audioclust extract`")
@@ -420,26 +428,34 @@ def _reference(cfg: Config) -> str | None:
     return next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
 
 
-def _raw_key(cfg: Config, spec: ViewSpec, files: list[str]) -> str:
+def store_specs(cfg: Config) -> list[ViewSpec]:
+    """The views of the config that the packed store holds (all but the descriptors, already in ``features.csv``)."""
+    return [s for s in view_specs(cfg) if s.kind != DESCRIPTOR_FEATURE]
+
+
+def settings_key(cfg: Config, spec: ViewSpec) -> str:
+    """Hash of everything that makes one file's vector of this view (not the dataset-wide transform)."""
     settings = dataclasses.asdict(view_settings(cfg, spec))
     own = {k: settings[k] for k in ("trim_db", "n_frames") if k in settings}
     if spec.kind == "image":
         own["per_file"] = settings["per_file"].get(spec.feature, "none")
     extra = {"version": _CACHE_VERSION, "spec": dataclasses.astuple(spec), "max_bins": cfg.views.max_bins,
-             "reference": _reference(cfg), "own": own, "files": files}
+             "reference": _reference(cfg), "own": own}
     return section_hash(cfg, "features", "audio", extra=extra)
 
 
-def _key(cfg: Config, spec: ViewSpec, raw_key: str) -> str:
+def _key(cfg: Config, spec: ViewSpec, files: list[str]) -> str:
+    """Cache key of the transformed matrix: the vectors' settings, the files, and the transform."""
     s = view_settings(cfg, spec)
     v = cfg.views
-    extra = {"raw": raw_key, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": v.umap,
+    raw = settings_key(cfg, spec) if spec.kind != DESCRIPTOR_FEATURE else section_hash(cfg, "features", "audio")
+    extra = {"raw": raw, "files": files, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": v.umap,
              "umap_neighbors": v.umap_neighbors, "umap_min_dist": v.umap_min_dist}
     return section_hash(cfg, "seed", extra=extra)
 
 
 def cache_path(paths: ProjectPaths, spec: ViewSpec) -> Path:
-    """``features/<name>/views/<view name>.npz``."""
+    """``features/<name>/views/<view name>.npz``: the transformed matrix."""
     return paths.features / "views" / f"{spec.name}.npz"
 
 
@@ -466,22 +482,33 @@ def _read_array(paths: ProjectPaths, cfg: Config, kind: str, label: str, stem: s
     return from_image(read_png(path), vmin=vmin, vmax=vmax)
 
 
-def _file_vectors(cfg: Config, paths: ProjectPaths, label: str, stem: str, source: str,
-                  specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray | None]:
-    """Vectors of one file for ``specs`` (all of this source); None where its feature cannot be read."""
-    # the dB reference is read only when some view of this group trims
+def _needed_kinds(cfg: Config, specs: list[ViewSpec]) -> set[str]:
+    """The features ``specs`` read, plus the dB reference when one of them trims."""
     reference = _reference(cfg) if any(view_settings(cfg, s).trim_db is not None for s in specs) else None
-    arrays: dict[str, np.ndarray | None] = {}
-    for kind in {s.feature for s in specs} | ({reference} if reference else set()):
-        try:
-            arrays[kind] = _read_array(paths, cfg, kind, label, stem, source)
-        except (OSError, ValueError) as exc:
-            log.debug("%s/%s %s.%s unreadable: %s", label, stem, kind, source, exc)
-            arrays[kind] = None
-    level = arrays[reference] if reference else None
+    return {s.feature for s in specs} | ({reference} if reference else set())
+
+
+def file_vectors(cfg: Config, arrays: dict[str, np.ndarray | None],
+                 specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray | None]:
+    """Vectors of one file for ``specs`` (all of one source), from its arrays.
+
+    Parameters
+    ----------
+    cfg : Config
+    arrays : dict ``feature kind -> ndarray of shape (n_bins, n_frames)`` (float values, as read
+        from that source) or None when unreadable; must hold every feature of ``specs`` and the
+        dB reference (mel, else spectrogram) when a view trims.
+    specs : list of ViewSpec
+
+    Returns
+    -------
+    dict ``spec -> ndarray of shape (dim,)`` float32, or None where its feature is unusable.
+    """
+    reference = _reference(cfg)
+    level = arrays.get(reference) if reference else None
     out: dict[ViewSpec, np.ndarray | None] = {}
     for spec in specs:
-        array = arrays[spec.feature]
+        array = arrays.get(spec.feature)
         if array is None or array.ndim != 2 or array.shape[1] == 0:
             out[spec] = None
             continue
@@ -497,23 +524,69 @@ def _file_vectors(cfg: Config, paths: ProjectPaths, label: str, stem: str, sourc
     return out
 
 
-def _raw_matrices(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, source: str,
+def vectors_of_features(cfg: Config, features: dict[str, np.ndarray],
+                        specs: list[ViewSpec]) -> dict[str, np.ndarray | None]:
+    """Every store vector of one file from its freshly computed feature arrays (stage 03's workers).
+
+    The PNG ("Images") source is the 8-bit image the file's PNG holds, mapped back to values:
+    exactly what reading the PNG gives.
+
+    Returns
+    -------
+    dict ``view name -> ndarray of shape (dim,)`` float32, or None.
+    """
+    out: dict[str, np.ndarray | None] = {}
+    for source in SOURCES:
+        group = [s for s in specs if s.source == source]
+        if not group:
+            continue
+        kinds = _needed_kinds(cfg, group)
+        if source == "npy":
+            arrays: dict[str, np.ndarray | None] = {k: features.get(k) for k in kinds}
+        else:
+            ranges = {k: dict(zip(("vmin", "vmax"), cfg.features.png_ranges[k])) for k in kinds if k in features}
+            arrays = {k: None if k not in features else from_image(to_image(features[k], **ranges[k]), **ranges[k])
+                      for k in kinds}
+        out.update({spec.name: vec for spec, vec in file_vectors(cfg, arrays, group).items()})
+    return out
+
+
+def vectors_of_files(cfg: Config, paths: ProjectPaths, label: str, stem: str,
+                     specs: list[ViewSpec]) -> dict[str, np.ndarray | None]:
+    """Every vector of ``specs`` for one file, read from its saved NPY/PNG files (None where unreadable)."""
+    out: dict[str, np.ndarray | None] = {}
+    for source in SOURCES:
+        group = [s for s in specs if s.source == source]
+        if not group:
+            continue
+        arrays: dict[str, np.ndarray | None] = {}
+        for kind in _needed_kinds(cfg, group):
+            try:
+                arrays[kind] = _read_array(paths, cfg, kind, label, stem, source)
+            except (OSError, ValueError) as exc:
+                log.debug("%s/%s %s.%s unreadable: %s", label, stem, kind, source, exc)
+                arrays[kind] = None
+        out.update({spec.name: vec for spec, vec in file_vectors(cfg, arrays, group).items()})
+    return out
+
+
+def _raw_matrices(cfg: Config, paths: ProjectPaths, table: pd.DataFrame,
                   specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray]:
-    """One pass over the files of ``table`` for every spec of this source: spec -> (n_samples, n_dims)."""
+    """One pass over the saved files of ``table`` for every spec: spec -> (n_samples, n_dims)."""
     rows: dict[ViewSpec, list[np.ndarray | None]] = {s: [] for s in specs}
     records = table[["label", "stem"]].itertuples(index=False)
-    for label, stem in tqdm(records, total=len(table), desc=f"views ({SOURCE_NAMES[source]})", unit="file",
-                            disable=None):
-        for spec, vec in _file_vectors(cfg, paths, label, stem, source, specs).items():
-            rows[spec].append(vec)
+    for label, stem in tqdm(records, total=len(table), desc="views (reading features)", unit="file", disable=None):
+        vectors = vectors_of_files(cfg, paths, label, stem, specs)
+        for spec in specs:
+            rows[spec].append(vectors[spec.name])
     out = {}
     for spec, vecs in rows.items():
         sizes = {v.size for v in vecs if v is not None}
         if not sizes:
-            raise StageInputError(f"no file has a readable {spec.feature}.{source}: re-run `audioclust extract "
+            raise StageInputError(f"no file has a readable {spec.feature}.{spec.source}: re-run `audioclust extract "
                                   f"--dataset {paths.dataset}` (with features.png: true for png views)")
         if len(sizes) > 1:
-            raise StageInputError(f"{spec.feature}.{source} arrays have different numbers of bins "
+            raise StageInputError(f"{spec.feature}.{spec.source} arrays have different numbers of bins "
                                   f"({sorted(sizes)}): re-run `audioclust extract` so every file uses the same "
                                   "parameters")
         dim = sizes.pop()
@@ -529,9 +602,40 @@ def _descriptor_matrix(table: pd.DataFrame) -> np.ndarray:
     return table[list(DESCRIPTORS)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
 
 
+def _stored_or_built(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, files: list[str],
+                     specs: list[ViewSpec]) -> dict[ViewSpec, np.ndarray]:
+    """Raw matrices from the packed store; views it lacks are built from the saved files and added to it.
+
+    The store is updated only when ``table`` is every ok row of ``features.csv`` (the store's
+    rows): a subset is built for itself.
+    """
+    store = FeatureStore.open(paths.feature_store)
+    raw: dict[ViewSpec, np.ndarray] = {}
+    for spec in specs:
+        matrix = None if store is None else store.matrix(spec.name, settings_key(cfg, spec), files)
+        if matrix is not None:
+            raw[spec] = matrix
+    todo = [s for s in specs if s not in raw]
+    if not todo:
+        return raw
+    log.info("views: building %d view(s) from the per-file arrays (%s); the packed store holds the others",
+             len(todo), ", ".join(s.name for s in todo))
+    raw.update(_raw_matrices(cfg, paths, table, todo))
+    full = read_table(paths, ok_only=False)
+    full_keys = [f"{label_folder(lab)}/{stem}" for lab, stem in zip(full["label"], full["stem"])]
+    if [k for k, st in zip(full_keys, full["status"]) if st == "ok"] == files:
+        if store is None or store.index["key"].tolist() != full_keys \
+                or store.index["status"].tolist() != full["status"].tolist():
+            store = feature_store.create(paths.feature_store, zip(full_keys, full["label"], full["stem"],
+                                                                  full["status"]))
+        for spec in todo:
+            feature_store.add_view(store, spec.name, settings_key(cfg, spec), raw[spec])
+    return raw
+
+
 def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = None,
                 specs: list[ViewSpec] | None = None) -> list[View]:
-    """Every view of the config, from the cache when its keys match.
+    """Every view of the config: raw vectors from the packed store, transformed matrices from the cache.
 
     Parameters
     ----------
@@ -554,29 +658,13 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
             view_settings(cfg, s).trim_db is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):
         log.warning("trim_db is set but neither mel nor spectrogram was extracted: views are not trimmed")
 
-    cached: dict[ViewSpec, dict[str, Any]] = {}
-    raw: dict[ViewSpec, np.ndarray] = {}
-    raw_keys = {s: _raw_key(cfg, s, files) for s in specs}
-    for spec in specs:
-        data = _read_cache(cache_path(paths, spec))
-        if data is not None and str(data.get("raw_key")) == raw_keys[spec] and data["raw"].shape[0] == len(files):
-            cached[spec] = data
-            raw[spec] = data["raw"]
-    todo = [s for s in specs if s not in raw]
-    if len(specs) > len(todo):
-        log.info("views: %d of %d read from the cache", len(specs) - len(todo), len(specs))
-    for source in SOURCES:
-        group = [s for s in todo if s.source == source]
-        if group:
-            raw.update(_raw_matrices(cfg, paths, table, source, group))
-    for spec in todo:
-        if spec.kind == DESCRIPTOR_FEATURE:
-            raw[spec] = _descriptor_matrix(table)
-
+    raw = _stored_or_built(cfg, paths, table, files, [s for s in specs if s.kind != DESCRIPTOR_FEATURE])
     views = []
     for spec in specs:
-        key = _key(cfg, spec, raw_keys[spec])
-        data = cached.get(spec)
+        if spec.kind == DESCRIPTOR_FEATURE:
+            raw[spec] = _descriptor_matrix(table)
+        key = _key(cfg, spec, files)
+        data = _read_cache(cache_path(paths, spec))
         if data is not None and str(data.get("key")) == key:
             ratio = data["explained_variance_ratio"] if data["explained_variance_ratio"].size else None
             n_comp = int(data["n_components"]) if int(data["n_components"]) >= 0 else None
@@ -586,8 +674,7 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
             X, ratio, n_comp = transform(raw[spec], scale=v.scale, pca=s.pca, whiten=s.whiten, umap=v.umap,
                                          umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                                          random_state=cfg.seed)
-            _write_cache(cache_path(paths, spec), raw=raw[spec], X=X, raw_key=np.array(raw_keys[spec]),
-                         key=np.array(key),
+            _write_cache(cache_path(paths, spec), X=X, key=np.array(key),
                          explained_variance_ratio=np.zeros(0) if ratio is None else ratio,
                          n_components=np.array(-1 if n_comp is None else n_comp),
                          spec=np.array(json.dumps(dataclasses.asdict(spec))))
