@@ -234,7 +234,7 @@ def test_names_with_spaces_and_non_ascii(staged):
         assert trans["path"] == f"datasets/bad_wav/{rel.split('/')[0]}/{stem}.wav"
         assert staged["paths"].abs(trans["path"]).is_file()
     # the CSV round-trips the names
-    back = transform.read_metadata(staged["paths"].transformed_csv)
+    back = metadata.read_metadata(staged["paths"].transformed_csv)
     assert "datasets/bad/names/日本語 ファイル.wav" in back["source_path"].tolist()
 
 

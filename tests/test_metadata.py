@@ -14,7 +14,7 @@ from audioclust import metadata
 from audioclust.config import load_config
 from audioclust.errors import DatasetError
 from audioclust.paths import ProjectPaths
-from audioclust.transform import read_metadata
+from audioclust.metadata import read_metadata
 
 CONTRACT = ["name", "extension", "path", "label", "stem", "duration", "sample_rate", "channels", "frames",
             "subtype", "status", "reason"]

@@ -116,37 +116,65 @@ def _norm_rel(path: str) -> str:
     return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
 
 
-def resolve_labels(rels: Sequence[str], cfg: DatasetConfig, raw: Path) -> list[str]:
-    """Labels of files given by their paths relative to ``raw`` (posix), per ``cfg.labels``.
+class LabelResolver:
+    """Labels of files, per ``cfg.labels``, chunk by chunk (a label CSV is read once).
 
-    Labels are made safe as folder names (:func:`safe_name`); a file the source cannot
-    label gets ``''``, and how many did is logged as a warning.
+    Call it with paths relative to ``raw`` (posix) as often as needed, then :meth:`report`
+    once: the files no source could label (label ``''``) are logged as one warning per kind.
+    Labels are made safe as folder names (:func:`safe_name`).
     """
-    if cfg.labels == "none":
-        return [""] * len(rels)
-    if cfg.labels == "folder":
-        labels = [folder_label(r) for r in rels]
-        unlabelled = sum(not lab for lab in labels)
-        if unlabelled and unlabelled < len(labels):
-            log.warning("%d file(s) lie directly in %s, outside any label folder: label ''", unlabelled, raw)
-    elif cfg.labels == "regex":
-        regex = compile_label_regex(cfg.label_regex or "")
-        labels = [regex_label(PurePosixPath(r).name, regex) for r in rels]
-        misses = [r for r, lab in zip(rels, labels) if not lab]
-        if misses:
+
+    def __init__(self, cfg: DatasetConfig, raw: Path) -> None:
+        self.cfg, self.raw = cfg, raw
+        self.regex = compile_label_regex(cfg.label_regex or "") if cfg.labels == "regex" else None
+        self.table = read_label_csv(Path(cfg.label_csv or ""), raw) if cfg.labels == "csv" else None
+        self.n = self.misses = 0
+        self.examples: list[str] = []
+        self.listed: set[str] = set()
+
+    def __call__(self, rels: Sequence[str]) -> list[str]:
+        if self.cfg.labels == "none":
+            labels = [""] * len(rels)
+        elif self.cfg.labels == "folder":
+            labels = [folder_label(r) for r in rels]
+        elif self.regex is not None:
+            labels = [regex_label(PurePosixPath(r).name, self.regex) for r in rels]
+        else:
+            assert self.table is not None
+            labels = [self.table.get(r, "") for r in rels]
+            self.listed.update(r for r in rels if r in self.table)
+        self.n += len(rels)
+        for r, lab in zip(rels, labels):
+            if not lab:
+                self.misses += 1
+                if len(self.examples) < 3:
+                    self.examples.append(r)
+        return [safe_name(lab) if lab else "" for lab in labels]
+
+    def report(self) -> None:
+        """Log, once, how many files got no label and why."""
+        cfg, examples = self.cfg, ", ".join(self.examples)
+        if cfg.labels == "folder" and 0 < self.misses < self.n:
+            log.warning("%d file(s) lie directly in %s, outside any label folder: label ''", self.misses, self.raw)
+        elif cfg.labels == "regex" and self.misses:
             log.warning("label_regex %r matched no label in %d file name(s) (label ''), e.g. %s",
-                        cfg.label_regex, len(misses), ", ".join(misses[:3]))
-    else:
-        table = read_label_csv(Path(cfg.label_csv or ""), raw)
-        labels = [table.get(r, "") for r in rels]
-        misses = [r for r in rels if r not in table]
-        if misses:
-            log.warning("%d file(s) are not listed in %s (label ''), e.g. %s",
-                        len(misses), cfg.label_csv, ", ".join(misses[:3]))
-        absent = len(set(table) - set(rels))
-        if absent:
-            log.warning("%d row(s) of %s name files that were not found", absent, cfg.label_csv)
-    return [safe_name(lab) if lab else "" for lab in labels]
+                        cfg.label_regex, self.misses, examples)
+        elif cfg.labels == "csv" and self.table is not None:
+            if self.misses:
+                log.warning("%d file(s) are not listed in %s (label ''), e.g. %s", self.misses, cfg.label_csv,
+                            examples)
+            absent = len(self.table) - len(self.listed)
+            if absent:
+                log.warning("%d row(s) of %s name files that were not found", absent, cfg.label_csv)
+
+
+def resolve_labels(rels: Sequence[str], cfg: DatasetConfig, raw: Path) -> list[str]:
+    """Labels of files given by their paths relative to ``raw`` (posix), per ``cfg.labels``
+    (:class:`LabelResolver` in one call)."""
+    resolver = LabelResolver(cfg, raw)
+    labels = resolver(rels)
+    resolver.report()
+    return labels
 
 
 # --------------------------------------------------------------------------- adapters (stage 00)

@@ -46,7 +46,7 @@ from .features import DESCRIPTORS, analyse, png_bytes, resolve_fmax, to_image
 from .feature_store import FeatureStore, StoreWriter
 from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import CsvStream, Markers, write_bytes, write_npy
+from .storage import CsvStream, Markers, count_rows, write_bytes, write_npy
 from .views import ViewSpec, settings_key, store_specs, vectors_of_features, vectors_of_files
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     keep_arrays: set[str] = set()
     reused = n_rows = n_ok = 0
     unchanged = old_store is not None and set(old_store.views) == {s.name for s in specs}
-    bar = tqdm(total=_count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
+    bar = tqdm(total=count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
     try:
         with CsvStream(paths.features_csv, COLUMNS) as out:
             for chunk in _read_input(paths):
@@ -238,17 +238,6 @@ def _stored_vectors(store: FeatureStore | None, key: str,
         out[spec.name] = np.array(array[row])
     return row, out
 
-
-def _count_rows(path: Path) -> int | None:
-    """Data rows of a CSV (lines minus the header; a quoted field with a newline makes it an estimate)."""
-    try:
-        with open(path, "rb") as fh:
-            return max(0, sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) - 1)
-    except OSError:
-        return None
-
-
-# --------------------------------------------------------------------------- parent side
 
 def _check_input(paths: ProjectPaths) -> None:
     source = paths.transformed_csv

@@ -13,18 +13,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
+from collections import Counter, deque
+from itertools import islice
+from typing import Any, Iterator
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .audio import probe
 from .config import Config
-from .datasets import label_folder, resolve_labels, safe_name
+from .datasets import LabelResolver, label_folder, safe_name
 from .errors import AudioReadError, DatasetError
-from .parallel import parallel_map
+from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import write_csv
+from .storage import CsvStream
 
 log = logging.getLogger(__name__)
 
@@ -37,38 +39,43 @@ PARALLEL_MIN_FILES = 20000
 PROBE_CHUNK = 500
 
 
-def scan(raw: Path, extensions: set[str]) -> tuple[list[Path], dict[str, int]]:
-    """Audio files under ``raw``, sorted by relative posix path.
+def iter_audio_files(raw: Path, extensions: set[str], skipped: dict[str, int] | None = None) -> Iterator[Path]:
+    """Audio files under ``raw``, one at a time, in sorted order of their path relative to ``raw``.
 
-    Follows symbolic links (a folder reached twice, as through a link loop, is
-    visited once), skips hidden files and folders (name starting with ``.``) and
-    files whose lower-case extension is not in ``extensions``.
-
-    Returns
-    -------
-    files : absolute paths, sorted by their path relative to ``raw``.
-    skipped : ``{"hidden": n, "other extension": n}``.
+    Streams (no list of the whole tree): each folder's entries are sorted by name, a folder
+    as ``name/`` so that the walk yields exactly the order of the sorted relative paths.
+    Follows symbolic links (a folder reached twice, as through a link loop, is visited once),
+    skips hidden files and folders (name starting with ``.``) and files whose lower-case
+    extension is not in ``extensions``, counting them in ``skipped`` (``hidden``,
+    ``other extension``).
     """
-    files: list[Path] = []
-    skipped = {"hidden": 0, "other extension": 0}
+    skipped = {} if skipped is None else skipped
+    skipped.setdefault("hidden", 0)
+    skipped.setdefault("other extension", 0)
     seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(raw, followlinks=True):
-        real = os.path.realpath(dirpath)
+
+    def walk(folder: str) -> Iterator[Path]:
+        real = os.path.realpath(folder)
         if real in seen_dirs:
-            dirnames[:] = []
-            continue
+            return
         seen_dirs.add(real)
-        skipped["hidden"] += sum(d.startswith(".") for d in dirnames)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
+        try:
+            with os.scandir(folder) as it:
+                entries = [(e.name + "/" if e.is_dir() else e.name, e.path) for e in it]
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc)
+            return
+        for name, path in sorted(entries):
             if name.startswith("."):
                 skipped["hidden"] += 1
-            elif Path(name).suffix.lower().lstrip(".") in extensions:
-                files.append(Path(dirpath) / name)
+            elif name.endswith("/"):
+                yield from walk(path)
+            elif PurePosixPath(name).suffix.lower().lstrip(".") in extensions:
+                yield Path(path)
             else:
                 skipped["other extension"] += 1
-    files.sort(key=lambda p: p.relative_to(raw).as_posix())
-    return files, skipped
+
+    yield from walk(os.fspath(raw))
 
 
 def probe_row(path: Path) -> dict[str, Any]:
@@ -95,8 +102,8 @@ def probe_rows(paths: list[Path]) -> list[dict[str, Any]]:
     return [probe_row(p) for p in paths]
 
 
-def make_stems(rels: list[str], labels: list[str], folder_labels: bool) -> list[str]:
-    """Unique, file-system-safe output stems.
+class StemMaker:
+    """Unique, file-system-safe output stems, one file at a time.
 
     The stem is the path below the label folder (``folder_labels``) or below the
     dataset folder, without extension, with ``/`` written ``__`` — the file stem itself
@@ -104,19 +111,28 @@ def make_stems(rels: list[str], labels: list[str], folder_labels: bool) -> list[
     folder (:func:`label_folder`); a clash (``a.wav`` and ``a.flac``) gets the
     extension appended, then a counter.
     """
-    stems, used = [], set()
-    for rel, label in zip(rels, labels):
+
+    def __init__(self, folder_labels: bool) -> None:
+        self.folder_labels = folder_labels
+        self.used: set[tuple[str, str]] = set()
+
+    def __call__(self, rel: str, label: str) -> str:
         parts = PurePosixPath(rel).parts
-        inner = parts[1:] if folder_labels and len(parts) > 1 else parts
+        inner = parts[1:] if self.folder_labels and len(parts) > 1 else parts
         base = safe_name("__".join((*inner[:-1], PurePosixPath(inner[-1]).stem)))
         stem, n = base, 1
         ext = PurePosixPath(rel).suffix.lower().lstrip(".")
-        while (label_folder(label), stem.casefold()) in used:
+        while (label_folder(label), stem.casefold()) in self.used:
             n += 1
             stem = f"{base}_{ext}" if n == 2 else f"{base}_{ext}{n - 1}"
-        used.add((label_folder(label), stem.casefold()))
-        stems.append(stem)
-    return stems
+        self.used.add((label_folder(label), stem.casefold()))
+        return stem
+
+
+def make_stems(rels: list[str], labels: list[str], folder_labels: bool) -> list[str]:
+    """:class:`StemMaker` over a list of files."""
+    maker = StemMaker(folder_labels)
+    return [maker(rel, label) for rel, label in zip(rels, labels)]
 
 
 def _printable(rel: str) -> tuple[str, str]:
@@ -129,12 +145,20 @@ def _printable(rel: str) -> tuple[str, str]:
         return fixed, f"file name is not valid UTF-8 (shown as {fixed!r}): rename the file"
 
 
-def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Stage 01: scan ``paths.raw`` and write ``paths.metadata_csv``.
+
+    Streams: files are listed, probed and written in chunks of :data:`PROBE_CHUNK`, so
+    memory does not grow with the number of files.
+
+    Parameters
+    ----------
+    return_table : bool
+        Read the table back and return it (False: return None; for very large collections).
 
     Returns
     -------
-    DataFrame with the columns :data:`COLUMNS`, one row per audio file, sorted by ``path``.
+    DataFrame with the columns :data:`COLUMNS`, one row per audio file, sorted by ``path``, or None.
 
     Raises
     ------
@@ -148,51 +172,105 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
             f"or any layout with dataset.labels regex/csv/none), or create it with "
             f"`audioclust generate-demo --dataset {paths.dataset}` (synthetic demo) or "
             f"`audioclust prepare <fsdd|urbansound8k|esc50|csv> --dataset {paths.dataset} --source DIR`")
-    sf_ext = {e.lower().lstrip(".") for e in cfg.dataset.extensions}
-    ff_ext = {e.lower().lstrip(".") for e in cfg.dataset.ffmpeg_extensions}
-    files, skipped = scan(raw, sf_ext | ff_ext)
-    if not files:
-        raise DatasetError(f"no audio files in {raw} (extensions: {', '.join(sorted(sf_ext | ff_ext))}); "
+    extensions = {e.lower().lstrip(".") for e in (*cfg.dataset.extensions, *cfg.dataset.ffmpeg_extensions)}
+    skipped: dict[str, int] = {}
+    n_files = sum(1 for _ in iter_audio_files(raw, extensions, skipped))  # a cheap first pass: the total
+    if not n_files:
+        raise DatasetError(f"no audio files in {raw} (extensions: {', '.join(sorted(extensions))}); "
                            "add files or extend dataset.extensions")
     log.info("found %d audio file(s) in %s (skipped: %d hidden, %d other extension)",
-             len(files), paths.rel(raw), skipped["hidden"], skipped["other extension"])
+             n_files, paths.rel(raw), skipped["hidden"], skipped["other extension"])
 
-    names = [_printable(f.relative_to(raw).as_posix()) for f in files]
-    rels = [n for n, _ in names]
-    labels = resolve_labels(rels, cfg.dataset, raw)
-    stems = make_stems(rels, labels, folder_labels=cfg.dataset.labels == "folder")
-    if len(files) >= PARALLEL_MIN_FILES:
-        chunks = [files[i:i + PROBE_CHUNK] for i in range(0, len(files), PROBE_CHUNK)]
-        infos = [info for chunk in parallel_map(probe_rows, chunks, cfg, desc=f"metadata ({PROBE_CHUNK} files/step)")
-                 for info in chunk]
-    else:
-        infos = [probe_row(f) for f in tqdm(files, desc="metadata", unit="file")]
+    labeller = LabelResolver(cfg.dataset, raw)
+    stems = StemMaker(folder_labels=cfg.dataset.labels == "folder")
+    summary = _Summary()
+    pending: deque[list[Path]] = deque()  # chunks handed to the probes, awaiting their results
 
-    rows = []
-    for f, rel, (_, bad_name), label, stem, info in zip(files, rels, names, labels, stems, infos):
-        if bad_name:
-            info = {**info, "status": "error", "reason": bad_name}
-        rows.append({"name": PurePosixPath(rel).name, "extension": f.suffix.lower().lstrip("."),
-                     "path": paths.rel(paths.raw / rel), "label": label, "stem": stem, **info})
+    def feed() -> Iterator[list[Path]]:
+        for chunk in _chunks(iter_audio_files(raw, extensions), PROBE_CHUNK):
+            pending.append(chunk)
+            yield chunk
+
+    infos = parallel_imap(probe_rows, feed(), cfg, desc=None) if n_files >= PARALLEL_MIN_FILES \
+        else map(probe_rows, feed())
+    with CsvStream(paths.metadata_csv, COLUMNS) as out, \
+            tqdm(total=n_files, desc="metadata", unit="file", disable=None) as bar:
+        for chunk_infos in infos:
+            files = pending.popleft()
+            names = [_printable(f.relative_to(raw).as_posix()) for f in files]
+            rels = [n for n, _ in names]
+            rows = []
+            for f, rel, (_, bad_name), label, info in zip(files, rels, names, labeller(rels), chunk_infos):
+                if bad_name:
+                    info = {**info, "status": "error", "reason": bad_name}
+                rows.append({"name": PurePosixPath(rel).name, "extension": f.suffix.lower().lstrip("."),
+                             "path": paths.rel(paths.raw / rel), "label": label, "stem": stems(rel, label), **info})
+            table = _frame(rows)
+            summary.add(table)
+            out.write(table)
+            bar.update(len(rows))
+    labeller.report()
+    summary.log(paths.rel(paths.metadata_csv))
+    return read_metadata(paths.metadata_csv) if return_table else None
+
+
+#: Numeric columns of the metadata tables (stages 01 and 02): the integer ones as Int64; every other column is text.
+INT_COLUMNS = ("sample_rate", "channels", "frames", "size", "nonfinite")
+FLOAT_COLUMNS = ("duration", "peak_db")
+
+
+def read_metadata(path: Path) -> pd.DataFrame:
+    """Read ``metadata.csv`` or ``metadata_transformed.csv``.
+
+    Text stays text (a label ``0`` or ``NA`` is the string, an empty cell is ``''``);
+    the numeric columns are numbers (integers as Int64), missing where the cell is empty.
+    """
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in (*INT_COLUMNS, *FLOAT_COLUMNS):
+        if col in table:
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+            if col in INT_COLUMNS:
+                table[col] = table[col].astype("Int64")
+    return table
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table["reason"] = table["reason"].fillna("")
     table["subtype"] = table["subtype"].fillna("")
     for col in ("sample_rate", "channels", "frames", "size"):
         table[col] = table[col].astype("Int64")
-    write_csv(paths.metadata_csv, table)
-    log_summary(table, paths.rel(paths.metadata_csv))
     return table
 
 
-def log_summary(table: pd.DataFrame, where: str) -> None:
-    """Log counts per status and per label, total duration, and the first problems."""
-    counts = table["status"].value_counts()
-    log.info("metadata: %d file(s) → %s: %s", len(table), where,
-             ", ".join(f"{s} {n}" for s, n in counts.items()))
-    ok = table[table["status"] == "ok"]
-    if len(ok):
-        per_label = ok["label"].replace("", "(none)").value_counts().sort_index()
-        log.info("ok files per label: %s; total duration %.1f s",
-                 ", ".join(f"{k} {v}" for k, v in per_label.items()), ok["duration"].sum())
-    for _, row in table[table["status"] != "ok"].head(10).iterrows():
-        log.warning("%s: %s — %s", row["path"], row["status"], row["reason"])
+def _chunks(items: Iterator[Path], size: int) -> Iterator[list[Path]]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+class _Summary:
+    """Counts for the log, gathered chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.duration = 0.0
+        self.problems: list[tuple[str, str, str]] = []
+
+    def add(self, table: pd.DataFrame) -> None:
+        self.status.update(table["status"])
+        ok = table[table["status"] == "ok"]
+        self.labels.update(ok["label"].replace("", "(none)"))
+        self.duration += float(ok["duration"].sum())
+        bad = table[table["status"] != "ok"]
+        self.problems += list(bad[["path", "status", "reason"]].itertuples(index=False, name=None))[
+            :10 - len(self.problems)]
+
+    def log(self, where: str) -> None:
+        log.info("metadata: %d file(s) → %s: %s", sum(self.status.values()), where,
+                 ", ".join(f"{s} {n}" for s, n in self.status.most_common()))
+        if self.labels:
+            log.info("ok files per label: %s; total duration %.1f s",
+                     ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items())), self.duration)
+        for path, status, reason in self.problems:
+            log.warning("%s: %s — %s", path, status, reason)

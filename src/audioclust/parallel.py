@@ -149,7 +149,8 @@ def dask_client(address: str) -> Any:
 
 
 @atexit.register
-def _close_clients() -> None:
+def close_clients() -> None:
+    """Disconnect from every Dask scheduler this process used (before a cluster shuts down)."""
     for client in _clients.values():
         client.close()
     _clients.clear()

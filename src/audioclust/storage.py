@@ -111,6 +111,15 @@ class CsvStream:
             Path(self._tmp).unlink(missing_ok=True)
 
 
+def count_rows(path: str | Path) -> int | None:
+    """Data rows of a CSV, for progress bars: its lines minus the header (None when unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return max(0, sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b"")) - 1)
+    except OSError:
+        return None
+
+
 def read_json(path: str | Path) -> Any | None:
     """The JSON in ``path``, or None when it is missing or unreadable (treated as not done)."""
     try:

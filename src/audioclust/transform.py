@@ -17,40 +17,26 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .audio import load_audio, lowpass, peak_db, resample, sanitize, to_mono, write_wav
 from .config import Config, section_hash
 from .datasets import label_folder
 from .errors import AudioReadError, StageInputError
-from .parallel import parallel_map
+from .metadata import read_metadata
+from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import Markers, write_csv
+from .storage import CsvStream, Markers, count_rows
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["name", "label", "stem", "source_path", "path", "duration", "sample_rate", "status", "reason",
            "peak_db", "nonfinite"]
-
-#: Numeric columns of the metadata tables; every other column is text.
-NUMERIC = ("duration", "sample_rate", "channels", "frames", "size", "peak_db", "nonfinite")
-
-
-def read_metadata(path: Path) -> pd.DataFrame:
-    """Read ``metadata.csv`` or ``metadata_transformed.csv``.
-
-    Text stays text (a label ``0`` or ``NA`` is the string, an empty cell is ``''``);
-    the :data:`NUMERIC` columns are numbers with NaN for empty cells.
-    """
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for col in NUMERIC:
-        if col in table:
-            table[col] = pd.to_numeric(table[col], errors="coerce")
-    return table
-
 
 def _source_key(path: Path) -> dict[str, int]:
     st = path.stat()
@@ -95,12 +81,24 @@ def transform_file(job: dict[str, Any], audio: dict[str, Any], marker_folder: st
     return row
 
 
-def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+#: rows read, dispatched and written per step: bounds memory on any number of files
+CHUNK_ROWS = 2000
+
+
+def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Stage 02: transform every ``ok`` file of ``metadata.csv``; write ``metadata_transformed.csv``.
+
+    Streams: the table is read, dispatched and written in chunks of :data:`CHUNK_ROWS`, so
+    memory does not grow with the number of files.
+
+    Parameters
+    ----------
+    return_table : bool
+        Read the table back and return it (False: return None; for very large collections).
 
     Returns
     -------
-    DataFrame with the columns :data:`COLUMNS`, one row per metadata row, in its order.
+    DataFrame with the columns :data:`COLUMNS`, one row per metadata row, in its order, or None.
 
     Raises
     ------
@@ -110,7 +108,6 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     if not paths.metadata_csv.is_file():
         raise StageInputError(f"{paths.rel(paths.metadata_csv)} not found: run "
                               f"`audioclust metadata --dataset {paths.dataset}` first")
-    meta = read_metadata(paths.metadata_csv)
     a = cfg.audio
     cutoff = a.cutoff
     if cutoff is not None and cutoff >= a.sample_rate / 2:
@@ -119,13 +116,38 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         cutoff = None
     audio = {"sample_rate": a.sample_rate, "cutoff": cutoff, "order": a.order, "silence_db": a.silence_db}
     markers = Markers(paths.metadata / ".transform_done", section_hash(cfg, "audio"))
+    func = functools.partial(transform_file, audio=audio, marker_folder=str(markers.folder),
+                             params_hash=markers.params_hash)
 
+    summary = _Summary()
+    keep: set[str] = set()
+    with CsvStream(paths.transformed_csv, COLUMNS) as out, \
+            tqdm(total=count_rows(paths.metadata_csv), desc="transform", unit="file", disable=None) as bar:
+        with pd.read_csv(paths.metadata_csv, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS) as chunks:
+            for chunk in chunks:
+                rows, jobs = _plan(chunk, paths, markers, a.sample_rate)
+                for i, result in zip(jobs, parallel_imap(func, [jobs[i] for i in jobs], cfg, desc=None)):
+                    rows[i] = result
+                table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+                table["nonfinite"] = table["nonfinite"].astype("Int64")
+                keep.update(table.loc[table["status"] == "ok", "path"])
+                summary.add(table, processed=len(jobs))
+                out.write(table)
+                bar.update(len(table))
+    _remove_stale(paths, keep)
+    summary.log(paths.rel(paths.transformed_csv))
+    return read_metadata(paths.transformed_csv) if return_table else None
+
+
+def _plan(chunk: pd.DataFrame, paths: ProjectPaths, markers: Markers,
+          sample_rate: int) -> tuple[list[dict[str, Any] | None], dict[int, dict[str, Any]]]:
+    """Rows known without work (skipped, unavailable, reused) and the jobs of the others, by position."""
     rows: list[dict[str, Any] | None] = []
-    jobs: list[tuple[int, dict[str, Any]]] = []
-    for i, m in enumerate(meta.to_dict("records")):
+    jobs: dict[int, dict[str, Any]] = {}
+    for m in chunk.to_dict("records"):
         folder = label_folder(m["label"])
         row = {"name": m["name"], "label": m["label"], "stem": m["stem"], "source_path": m["path"], "path": "",
-               "duration": None, "sample_rate": a.sample_rate, "status": "skipped", "reason": "",
+               "duration": None, "sample_rate": sample_rate, "status": "skipped", "reason": "",
                "peak_db": None, "nonfinite": None}
         out = paths.wav / folder / f"{m['stem']}.wav"
         if m["status"] != "ok":
@@ -144,45 +166,54 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
                 and done.get("source_path") == m["path"] and (done["status"] != "ok" or out.is_file()):
             rows.append({c: done.get(c) for c in COLUMNS})
             continue
+        jobs[len(rows)] = {"source": str(source), "out": str(out), "out_rel": paths.rel(out),
+                           "marker": f"{folder}/{m['stem']}", "row": row, "source_key": key}
         rows.append(None)
-        jobs.append((i, {"source": str(source), "out": str(out), "out_rel": paths.rel(out),
-                         "marker": f"{folder}/{m['stem']}", "row": row, "source_key": key}))
-
-    log.info("transform: %d file(s) to process, %d reused, %d skipped (not ok in stage 01)",
-             len(jobs), sum(r is not None and r["status"] != "skipped" for r in rows),
-             sum(r is not None and r["status"] == "skipped" for r in rows))
-    func = functools.partial(transform_file, audio=audio, marker_folder=str(markers.folder),
-                             params_hash=markers.params_hash)
-    for (i, _), result in zip(jobs, parallel_map(func, [j for _, j in jobs], cfg, desc="transform")):
-        rows[i] = result
-
-    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    table["nonfinite"] = table["nonfinite"].astype("Int64")
-    _remove_stale(paths, set(table.loc[table["status"] == "ok", "path"]))
-    write_csv(paths.transformed_csv, table)
-    log_summary(table, paths.rel(paths.transformed_csv))
-    return table
+    return rows, jobs
 
 
 def _remove_stale(paths: ProjectPaths, keep: set[str]) -> None:
     """Delete WAVs in ``datasets/<name>_wav/`` that no ``ok`` row names (files removed or renamed since)."""
     if not paths.wav.is_dir():
         return
-    stale = [p for p in paths.wav.rglob("*.wav") if paths.rel(p) not in keep]
-    for p in stale:
-        p.unlink()
-    if stale:
-        log.info("removed %d stale WAV file(s) from %s", len(stale), paths.rel(paths.wav))
+    removed = 0
+    for p in paths.wav.rglob("*.wav"):
+        if paths.rel(p) not in keep:
+            p.unlink()
+            removed += 1
+    if removed:
+        log.info("removed %d stale WAV file(s) from %s", removed, paths.rel(paths.wav))
 
 
-def log_summary(table: pd.DataFrame, where: str) -> None:
-    """Log counts per status, files with replaced non-finite samples, and the first problems."""
-    counts = table["status"].value_counts()
-    log.info("transform: %d file(s) → %s: %s", len(table), where,
-             ", ".join(f"{s} {n}" for s, n in counts.items()))
-    nonfinite = table[table["nonfinite"].fillna(0) > 0]
-    if len(nonfinite):
-        log.warning("%d file(s) held NaN/inf samples, replaced by 0 (%d samples), e.g. %s", len(nonfinite),
-                    int(nonfinite["nonfinite"].sum()), nonfinite["source_path"].iloc[0])
-    for _, row in table[~table["status"].isin(["ok", "skipped"])].head(10).iterrows():
-        log.warning("%s: %s — %s", row["source_path"], row["status"], row["reason"])
+class _Summary:
+    """Counts for the log, gathered chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.processed = self.reused = self.nonfinite_files = self.nonfinite_samples = 0
+        self.nonfinite_example = ""
+        self.problems: list[tuple[str, str, str]] = []
+
+    def add(self, table: pd.DataFrame, processed: int) -> None:
+        self.status.update(table["status"])
+        self.processed += processed
+        self.reused += int(len(table) - processed - (table["status"] == "skipped").sum())
+        bad = table[table["nonfinite"].fillna(0) > 0]
+        if len(bad):
+            self.nonfinite_example = self.nonfinite_example or bad["source_path"].iloc[0]
+            self.nonfinite_files += len(bad)
+            self.nonfinite_samples += int(bad["nonfinite"].sum())
+        failed = table[~table["status"].isin(["ok", "skipped"])]
+        self.problems += list(failed[["source_path", "status", "reason"]].itertuples(index=False, name=None))[
+            :10 - len(self.problems)]
+
+    def log(self, where: str) -> None:
+        log.info("transform: %d file(s) to process, %d reused, %d skipped (not ok in stage 01)",
+                 self.processed, self.reused, self.status["skipped"])
+        log.info("transform: %d file(s) → %s: %s", sum(self.status.values()), where,
+                 ", ".join(f"{s} {n}" for s, n in self.status.most_common()))
+        if self.nonfinite_files:
+            log.warning("%d file(s) held NaN/inf samples, replaced by 0 (%d samples), e.g. %s",
+                        self.nonfinite_files, self.nonfinite_samples, self.nonfinite_example)
+        for path, status, reason in self.problems:
+            log.warning("%s: %s — %s", path, status, reason)

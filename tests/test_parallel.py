@@ -1,0 +1,137 @@
+"""parallel.py and streaming: in-order lazy maps, small chunks, and a Dask LocalCluster on loopback."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from audioclust import extract, metadata, transform
+from audioclust.config import load_config
+from audioclust.datasets import generate_demo
+from audioclust.feature_store import FeatureStore
+from audioclust.parallel import close_clients, parallel_imap, parallel_map
+from audioclust.paths import ProjectPaths
+
+SMALL = {"features.n_fft": 512, "features.hop_length": 256, "features.n_mels": 32, "features.n_mfcc": 13,
+         "views.features": ["mel", "mfcc"], "views.sources": ["npy"]}
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.02 * (x % 3))  # later items may finish first
+    return x * x
+
+
+def die_once(x: int, flag: str) -> int:
+    """Kill the worker process the first time item 3 is seen (as a crash or an OOM kill would)."""
+    if x == 3 and not os.path.exists(flag):
+        Path(flag).touch()
+        os._exit(1)
+    return -x
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_parallel_imap_keeps_order_and_consumes_lazily(n_jobs):
+    cfg = load_config(overrides={"parallel.n_jobs": n_jobs})
+    taken = []
+
+    def items():
+        for i in range(40):
+            taken.append(i)
+            yield i
+
+    results = parallel_imap(slow_square, items(), cfg, desc=None)
+    assert next(results) == 0
+    assert len(taken) < 40                      # not the whole input up front
+    assert [0, *results] == [i * i for i in range(40)]
+
+
+def build(root: Path, n_per_class: int = 3, **overrides) -> tuple[ProjectPaths, dict]:
+    """Stages 01–03 of a small demo set under ``root``; returns the paths and every output's bytes."""
+    paths = ProjectPaths(root, "demo")
+    if not paths.raw.is_dir():
+        generate_demo(paths.raw, n_per_class=n_per_class, seconds=0.4)
+    cfg = load_config(root, "demo", overrides={**SMALL, **overrides})
+    for stage in (metadata, transform, extract):
+        stage.run(cfg, paths)
+    outputs = {p.relative_to(root).as_posix(): _content(p)
+               for folder in (paths.metadata, paths.wav, paths.features) for p in sorted(folder.rglob("*"))
+               if p.is_file() and ".transform_done" not in p.parts and ".extract_done" not in p.parts}
+    return paths, outputs
+
+
+def _content(path: Path) -> bytes:
+    """A file's bytes; a WAV's samples (libsndfile stamps the time into a float WAV's PEAK chunk)."""
+    if path.suffix == ".wav":
+        return sf.read(path, dtype="float32")[0].tobytes()
+    return path.read_bytes()
+
+
+def test_small_chunks_give_the_same_outputs(project, tmp_path, monkeypatch):
+    _, whole = build(project, **{"parallel.n_jobs": 1})
+    other = tmp_path / "chunked"
+    (other / "configs").mkdir(parents=True)
+    (other / "configs" / "default.yaml").write_bytes((project / "configs" / "default.yaml").read_bytes())
+    monkeypatch.setattr(metadata, "PROBE_CHUNK", 4)
+    monkeypatch.setattr(metadata, "PARALLEL_MIN_FILES", 1)    # probes in worker processes too
+    monkeypatch.setattr(transform, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(extract, "CHUNK_ROWS", 3)
+    _, chunked = build(other, **{"parallel.n_jobs": 2})
+    assert sorted(chunked) == sorted(whole) and len(whole) > 3 * 7 * 5
+    assert [k for k in whole if whole[k] != chunked[k]] == []
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=50) as local:
+        yield local
+        close_clients()  # before the cluster goes: a connected client would try to reconnect
+
+
+def test_dask_cluster_gives_outputs_identical_to_the_local_run(project, tmp_path, cluster):
+    _, local = build(project, **{"parallel.n_jobs": 2})
+    other = tmp_path / "on_dask"
+    (other / "configs").mkdir(parents=True)
+    (other / "configs" / "default.yaml").write_bytes((project / "configs" / "default.yaml").read_bytes())
+    paths, remote = build(other, **{"parallel.scheduler": cluster.scheduler_address, "parallel.batch_size": 4})
+    assert sorted(remote) == sorted(local)
+    assert [k for k in local if local[k] != remote[k]] == []
+    store = FeatureStore.open(paths.feature_store)
+    assert store.n_rows == 21 and len(store.views) == 4
+    table = pd.read_csv(paths.features_csv)
+    assert (table["status"] == "ok").all()
+
+
+def test_dask_task_of_a_dead_worker_is_retried(tmp_path, cluster):
+    cfg = load_config(overrides={"parallel.scheduler": cluster.scheduler_address, "parallel.batch_size": 2})
+    flag = str(tmp_path / "died")
+    results = parallel_map(partial(die_once, flag=flag), range(10), cfg, desc=None)
+    assert os.path.exists(flag)                 # a worker did die
+    assert results == [-i for i in range(10)]   # and its batch ran again elsewhere
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    from audioclust.errors import ConfigError
+    cfg = load_config(overrides={"parallel.scheduler": "tcp://127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="no Dask scheduler answers"):
+        parallel_map(slow_square, [1], cfg, desc=None)
+
+
+def test_metadata_streams_in_sorted_path_order(project):
+    raw = project / "datasets" / "order"
+    names = ["c.wav", "c/x.wav", "cd.wav", "b/a.wav", "b.wav", "a/b/c.wav", "a/b.wav", "Z.wav"]
+    for name in names:
+        path = raw / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.zeros(100, np.float32) + 0.1, 8000)
+    found = [p.relative_to(raw).as_posix() for p in metadata.iter_audio_files(raw, {"wav"})]
+    assert found == sorted(names)
+    assert found[:3] == ["Z.wav", "a/b.wav", "a/b/c.wav"]
