@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= demo
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup demo test test-fast notebooks bench clean-outputs
+.PHONY: setup demo test test-fast notebooks bench bench-scale clean-outputs
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py --out results/bench/extract.json
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_quality.py --out results/bench/quality.json
+
+## bench-scale: stages 01-04 on generated corpora of 1,000 / 10,000 / 50,000 clips, locally and on a Dask LocalCluster (~1 h on 2 cores)
+bench-scale: $(STAMP)
+	mkdir -p results/bench
+	$(BIN)/python benchmarks/bench_scale.py --out results/bench/scale.json --plot docs/scaling.png
 
 ## clean-outputs DATASET=name: remove generated outputs of one dataset (never datasets/<name>/)
 clean-outputs:

@@ -211,3 +211,22 @@ def test_mfcc_floors_the_mel_db_at_top_db_below_the_peak():
     unfloored = F.mfcc(mel_db, n_mfcc=13, top_db=None)
     # c0 is sqrt(1/n_mels)·Σ mel_db: the floor lifts 30 bands by 40 dB each
     assert unfloored[0, 0] == pytest.approx(floored[0, 0] - 30 * 40 / np.sqrt(40), rel=1e-4)
+
+
+def test_blockwise_computation_matches_one_block(monkeypatch):
+    """Long recordings are computed in blocks of frames: the blocks must not change a single value."""
+    rng = np.random.default_rng(3)
+    y = (0.3 * np.sin(2 * np.pi * 330 * np.arange(40000) / SR) + 0.05 * rng.standard_normal(40000)).astype(
+        np.float32)
+    cfg = load_config().features
+    whole, desc_whole = F.analyse(y, sr=SR, cfg=cfg, cutoff=8192.0)
+    image = F.to_image(whole["spectrogram"], vmin=-80.0, vmax=60.0)
+    back = F.from_image(image, vmin=-80.0, vmax=60.0)
+    monkeypatch.setattr(F, "FRAME_BLOCK", 7)  # 79 frames: 12 blocks, the last one short
+    blocks, desc_blocks = F.analyse(y, sr=SR, cfg=cfg, cutoff=8192.0)
+    for kind in whole:
+        np.testing.assert_array_equal(blocks[kind], whole[kind])
+    # descriptors: float32 matrix products over fewer columns round differently (a few 1e-6)
+    assert desc_blocks == pytest.approx(desc_whole, rel=1e-5, nan_ok=True)
+    np.testing.assert_array_equal(F.to_image(whole["spectrogram"], vmin=-80.0, vmax=60.0), image)
+    np.testing.assert_array_equal(F.from_image(image, vmin=-80.0, vmax=60.0), back)

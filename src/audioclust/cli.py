@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import sys
 import time
@@ -30,14 +31,16 @@ STAGES: list[tuple[str, str, str]] = [
 ]
 
 
-def run_stage(name: str, cfg: Config, paths: ProjectPaths):
-    """Run one stage by name and return what its ``run`` returns."""
-    module = dict((n, m) for n, m, _ in STAGES)[name]
+def run_stage(name: str, cfg: Config, paths: ProjectPaths) -> None:
+    """Run one stage by name; its outputs are on disk (a streaming stage does not read its table back)."""
+    run = importlib.import_module(dict((n, m) for n, m, _ in STAGES)[name]).run
     start = time.perf_counter()
     log.info("== %s: dataset %s ==", name, paths.dataset)
-    result = importlib.import_module(module).run(cfg, paths)
+    if "return_table" in inspect.signature(run).parameters:
+        run(cfg, paths, return_table=False)
+    else:
+        run(cfg, paths)
     log.info("== %s done in %.1f s ==", name, time.perf_counter() - start)
-    return result
 
 
 def run_chain(cfg: Config, paths: ProjectPaths, stages: list[str] | None = None) -> None:

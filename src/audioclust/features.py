@@ -64,6 +64,9 @@ DESCRIPTORS: tuple[str, ...] = (
 )
 
 
+#: frames computed at once in the per-frame loops: bounds the temporaries of a long recording
+FRAME_BLOCK = 8192
+
 # --------------------------------------------------------------------------- spectra
 
 @lru_cache(maxsize=8)
@@ -90,17 +93,25 @@ def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     -------
     ndarray of shape (1 + n_fft // 2, 1 + n_samples // hop_length), float32
     """
-    # the frames are strided views of the zero-padded signal and one batched real FFT:
-    # the same numbers as librosa.stft (tests compare them) at a third of its per-call cost
+    # the frames are strided views of the zero-padded signal and batched real FFTs: the same
+    # numbers as librosa.stft (tests compare them) at a third of its per-call cost; in blocks of
+    # frames so that an hour of audio never holds its windowed frames or complex spectrum at once
     padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-    spectrum = scipy.fft.rfft(frames * _window(n_fft), axis=-1)
-    return np.abs(spectrum).T.astype(np.float32, copy=False)
+    out = np.empty((1 + n_fft // 2, frames.shape[0]), dtype=np.float32)
+    window = _window(n_fft)
+    for start in range(0, frames.shape[0], FRAME_BLOCK):
+        block = frames[start:start + FRAME_BLOCK]
+        out[:, start:start + len(block)] = np.abs(scipy.fft.rfft(block * window, axis=-1)).T
+    return out
 
 
 def amplitude_db(magnitude: np.ndarray, *, amin: float = AMIN) -> np.ndarray:
     """``20·log10(max(magnitude, amin))``: dB re 1.0, same shape, float32."""
-    return (20.0 * np.log10(np.maximum(magnitude, np.float32(amin)))).astype(np.float32, copy=False)
+    db = np.maximum(magnitude, np.float32(amin)).astype(np.float32, copy=False)
+    np.log10(db, out=db)  # in place: one array, not three, for a long recording
+    db *= 20.0
+    return db
 
 
 def power_db(power: np.ndarray, *, amin: float = AMIN**2) -> np.ndarray:
@@ -224,11 +235,17 @@ def zero_crossing_rate(y: np.ndarray, *, frame_length: int, hop_length: int) -> 
     ndarray of shape (1 + n_samples // hop_length,), float64
     """
     padded = np.pad(y, frame_length // 2, mode="edge")
-    negative = np.signbit(np.where(np.abs(padded) <= 1e-10, 0, padded))
-    crossings = np.concatenate(([0], np.cumsum(negative[1:] != negative[:-1])))
     starts = np.arange(0, len(padded) - frame_length + 1, hop_length)
-    # crossings between samples start+1 .. start+frame_length-1 of each frame
-    return (crossings[starts + frame_length - 1] - crossings[starts]) / frame_length
+    out = np.empty(len(starts), dtype=np.float64)
+    for first in range(0, len(starts), FRAME_BLOCK):  # in blocks: bounded temporaries on long signals
+        block = starts[first:first + FRAME_BLOCK]
+        segment = padded[block[0]:block[-1] + frame_length]
+        negative = np.signbit(np.where(np.abs(segment) <= 1e-10, 0, segment))
+        crossings = np.concatenate(([0], np.cumsum(negative[1:] != negative[:-1])))
+        local = block - block[0]
+        # crossings between samples start+1 .. start+frame_length-1 of each frame
+        out[first:first + len(block)] = (crossings[local + frame_length - 1] - crossings[local]) / frame_length
+    return out
 
 
 def descriptors(
@@ -254,6 +271,32 @@ def descriptors(
     as librosa defines them on the magnitude; ``contrast`` (dB, mean over the octave bands
     of ``librosa.feature.spectral_contrast`` from 200 Hz); ``tempo`` (BPM, :func:`onset_tempo`).
     """
+    n_frames = magnitude.shape[1]
+    per_frame = np.empty((7, n_frames), dtype=np.float64)
+    for start in range(0, n_frames, FRAME_BLOCK):  # per-frame values, in blocks: bounded temporaries
+        block = slice(start, min(start + FRAME_BLOCK, n_frames))
+        per_frame[[0, 2, 3, 4, 5, 6], block] = _frame_descriptors(magnitude[:, block], sr=sr, n_fft=n_fft)
+    per_frame[1] = zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length)
+    means, stds = per_frame.mean(axis=1), per_frame.std(axis=1)
+    out: dict[str, float] = {"duration": len(y) / sr}
+    for i, name in enumerate(("rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast")):
+        out[f"{name}_mean"] = float(means[i])
+        out[f"{name}_std"] = float(stds[i])
+    out["tempo"] = onset_tempo(mel_db, sr=sr, n_fft=n_fft, hop_length=hop_length)
+    return out
+
+
+def _frame_descriptors(magnitude: np.ndarray, *, sr: int, n_fft: int) -> np.ndarray:
+    """Per-frame RMS, centroid, bandwidth, roll-off, flatness and contrast of some frames of ``|STFT|``.
+
+    Parameters
+    ----------
+    magnitude : ndarray of shape (1 + n_fft // 2, n_frames)
+
+    Returns
+    -------
+    ndarray of shape (6, n_frames), float64 (see :func:`descriptors`)
+    """
     freqs = np.linspace(0.0, sr / 2, magnitude.shape[0], dtype=np.float32)
     power = magnitude**2
     total = magnitude.sum(axis=0, dtype=np.float64)
@@ -272,16 +315,7 @@ def descriptors(
     contrast = (librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=n_fft, fmin=CONTRAST_FMIN,
                                                   n_bands=n_bands).mean(axis=0)
                 if n_bands else np.full(magnitude.shape[1], np.nan))
-    zcr = zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length)
-
-    per_frame = np.vstack([rms, zcr, centroid, bandwidth, rolloff, flatness, contrast]).astype(np.float64)
-    means, stds = per_frame.mean(axis=1), per_frame.std(axis=1)
-    out: dict[str, float] = {"duration": len(y) / sr}
-    for i, name in enumerate(("rms", "zcr", "centroid", "bandwidth", "rolloff", "flatness", "contrast")):
-        out[f"{name}_mean"] = float(means[i])
-        out[f"{name}_std"] = float(stds[i])
-    out["tempo"] = onset_tempo(mel_db, sr=sr, n_fft=n_fft, hop_length=hop_length)
-    return out
+    return np.vstack([rms, centroid, bandwidth, rolloff, flatness, contrast]).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- one file
@@ -327,6 +361,7 @@ def analyse(
             out["mfcc"] = coefficients
         if "mfcc_no_c0" in kinds:
             out["mfcc_no_c0"] = np.ascontiguousarray(coefficients[1:])
+    del power  # mel and chroma are made: free it before the descriptors' temporaries
     desc = (descriptors(y, magnitude, mel_db, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
             if with_descriptors else {})
     return {k: out[k] for k in cfg.kinds}, desc
@@ -354,9 +389,13 @@ def to_image(array: np.ndarray, *, vmin: float, vmax: float) -> np.ndarray:
     -------
     ndarray of shape (n_bins, n_frames), uint8; row 0 holds the highest bin.
     """
-    scaled = (np.asarray(array, dtype=np.float64) - vmin) * (255.0 / (vmax - vmin))
-    u8 = np.rint(np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 255.0)).astype(np.uint8)
-    return np.ascontiguousarray(u8[::-1])
+    array = np.asarray(array)
+    out = np.empty(array.shape, dtype=np.uint8)
+    for start in range(0, array.shape[1], FRAME_BLOCK):  # in blocks of frames: bounded temporaries
+        block = slice(start, start + FRAME_BLOCK)
+        scaled = (array[:, block].astype(np.float64) - vmin) * (255.0 / (vmax - vmin))
+        out[::-1, block] = np.rint(np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 255.0))
+    return out
 
 
 def from_image(image: np.ndarray, *, vmin: float, vmax: float) -> np.ndarray:
@@ -370,8 +409,12 @@ def from_image(image: np.ndarray, *, vmin: float, vmax: float) -> np.ndarray:
     -------
     ndarray of shape (n_bins, n_frames), float32, row 0 = lowest bin
     """
-    values = np.asarray(image, dtype=np.float64)[::-1] * ((vmax - vmin) / 255.0) + vmin
-    return np.ascontiguousarray(values, dtype=np.float32)
+    image = np.asarray(image)
+    out = np.empty(image.shape, dtype=np.float32)
+    for start in range(0, image.shape[1], FRAME_BLOCK):  # in blocks of frames: bounded temporaries
+        block = slice(start, start + FRAME_BLOCK)
+        out[:, block] = image[::-1, block].astype(np.float64) * ((vmax - vmin) / 255.0) + vmin
+    return out
 
 
 def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
@@ -386,3 +429,76 @@ def read_png(data: Any) -> np.ndarray:
     """Read a grey PNG (a path or file object) back into a uint8 array of shape (height, width)."""
     with Image.open(data) as img:
         return np.asarray(img.convert("L"))
+
+
+# --------------------------------------------------------------------------- autoencoder input
+
+def fixed_size_image(
+    array: np.ndarray,
+    *,
+    size: tuple[int, int],
+    level_db: np.ndarray | None = None,
+    trim_db: float | None = None,
+    per_file: str = "none",
+) -> np.ndarray:
+    """One file's autoencoder input: active region, per-file normalisation, time first, fixed size.
+
+    Everything done to a single file before the dataset-wide scaling of
+    :class:`audioclust.dcec.FeaturesDataset`, so a feature store can precompute it:
+
+    1. Trim (``trim_db`` not None): keep the first..last frame whose loudest bin in
+       ``level_db`` (default: ``array`` itself, which must then be in dB) is within
+       ``trim_db`` of the loudest frame — the rule of :func:`audioclust.views.active_frames`.
+       Silence before and after the sound no longer decides how it is stretched.
+    2. Normalise over the kept frames: ``none``; ``peak`` subtracts the image's maximum
+       (a dB feature becomes dB re the file's loudest bin: the recording level is gone,
+       the spectral shape and dynamics stay); ``meanvar`` centres each row (bin or
+       coefficient) over time and divides it by its standard deviation (cepstral mean and
+       variance normalisation; a row with std below 1e-6 is only centred).
+    3. Transpose to (time, bins) and resize to ``size`` with bilinear interpolation,
+       antialiased when shrinking (Pillow's triangle filter, as
+       ``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)``).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_frames)
+    size : (T, F), the output's frames and bins.
+    level_db : ndarray of shape (n_ref_bins, n_frames), optional
+        A dB feature of the same file (mel or spectrogram) that decides the active region.
+    trim_db : float or None
+        None keeps every frame.
+    per_file : ``"none"``, ``"peak"`` or ``"meanvar"``
+
+    Returns
+    -------
+    ndarray of shape (T, F), float32.
+
+    Raises
+    ------
+    ValueError
+        For an empty or non-2-D array, a ``level_db`` with another number of frames, or an
+        unknown ``per_file``.
+    """
+    a = np.asarray(array, dtype=np.float64)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"expected a non-empty 2-D array (n_bins, n_frames), got shape {a.shape}")
+    if trim_db is not None:
+        ref = a if level_db is None else np.asarray(level_db, dtype=np.float64)
+        if ref.ndim != 2 or ref.shape[1] != a.shape[1]:
+            raise ValueError(f"level_db of shape {ref.shape} does not match the {a.shape[1]} frames of the array")
+        loudest = ref.max(axis=0)
+        keep = np.flatnonzero(loudest >= loudest.max() - trim_db)
+        a = a[:, keep[0]:keep[-1] + 1]
+    if per_file == "peak":
+        a = a - a.max()
+    elif per_file == "meanvar":
+        a = a - a.mean(axis=1, keepdims=True)
+        std = a.std(axis=1, keepdims=True)
+        a = a / np.where(std > 1e-6, std, 1.0)
+    elif per_file != "none":
+        raise ValueError(f"per_file must be 'none', 'peak' or 'meanvar', got {per_file!r}")
+    image = np.ascontiguousarray(a.T, dtype=np.float32)
+    T, F = (int(s) for s in size)
+    if image.shape != (T, F):
+        image = np.asarray(Image.fromarray(image).resize((F, T), resample=Image.BILINEAR), dtype=np.float32)
+    return image

@@ -8,7 +8,6 @@ when its marker exists and carries the current parameter hash.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -65,9 +64,9 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    write_bytes(path, buf.getvalue())
+    """``np.save`` straight into the temporary file (no in-memory copy of a large array)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:

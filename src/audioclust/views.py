@@ -213,7 +213,7 @@ def pool_bins(array: np.ndarray, max_bins: int) -> np.ndarray:
         return array
     factor = math.ceil(n_bins / max_bins)
     starts = np.arange(0, n_bins, factor)
-    sums = np.add.reduceat(array.astype(np.float64), starts, axis=0)
+    sums = np.add.reduceat(array, starts, axis=0, dtype=np.float64)
     counts = np.diff(np.append(starts, n_bins))[:, None]
     return (sums / counts).astype(np.float32)
 

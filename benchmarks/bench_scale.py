@@ -1,0 +1,268 @@
+"""Scaling: wall time, files per second and peak memory of every stage against the number of files.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000 10000 50000] [--dask-workers 1 2]
+        [--dask-sizes 1000 10000 50000] [--clip-seconds 0.5] [--root DIR] [--out scale.json]
+        [--plot docs/scaling.png]
+
+For each size it generates a seeded synthetic corpus of short clips in a temporary folder
+(:func:`audioclust.datasets.generate_demo`: 7 families of sounds, 16 kHz PCM, so stage 02
+resamples to 22,050 Hz as it would for most speech corpora), then runs every stage as its
+own ``audioclust`` process, exactly as a user would:
+
+* ``local``: stages 01–04 with the defaults (2 worker processes) — stage 04 with the settings
+  for large collections below;
+* ``dask-N``: stages 02 and 03 again on fresh output folders, through ``--scheduler`` on a
+  ``distributed.LocalCluster`` of N single-threaded worker processes on loopback.
+
+Peak memory is the highest sum of the resident memory of the stage's process, its worker
+processes and (for ``dask-N``) the cluster's processes, sampled every 200 ms (shared library
+pages count once per process, so it overstates a little). The slope of log(time) against
+log(files) between the smallest and the largest size is 1 for a linear stage.
+
+Stage 04 runs with ``views.features=[mel, mfcc]``, ``views.sources=[npy]`` (4 views) and the
+algorithms that scale (MiniBatchKMeans, BIRCH, Gaussian mixture), figures on (t-SNE and
+k-selection on seeded samples): the defaults' quadratic algorithms would be skipped above
+``cluster.max_samples_quadratic`` anyway.
+
+Prints a Markdown table for the README and writes the log–log plot (``--plot``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from audioclust.datasets import generate_demo  # noqa: E402
+
+log = logging.getLogger("bench_scale")
+AUDIOCLUST = Path(sys.executable).with_name("audioclust")
+DATASET = "scale"
+STAGES = ["metadata", "transform", "extract", "cluster"]
+PER_FILE_STAGES = ["transform", "extract"]
+CLUSTER_SETTINGS = ["views.features=[mel, mfcc]", "views.sources=[npy]",
+                    "cluster.algorithms=[minibatch_kmeans, birch, gmm]"]
+
+
+class PeakMemory:
+    """Highest summed RSS of some processes and all their descendants, sampled every 200 ms."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        total = 0
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def make_project(root: Path, n_files: int, clip_seconds: float) -> int:
+    """A project under ``root`` with ``n_files`` generated clips (rounded down to 7 families); returns the count."""
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    return generate_demo(root / "datasets" / DATASET, seed=0, n_per_class=max(1, n_files // 7), sr=16000,
+                         seconds=clip_seconds)
+
+
+def run_stage(root: Path, stage: str, extra: list[str], watch: list[int]) -> dict:
+    """One stage as its own process; wall time and peak memory (of it and of ``watch``'s process trees)."""
+    cmd = [str(AUDIOCLUST), stage, "--root", str(root), "--dataset", DATASET, *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with PeakMemory([proc.pid, *watch]) as mem:
+        _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    return {"wall_s": round(wall, 2), "peak_mib": round(mem.peak / 2**20)}
+
+
+class Cluster:
+    """A ``distributed.LocalCluster`` of ``n`` single-threaded worker processes, in its own process."""
+
+    def __init__(self, n_workers: int) -> None:
+        code = ("import time\nfrom dask.distributed import LocalCluster\n"
+                f"c = LocalCluster(n_workers={n_workers}, threads_per_worker=1, processes=True, "
+                "host='127.0.0.1', dashboard_address=None)\n"
+                "print(c.scheduler_address, flush=True)\ntime.sleep(10**6)\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
+        if not self.address.startswith("tcp://"):
+            raise RuntimeError("the LocalCluster did not start")
+
+    def close(self) -> None:
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            child.kill()
+        self.proc.kill()
+        self.proc.wait()
+
+
+def wipe_outputs(root: Path) -> None:
+    """Remove stage 02/03 outputs (markers included) so the next run computes everything again."""
+    for folder in (root / "datasets" / f"{DATASET}_wav", root / "features" / DATASET,
+                   root / "metadata" / DATASET / ".transform_done"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_size(root: Path, n_files: int, clip_seconds: float, dask_workers: list[int]) -> dict:
+    start = time.perf_counter()
+    n = make_project(root, n_files, clip_seconds)
+    out: dict = {"files": n, "generate_s": round(time.perf_counter() - start, 1), "runs": {}}
+    log.info("%d files generated in %.0f s", n, out["generate_s"])
+    local = out["runs"]["local"] = {}
+    for stage in STAGES:
+        extra = CLUSTER_SETTINGS if stage == "cluster" else []
+        local[stage] = run_stage(root, stage, [f"--set={s}" for s in extra], [])
+        log.info("local %s: %s", stage, local[stage])
+    for workers in dask_workers:
+        wipe_outputs(root)
+        cluster = Cluster(workers)
+        try:
+            run = out["runs"][f"dask-{workers}"] = {}
+            for stage in PER_FILE_STAGES:
+                run[stage] = run_stage(root, stage, ["--scheduler", cluster.address], [cluster.proc.pid])
+                log.info("dask-%d %s: %s", workers, stage, run[stage])
+        finally:
+            cluster.close()
+    for run in out["runs"].values():
+        for stats in run.values():
+            stats["files_per_s"] = round(n / stats["wall_s"], 1)
+    return out
+
+
+def slopes(results: list[dict]) -> dict[tuple[str, str], float]:
+    """Slope of log(wall time) against log(files) over every size that has the stage."""
+    out = {}
+    for run in {r for res in results for r in res["runs"]}:
+        for stage in STAGES:
+            pts = [(res["files"], res["runs"][run][stage]["wall_s"]) for res in results
+                   if stage in res["runs"].get(run, {})]
+            if len(pts) >= 2:
+                x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+                out[run, stage] = float(np.polyfit(x, y, 1)[0])
+    return out
+
+
+def markdown(results: list[dict]) -> str:
+    slope = slopes(results)
+    lines = ["| run | stage | " + " | ".join(f"{r['files']:,} files: s · files/s · peak MiB" for r in results)
+             + " | slope |", "|---|---|" + "---:|" * (len(results) + 1)]
+    runs = sorted({r for res in results for r in res["runs"]}, key=lambda r: (r != "local", r))
+    for run in runs:
+        for stage in STAGES:
+            cells = []
+            for res in results:
+                s = res["runs"].get(run, {}).get(stage)
+                cells.append("—" if s is None else f"{s['wall_s']:.1f} · {s['files_per_s']:.0f} · {s['peak_mib']}")
+            if all(c == "—" for c in cells):
+                continue
+            fit = slope.get((run, stage))
+            lines.append(f"| {run} | {stage} | " + " | ".join(cells) + f" | {'—' if fit is None else f'{fit:.2f}'} |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = dict(zip(STAGES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    styles = {"local": "-", "dask-1": ":", "dask-2": "--"}
+    for run in sorted({r for res in results for r in res["runs"]}):
+        for stage in STAGES:
+            pts = [(res["files"], res["runs"][run][stage]["wall_s"]) for res in results
+                   if stage in res["runs"].get(run, {})]
+            if pts:
+                ax.loglog(*zip(*pts), styles.get(run, "-."), marker="o", color=colours[stage],
+                          label=f"{stage} ({run})")
+    n = np.array([results[0]["files"], results[-1]["files"]], dtype=float)
+    ref = results[0]["runs"]["local"]["extract"]["wall_s"]
+    ax.loglog(n, ref * n / n[0], color="0.6", lw=0.8, label="slope 1")
+    ax.set_xlabel("files")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title(f"audioclust stages on {os.cpu_count()} cores")
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--dask-workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--dask-sizes", type=int, nargs="*", default=None,
+                        help="sizes that also run on the LocalCluster (default: every size)")
+    parser.add_argument("--clip-seconds", type=float, default=0.5)
+    parser.add_argument("--root", type=Path, help="keep the projects here (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, help="write the numbers as JSON")
+    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "scaling.png")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    base = args.root or Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    results = []
+    try:
+        for size in sorted(args.sizes):
+            dask = args.dask_workers if args.dask_sizes is None or size in args.dask_sizes else []
+            results.append(bench_size(base / f"n{size}", size, args.clip_seconds, dask))
+            if args.out:
+                args.out.write_text(json.dumps({"machine": platform.platform(), "cores": os.cpu_count(),
+                                                "results": results}, indent=1))
+    finally:
+        if args.root is None:
+            shutil.rmtree(base, ignore_errors=True)
+    print(markdown(results))
+    if results:
+        plot(results, args.plot)
+        print(f"\nplot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
