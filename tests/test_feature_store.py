@@ -12,6 +12,7 @@ from test_extract import SMALL, SR, make_stage02
 from audioclust import extract, feature_store, views
 from audioclust.config import load_config
 from audioclust.feature_store import FeatureStore, StoreWriter
+from audioclust.features import fixed_size_image
 from audioclust.paths import ProjectPaths
 
 VIEWS = SMALL + ["views.features=[mel, mfcc]", "views.sources=[npy, png]"]
@@ -71,7 +72,8 @@ def test_extract_fills_the_store_with_exactly_the_per_file_vectors(setup):
     assert store.index["status"].tolist() == ["ok", "ok", "ok", "skipped", "ok"]
     assert store.n_rows == 4
     slow = from_files(cfg, paths)
-    assert sorted(store.views) == sorted(slow) and len(slow) == 8  # mel, mfcc x stats, image x npy, png
+    # mel, mfcc x stats, image x npy, png; and the autoencoder's input images (stage 05 on mel)
+    assert sorted(store.views) == sorted(slow) and len(slow) == 9 and "mel.ae.npy" in slow
     keys = ["low/a", "high/b", "unlabelled/c", "low/d"]
     for spec in views.store_specs(cfg):
         np.testing.assert_array_equal(store.matrix(spec.name, views.settings_key(cfg, spec), keys), slow[spec.name])
@@ -88,8 +90,9 @@ def test_views_read_the_store_not_the_files(setup, monkeypatch):
 
     monkeypatch.setattr(views, "_read_array", no_reading)
     built = {v.spec.name: v for v in views.build_views(cfg, paths)}
-    for name, matrix in slow.items():
-        np.testing.assert_array_equal(built[name].raw, matrix)
+    assert len(built) == 8
+    for name, view in built.items():
+        np.testing.assert_array_equal(view.raw, slow[name])
 
 
 def test_changed_view_settings_are_built_once_and_added(setup, monkeypatch):
@@ -159,3 +162,19 @@ def test_store_off_writes_no_store_and_views_build_it(setup):
     assert FeatureStore.open(paths.feature_store).n_rows == 4     # stage 04 made it, for the next run
     np.testing.assert_array_equal(built["mfcc.image.png"].raw, from_files(cfg, paths)["mfcc.image.png"])
     assert json.loads((paths.feature_store / "store.json").read_text())["version"] == feature_store.VERSION
+
+
+def test_autoencoder_images_come_from_the_store(setup):
+    project, paths = setup
+    cfg = cfg_of(project, "autoencoder.input_size=[16, 8]", "autoencoder.per_file={mel: peak}")
+    extract.run(cfg, paths)
+    table = views.read_table(paths)
+    images = views.stored_ae_images(cfg, paths, table, "mel")
+    assert images.shape == (4, 16, 8)
+    for i, (label, stem) in enumerate(zip(table["label"], table["stem"])):
+        mel = np.load(paths.feature_file("mel", label or "unlabelled", stem, ".npy"))
+        expected = fixed_size_image(mel, size=(16, 8), trim_db=cfg.autoencoder.trim_db, per_file="peak")
+        np.testing.assert_array_equal(images[i], expected)
+        assert -30.0 < images[i].max() <= 0.0                      # peak: dB re the file's loudest bin, then averaged
+    other = cfg_of(project, "autoencoder.input_size=[32, 8]")      # another input size: not in the store
+    assert views.stored_ae_images(other, paths, table, "mel") is None

@@ -67,7 +67,7 @@ from .datasets import label_folder
 from .errors import StageInputError
 from . import feature_store
 from .feature_store import FeatureStore
-from .features import DESCRIPTORS, from_image, read_png, to_image
+from .features import DESCRIPTORS, fixed_size_image, from_image, read_png, to_image
 from .paths import ProjectPaths
 from .storage import atomic_path
 
@@ -76,6 +76,8 @@ log = logging.getLogger(__name__)
 VIEW_KINDS: tuple[str, ...] = ("stats", "image")
 SOURCES: tuple[str, ...] = ("npy", "png")
 DESCRIPTOR_FEATURE = "descriptors"
+#: the store's kind for the autoencoder's input images (stage 05), next to the views' kinds
+AE_KIND = "ae"
 #: how the summary tables name a source (the original study's words)
 SOURCE_NAMES = {"npy": "Arrays", "png": "Images", "csv": "Table"}
 #: features in dB that can decide the active region, in order of preference
@@ -429,16 +431,29 @@ def _reference(cfg: Config) -> str | None:
 
 
 def store_specs(cfg: Config) -> list[ViewSpec]:
-    """The views of the config that the packed store holds (all but the descriptors, already in ``features.csv``)."""
-    return [s for s in view_specs(cfg) if s.kind != DESCRIPTOR_FEATURE]
+    """What the packed store holds: the views of the config (but the descriptors, already in
+    ``features.csv``) and, when stage 05 is enabled, the autoencoder's input images (kind ``ae``)."""
+    specs = [s for s in view_specs(cfg) if s.kind != DESCRIPTOR_FEATURE]
+    ae = cfg.autoencoder
+    if ae.enabled:
+        specs += [ViewSpec(f, AE_KIND, ae.source) for f in ae.features if f in cfg.features.kinds]
+    return specs
+
+
+def _trim_db(cfg: Config, spec: ViewSpec) -> float | None:
+    return cfg.autoencoder.trim_db if spec.kind == AE_KIND else view_settings(cfg, spec).trim_db
 
 
 def settings_key(cfg: Config, spec: ViewSpec) -> str:
     """Hash of everything that makes one file's vector of this view (not the dataset-wide transform)."""
-    settings = dataclasses.asdict(view_settings(cfg, spec))
-    own = {k: settings[k] for k in ("trim_db", "n_frames") if k in settings}
-    if spec.kind == "image":
-        own["per_file"] = settings["per_file"].get(spec.feature, "none")
+    if spec.kind == AE_KIND:
+        ae = cfg.autoencoder
+        own = {"input_size": list(ae.input_size), "trim_db": ae.trim_db, "per_file": ae.per_file.get(spec.feature, "none")}
+    else:
+        settings = dataclasses.asdict(view_settings(cfg, spec))
+        own = {k: settings[k] for k in ("trim_db", "n_frames") if k in settings}
+        if spec.kind == "image":
+            own["per_file"] = settings["per_file"].get(spec.feature, "none")
     extra = {"version": _CACHE_VERSION, "spec": dataclasses.astuple(spec), "max_bins": cfg.views.max_bins,
              "reference": _reference(cfg), "own": own}
     return section_hash(cfg, "features", "audio", extra=extra)
@@ -484,7 +499,7 @@ def _read_array(paths: ProjectPaths, cfg: Config, kind: str, label: str, stem: s
 
 def _needed_kinds(cfg: Config, specs: list[ViewSpec]) -> set[str]:
     """The features ``specs`` read, plus the dB reference when one of them trims."""
-    reference = _reference(cfg) if any(view_settings(cfg, s).trim_db is not None for s in specs) else None
+    reference = _reference(cfg) if any(_trim_db(cfg, s) is not None for s in specs) else None
     return {s.feature for s in specs} | ({reference} if reference else set())
 
 
@@ -511,6 +526,11 @@ def file_vectors(cfg: Config, arrays: dict[str, np.ndarray | None],
         array = arrays.get(spec.feature)
         if array is None or array.ndim != 2 or array.shape[1] == 0:
             out[spec] = None
+            continue
+        if spec.kind == AE_KIND:
+            ae = cfg.autoencoder
+            out[spec] = fixed_size_image(array, size=(ae.input_size[0], ae.input_size[1]), level_db=level,
+                                         trim_db=ae.trim_db, per_file=ae.per_file.get(spec.feature, "none")).ravel()
             continue
         s = view_settings(cfg, spec)
         region = slice(None)
@@ -631,6 +651,25 @@ def _stored_or_built(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, file
         for spec in todo:
             feature_store.add_view(store, spec.name, settings_key(cfg, spec), raw[spec])
     return raw
+
+
+def stored_ae_images(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> np.ndarray | None:
+    """The autoencoder's input images of ``feature`` for the rows of ``table``, from the packed store.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, T, F), float32 (``autoencoder.input_size``), before the dataset-wide
+    scaling; None when the store does not hold them with the current settings (read the files then).
+    """
+    store = FeatureStore.open(paths.feature_store)
+    if store is None:
+        return None
+    spec = ViewSpec(feature, AE_KIND, cfg.autoencoder.source)
+    files = [f"{label_folder(lab)}/{stem}" for lab, stem in zip(table["label"], table["stem"])]
+    matrix = store.matrix(spec.name, settings_key(cfg, spec), files)
+    if matrix is None or not np.isfinite(matrix).all():
+        return None
+    return matrix.reshape(len(files), int(cfg.autoencoder.input_size[0]), int(cfg.autoencoder.input_size[1]))
 
 
 def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = None,
