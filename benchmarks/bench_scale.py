@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -169,6 +170,8 @@ def bench_size(root: Path, n_files: int, clip_seconds: float, dask_workers: list
         extra = CLUSTER_SETTINGS if stage == "cluster" else []
         local[stage] = run_stage(root, stage, [f"--set={s}" for s in extra], [])
         log.info("local %s: %s", stage, local[stage])
+    out["load_view"] = store_vs_files(root)
+    log.info("one view of every file: %s", out["load_view"])
     for workers in dask_workers:
         wipe_outputs(root)
         cluster = Cluster(workers)
@@ -182,6 +185,49 @@ def bench_size(root: Path, n_files: int, clip_seconds: float, dask_workers: list
     for run in out["runs"].values():
         for stats in run.values():
             stats["files_per_s"] = round(n / stats["wall_s"], 1)
+    return out
+
+
+def store_vs_files(root: Path) -> dict:
+    """Seconds to load the raw matrix of one view (``mel.image.npy``) for every file: from the packed
+    store, and from the per-file NPY arrays as stage 04 did before the store (page cache warm for both)."""
+    from audioclust import views
+    from audioclust.config import load_config
+    from audioclust.feature_store import FeatureStore
+    from audioclust.paths import ProjectPaths
+
+    cfg = load_config(root, DATASET)
+    paths = ProjectPaths(root, DATASET)
+    table = views.read_table(paths)
+    spec = views.ViewSpec("mel", "image", "npy")
+    keys = [f"{lab or 'unlabelled'}/{stem}" for lab, stem in zip(table["label"], table["stem"])]
+    start = time.perf_counter()
+    from_store = FeatureStore.open(paths.feature_store).matrix(spec.name, views.settings_key(cfg, spec), keys)
+    store_s = time.perf_counter() - start
+    start = time.perf_counter()
+    from_files = views._raw_matrices(cfg, paths, table, [spec])[spec]
+    files_s = time.perf_counter() - start
+    assert np.array_equal(from_store, from_files)
+    return {"store_s": round(store_s, 3), "files_s": round(files_s, 2)}
+
+
+def long_recording(root: Path, seconds: float) -> dict:
+    """Stages 02 and 03 on one recording of ``seconds`` (44.1 kHz stereo, 16-bit: tones in noise)."""
+    import soundfile as sf
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    path = root / "datasets" / DATASET / "field" / "long.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng, sr = np.random.default_rng(0), 44100
+    with sf.SoundFile(path, "w", samplerate=sr, channels=2, subtype="PCM_16") as out:
+        for minute in range(math.ceil(seconds / 60)):
+            n = int(min(60, seconds - 60 * minute) * sr)
+            t = np.arange(n) / sr
+            tone = 0.3 * np.sin(2 * np.pi * (220 + 10 * minute) * t)
+            out.write(np.clip(0.1 * rng.standard_normal((n, 2)) + tone[:, None], -1, 1).astype(np.float32))
+    out = {"seconds": seconds, "file_mib": round(path.stat().st_size / 2**20)}
+    for stage in ("metadata", "transform", "extract"):
+        out[stage] = run_stage(root, stage, [], [])
     return out
 
 
@@ -244,6 +290,12 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=150)
 
 
+def save(path: Path | None, results: list[dict], extra: dict) -> None:
+    if path:
+        path.write_text(json.dumps({"machine": platform.platform(), "cores": os.cpu_count(), "results": results,
+                                    **extra}, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
@@ -251,25 +303,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-limit", nargs="*", default=[], metavar="WORKERS=FILES",
                         help="run the LocalCluster of WORKERS workers only up to FILES files (e.g. 1=10000)")
     parser.add_argument("--clip-seconds", type=float, default=0.5)
+    parser.add_argument("--long-recording", type=float, default=3600.0, metavar="SECONDS",
+                        help="also run stages 01-03 on one recording this long (0: skip)")
     parser.add_argument("--root", type=Path, help="keep the projects here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "scaling.png")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     base = args.root or Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    results = []
+    results: list[dict] = []
+    extra: dict = {}
     try:
         for size in sorted(args.sizes):
             limits = {int(w): int(n) for w, n in (item.split("=") for item in args.dask_limit)}
             dask = [w for w in args.dask_workers if size <= limits.get(w, size)]
             results.append(bench_size(base / f"n{size}", size, args.clip_seconds, dask))
-            if args.out:
-                args.out.write_text(json.dumps({"machine": platform.platform(), "cores": os.cpu_count(),
-                                                "results": results}, indent=1))
+            save(args.out, results, extra)
+        if args.long_recording:
+            extra["long_recording"] = long_recording(base / "long", args.long_recording)
+            log.info("long recording: %s", extra["long_recording"])
+            save(args.out, results, extra)
     finally:
         if args.root is None:
             shutil.rmtree(base, ignore_errors=True)
     print(markdown(results))
+    print("\nOne view (mel image, Arrays) of every file: " + "; ".join(
+        f"{r['files']:,} files: {r['load_view']['store_s']:.2f} s from the store, {r['load_view']['files_s']:.1f} s "
+        "from the per-file NPY" for r in results))
+    if "long_recording" in extra:
+        lr = extra["long_recording"]
+        print(f"\nOne recording of {lr['seconds']:.0f} s ({lr['file_mib']} MiB, 44.1 kHz stereo): "
+              + ", ".join(f"{s} {lr[s]['wall_s']:.0f} s, peak {lr[s]['peak_mib']} MiB" for s in
+                          ("metadata", "transform", "extract")))
     if results:
         plot(results, args.plot)
         print(f"\nplot: {args.plot}")
