@@ -29,69 +29,21 @@ import platform
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "recordings"
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust import extract  # noqa: E402
+from usage import Usage  # noqa: E402
 from audioclust.config import Config, load_config  # noqa: E402
 from audioclust.paths import ProjectPaths  # noqa: E402
 
 log = logging.getLogger("bench_extract")
-
-
-class Usage:
-    """Peak resident memory (sampled every 200 ms, so the sampler costs little) and CPU time
-    of this process and its children.
-
-    CPU seconds (user + system) are less sensitive than wall time to other work on a
-    shared machine: they say what the stage costs, wall time what it took.
-    """
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self.cpu = 0.0
-        self._cpu: dict[int, float] = {}
-        self._start: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        total = 0
-        for proc in [me, *me.children(recursive=True)]:
-            try:
-                with proc.oneshot():
-                    total += proc.memory_info().rss
-                    t = proc.cpu_times()
-                    self._cpu[proc.pid] = t.user + t.system
-            except psutil.Error:
-                pass
-        self.peak = max(self.peak, total)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> "Usage":
-        self._sample()
-        self._start = dict(self._cpu)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        self.cpu = sum(t - self._start.get(pid, 0.0) for pid, t in self._cpu.items())
 
 
 def pick_files(limit: int | None) -> list[Path]:

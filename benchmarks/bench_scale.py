@@ -41,7 +41,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -53,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.audio import write_wav  # noqa: E402
+from usage import Usage  # noqa: E402
 from audioclust.datasets import DEMO_FAMILIES, demo_sound  # noqa: E402
 
 log = logging.getLogger("bench_scale")
@@ -62,44 +62,6 @@ STAGES = ["metadata", "transform", "extract", "cluster"]
 PER_FILE_STAGES = ["transform", "extract"]
 CLUSTER_SETTINGS = ["views.features=[mel, mfcc]", "views.sources=[npy]",
                     "cluster.algorithms=[minibatch_kmeans, birch, gmm]"]
-
-
-class PeakMemory:
-    """Highest summed RSS of some processes and all their descendants, sampled every 200 ms."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        total = 0
-        for pid in self.pids:
-            try:
-                root = psutil.Process(pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            for proc in procs:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-        self.peak = max(self.peak, total)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def write_family(folder: Path, family: str, n: int, seconds: float) -> None:
@@ -124,12 +86,12 @@ def run_stage(root: Path, stage: str, extra: list[str], watch: list[int]) -> dic
     cmd = [str(AUDIOCLUST), stage, "--root", str(root), "--dataset", DATASET, *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    with PeakMemory([proc.pid, *watch]) as mem:
+    with Usage([proc.pid, *watch]) as use:
         _, err = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-    return {"wall_s": round(wall, 2), "peak_mib": round(mem.peak / 2**20)}
+    return {"wall_s": round(wall, 2), "cpu_s": round(use.cpu, 1), "peak_mib": round(use.peak / 2**20)}
 
 
 class Cluster:
