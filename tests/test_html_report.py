@@ -17,7 +17,7 @@ import soundfile as sf
 import yaml
 from PIL import Image
 
-from audioclust import cli, cluster, extract, html_report, metadata, transform
+from audioclust import cli, cluster, explore, extract, html_report, metadata, transform
 from audioclust.config import load_config
 from audioclust.datasets import generate_demo
 from audioclust.paths import ProjectPaths
@@ -194,3 +194,27 @@ def test_projection_pca_by_hand():
     np.testing.assert_allclose(np.abs(Y[:, 0]), [3, 1, 1, 3], atol=1e-3)
     x, y = html_report._normalise(Y)
     assert x.min() == 0 and x.max() == 1
+
+
+def test_sample_positions_keep_every_cluster_in_proportion():
+    clusters = np.repeat([0, 1, 2, -1], [600, 300, 99, 1])
+    keep = html_report.sample_positions(clusters, 100, seed=0)
+    assert np.all(np.diff(keep) > 0)                              # sorted, no repeat
+    counts = {c: int((clusters[keep] == c).sum()) for c in (0, 1, 2, -1)}
+    assert counts == {0: 60, 1: 30, 2: 9, -1: 1}                  # floor(size * 100 / 1000), at least one
+    np.testing.assert_array_equal(keep, html_report.sample_positions(clusters, 100, seed=0))
+
+
+def test_large_result_shows_a_sample_with_true_sizes(built):
+    cfg, paths, _ = built
+    small = load_config(paths.root, "tiny", overrides=FAST + ["report.max_files=10"])
+    table = html_report.run(small, paths)
+    page = _page(paths)
+    full = explore.load_result(paths, None, "clustering", cfg.cluster.criterion)
+    assert len(full.files) == 21 and 7 <= len(table) <= 10
+    assert "seeded sample of" in page
+    assert set(table["cluster"]) == set(full.cluster_ids)          # every cluster kept
+    sizes = {int(c): int(n) for c, n in zip(*np.unique(full.clusters, return_counts=True))}
+    for c, size in sizes.items():                                  # the sections give the true sizes
+        assert f"{size} files (" in page
+    html_report.run(cfg, paths)  # the module's other tests expect the full report

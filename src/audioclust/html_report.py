@@ -117,6 +117,13 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     out = report_folder(paths)
     result = explore.load_result(paths, r.result, r.source, cfg.cluster.criterion)
     X = explore.result_matrix(cfg, paths, result)
+    full = result
+    if r.max_files is not None and len(result.files) > r.max_files:
+        keep = sample_positions(result.clusters, r.max_files, cfg.seed)
+        result = dataclasses.replace(result, files=result.files.iloc[keep].reset_index(drop=True))
+        X = X[keep]
+        log.info("report: %d files; the map and the cluster sections show a seeded sample of %d (report.max_files)",
+                 len(full.files), len(keep))
     Y = project(X, r.projection, cfg.seed, cache=out / _PROJECTION_CACHE)
     table = _write_assets(cfg, paths, result, out)
     table["x"], table["y"] = _normalise(Y)
@@ -124,7 +131,7 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     write_csv(out / "map.csv", table)
 
     grouping = _grouping(cfg, paths, result, out)
-    page = render(cfg, paths, result, X, table, grouping)
+    page = render(cfg, paths, result, X, table, grouping, full=full)
     index = out / "index.html"
     write_text(index, page)
     _log_summary(out, index, table)
@@ -177,6 +184,26 @@ def project(X: np.ndarray, method: str = "tsne", seed: int = 0, cache: Path | No
         np.savez(buffer, Y=Y, key=np.array(key))
         write_bytes(cache, buffer.getvalue())
     return Y
+
+
+def sample_positions(clusters: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """At most ``n`` positions, a seeded sample with every cluster in proportion to its size (at least one each).
+
+    Parameters
+    ----------
+    clusters : ndarray of shape (n_files,), int
+    n : int
+
+    Returns
+    -------
+    ndarray of sorted positions into ``clusters``.
+    """
+    rng = np.random.default_rng(seed)
+    ids, sizes = np.unique(clusters, return_counts=True)
+    quota = np.maximum(1, np.floor(sizes * n / len(clusters)).astype(int))
+    keep = [rng.choice(np.flatnonzero(clusters == c), size=min(q, s), replace=False)
+            for c, q, s in zip(ids, quota, sizes)]
+    return np.sort(np.concatenate(keep))
 
 
 def _normalise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -466,9 +493,11 @@ def _provenance_section(cfg: Config, paths: ProjectPaths, result: explore.Result
             f'overrides) as YAML:</p><pre class="config" id="config-yaml">{_esc(config_text)}</pre></section>')
 
 
-def _cluster_sections(cfg: Config, result: explore.Result, X: np.ndarray, table: pd.DataFrame) -> str:
-    clusters = explore.cluster_table(result)
-    makeup = explore.label_makeup(result)
+def _cluster_sections(cfg: Config, result: explore.Result, X: np.ndarray, table: pd.DataFrame,
+                      full: explore.Result) -> str:
+    """Overview and one section per cluster: sizes and make-up of ``full``, members from ``result``."""
+    clusters = explore.cluster_table(full)
+    makeup = explore.label_makeup(full)
     rows = [f'data-cluster="{int(c)}"' for c in clusters["cluster"]]
     overview = clusters[["name", "size", "share", "n_labels", "majority", "majority_share", "makeup"]]
     links = " · ".join(f'<a href="#cluster-{int(c)}">{_esc(explore.cluster_name(int(c)))}</a>'
@@ -541,10 +570,15 @@ def _headline(result: explore.Result) -> str:
 
 
 def render(cfg: Config, paths: ProjectPaths, result: explore.Result, X: np.ndarray, table: pd.DataFrame,
-           grouping: dict[str, Any] | None = None) -> str:
-    """The whole page as text (see the module notes)."""
+           grouping: dict[str, Any] | None = None, full: explore.Result | None = None) -> str:
+    """The whole page as text (see the module notes); ``full``: the whole result when ``result``
+    and ``table`` hold a sample of its files (:func:`sample_positions`)."""
     out = report_folder(paths)
     n = len(table)
+    full = result if full is None else full
+    sampled = (f'<p class="warn">The result has {len(full.files):,} files; the map and the members of each cluster '
+               f"are a seeded sample of {n:,} of them, every cluster in proportion (<code>report.max_files</code>). "
+               "Cluster sizes, label make-up and scores are those of all files.</p>" if len(full.files) > n else "")
     n_audio = int((table["audio"] != "").sum())
     nav = [("map", "Sound map"), ("clusters", "Clusters"), ("tables", "Tables"), ("figures", "Figures")]
     if grouping is not None:
@@ -554,7 +588,7 @@ def render(cfg: Config, paths: ProjectPaths, result: explore.Result, X: np.ndarr
     body = f"""
 <header><h1>audioclust · {_esc(paths.dataset)}</h1>
 <nav aria-label="sections">{" · ".join(f'<a href="#{a}">{t}</a>' for a, t in nav)}</nav>
-{_headline(result)}</header>
+{_headline(full)}{sampled}</header>
 <main>
 <section id="map"><h2>Sound map</h2>
 <p>Every file as a point: a {projection} projection (seed {cfg.seed}) of the matrix that was clustered. Hover a point
@@ -576,7 +610,7 @@ focused, the arrow keys step through the files. Hover a legend entry to pick out
 </div>
 <ul id="legend" class="legend" aria-label="legend"></ul>
 </section>
-{_cluster_sections(cfg, result, X, table)}
+{_cluster_sections(cfg, result, X, table, full)}
 {_tables_section(paths)}
 {_figures_section(paths)}
 {_grouping_section(grouping, out)}
