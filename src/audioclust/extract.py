@@ -21,6 +21,16 @@ marker matches and whose outputs exist; anything else (a changed parameter, a re
 a run killed between the arrays and the marker) is computed again. Errors are not marked,
 so they are retried. Outputs of files that left the table or are no longer ``ok``, and
 temporary files of a killed run, are deleted from the folders of the requested kinds.
+
+Packed store (``views.store``): each worker also computes its file's vectors of every view
+of the config and the autoencoder's input images (:func:`audioclust.views.store_specs`) from
+the arrays it holds, and the parent writes them, in table order, to
+``features/<name>/store/`` (:mod:`audioclust.feature_store`). Files done in an earlier run
+keep their vectors from the previous store; when it lacks them (other view settings), a
+worker reads the file's saved arrays back instead of recomputing its features. When nothing
+moved, the previous store is kept as it is.
+
+Streaming: the input table is read, dispatched and written in chunks of :data:`CHUNK_ROWS`.
 """
 
 from __future__ import annotations
@@ -123,6 +133,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     keep_arrays: set[str] = set()
     reused = n_rows = n_ok = 0
     unchanged = old_store is not None and set(old_store.views) == {s.name for s in specs}
+    old_index = [] if old_store is None else list(
+        old_store.index[["key", "label", "stem", "status"]].itertuples(index=False, name=None))
     bar = tqdm(total=count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
     try:
         with CsvStream(paths.features_csv, COLUMNS) as out:
@@ -145,8 +157,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                     if writer is not None:
                         key = entry.job.key if entry.job else ""
                         # the old store stays when every row sits where it sat, with the same vectors
-                        unchanged = unchanged and n_rows < len(old_store.index) and list(
-                            old_store.index.iloc[n_rows, :4]) == [key, row["label"], row["stem"], row["status"]] \
+                        unchanged = unchanged and n_rows < len(old_index) \
+                            and old_index[n_rows] == (key, row["label"], row["stem"], row["status"]) \
                             and (row["status"] != "ok" or entry.stored_row == n_ok)
                         writer.add(key, row["label"], row["stem"], row["status"], entry.vectors)
                         n_ok += row["status"] == "ok"
@@ -154,7 +166,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                     bar.update()
                 out.write(_frame(rows))
         if writer is not None:
-            if unchanged and n_rows == len(old_store.index):
+            if unchanged and n_rows == len(old_index):
                 writer.abort()
             else:
                 writer.commit()
