@@ -521,6 +521,7 @@ def file_vectors(cfg: Config, arrays: dict[str, np.ndarray | None],
     """
     reference = _reference(cfg)
     level = arrays.get(reference) if reference else None
+    regions: dict[float | None, slice] = {}
     out: dict[ViewSpec, np.ndarray | None] = {}
     for spec in specs:
         array = arrays.get(spec.feature)
@@ -535,7 +536,9 @@ def file_vectors(cfg: Config, arrays: dict[str, np.ndarray | None],
         s = view_settings(cfg, spec)
         region = slice(None)
         if level is not None and level.shape[1] == array.shape[1]:
-            region = active_frames(level, s.trim_db)
+            if s.trim_db not in regions:  # one active region per threshold and file, not per view
+                regions[s.trim_db] = active_frames(level, s.trim_db)
+            region = regions[s.trim_db]
         pooled = pool_bins(array[:, region], cfg.views.max_bins)
         if spec.kind == "stats":
             out[spec] = stats_vector(pooled)
