@@ -65,10 +65,12 @@ CLUSTER_SETTINGS = ["views.features=[mel, mfcc]", "views.sources=[npy]",
 
 
 def write_family(folder: Path, family: str, n: int, seconds: float) -> None:
-    """The files of one demo family, as :func:`audioclust.datasets.generate_demo` names and makes them."""
+    """The files of one demo family, as :func:`audioclust.datasets.generate_demo` names and makes them
+    (a corpus already there, as with ``--root``, is kept: the same seed makes the same files)."""
     for i in range(n):
-        write_wav(folder / family / f"{family}_{i:03d}.wav", demo_sound(family, i, seed=0, sr=16000, seconds=seconds),
-                  16000, subtype="PCM_16")
+        path = folder / family / f"{family}_{i:03d}.wav"
+        if not path.is_file():
+            write_wav(path, demo_sound(family, i, seed=0, sr=16000, seconds=seconds), 16000, subtype="PCM_16")
 
 
 def make_project(root: Path, n_files: int, clip_seconds: float) -> int:
@@ -115,16 +117,20 @@ class Cluster:
         self.proc.wait()
 
 
-def wipe_outputs(root: Path) -> None:
-    """Remove stage 02/03 outputs (markers included) so the next run computes everything again."""
-    for folder in (root / "datasets" / f"{DATASET}_wav", root / "features" / DATASET,
-                   root / "metadata" / DATASET / ".transform_done"):
+def wipe_outputs(root: Path, everything: bool = False) -> None:
+    """Remove stage 02/03 outputs (markers included), or every stage's, so the next run computes everything again."""
+    folders = [root / "datasets" / f"{DATASET}_wav", root / "features" / DATASET,
+               root / "metadata" / DATASET / ".transform_done"]
+    if everything:
+        folders += [root / "metadata" / DATASET, root / "results" / DATASET]
+    for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def bench_size(root: Path, n_files: int, clip_seconds: float, dask_workers: list[int]) -> dict:
     start = time.perf_counter()
     n = make_project(root, n_files, clip_seconds)
+    wipe_outputs(root, everything=True)
     out: dict = {"files": n, "generate_s": round(time.perf_counter() - start, 1), "runs": {}}
     log.info("%d files generated in %.0f s", n, out["generate_s"])
     local = out["runs"]["local"] = {}
