@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_quality.py [--limit N] [--root DIR] [--out quality.json] [--n-jobs 2]
                                                  [--labels digit speaker] [--skip-autoencoder]
+                                                 [--set key=value ...] [--compare silhouette stability ...]
 
 For each label set (``digit``: 10 classes, ``speaker``: 6) it builds a project (a temporary
 folder, or ``--root``), brings FSDD (``../shared/datasets/fsdd/recordings``) in as links with
@@ -13,7 +14,11 @@ of the issue are stated (the researcher types it; labels still choose nothing el
 When stage 05 (``autoencoder``) is registered, it runs too and adds its rows.
 
 ``--limit N`` uses a seeded random sample of N recordings (the same for both label sets), so
-every digit and speaker stays represented.
+every digit and speaker stays represented. ``--set`` adds config overrides (as the CLI's).
+``--compare`` adds, for each named criterion, the overall label-free row that criterion would
+have selected from the same ``results.csv`` (:func:`audioclust.cluster.mark_selected`; the grid
+points were chosen by ``cluster.tune_criterion`` either way, so only the selection differs;
+``stability`` is in the table only when ``cluster.criterion`` is ``stability``).
 
 Prints a Markdown table: per label set, the label-free selection (the row with the best
 internal criterion over every feature, view and algorithm: what a user without labels would
@@ -42,6 +47,7 @@ FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "r
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.cli import STAGES, run_stage  # noqa: E402
+from audioclust.cluster import mark_selected  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.datasets import prepare  # noqa: E402
 from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
@@ -64,13 +70,14 @@ def sample_source(limit: int | None, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def run_label_set(root: Path, source: Path, label: str, n_jobs: int, autoencoder: bool) -> dict:
+def run_label_set(root: Path, source: Path, label: str, n_jobs: int, autoencoder: bool,
+                  overrides: list[str] = (), compare: list[str] = ()) -> dict:
     """Stages 01–04 for one label set; its rows and timings."""
     name = f"fsdd_{label}"
     paths = ProjectPaths(root, name)
     n_files = prepare("fsdd", source, paths.raw, label=label)
     k = LABEL_SETS[label]
-    cfg = load_config(root, name, overrides={"cluster.k": k, "parallel.n_jobs": n_jobs})
+    cfg = load_config(root, name, overrides=[f"cluster.k={k}", f"parallel.n_jobs={n_jobs}", *overrides])
     times = {}
     for stage in CHAIN:
         start = time.perf_counter()
@@ -78,6 +85,7 @@ def run_label_set(root: Path, source: Path, label: str, n_jobs: int, autoencoder
         times[stage] = round(time.perf_counter() - start, 1)
     results = pd.read_csv(paths.results / "clustering" / "results.csv")
     rows = summary_rows(results, cfg.cluster.criterion)
+    rows += [r for c in compare if c != cfg.cluster.criterion for r in compare_rows(results, c)]
     if autoencoder:
         rows += autoencoder_rows(cfg, paths, times)
     return {"labels": label, "k": k, "files": n_files, "criterion": cfg.cluster.criterion,
@@ -100,6 +108,16 @@ def summary_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
     return rows
 
 
+def compare_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
+    """The overall label-free row that ``criterion`` selects from the same results (none if it is not in them)."""
+    if criterion not in results.columns or results[criterion].isna().all():
+        return []
+    other = results.copy()
+    other["degenerate"] = other["degenerate"].fillna("")
+    mark_selected(other, criterion)
+    return [{**summary_rows(other, criterion)[0], "row": f"label-free by {criterion} (overall)"}]
+
+
 # ---------------------------------------------------------------- stage 05 (autoencoder) rows
 # When the autoencoder stage is registered in audioclust.cli.STAGES, it runs after stage 04 and
 # its results.csv (results/<name>/autoencoder/, the same columns as stage 04's) adds its rows.
@@ -116,7 +134,8 @@ def autoencoder_rows(cfg, paths: ProjectPaths, times: dict) -> list[dict]:
 
 
 def markdown(runs: list[dict]) -> str:
-    lines = ["| labels | k | files | row | feature | type | algorithm | NMI | ACC | ARI |",
+    lines = [f"Label-free criterion: {runs[0]['criterion']}.", "",
+             "| labels | k | files | row | feature | type | algorithm | NMI | ACC | ARI |",
              "|:---|---:|---:|:---|:---|:---|:---|---:|---:|---:|"]
     for run in runs:
         for r in run["rows"]:
@@ -137,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-jobs", type=int, default=2, help="worker processes for stages 02-03 (default 2)")
     parser.add_argument("--labels", nargs="+", choices=list(LABEL_SETS), default=list(LABEL_SETS))
     parser.add_argument("--skip-autoencoder", action="store_true", help="stages 01-04 only")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as the CLI's --set (repeatable)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="CRITERION",
+                        help="also show the overall label-free row of these criteria (from the same results)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -148,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(REPO / "configs" / "default.yaml", root / "configs" / "default.yaml")
     try:
         source = sample_source(args.limit, root / "sample")
-        runs = [run_label_set(root, source, label, args.n_jobs, not args.skip_autoencoder) for label in args.labels]
+        runs = [run_label_set(root, source, label, args.n_jobs, not args.skip_autoencoder, args.overrides,
+                              args.compare) for label in args.labels]
     finally:
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -94,6 +94,32 @@ def test_quadratic_algorithms_are_skipped_above_the_limit(project, caplog):
     assert "mel.stats.npy.agglomerative" not in labels.columns
 
 
+def test_hdbscan_is_skipped_above_the_slow_limit(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "hdbscan"],
+                                                   "cluster.max_samples_slow": 20,
+                                                   "views.features": ["mel"], "views.kinds": ["stats"]})
+    results = cluster.run(cfg, paths).set_index("algorithm")
+    assert results.loc["hdbscan", "status"] == "skipped"
+    assert "24 files > cluster.max_samples_slow = 20" in results.loc["hdbscan", "reason"]
+    assert results.loc["kmeans", "status"] == "ok"
+
+
+def test_stability_criterion_selects_and_is_recorded(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative"],
+                                                   "cluster.criterion": "stability", "cluster.stability_resamples": 3})
+    results = cluster.run(cfg, paths)
+    ok = results[results["status"] == "ok"]
+    # the grid was searched by the silhouette (tune_criterion); the chosen points got a stability
+    assert ok["stability"].notna().all() and (ok["stability_s"] > 0).all()
+    np.testing.assert_allclose(ok["stability"], ok["stability_raw"] - ok["stability_null"])
+    # three clear classes: K-Means finds them in every half-sample of the mel stats view
+    assert results.set_index("id").loc["mel.stats.npy.kmeans", "stability_raw"] == 1.0
+    for feature, part in ok.groupby("feature"):
+        eligible = part[part["degenerate"].fillna("") == ""]
+        assert part.loc[part["selected"], "stability"].iloc[0] == eligible["stability"].max()
+    assert "label-free (stability)" in (paths.results / "clustering" / "summary.md").read_text()
+
+
 def test_k_that_does_not_fit_is_an_error_row(project):
     cfg, paths = make_features(project, n_per_class=2, overrides={"cluster.k": 6, "views.features": ["mel"],
                                                                   "views.kinds": ["stats"]})
@@ -101,12 +127,22 @@ def test_k_that_does_not_fit_is_an_error_row(project):
     assert row["status"] == "error" and "k = 6" in row["reason"]
 
 
-def test_figures_are_written_as_png_and_pdf(project):
+def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
     cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative", "fcm"],
                                                    "cluster.figures": True, "cluster.k": "auto", "cluster.k_max": 4,
                                                    "cluster.k_methods": ["silhouette", "elbow"],
+                                                   "cluster.tsne_max_samples": 15, "parallel.n_jobs": 1,
                                                    "views.features": ["mel"], "views.kinds": ["image"]})
+    embedded = []
+
+    def recording_embed_2d(X, method="pca", random_state=0):
+        embedded.append((method, X.shape[0]))
+        return views.embed_2d(X, method, random_state)
+
+    monkeypatch.setattr(cluster, "embed_2d", recording_embed_2d)
     results = cluster.run(cfg, paths)
+    # 24 files: t-SNE on a seeded sample of 15 (cluster.tsne_max_samples), PCA on all
+    assert ("tsne", 15) in embedded and ("pca", 24) in embedded and ("tsne", 24) not in embedded
     folder = paths.results / "clustering" / "figures"
     stems = {p.stem for p in folder.glob("*.png")}
     assert stems == {p.stem for p in folder.glob("*.pdf")}
@@ -140,17 +176,19 @@ def test_embed_2d_shapes_and_seed():
     np.testing.assert_array_equal(a, b)
 
 
-def test_selection_ignores_split_off_outliers_and_follows_the_criterion():
+def test_selection_skips_degenerate_rows_and_follows_the_criterion():
     results = pd.DataFrame({
         "feature": ["f", "f", "f", "g", "g", "g"],
         "status": ["ok", "ok", "ok", "ok", "skipped", "ok"],
-        "k": [2, 3, 3, 2, 2, 4], "k_source": ["given", "given", "found", "given", "given", "given"],
-        "n_clusters": [2, 3, 3, 2, np.nan, 2], "n_samples": [100] * 6, "n_noise": [0, 0, 10, 0, np.nan, 0],
-        "min_cluster_size": [1, 30, 20, 40, np.nan, 50],
-        "silhouette": [0.9, 0.3, 0.4, 0.2, np.nan, 0.8], "davies_bouldin": [0.1, 0.8, 0.5, 2.0, np.nan, 0.1]})
-    cluster._mark_selected(results, "silhouette", 0.1)
-    # row 0 (99 + 1 files) is an outlier split: 1 < 0.1 * 50; row 2: 20 >= 0.1 * 90 / 3;
-    # row 5 found 2 of the 4 clusters asked for (collapsed)
+        "degenerate": ["smallest cluster 1 < 0.1 x mean 50.0", "", "", "", "", "2 of 4 clusters"],
+        "silhouette": [0.9, 0.3, 0.4, 0.2, np.nan, 0.8], "davies_bouldin": [0.1, 0.8, 0.5, 2.0, np.nan, 0.1],
+        "stability": [1.0, 0.5, 0.6, np.nan, np.nan, 0.9]})
+    cluster.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, True, False, False]
-    cluster._mark_selected(results, "davies_bouldin", 0.0)      # lower is better; rows 0-3 eligible
-    assert results["selected"].tolist() == [True, False, False, True, False, False]
+    cluster.mark_selected(results, "davies_bouldin")      # lower is better
+    assert results["selected"].tolist() == [False, False, True, True, False, False]
+    results.loc[2, "davies_bouldin"] = 0.9
+    cluster.mark_selected(results, "davies_bouldin")
+    assert results["selected"].tolist() == [False, True, False, True, False, False]
+    cluster.mark_selected(results, "stability")            # g: no eligible row with a finite stability
+    assert results["selected"].tolist() == [False, False, True, False, False, False]

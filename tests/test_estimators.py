@@ -13,8 +13,8 @@ from threadpoolctl import threadpool_limits
 
 from audioclust.config import ALGORITHMS, load_config
 from audioclust.errors import AudioclustError, ConfigError
-from audioclust.estimators import (ESTIMATORS, FuzzyCMeans, KneeDBSCAN, check_params, grid_from_config, knee_eps,
-                                   make, params_from_config, select_params)
+from audioclust.estimators import (ESTIMATORS, BirchClustering, FuzzyCMeans, KneeDBSCAN, check_params,
+                                   grid_from_config, knee_eps, make, params_from_config, select_params, stability_gain)
 
 CENTERS = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 
@@ -38,6 +38,7 @@ def test_registry_matches_config_names_and_flags():
     assert {n for n, s in ESTIMATORS.items() if not s.needs_k} == {"dbscan", "hdbscan", "affinity_propagation"}
     assert {n for n, s in ESTIMATORS.items() if s.quadratic} == {"agglomerative", "spectral", "affinity_propagation"}
     assert {n for n, s in ESTIMATORS.items() if s.large} == {"minibatch_kmeans", "birch"}
+    assert {n for n, s in ESTIMATORS.items() if s.slow} == {"hdbscan"}
     assert make("kmeans", 4).n_init >= 10
     for name, spec in ESTIMATORS.items():
         assert spec.grid, name
@@ -202,7 +203,8 @@ def big_blob_and_small_group():
 
 def test_select_params_takes_no_labels():
     names = set(inspect.signature(select_params).parameters)
-    assert names == {"name", "X", "n_clusters", "random_state", "criterion", "params", "grid", "sample_size"}
+    assert names == {"name", "X", "n_clusters", "random_state", "criterion", "params", "grid", "sample_size",
+                     "min_cluster_share", "max_noise_share", "n_resamples", "stability_max_samples"}
 
 
 def test_select_params_prefers_a_linkage_that_separates_the_small_group():
@@ -243,7 +245,7 @@ def test_degenerate_and_failed_points_rank_last():
     X, y = blobs()
     # eps 0.001: all noise; eps 100: one cluster; None: the knee
     best, params, table = select_params("dbscan", X, grid={"eps": [0.001, 100.0, None]})
-    assert table["degenerate"].tolist() == [True, True, False]
+    assert table["degenerate"].tolist() == ["fewer than 2 clusters", "fewer than 2 clusters", ""]
     assert table["n_clusters"].tolist()[:2] == [0, 1]
     assert table["rank"].tolist()[2] == 1 and params["eps"] is None
     assert best.n_clusters_ == 4
@@ -278,3 +280,56 @@ def test_params_and_grids_from_config():
         grid_from_config(load_config(overrides=["cluster.grids={dbscan: {min_sample: [4]}}"]).cluster, "dbscan")
     with pytest.raises(ConfigError, match="cluster.grids"):
         load_config(overrides=["cluster.grids={dbscn: {min_samples: [4]}}"])
+
+
+def test_birch_threshold_is_relative_and_the_global_step_stays_linear():
+    X, y = blobs()
+    # default radius 0.25 x spread 7.1: one subcluster per blob (4 = k, no global step needed)
+    assert BirchClustering(n_clusters=4).fit(X).global_step_ == "none"
+    est = BirchClustering(n_clusters=4, threshold=0.05).fit(X)
+    assert est.global_step_ == "agglomerative" and est.subcluster_centers_.shape[0] > 4
+    assert adjusted_rand_score(y, est.labels_) == 1.0
+    # the same data 1000 times larger: the same subclusters and labels, a 1000 times larger radius
+    big = BirchClustering(n_clusters=4, threshold=0.05).fit(X * 1000)
+    np.testing.assert_array_equal(big.labels_, est.labels_)
+    assert big.threshold_ == pytest.approx(1000 * est.threshold_, rel=1e-4)
+    # a tiny radius: every sample its own subcluster (120 > 50) -> K-Means groups the subclusters
+    fine = BirchClustering(n_clusters=4, threshold=1e-4, max_subclusters=50, random_state=0).fit(X)
+    assert fine.subcluster_centers_.shape[0] == 120 and fine.global_step_ == "kmeans"
+    assert adjusted_rand_score(y, fine.labels_) == 1.0
+    # a radius wider than the data: one subcluster, fewer clusters than asked (degenerate for the selection)
+    coarse = BirchClustering(n_clusters=4, threshold=5.0).fit(X)
+    assert coarse.global_step_ == "none" and np.unique(coarse.labels_).size < 4
+
+
+def test_stability_gain_of_separated_blobs_and_of_one_gaussian():
+    X, y = blobs()
+    gain = stability_gain("kmeans", X, 4, random_state=0, params={"n_init": 3})
+    # the four blobs: every half-sample finds them (S = 1); on the Gaussian of the same
+    # shape K-Means is less reproducible, and gain = S - S_null exactly
+    assert gain["stability_raw"] == 1.0
+    assert 0.0 < gain["stability_null"] < 1.0
+    assert gain["stability"] == gain["stability_raw"] - gain["stability_null"]
+    # scale-free: the same view 1000 times larger scores the same
+    assert stability_gain("kmeans", X * 1000, 4, params={"n_init": 3})["stability"] == pytest.approx(gain["stability"])
+    # no groups at all: no more stable than the reference
+    noise = np.random.default_rng(0).normal(size=(120, 2)).astype(np.float32)
+    assert abs(stability_gain("kmeans", noise, 4, params={"n_init": 3})["stability"]) < 0.2
+    # above max_samples both stabilities use a seeded sample (same seed, same numbers)
+    a = stability_gain("kmeans", X, 4, params={"n_init": 3}, max_samples=60)
+    assert a == stability_gain("kmeans", X, 4, params={"n_init": 3}, max_samples=60)
+    assert a["stability_raw"] == 1.0
+
+
+def test_select_params_by_stability_and_the_degenerate_guard():
+    X, y = big_blob_and_small_group()
+    # min_cluster_share 0.1: the 3-point group is below 0.1 x the mean size 101.5, so the
+    # linkages that find it are degenerate and ward (halving the disc) is the only eligible point
+    _, params, table = select_params("agglomerative", X, 2, min_cluster_share=0.1)
+    assert params["linkage"] == "ward"
+    reasons = table.set_index("linkage")["degenerate"]
+    assert reasons["ward"] == "" and reasons["single"] == "smallest cluster 3 < 0.1 x mean 101.5"
+    X, y = blobs()
+    best, params, table = select_params("kmeans", X, 4, criterion="stability", n_resamples=3)
+    assert {"stability", "stability_raw", "stability_null"} <= set(table.columns)
+    assert table["stability_raw"].tolist() == [1.0, 1.0] and adjusted_rand_score(y, best.labels_) == 1.0

@@ -5,8 +5,8 @@ import pytest
 
 from audioclust.errors import AudioclustError
 from audioclust.metrics import (EXTERNAL, acc, ari, calinski_harabasz, completeness, contingency, davies_bouldin,
-                                external_scores, homogeneity, internal_scores, nmi, partition_coefficient,
-                                partition_entropy, purity, silhouette, v_measure)
+                                degenerate, external_scores, gaussian_reference, homogeneity, internal_scores, nmi,
+                                partition_coefficient, partition_entropy, purity, silhouette, stability, v_measure)
 
 LN2 = np.log(2.0)
 
@@ -156,3 +156,82 @@ def test_partition_coefficient_and_entropy_by_hand():
 def test_memberships_must_be_2d():
     with pytest.raises(AudioclustError, match="n_clusters, n_samples"):
         partition_coefficient(np.ones(3))
+
+
+# --------------------------------------------------------------------------- stability
+
+def two_groups():
+    """Ten points at 0 and ten at 100 on a line: any 2-means of any sub-sample splits them the same way."""
+    X = np.r_[np.zeros(10), np.full(10, 100.0)][:, None]
+    return X, np.r_[np.zeros(10, int), np.ones(10, int)]
+
+
+def test_stability_of_a_perfectly_separated_set_is_one():
+    X, y = two_groups()
+    split = lambda Z: (Z[:, 0] > 50).astype(int)            # noqa: E731 (the right partition of any subset)
+    assert stability(X, split, n_resamples=7) == 1.0
+    assert stability(X, split, labels=y, n_resamples=3, fraction=0.3) == 1.0
+    # cluster numbering does not matter (ARI)
+    assert stability(X, lambda Z: 5 - 5 * split(Z), labels=y) == 1.0
+
+
+def test_stability_is_the_mean_ari_over_sub_samples():
+    X, y = two_groups()
+    calls = []
+
+    def alternate(Z):
+        # right, then everything in one cluster (ARI 0 against the two groups), then right ...
+        calls.append(len(Z))
+        return (Z[:, 0] > 50).astype(int) if len(calls) % 2 else np.zeros(len(Z), int)
+
+    # 4 sub-samples: ARI 1, 0, 1, 0 -> 0.5; each sub-sample holds round(0.5 * 20) = 10 rows
+    assert stability(X, alternate, labels=y, n_resamples=4) == 0.5
+    assert calls == [10, 10, 10, 10]
+    # without labels the first call partitions all of X (right), then 3 sub-samples: 0, 1, 0
+    calls.clear()
+    assert stability(X, alternate, n_resamples=3) == pytest.approx(1 / 3)
+    assert calls == [20, 10, 10, 10]
+    with pytest.raises(AudioclustError, match="fraction"):
+        stability(X, alternate, labels=y, fraction=1.0)
+
+
+def test_stability_counts_each_noise_point_apart():
+    X, y = two_groups()
+    # the same partition every time: 4 points of each group rejected as noise, 6 + 6 grouped
+    mostly_noise = np.where(np.arange(20) % 10 < 4, -1, y)
+    assert stability(X, lambda Z: np.zeros(len(Z), int), labels=mostly_noise, n_resamples=1) == 0.0
+    # all noise twice: nothing is grouped, no pair is together in either -> ARI 1 by convention,
+    # but a single group against all-noise agrees on nothing: ARI 0
+    all_noise = np.full(20, -1)
+    assert stability(X, lambda Z: np.full(len(Z), -1), labels=all_noise, n_resamples=2) == 1.0
+    assert stability(X, lambda Z: np.full(len(Z), -1), labels=np.zeros(20, int), n_resamples=2) == 0.0
+
+
+def test_gaussian_reference_keeps_mean_and_covariance_only():
+    # two points (-1, 5) and (1, 5): mean (0, 5), variance 1 along x, none along y
+    X = np.array([[-1.0, 5.0], [1.0, 5.0]])
+    ref = gaussian_reference(X, random_state=0)
+    z = np.random.default_rng(0).standard_normal((2, 2))
+    np.testing.assert_allclose(ref[:, 1], 5.0)                # no spread along y
+    # eigh sorts the eigenvalues ascending: (0, 1); x = +-1 * sqrt(1) * z[:, 1]
+    np.testing.assert_allclose(np.abs(ref[:, 0]), np.abs(z[:, 1]))
+    big = gaussian_reference(np.random.default_rng(1).normal(size=(20000, 2)) * [3.0, 0.5] + [1.0, -2.0], 1)
+    np.testing.assert_allclose(big.mean(axis=0), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(big.std(axis=0), [3.0, 0.5], rtol=0.02)
+
+
+@pytest.mark.parametrize("labels, kwargs, reason", [
+    ([0] * 50 + [1] * 50, {}, ""),
+    ([-1] * 5, {}, "fewer than 2 clusters"),
+    ([0] * 5 + [-1] * 5, {}, "fewer than 2 clusters"),        # noise is not a cluster
+    ([0, 1, 2], {}, "one cluster per sample"),
+    ([-1] * 60 + [0] * 20 + [1] * 20, {"max_noise_share": 0.5}, "noise share 0.60 > 0.5"),
+    ([0] * 50 + [1] * 50, {"n_clusters": 3}, "2 of 3 clusters"),
+    # 99 + 1: mean size 50, smallest 1 < 0.1 * 50
+    ([0] * 99 + [1], {"min_cluster_share": 0.1}, "smallest cluster 1 < 0.1 x mean 50.0"),
+    # noise excluded from the mean: (60 - 10) / 2 = 25; 5 >= 0.1 * 25
+    ([-1] * 10 + [0] * 45 + [1] * 5, {"min_cluster_share": 0.1, "max_noise_share": 0.5}, ""),
+    ([-1] * 10 + [0] * 45 + [1] * 5, {"min_cluster_share": 0.25}, "smallest cluster 5 < 0.25 x mean 25.0"),
+])
+def test_degenerate_reasons(labels, kwargs, reason):
+    assert degenerate(np.array(labels), **kwargs) == reason

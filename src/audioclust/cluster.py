@@ -9,19 +9,43 @@ For each view (:mod:`audioclust.views`: feature × kind × source) and each algo
    set k: a researcher who wants k = number of classes writes that number into ``cluster.k``.
    ``k_source`` says which (``given`` | ``auto``); algorithms that find their own number
    of clusters (DBSCAN, HDBSCAN, affinity propagation) report it in ``k`` (``found``).
-2. Hyper-parameters: the algorithm's small grid, the best point by ``cluster.criterion``
-   (:func:`audioclust.estimators.select_params`; labels never seen).
+2. Hyper-parameters: the algorithm's small grid, the best point by ``cluster.tune_criterion``
+   (:func:`audioclust.estimators.select_params`; labels never seen). Within one view every
+   point lives in the same space, so the silhouette (the default) compares them fairly.
 3. Scores: internal (silhouette, Calinski–Harabasz, Davies–Bouldin; fuzzy partition
-   coefficient and entropy for FCM) and, on the labelled files, external (NMI, ACC, ARI,
-   homogeneity, completeness, V-measure, purity; NaN without labels); runtime and noise.
+   coefficient and entropy for FCM; with criterion ``stability`` also the stability gain,
+   :func:`audioclust.estimators.stability_gain`) and, on the labelled files, external
+   (NMI, ACC, ARI, homogeneity, completeness, V-measure, purity; NaN without labels);
+   runtime and noise.
 
-Algorithms whose memory grows as n² (agglomerative, spectral, affinity propagation) are
-skipped above ``cluster.max_samples_quadratic`` files: their row has ``status`` ``skipped``
-and a reason. ``selected`` marks, per feature, the row with the best internal criterion
-over every view and algorithm (rows with fewer than two clusters excluded): the label-free
-choice; rows with fewer clusters than asked for, or whose smallest cluster is below
-``cluster.min_cluster_share`` of the mean cluster size (a few split-off outliers), are not
-eligible.
+Label-free selection
+    ``selected`` marks, per feature, the row with the best ``cluster.criterion`` over every
+    view and algorithm. Only rows whose partition is not degenerate are eligible
+    (:func:`audioclust.metrics.degenerate`, the same rule that ranks the grid points: at
+    least two clusters, as many as asked for, no cluster below ``cluster.min_cluster_share``
+    of the mean cluster size, at most ``cluster.max_noise_share`` noise; the reason is in
+    the ``degenerate`` column). Silhouette, Calinski–Harabasz and Davies–Bouldin depend on
+    the scale and dimension of the view, so across views they mostly pick the
+    lowest-dimensional one (a whitened 70-dimensional view always has a low silhouette);
+    ``stability`` (:func:`audioclust.estimators.stability_gain`: the ARI between the
+    partition and the partitions of half-samples, minus the same on a Gaussian of the
+    view's shape) is scale-free and comparable across views and algorithms. With
+    ``cluster.k: auto`` every view is clustered at its own consensus k; stability favours
+    small k somewhat (two groups are easier to reproduce than seven), which the Gaussian
+    reference, clustered at the same k, partly offsets.
+
+Large collections
+    Algorithms whose memory grows as n² (agglomerative, spectral, affinity propagation)
+    are skipped above ``cluster.max_samples_quadratic`` files: their row has ``status``
+    ``skipped`` and a reason; so is ``hdbscan`` above ``cluster.max_samples_slow`` (its
+    time grows faster than n² in many dimensions: one fit took 14 s on 20,000 × 40 and
+    222 s on 50,000 × 40). ``minibatch_kmeans``, ``birch`` and ``gmm`` run on every file
+    (100,000 × 40, grid and stability included: 1, 53 and 10 s; peak RSS under 400 MiB).
+    Above a size limit every quadratic or repeated computation uses a seeded sample: k
+    selection (``cluster.kselect_max_samples``), the silhouette
+    (``cluster.silhouette_sample_size``), the stability criterion
+    (``cluster.stability_max_samples``) and the t-SNE figure (``cluster.tsne_max_samples``;
+    the scatter then shows the sampled files only).
 
 Outputs in ``results/<name>/clustering/``: ``results.csv`` (one row per view × algorithm),
 ``labels.csv`` (``stem, label`` and one column of cluster labels per row ``id``),
@@ -54,7 +78,7 @@ from . import estimators, plots
 from .config import Config
 from .errors import AudioclustError, ConfigError
 from .kselect import KSelection, estimate_k, selection_table
-from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores, internal_scores
+from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores
 from .parallel import parallel_map
 from .paths import ProjectPaths
 from .report import write_summary
@@ -63,10 +87,14 @@ from .views import View, ViewSpec, build_views, embed_2d, read_table
 
 log = logging.getLogger(__name__)
 
+STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
+"""Columns of :func:`audioclust.estimators.stability_gain` (NaN unless the criterion is ``stability``)."""
+
 COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "algorithm", "k", "k_source", "n_clusters", "params",
-    "status", "reason", "selected", *EXTERNAL, *INTERNAL, "partition_coefficient", "partition_entropy",
-    "n_noise", "min_cluster_size", "runtime_s", "fit_s", "n_samples", "n_dims",
+    "status", "reason", "selected", "degenerate", *EXTERNAL, *INTERNAL, "stability", "stability_raw", "stability_null",
+    "partition_coefficient", "partition_entropy",
+    "n_noise", "min_cluster_size", "runtime_s", "fit_s", "stability_s", "n_samples", "n_dims",
 ]
 
 
@@ -130,7 +158,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     grids = [g for part in parts for g in part.grids]
     _log_problems(results)
 
-    _mark_selected(results, cfg.cluster.criterion, cfg.cluster.min_cluster_share)
+    mark_selected(results, cfg.cluster.criterion)
     _write_tables(results, fitted, grids, kselect, table, out)
     write_summary(results, out, criterion=cfg.cluster.criterion, dataset=paths.dataset)
     if cfg.cluster.figures:
@@ -196,11 +224,16 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     row.update({"id": f"{view.name}.{name}", "feature": view.feature, "view": view.name, "type": view.type,
                 "kind": view.kind, "source": view.source, "algorithm": name,
                 "k": k if spec.needs_k else math.nan, "k_source": k_source if spec.needs_k else "found",
-                "params": "", "status": "ok", "reason": "", "selected": False, "n_samples": n,
+                "params": "", "status": "ok", "reason": "", "selected": False, "degenerate": "", "n_samples": n,
                 "n_dims": X.shape[1]})
     if spec.quadratic and n > c.max_samples_quadratic:
         row.update(status="skipped", reason=f"{n} files > cluster.max_samples_quadratic = {c.max_samples_quadratic} "
                                             "(memory grows as n²); raise it, or use minibatch_kmeans or birch")
+        return row, None, None
+    if spec.slow and n > c.max_samples_slow:
+        row.update(status="skipped", reason=f"{n} files > cluster.max_samples_slow = {c.max_samples_slow} (time grows "
+                                            "faster than n² in many dimensions); raise it, or use minibatch_kmeans "
+                                            "or birch")
         return row, None, None
     if spec.needs_k and (k is None or not 2 <= k < n):
         row.update(status="error", reason=f"k = {k} does not fit {n} files (2 <= k < n_files): set cluster.k or "
@@ -209,9 +242,11 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     start = time.perf_counter()
     try:
         est, params, grid = estimators.select_params(
-            name, X, n_clusters=k if spec.needs_k else None, random_state=cfg.seed, criterion=c.criterion,
+            name, X, n_clusters=k if spec.needs_k else None, random_state=cfg.seed, criterion=c.tune_criterion,
             params=estimators.params_from_config(c).get(name, {}), grid=estimators.grid_from_config(c, name),
-            sample_size=c.silhouette_sample_size)
+            sample_size=c.silhouette_sample_size, min_cluster_share=c.min_cluster_share,
+            max_noise_share=c.max_noise_share,
+            n_resamples=c.stability_resamples, stability_max_samples=c.stability_max_samples)
     except (AudioclustError, ValueError, MemoryError, np.linalg.LinAlgError) as exc:
         row.update(status="error", reason=f"{type(exc).__name__}: {exc}", runtime_s=time.perf_counter() - start)
         return row, None, None
@@ -219,14 +254,24 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     pred = np.asarray(est.labels_).astype(int)
     shown = {**params, **({"eps_": float(est.eps_)} if hasattr(est, "eps_") else {})}
     sizes = np.unique(pred[pred != NOISE], return_counts=True)[1]
-    row.update(params=json.dumps(shown, sort_keys=True, default=str), runtime_s=runtime,
-               fit_s=float(grid.loc[grid["selected"], "fit_s"].iloc[0]),
-               n_noise=int(np.sum(pred == NOISE)), min_cluster_size=int(sizes.min()) if sizes.size else 0)
-    scores = internal_scores(X, pred, sample_size=c.silhouette_sample_size, random_state=cfg.seed)
-    row.update({key: scores[key] for key in INTERNAL})
-    row["n_clusters"] = scores["n_clusters"]
+    chosen = grid.loc[grid["selected"]].iloc[0]
+    row.update(params=json.dumps(shown, sort_keys=True, default=str), runtime_s=runtime, fit_s=float(chosen["fit_s"]),
+               n_noise=int(np.sum(pred == NOISE)), min_cluster_size=int(sizes.min()) if sizes.size else 0,
+               degenerate=chosen["degenerate"])
+    # the grid already scored the chosen point on the same data with the same seed
+    row.update({key: float(chosen[key]) for key in (*INTERNAL, *STABILITY) if key in chosen.index})
+    row["n_clusters"] = int(chosen["n_clusters"])
+    if c.criterion == "stability" and not row["degenerate"] and np.isnan(row["stability"]):
+        start = time.perf_counter()
+        try:
+            row.update(estimators.stability_gain(
+                name, X, k if spec.needs_k else None, cfg.seed, params, labels=pred,
+                n_resamples=c.stability_resamples, max_samples=c.stability_max_samples))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            log.warning("%s: stability failed (%s: %s); the row cannot be selected", row["id"], type(exc).__name__, exc)
+        row["stability_s"] = time.perf_counter() - start
     if not spec.needs_k:
-        row["k"] = scores["n_clusters"]
+        row["k"] = row["n_clusters"]
     info: dict[str, Any] = {}
     if hasattr(est, "u_"):
         row["partition_coefficient"] = est.partition_coefficient_
@@ -247,22 +292,18 @@ def _log_problems(results: pd.DataFrame) -> None:
         log.warning("%s failed: %s", row["id"], row["reason"])
 
 
-def _mark_selected(results: pd.DataFrame, criterion: str, min_cluster_share: float) -> None:
-    """Per feature, flag the ok row with the best internal criterion.
+def mark_selected(results: pd.DataFrame, criterion: str) -> None:
+    """Per feature, flag the ok row with the best criterion.
 
-    Eligible rows have >= 2 clusters, a finite criterion, as many clusters as were asked
-    for (a Fuzzy C-Means whose centres collapsed onto one another returns fewer) and a
-    smallest cluster of at least ``min_cluster_share`` × the mean cluster size (noise
-    excluded): splitting off a few outliers gives a high silhouette but finds no groups.
+    Eligible rows are ok, have a finite criterion and an empty ``degenerate`` (the reason
+    :func:`audioclust.metrics.degenerate` gave when the grid was searched: e.g. a Fuzzy
+    C-Means whose centres collapsed returns fewer clusters than asked for; a few split-off
+    outliers give a high silhouette but find no groups).
     """
     results["selected"] = False
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     score = pd.to_numeric(results[criterion], errors="coerce") * sign
-    mean_size = (results["n_samples"] - results["n_noise"]) / results["n_clusters"]
-    asked = results["k_source"].isin(["given", "auto"])
-    eligible = ((results["status"] == "ok") & (results["n_clusters"] >= 2) & np.isfinite(score)
-                & ~(asked & (results["n_clusters"] < results["k"]))
-                & (results["min_cluster_size"] >= min_cluster_share * mean_size))
+    eligible = (results["status"] == "ok") & np.isfinite(score) & (results["degenerate"].fillna("") == "")
     for feature in pd.unique(results["feature"]):
         candidates = score[eligible & (results["feature"] == feature)]
         if len(candidates):
@@ -320,17 +361,26 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
                 chosen.append((best, False))
     view_of = dict(zip(ok["id"], ok["view"]))
     tsne_views = sorted({view_of[i] for i, sel in chosen if sel}) if cfg.cluster.tsne else []
+    n = len(labels)
+    limit = cfg.cluster.tsne_max_samples
+    # t-SNE grows faster than n: above the limit it embeds (and the scatter shows) a seeded sample
+    tsne_rows = (np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+                 if limit is not None and n > limit else np.arange(n))
+    if tsne_rows.size < n:
+        log.info("t-SNE on a seeded sample of %d of %d files (cluster.tsne_max_samples)", tsne_rows.size, n)
     # t-SNE is the slow part: one view per process, one thread each
-    embeddings = {(v, "tsne"): Y for v, Y in zip(tsne_views, parallel_map(
-        partial(embed_2d, method="tsne", random_state=seed), [views[v].X for v in tsne_views], cfg, desc="t-SNE"))}
+    embeddings = {(v, "tsne"): (Y, tsne_rows) for v, Y in zip(tsne_views, parallel_map(
+        partial(embed_2d, method="tsne", random_state=seed), [views[v].X[tsne_rows] for v in tsne_views], cfg,
+        desc="t-SNE"))}
     for row_id, is_selected in chosen:
         f, vname = fitted[row_id], view_of[row_id]
         if (vname, "pca") not in embeddings:
-            embeddings[(vname, "pca")] = embed_2d(views[vname].X, "pca", seed)
+            embeddings[(vname, "pca")] = (embed_2d(views[vname].X, "pca", seed), np.arange(n))
         for method in ["pca", "tsne"] if (vname, "tsne") in embeddings and is_selected else ["pca"]:
-            jobs.append((f"scatter_{method}.{row_id}", lambda Y=embeddings[(vname, method)], f=f, m=method, r=row_id:
-                         plots.scatter_2d(Y, f.labels, shown_labels, method="t-SNE" if m == "tsne" else "PCA",
-                                          title=r)))
+            Y, rows = embeddings[(vname, method)]
+            jobs.append((f"scatter_{method}.{row_id}", lambda Y=Y, rows=rows, f=f, m=method, r=row_id:
+                         plots.scatter_2d(Y, f.labels[rows], None if shown_labels is None else shown_labels[rows],
+                                          method="t-SNE" if m == "tsne" else "PCA", title=r)))
         if labelled.any():
             jobs.append((f"contingency.{row_id}", lambda f=f, r=row_id: plots.contingency_heatmap(
                 labels[labelled], f.labels[labelled], title=r)))

@@ -19,10 +19,34 @@ Registry (name: class; needs k; memory ~ n**2; grid searched by ``select_params`
 - ``gmm``: :class:`GaussianMixtureClustering`; k; linear; ``covariance_type``
 - ``agglomerative``: sklearn AgglomerativeClustering; k; quadratic; ``linkage``
 - ``spectral``: sklearn SpectralClustering (nearest-neighbour graph); k; quadratic; ``n_neighbors``
-- ``birch``: sklearn Birch; k; linear; ``threshold`` (large collections)
+- ``birch``: :class:`BirchClustering` (scale-free threshold); k; linear; ``threshold`` (large collections)
 - ``dbscan``: :class:`KneeDBSCAN` (eps from the k-distance knee); no k; linear; ``min_samples``
-- ``hdbscan``: :class:`HDBSCANClustering`; no k; linear; ``min_cluster_size``
+- ``hdbscan``: :class:`HDBSCANClustering`; no k; linear memory, time ~n**2 or worse in many
+  dimensions; ``min_cluster_size``
 - ``affinity_propagation``: sklearn AffinityPropagation; no k; quadratic; ``damping``
+
+Selection (:func:`select_params`)
+    Every grid point is fitted on all samples and scored by the criterion; points whose
+    partition is degenerate (:func:`audioclust.metrics.degenerate`: fewer than two
+    clusters, fewer than asked for, a tiny split-off cluster, one cluster per sample) or
+    whose criterion is NaN rank last. The internal scores use every sample except the
+    silhouette (a seeded sample of ``sample_size``).
+
+Stability criterion (:func:`stability_gain`)
+    ``stability = S(X) - S(G)``: S is :func:`audioclust.metrics.stability` (mean ARI
+    between the partition of the data and the partitions of ``n_resamples`` seeded
+    half-samples, each clustered anew with the same algorithm, parameters and k), G is
+    :func:`audioclust.metrics.gaussian_reference` (one Gaussian with the data's mean and
+    covariance). Both are computed on a seeded sample of at most ``max_samples`` rows (the
+    data's partition is then re-fitted on that sample). Being an ARI, it is comparable
+    across views and algorithms; subtracting the reference removes the stability that
+    elongation alone gives (K-Means cuts a cigar-shaped cloud the same way every time).
+    About 0: no more reproducible than on structure-less data; 1: perfectly reproducible
+    groups where the reference has none. A density clusterer (DBSCAN, HDBSCAN) that finds
+    fewer than two clusters in the reference gets as S(G) the stability of K-Means on G
+    with as many clusters as it found in the data: what the shape alone gives a partition
+    into that many groups (two groups are easier to reproduce than seven). Cost: 1 + 2 x
+    ``n_resamples`` extra fits on at most ``max_samples`` rows per grid point.
 """
 
 from __future__ import annotations
@@ -32,6 +56,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,7 +73,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .config import ClusterConfig
 from .errors import AudioclustError, ConfigError
 from .kselect import knee
-from .metrics import HIGHER_IS_BETTER, INTERNAL, NOISE, internal_scores, partition_coefficient, partition_entropy
+from .metrics import (CRITERIA, HIGHER_IS_BETTER, NOISE, degenerate, gaussian_reference, internal_scores,
+                      partition_coefficient, partition_entropy, stability)
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +296,73 @@ class HDBSCANClustering(HDBSCAN):
         return self
 
 
+class BirchClustering(ClusterMixin, BaseEstimator):
+    """BIRCH with a threshold relative to the data's spread and a global step that stays linear in memory.
+
+    sklearn's ``Birch`` takes an absolute subcluster radius, which means something else in
+    every view (scaled, PCA-reduced, whitened), and groups its subclusters with Ward
+    agglomerative clustering, whose memory grows as n_subclusters**2: in a 40-dimensional
+    view nearly every sample can become its own subcluster, and 50,000 of them exhaust
+    memory. Here the radius is ``threshold`` x the spread of the data and the global step
+    switches to K-Means above ``max_subclusters`` subclusters.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Clusters of the global step.
+    threshold : float
+        Largest subcluster radius as a share of sqrt(mean squared distance of the samples
+        to their mean).
+    branching_factor : int
+        Most subclusters per CF-tree node (sklearn's).
+    max_subclusters : int
+        Ward agglomerative global step up to this many subclusters, K-Means above.
+    random_state : int, RandomState or None
+        Seeds the K-Means global step.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+    threshold_ : float
+        The absolute radius used.
+    subcluster_centers_ : ndarray of shape (n_subclusters, n_features)
+    subcluster_labels_ : ndarray of shape (n_subclusters,)
+        Global cluster of each subcluster.
+    global_step_ : ``"agglomerative"``, ``"kmeans"`` or ``"none"`` (no more subclusters than clusters).
+    """
+
+    def __init__(self, n_clusters: int = 3, threshold: float = 0.25, branching_factor: int = 50,
+                 max_subclusters: int = 5000, random_state=None):
+        self.n_clusters = n_clusters
+        self.threshold = threshold
+        self.branching_factor = branching_factor
+        self.max_subclusters = max_subclusters
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit on X of shape (n_samples, n_features); ``y`` is ignored."""
+        X = validate_data(self, X, dtype=_FLOATS)
+        spread = float(np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1))))
+        self.threshold_ = max(self.threshold * spread, float(np.finfo(np.float32).eps))
+        # n_clusters=None: the tree only; labels_ = index of each sample's nearest subcluster
+        tree = Birch(threshold=self.threshold_, branching_factor=self.branching_factor, n_clusters=None).fit(X)
+        self.subcluster_centers_ = tree.subcluster_centers_
+        n_sub = self.subcluster_centers_.shape[0]
+        if n_sub <= self.n_clusters:
+            self.global_step_ = "none"
+            self.subcluster_labels_ = np.arange(n_sub)
+        elif n_sub <= self.max_subclusters:
+            self.global_step_ = "agglomerative"
+            self.subcluster_labels_ = AgglomerativeClustering(n_clusters=self.n_clusters).fit_predict(
+                self.subcluster_centers_)
+        else:
+            self.global_step_ = "kmeans"
+            self.subcluster_labels_ = KMeans(n_clusters=self.n_clusters, n_init=3, random_state=self.random_state
+                                             ).fit_predict(self.subcluster_centers_)
+        self.labels_ = self.subcluster_labels_[tree.labels_]
+        return self
+
+
 # --------------------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
@@ -282,6 +375,8 @@ class EstimatorSpec:
     cls : estimator class; ``make`` calls ``cls(**defaults, **params)``.
     needs_k : whether it takes ``n_clusters``.
     quadratic : whether memory grows as n_samples**2 (skip above ``cluster.max_samples_quadratic``).
+    slow : whether time grows as n_samples**2 or faster on many-dimensional data (skip above
+        ``cluster.max_samples_slow``): HDBSCAN's tree-based neighbour searches degrade to brute force in 40 dimensions.
     seeded : whether it takes ``random_state``.
     large : suited to large collections (mini-batch / streaming).
     defaults : parameters ``make`` passes unless overridden.
@@ -293,6 +388,7 @@ class EstimatorSpec:
     needs_k: bool
     quadratic: bool
     seeded: bool
+    slow: bool = False
     large: bool = False
     defaults: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
@@ -313,11 +409,11 @@ ESTIMATORS: dict[str, EstimatorSpec] = {s.name: s for s in [
     EstimatorSpec("spectral", SpectralClustering, needs_k=True, quadratic=True, seeded=True,
                   defaults={"affinity": "nearest_neighbors", "n_neighbors": 10, "n_init": 10},
                   grid={"n_neighbors": [5, 10, 20]}),
-    EstimatorSpec("birch", Birch, needs_k=True, quadratic=False, seeded=False, large=True,
-                  defaults={"threshold": 0.5, "branching_factor": 50}, grid={"threshold": [0.25, 0.5, 1.0]}),
+    EstimatorSpec("birch", BirchClustering, needs_k=True, quadratic=False, seeded=True, large=True,
+                  defaults={"threshold": 0.25, "branching_factor": 50}, grid={"threshold": [0.1, 0.25, 0.5]}),
     EstimatorSpec("dbscan", KneeDBSCAN, needs_k=False, quadratic=False, seeded=False,
                   defaults={"eps": None, "min_samples": 5}, grid={"min_samples": [3, 5, 10]}),
-    EstimatorSpec("hdbscan", HDBSCANClustering, needs_k=False, quadratic=False, seeded=False,
+    EstimatorSpec("hdbscan", HDBSCANClustering, needs_k=False, quadratic=False, seeded=False, slow=True,
                   defaults={"min_cluster_size": 5, "copy": True}, grid={"min_cluster_size": [5, 10, 20]}),
     EstimatorSpec("affinity_propagation", AffinityPropagation, needs_k=False, quadratic=True, seeded=True,
                   defaults={"damping": 0.9, "max_iter": 500}, grid={"damping": [0.5, 0.7, 0.9]}),
@@ -386,6 +482,7 @@ def params_from_config(cfg: ClusterConfig) -> dict[str, dict[str, Any]]:
         "fcm": {"m": cfg.fcm_m, "error": cfg.fcm_error, "maxiter": cfg.fcm_maxiter},
         "dbscan": {"eps": cfg.dbscan_eps, "min_samples": cfg.dbscan_min_samples},
         "hdbscan": {"min_cluster_size": cfg.hdbscan_min_cluster_size},
+        "birch": {"max_subclusters": cfg.max_samples_quadratic},
     }
 
 
@@ -400,8 +497,78 @@ def grid_from_config(cfg: ClusterConfig, name: str) -> dict[str, list[Any]]:
 
 # --------------------------------------------------------------------------- selection
 
+def stability_gain(
+    name: str,
+    X,
+    n_clusters: int | None = None,
+    random_state: int = 0,
+    params: dict[str, Any] | None = None,
+    labels=None,
+    n_resamples: int = 5,
+    max_samples: int | None = 3000,
+) -> dict[str, float]:
+    """Stability of ``name`` on X above its stability on a structure-less Gaussian of the same shape.
+
+    Parameters
+    ----------
+    name : str
+        Registry key.
+    X : array-like of shape (n_samples, n_features)
+    n_clusters : int or None
+        k for estimators that need it.
+    random_state : int
+        Seeds the estimators, the sample, the half-samples and the Gaussian reference.
+    params : dict or None
+        Parameters of every fit (as for :func:`make`).
+    labels : array-like of shape (n_samples,) or None
+        The partition of all of X by the same estimator, when already fitted (used when X
+        is not sampled; saves one fit).
+    n_resamples : int
+        Half-samples per stability (B).
+    max_samples : int or None
+        Above this many samples, both stabilities are computed on a seeded sample of this size.
+
+    Returns
+    -------
+    dict
+        ``stability`` (= ``stability_raw - stability_null``), ``stability_raw`` (S of the
+        data), ``stability_null`` (S of the Gaussian reference; of K-Means with the number
+        of clusters found in the data when the estimator finds fewer than two there).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    params = dict(params or {})
+    n = X.shape[0]
+    if max_samples is not None and n > max_samples:
+        X = X[np.sort(np.random.default_rng(random_state).choice(n, size=max_samples, replace=False))]
+        labels = None
+
+    fit_predict = partial(_quiet_fit_predict, name, n_clusters, random_state, params)
+    labels = fit_predict(X) if labels is None else np.asarray(labels)
+    raw = stability(X, fit_predict, labels=labels, n_resamples=n_resamples, random_state=random_state)
+    reference = gaussian_reference(X, random_state)
+    ref_labels = fit_predict(reference)
+    if np.setdiff1d(ref_labels, [NOISE]).size < 2:
+        # a density clusterer rightly finds nothing in the reference; what the shape alone gives a
+        # partition into as many groups as it found in the data is measured with K-Means instead
+        found = max(2, np.setdiff1d(labels, [NOISE]).size)
+        kmeans = partial(_quiet_fit_predict, "kmeans", found, random_state, {})
+        null = stability(reference, kmeans, n_resamples=n_resamples, random_state=random_state)
+    else:
+        null = stability(reference, fit_predict, labels=ref_labels, n_resamples=n_resamples,
+                         random_state=random_state)
+    return {"stability": raw - null, "stability_raw": raw, "stability_null": null}
+
+
+def _quiet_fit_predict(name: str, n_clusters: int | None, random_state: int, params: dict[str, Any],
+                       X: np.ndarray) -> np.ndarray:
+    """A fresh estimator's labels of X, without the convergence warnings of many small fits."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(make(name, n_clusters, random_state, **params).fit_predict(X))
+
+
 def _fit_point(name, X, n_clusters, random_state, params, sample_size):
-    """Fit one grid point; return (estimator or None, row of scores)."""
+    """Fit one grid point; return (estimator or None, its labels or None, row of scores)."""
     est = make(name, n_clusters, random_state, **params)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -410,12 +577,12 @@ def _fit_point(name, X, n_clusters, random_state, params, sample_size):
             labels = np.asarray(est.fit_predict(X))
         except (ValueError, np.linalg.LinAlgError) as exc:
             log.debug("%s %s failed: %s", name, params, exc)
-            return None, {"fit_s": time.perf_counter() - start, "error": f"{type(exc).__name__}: {exc}",
-                          "warning": ""}
+            return None, None, {"fit_s": time.perf_counter() - start, "error": f"{type(exc).__name__}: {exc}",
+                                "warning": ""}
     row = {"fit_s": time.perf_counter() - start, "error": "",
            "warning": str(caught[0].message) if caught else ""}
     row.update(internal_scores(X, labels, sample_size=sample_size, random_state=random_state))
-    return est, row
+    return est, labels, row
 
 
 def select_params(
@@ -427,8 +594,12 @@ def select_params(
     params: dict[str, Any] | None = None,
     grid: dict[str, list[Any]] | None = None,
     sample_size: int | None = None,
+    min_cluster_share: float = 0.0,
+    max_noise_share: float = 1.0,
+    n_resamples: int = 5,
+    stability_max_samples: int | None = 3000,
 ) -> tuple[BaseEstimator, dict[str, Any], pd.DataFrame]:
-    """Fit every grid point and keep the best by an internal criterion (labels are never seen).
+    """Fit every grid point and keep the best by a label-free criterion (labels are never seen).
 
     Parameters
     ----------
@@ -438,9 +609,9 @@ def select_params(
     n_clusters : int or None
         k for estimators that need it.
     random_state : int
-        The pipeline's seed (estimators and the silhouette sample).
-    criterion : {"silhouette", "calinski_harabasz", "davies_bouldin"}
-        Higher is better except for Davies-Bouldin.
+        The pipeline's seed (estimators, the silhouette sample, the stability samples).
+    criterion : {"silhouette", "calinski_harabasz", "davies_bouldin", "stability"}
+        Higher is better except for Davies-Bouldin; ``stability`` is :func:`stability_gain`.
     params : dict or None
         Fixed parameters for every point (e.g. ``params_from_config(cfg)[name]``).
     grid : dict or None
@@ -448,6 +619,10 @@ def select_params(
         each overriding ``params``. None: the registry's grid; ``{}``: ``params`` only.
     sample_size : int or None
         Silhouette sample (see :func:`audioclust.metrics.silhouette`).
+    min_cluster_share, max_noise_share : float
+        See :func:`audioclust.metrics.degenerate`.
+    n_resamples, stability_max_samples : int
+        Of :func:`stability_gain` (criterion ``stability`` only).
 
     Returns
     -------
@@ -457,45 +632,55 @@ def select_params(
     table : DataFrame
         One row per grid point in grid order: the grid's parameters, ``silhouette,
         calinski_harabasz, davies_bouldin, n_clusters, noise_fraction, fit_s, error,
-        warning, degenerate, rank`` (1 = best) and ``selected``.
+        warning``, with criterion ``stability`` also ``stability, stability_raw,
+        stability_null``; ``degenerate`` (why the point is not eligible, ``""`` when it
+        is), ``rank`` (1 = best) and ``selected``.
 
     Notes
     -----
-    A point is *degenerate* when it failed to fit (ValueError or LinAlgError, kept in
-    ``error``), found fewer than two clusters (noise excluded, so "all noise" is
-    degenerate), gave every sample its own label, or its criterion is NaN. Degenerate
-    points rank after every other (failed ones last); ties keep grid order.
-    If every point failed, AudioclustError is raised with the first error.
+    A point is degenerate when it failed to fit (ValueError or LinAlgError, kept in
+    ``error``), its partition is degenerate (:func:`audioclust.metrics.degenerate` with
+    ``n_clusters``, ``min_cluster_share`` and ``max_noise_share``) or its criterion is NaN. Degenerate points
+    rank after every other (failed ones last); ties keep grid order. If every point
+    failed, AudioclustError is raised with the first error.
     """
-    if criterion not in INTERNAL:
-        raise ConfigError(f"unknown selection criterion {criterion!r}; allowed: {', '.join(INTERNAL)}")
+    if criterion not in CRITERIA:
+        raise ConfigError(f"unknown selection criterion {criterion!r}; allowed: {', '.join(CRITERIA)}")
     params = dict(params or {})
     grid = get_spec(name).grid if grid is None else grid
     check_params(name, {**params, **dict.fromkeys(grid)})
-    n = np.shape(X)[0]
+    asked = n_clusters if get_spec(name).needs_k else None
     keys = list(grid)
     points = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
     rows, fitted = [], []
     for point in points:
-        est, row = _fit_point(name, X, n_clusters, random_state, {**params, **point}, sample_size)
-        score = row.get(criterion, np.nan)
-        row["degenerate"] = bool(est is None or row["n_clusters"] < 2 or row["n_clusters"] >= n
-                                 or np.isnan(score))
+        est, labels, row = _fit_point(name, X, n_clusters, random_state, {**params, **point}, sample_size)
+        reason = "fit failed" if est is None else degenerate(labels, asked, min_cluster_share, max_noise_share)
+        if criterion == "stability" and not reason:
+            try:
+                row.update(stability_gain(name, X, n_clusters, random_state, {**params, **point}, labels=labels,
+                                          n_resamples=n_resamples, max_samples=stability_max_samples))
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                log.debug("%s %s: stability failed: %s", name, point, exc)
+                row["stability"] = np.nan
+        if not reason and np.isnan(row.get(criterion, np.nan)):
+            reason = f"{criterion} is NaN"
+        row["degenerate"] = reason
         rows.append({**point, **row})
         fitted.append(est)
     table = pd.DataFrame(rows)
 
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     # failed after degenerate after the rest; best criterion first; ties keep grid order
-    order = sorted(range(len(rows)), key=lambda i: (fitted[i] is None, rows[i]["degenerate"],
+    order = sorted(range(len(rows)), key=lambda i: (fitted[i] is None, bool(rows[i]["degenerate"]),
                                                     0.0 if rows[i]["degenerate"] else -sign * rows[i][criterion], i))
     table["rank"] = np.argsort(order) + 1
     best = order[0]
     if fitted[best] is None:
         raise AudioclustError(f"{name}: every grid point failed to fit; first error: {rows[0]['error']}")
     if rows[best]["degenerate"]:
-        log.warning("%s: every grid point is degenerate (one cluster, all noise or NaN %s)", name, criterion)
+        log.warning("%s: every grid point is degenerate (%s)", name, rows[best]["degenerate"])
     table["selected"] = table["rank"] == 1
     best_params = {**params, **points[best]}
     log.info("%s: best of %d grid points by %s: %s", name, len(points), criterion, points[best])

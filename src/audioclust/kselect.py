@@ -15,6 +15,12 @@ Choices
 Consensus
     The k chosen by the most criteria; when several ks are chosen equally often, the
     lower median of those ks (for 2 tied values the smaller, for 3 the middle one).
+
+Large collections
+    Every criterion fits K-Means about ``len(k_range) * (1 + n_references)`` times, so
+    stage 04 estimates k on a seeded sample of ``cluster.kselect_max_samples`` files
+    (:func:`audioclust.cluster.run`); inside, the silhouette and the gap statistic use a
+    seeded sample of ``sample_size``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,26 @@
 """Clustering scores: external (against labels), internal (from the data) and fuzzy.
 
 External scores compare a partition with the researcher's labels and are used only to
-*report* results; internal scores and the fuzzy validity indices need no labels and are
-what chooses hyper-parameters and k (DESIGN principle 4).
+*report* results; internal scores, the fuzzy validity indices and the stability of a
+partition under sub-sampling need no labels and are what chooses hyper-parameters and k
+(DESIGN principle 4).
+
+Stability (:func:`stability`, :func:`gaussian_reference`)
+    How well a clusterer reproduces its own partition on seeded half-samples of the data:
+    the mean adjusted Rand index between the partition of the whole (restricted to the
+    half-sample) and the partition of the half-sample alone. ARI is scale-free, so the
+    value can be compared across views of different scale and dimension (silhouettes
+    cannot: a whitened 70-dimensional view always scores lower than a 16-dimensional one).
+    A clusterer can also be stable on data without any groups (K-Means slicing an
+    elongated cloud the same way every time); :func:`gaussian_reference` gives the
+    structure-less reference of the same shape (one Gaussian with the data's mean and
+    covariance) whose stability is subtracted by ``estimators.stability_gain``.
+
+Degenerate partitions (:func:`degenerate`)
+    One rule, used wherever a partition is chosen: fewer than two clusters (noise
+    excluded), one label per sample, most samples left as noise, fewer clusters than
+    asked for, or a smallest cluster below a share of the mean cluster size (a few
+    split-off outliers score a high silhouette, and are perfectly stable, but are no groups).
 
 Noise
     DBSCAN and HDBSCAN give noise points the label ``-1``. Every score here treats ``-1``
@@ -35,8 +53,11 @@ EXTERNAL = ("nmi", "acc", "ari", "homogeneity", "completeness", "v_measure", "pu
 INTERNAL = ("silhouette", "calinski_harabasz", "davies_bouldin")
 """Internal criteria of :func:`internal_scores`."""
 
-HIGHER_IS_BETTER = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False}
-"""Direction of each internal criterion."""
+CRITERIA = (*INTERNAL, "stability")
+"""Label-free criteria that can choose hyper-parameters and the selected row (``cluster.criterion``)."""
+
+HIGHER_IS_BETTER = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False, "stability": True}
+"""Direction of each criterion."""
 
 
 # --------------------------------------------------------------------------- external
@@ -289,3 +310,125 @@ def partition_entropy(u) -> float:
     u = _memberships(u)
     logs = np.log(u, out=np.zeros_like(u), where=u > 0)
     return float(-np.sum(u * logs) / u.shape[1])
+
+
+# --------------------------------------------------------------------------- stability
+
+def stability(X, fit_predict, labels=None, n_resamples: int = 5, fraction: float = 0.5,
+              random_state: int = 0) -> float:
+    """Mean ARI between a partition and the partitions of seeded sub-samples.
+
+    For each of ``n_resamples`` sub-samples of ``round(fraction * n_samples)`` rows drawn
+    without replacement by ``numpy.random.default_rng(random_state)``, ``fit_predict`` is
+    run on the sub-sample alone and compared (adjusted Rand index) with ``labels`` on the
+    same rows. Scale-free: 1 when every sub-sample gives the same groups, about 0 when they
+    agree only by chance. Unlike the other scores, each noise point (``-1``) counts as a
+    group of its own here: rejecting the same points twice reproduces no group, and a
+    clusterer that calls most samples noise must not look stable for it.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    fit_predict : callable
+        ``fit_predict(X_sub) -> labels of shape (n_sub,)``; a fresh, seeded clusterer each call.
+    labels : array-like of shape (n_samples,) or None
+        Partition of the whole of X; None: ``fit_predict(X)``.
+    n_resamples : int
+        Sub-samples B (>= 1).
+    fraction : float
+        Share of the rows in each sub-sample, in (0, 1).
+    random_state : int
+        Seed of the sub-samples.
+
+    Returns
+    -------
+    float in [-1, 1] (ARI can dip below 0 for worse-than-chance agreement).
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    if not 0 < fraction < 1 or n_resamples < 1:
+        raise AudioclustError(f"stability needs 0 < fraction < 1 and n_resamples >= 1; got {fraction}, {n_resamples}")
+    labels = np.asarray(fit_predict(X) if labels is None else labels).ravel()
+    if labels.size != n:
+        raise AudioclustError(f"labels has {labels.size} entries for {n} samples")
+    size = max(2, int(round(fraction * n)))
+    rng = np.random.default_rng(random_state)
+    scores = []
+    for _ in range(n_resamples):
+        rows = np.sort(rng.choice(n, size=size, replace=False))
+        scores.append(skm.adjusted_rand_score(_noise_apart(labels[rows]), _noise_apart(fit_predict(X[rows]))))
+    return float(np.mean(scores))
+
+
+def _noise_apart(labels) -> np.ndarray:
+    """Labels as int codes, each noise point (-1) given a code of its own."""
+    codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)[1].astype(np.int64)
+    noise = np.asarray(labels).ravel() == NOISE
+    codes[noise] = codes.max(initial=0) + 1 + np.arange(noise.sum())
+    return codes
+
+
+def gaussian_reference(X, random_state: int = 0) -> np.ndarray:
+    """Structure-less data of X's shape: one Gaussian with X's mean and covariance.
+
+    Drawn as ``mean + Z @ (V * sqrt(w)).T`` with ``Z`` standard normal from
+    ``numpy.random.default_rng(random_state)`` and ``w, V`` the eigen-decomposition of
+    the (population) covariance of X, so scale, spread and elongation are kept and only
+    the grouping is lost.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    w, V = np.linalg.eigh(centred.T @ centred / max(X.shape[0], 1))
+    z = np.random.default_rng(random_state).standard_normal(X.shape)
+    return X.mean(axis=0) + z @ (V * np.sqrt(np.clip(w, 0.0, None))).T
+
+
+# --------------------------------------------------------------------------- degenerate partitions
+
+def degenerate(labels, n_clusters: int | None = None, min_cluster_share: float = 0.0,
+               max_noise_share: float = 1.0) -> str:
+    """Why a partition finds no groups, or ``""`` when it is usable.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        Cluster labels; ``-1`` is noise (not a cluster).
+    n_clusters : int or None
+        The number asked for (k of K-Means ...); None for clusterers that find their own.
+    min_cluster_share : float
+        The smallest cluster must hold at least this share of the mean cluster size
+        ``(n_samples - n_noise) / n_clusters_found``.
+    max_noise_share : float
+        At most this share of the samples may be noise (a density clusterer that groups
+        a tenth of the files and rejects the rest describes only that tenth).
+
+    Returns
+    -------
+    str
+        ``""``, or the first reason that applies: ``"fewer than 2 clusters"``, ``"one
+        cluster per sample"``, ``"noise share > max"``, ``"c of k clusters"``,
+        ``"smallest cluster s < share x mean m"``.
+    """
+    labels = np.asarray(labels).ravel()
+    clusters, sizes = np.unique(labels[labels != NOISE], return_counts=True)
+    if clusters.size < 2:
+        return "fewer than 2 clusters"
+    if np.unique(labels).size >= labels.size:
+        return "one cluster per sample"
+    noise = float(np.mean(labels == NOISE))
+    if noise > max_noise_share:
+        return f"noise share {noise:.2f} > {max_noise_share:g}"
+    if n_clusters is not None and clusters.size < n_clusters:
+        return f"{clusters.size} of {n_clusters} clusters"
+    mean = sizes.sum() / clusters.size
+    if sizes.min() < min_cluster_share * mean:
+        return f"smallest cluster {sizes.min()} < {min_cluster_share:g} x mean {mean:.1f}"
+    return ""

@@ -201,7 +201,8 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
     n_ok = int((results["status"] == "ok").sum()) if "status" in results.columns else len(results)
     labelled = "nmi" in results and bool(pd.to_numeric(results["nmi"], errors="coerce").notna().any())
     notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
-             "algorithm; labels were not used to choose it.  \n"
+             "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
+             "not used to choose it.  \n"
              f"*{BEST}*: the row whose clusters match the labels best; it exists only to show what was reachable.  \n"
              f"{n_ok} results in results.csv."
              + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–)."))
