@@ -50,7 +50,7 @@ def test_summary_marks_the_best_by_nmi_row(project):
     md = (paths.results / "clustering" / "summary.md").read_text()
     tex = (paths.results / "clustering" / "summary.tex").read_text()
     assert "| Feature | Type | Algorithm | k | NMI | ACC | Choice |" in md
-    assert "best by NMI (uses labels)" in md and "label-free (silhouette)" in md
+    assert "best by NMI (uses labels)" in md and "label-free (stability)" in md
     assert "| mel | stats (Arrays) | kmeans | 3 | 1.000 | 1.000 |" in md
     assert r"\toprule" in tex and r"mfcc\_no" not in tex and "best by NMI (uses labels)" in tex
 
@@ -58,6 +58,7 @@ def test_summary_marks_the_best_by_nmi_row(project):
 def test_without_labels_everything_runs_and_external_scores_are_nan(project):
     cfg, paths = make_features(project, labelled=False,
                                overrides={"cluster.k": "auto", "cluster.k_max": 5, "cluster.gap_references": 2,
+                                          "cluster.criterion": "silhouette",
                                           "cluster.algorithms": ["kmeans", "agglomerative"],
                                           "views.features": ["mel", "descriptors"]})
     results = cluster.run(cfg, paths)

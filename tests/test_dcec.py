@@ -9,10 +9,11 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust.config import load_config
 from audioclust.dcec import (
-    ClusteringLayer, FeaturesDataModule, FeaturesDataset, embed, load_feature, run_dcec, target_distribution,
-    train_autoencoder,
+    ClusteringLayer, DCECModule, FeaturesDataModule, FeaturesDataset, embed, load_feature, run_dcec,
+    target_distribution, train_autoencoder,
 )
 from audioclust.errors import ConfigError, StageInputError
+from audioclust.features import fixed_size_image
 
 SIZE = [12, 8]
 
@@ -53,6 +54,57 @@ def test_resize_puts_time_first_and_keeps_values_when_no_resize_is_needed():
     stretched = FeaturesDataset([frames], size=(12, 4), scale="none").images[0, 0]
     assert (stretched.diff(dim=0) >= 0).all() and (stretched.diff(dim=0).sum(dim=0) > 0).all()  # time rises
     assert torch.allclose(stretched, stretched[:, :1].expand(-1, 4))  # constant along frequency
+
+
+def test_fixed_size_image_trims_normalises_and_resizes_by_hand():
+    # one bin, frames [-90, -70, -10, 0, -25, -95]: within 20 dB of the peak are frames 2..3,
+    # within 30 dB frames 2..4 (the first..last such frame)
+    a = np.array([[-90.0, -70.0, -10.0, 0.0, -25.0, -95.0]])
+    assert fixed_size_image(a, size=(2, 1), trim_db=20.0).ravel().tolist() == [-10.0, 0.0]
+    assert fixed_size_image(a, size=(3, 1), trim_db=30.0).ravel().tolist() == [-10.0, 0.0, -25.0]
+    assert fixed_size_image(a, size=(6, 1)).ravel().tolist() == a.ravel().tolist()        # no trim
+    # the region can be decided on another feature (the mel of an MFCC): frames 1..2 there
+    level = np.array([[-80.0, 0.0, -5.0, -60.0, -70.0, -80.0]])
+    assert fixed_size_image(a, size=(2, 1), level_db=level, trim_db=20.0).ravel().tolist() == [-70.0, -10.0]
+    # peak: dB re the file's loudest bin, so a 30 dB quieter copy gives the same image
+    two = np.array([[-40.0, -30.0], [-50.0, -36.0]])
+    assert fixed_size_image(two, size=(2, 2), per_file="peak").tolist() == [[-10.0, -20.0], [0.0, -6.0]]
+    assert np.array_equal(fixed_size_image(two - 30.0, size=(2, 2), per_file="peak"),
+                          fixed_size_image(two, size=(2, 2), per_file="peak"))
+    # meanvar: rows over time; row 0 (1, 3): mean 2, std 1 -> (-1, 1); a constant row is only centred
+    rows = np.array([[1.0, 3.0], [5.0, 5.0]])
+    assert fixed_size_image(rows, size=(2, 2), per_file="meanvar").tolist() == [[-1.0, 0.0], [1.0, 0.0]]
+    # resize, time first. Up 2 -> 4 (bilinear, half-pixel centres): output i samples input
+    # (i + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 -> clamped: x0, 0.75 x0 + 0.25 x1, 0.25 x0 + 0.75 x1, x1
+    up = fixed_size_image(np.array([[0.0, 4.0]]), size=(4, 1))
+    assert up.ravel().tolist() == [0.0, 1.0, 3.0, 4.0] and up.dtype == np.float32
+    # down 4 -> 2 (antialiased): triangle of half-width 2 around input position 1 (output 0):
+    # inputs at 0.5, 1.5, 2.5 weigh 0.75, 0.75, 0.25 -> normalised 3/7, 3/7, 1/7
+    down = fixed_size_image(np.array([[7.0, 0.0, 0.0, 0.0]]), size=(2, 1)).ravel()
+    assert down[0] == pytest.approx(3.0, abs=1e-6) and down[1] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="per_file"):
+        fixed_size_image(a, size=(2, 1), per_file="max")
+    with pytest.raises(ValueError, match="frames"):
+        fixed_size_image(a, size=(2, 1), level_db=level[:, :3], trim_db=20.0)
+
+
+def test_dataset_applies_the_per_file_steps_and_takes_prepared_images():
+    arrays, _ = two_families(6)
+    levels = [a + 3.0 for a in arrays]   # any dB reference with the same frames
+    ds = FeaturesDataset(arrays, size=SIZE, levels=levels, trim_db=20.0, per_file="peak")
+    images = [fixed_size_image(a, size=SIZE, level_db=lv, trim_db=20.0, per_file="peak")
+              for a, lv in zip(arrays, levels)]
+    prepared = FeaturesDataset(images, size=SIZE, prepared=True)
+    assert torch.equal(prepared.images, ds.images) and (prepared.low, prepared.high) == (ds.low, ds.high)
+    assert prepared.fingerprint() == ds.fingerprint()        # same training data: same checkpoint either way
+    # a file and its 20 dB quieter copy give the same image under peak normalisation
+    quiet = FeaturesDataset([arrays[0], arrays[0] - 20.0], size=SIZE, per_file="peak", scale="none")
+    assert torch.allclose(quiet.images[0], quiet.images[1], atol=1e-4)
+    assert ds.fingerprint() != FeaturesDataset(arrays, size=SIZE, levels=levels, trim_db=20.0).fingerprint()
+    with pytest.raises(StageInputError, match="input size"):
+        FeaturesDataset(arrays, size=SIZE, prepared=True)                  # (n_bins, n_frames), not (T, F)
+    with pytest.raises(ConfigError, match="per_file"):
+        FeaturesDataset(arrays, size=SIZE, per_file="max")
 
 
 def test_one_scale_for_the_whole_dataset_keeps_level_differences():
@@ -154,6 +206,36 @@ def test_target_distribution_by_hand():
     assert np.allclose(target_distribution(q.numpy()), expected.numpy(), atol=1e-6)
 
 
+class Identity2D(torch.nn.Module):
+    """An 'autoencoder' whose embedding is the first two values of each sample: DCEC maths by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, x):
+        return x.reshape(len(x), -1)[:, :2]
+
+    def decode(self, z):
+        return z
+
+
+def test_collapse_guard_restores_the_last_update_with_every_cluster():
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.1, 0.0]])
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(4)), batch_size=4)
+    module = DCECModule(Identity2D(), np.array([[0.0, 0.0], [5.0, 0.0]]), loader, np.array([0, 0, 1, 1]),
+                        update_interval=1)
+    assert module.update_targets() == 0.0 and not module.collapsed      # both clusters kept
+    with torch.no_grad():
+        module.clustering.centers[1] = torch.tensor([100.0, 0.0])        # every point now nearer centre 0
+    assert module.update_targets() == 0.5 and module.collapsed
+    assert module.history[-1]["n_clusters"] == 1 and module.labels.tolist() == [0, 0, 0, 0]
+    module.restore_last_full()
+    assert module.labels.tolist() == [0, 0, 1, 1] and module.restored_iteration == 0
+    assert module.clustering.centers[1].tolist() == [5.0, 0.0]
+    assert [h["n_clusters"] for h in module.history] == [2, 1]
+
+
 # --------------------------------------------------------------------------- training
 
 @pytest.mark.parametrize("name", ["dcec", "conv4", "vae"])
@@ -191,7 +273,7 @@ def test_checkpoint_reuse_rule(cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(pl.Trainer, "fit", lambda self, *a, **k: (calls.append(1), original_fit(self, *a, **k)))
     other_latent = train(cfg, arrays, tmp_path, latent_dim=3)
     changed = [a.copy() for a in arrays]
-    changed[0] += 1.0
+    changed[0][:5] += 10.0  # louder low bins: a change that peak normalisation keeps
     other_data = train(cfg, changed, tmp_path)
     other_lr = train(dataclasses.replace(cfg, lr=0.01), arrays, tmp_path)
     other_seed = train(cfg, arrays, tmp_path, seed=1)

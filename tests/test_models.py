@@ -104,3 +104,14 @@ def test_parameter_count_of_dcec_at_96x48():
     deconvs = (128 * 64 * 9 + 64) + (64 * 32 * 25 + 32) + (32 * 1 * 25 + 1)
     assert sum(p.numel() for p in model.parameters()) == convs + linear + deconvs
     assert math.prod(model.input_shape) == 96 * 48
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_init_output_sets_the_mean_image_level(name):
+    model = build_model(name, input_shape=(1, 12, 8), latent_dim=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    model.init_output(0.3)
+    # every weight and every other bias 0: the output is the last layer's bias alone
+    assert torch.allclose(model.decode(torch.ones(2, 3)), torch.full((2, 1, 12, 8), 0.3))

@@ -104,3 +104,40 @@ def test_contingency_heatmap_writes_counts():
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == ["0", "0", "1", "2"]
     plots.close(fig)
+
+
+def test_autoencoder_figures_plot_the_numbers_they_are_given():
+    metrics = pd.DataFrame({"epoch": [0, 0, 1, 1], "train_loss": [np.nan, 0.5, np.nan, 0.25],
+                            "val_loss": [0.6, np.nan, 0.3, np.nan]})
+    fig = plots.loss_curves(metrics)
+    lines = {line.get_label(): line.get_xydata().tolist() for line in fig.axes[0].get_lines()}
+    assert lines == {"training": [[1, 0.5], [2, 0.25]], "validation": [[1, 0.6], [2, 0.3]]}
+    plots.close(fig)
+    results = pd.DataFrame({"feature": ["mel"] * 4, "stage": ["ae_kmeans", "dcec"] * 2, "latent_dim": [10, 10, 2, 2],
+                            "recon_mse": [0.1, 0.2, 0.3, 0.4], "nmi": [0.5, 0.6, 0.7, 0.8]})
+    fig = plots.latent_size_curve(results, names={"ae_kmeans": "K-Means"})
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_lines()[0].get_xydata().tolist() == [[2, 0.3], [10, 0.1]]   # sorted by latent size
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["mel, K-Means", "mel, dcec"]
+    plots.close(fig)
+
+
+def test_dcec_history_crosses_the_updates_that_emptied_a_cluster():
+    history = pd.DataFrame({"iteration": [0, 10, 20], "delta_label": [0.0, 0.05, 0.02], "n_clusters": [3, 3, 2],
+                            "loss": [np.nan, 0.2, 0.1], "recon": [np.nan, 0.1, 0.05], "kl": [np.nan, 1.0, 0.5]})
+    fig = plots.dcec_history(history, tol=0.01)
+    first = fig.axes[0]
+    crossed = [line for line in first.lines if line.get_label() == "a cluster emptied"][0]
+    assert crossed.get_xydata().tolist() == [[20, 2.0]]                  # percent of labels changed
+    assert fig.axes[2].lines[0].get_xydata()[1:].tolist() == [[10, 1.0], [20, 0.5]]
+    plots.close(fig)
+
+
+def test_reconstruction_grid_one_row_per_version_on_the_first_rows_range():
+    inputs = np.stack([np.full((1, 4, 2), v, dtype=np.float32) for v in (0.0, 1.0)])     # (2, 1, T=4, F=2)
+    fig = plots.reconstruction_grid({"input": inputs, "autoencoder": inputs[:, 0] * 0.5}, ["a", "b"])
+    assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    image = fig.axes[3].get_images()[0]
+    assert image.get_array().shape == (2, 4)                             # drawn frequency up, time across
+    assert image.get_clim() == (0.0, 1.0)
+    plots.close(fig)

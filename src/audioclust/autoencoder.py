@@ -4,6 +4,14 @@ For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`
 NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
 ``autoencoder.latent_dims``:
 
+0. Each file becomes a (T, F) image (:func:`audioclust.features.fixed_size_image`): trimmed
+   to its active region (``autoencoder.trim_db``, decided on the mel spectrogram:
+   :func:`level_arrays`), normalised per file (``autoencoder.per_file``: dB re the file's
+   peak for spectrograms, CMVN for MFCC) and resized to ``autoencoder.input_size``; then one
+   dataset-wide map onto [0, 1] (``autoencoder.scale``). So the autoencoder spends its
+   capacity on the sound's spectral shape and time course, not on its level, its leading
+   silence or its duration.
+
 1. Pre-train ``autoencoder.architecture`` on reconstruction, or reuse its checkpoint in
    ``checkpoints/<name>/`` when data, parameters and seed are unchanged
    (:func:`audioclust.dcec.train_autoencoder`; Lightning logs in ``logs/<name>/``).
@@ -57,7 +65,6 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
@@ -65,16 +72,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import plots
-from .config import Config
+from .config import FEATURE_KINDS, Config
 from .datasets import label_folder
 from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, run_dcec, train_autoencoder
 from .errors import ConfigError, StageInputError
+from .features import from_image, read_png
 from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
 from .report import latex_table, markdown_table, summary_table, write_summary
 from .storage import read_json, write_csv, write_npy, write_text
-from .views import SOURCE_NAMES, embed_2d, read_table
+from .views import SOURCE_NAMES, TRIM_REFERENCES, embed_2d, read_table, stored_ae_images
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +155,20 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     if not ae.features or not ae.latent_dims:
         raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
                           "least one value, e.g. [mel] and [10]")
+    unknown = sorted(set(ae.per_file) - set(FEATURE_KINDS))
+    if unknown:
+        raise ConfigError(f"unknown feature {unknown[0]!r} in 'autoencoder.per_file'; allowed: "
+                          f"{', '.join(FEATURE_KINDS)}")
     table = read_table(paths)
     n = len(table)
     if n < 3:
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
     if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
-    files = {feature: feature_files(paths, table, feature, ae.source) for feature in ae.features}
+    stored = {feature: stored_ae_images(cfg, paths, table, feature) for feature in ae.features}
+    for feature in ae.features:  # every missing input is reported before any training
+        if stored[feature] is None:
+            feature_files(paths, table, feature, ae.source)
     labels = table["label"].fillna("").astype(str).to_numpy()
     labelled = labels != ""
     log.info("autoencoder: %d files, %s; %s × latent %s", n,
@@ -165,8 +180,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     assignments: dict[str, np.ndarray] = {}
     selections: dict[str, KSelection] = {}
     for feature in ae.features:
-        dataset = FeaturesDataset(files[feature], size=ae.input_size, scale=ae.scale,
-                                  keys=[paths.rel(f) for f in files[feature]])
+        dataset = input_dataset(cfg, paths, table, feature, stored.pop(feature))
         for latent in ae.latent_dims:
             model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled)
             rows += model.rows
@@ -178,16 +192,19 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
                 _model_figures(cfg, paths, model, labels, labelled, out / "figures")
 
     results = pd.DataFrame(rows, columns=COLUMNS)
-    mark_selected(results, cfg.cluster.criterion)
+    # stability re-fits the clusterer on sub-samples, which DCEC's cannot be: the autoencoder's
+    # rows are compared by the criterion that compares grid points within one view
+    criterion = cfg.cluster.tune_criterion if cfg.cluster.criterion == "stability" else cfg.cluster.criterion
+    mark_selected(results, criterion)
     write_csv(out / "results.csv", results)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
-    write_summaries(results, paths, cfg.cluster.criterion)
+    write_summaries(results, paths, criterion, classical_criterion=cfg.cluster.criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
-        plots.save_figure(latent_size_curve(results), out / "figures" / "latent_size")
-    _log_summary(results, cfg.cluster.criterion)
+        plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES), out / "figures" / "latent_size")
+    _log_summary(results, criterion)
     return results
 
 
@@ -210,6 +227,67 @@ def feature_files(paths: ProjectPaths, table: pd.DataFrame, feature: str, source
                               f"{paths.rel(missing[0])}): run `audioclust extract --dataset {paths.dataset}` with "
                               f"{need}")
     return files
+
+
+def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str,
+                  images: np.ndarray | None = None) -> FeaturesDataset:
+    """The autoencoder's input of ``feature`` for every row of ``table``, scaled (``autoencoder.scale``).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, T, F), optional
+        The per-file images already prepared with the current settings (the packed
+        feature store: :func:`audioclust.views.stored_ae_images`); None: prepare them from
+        the stage-03 files (:func:`feature_files`; PNG images mapped back to feature values
+        with ``features.png_ranges``, as stage 04 reads them), trimmed on :func:`level_arrays`.
+
+    Both ways give the same images and keys (the files' root-relative paths), so the
+    same checkpoint is reused whichever was read.
+    """
+    ae = cfg.autoencoder
+    keys = [paths.rel(paths.feature_file(feature, label_folder(label), stem, f".{ae.source}"))
+            for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
+    if images is not None:
+        return FeaturesDataset(list(images), size=ae.input_size, scale=ae.scale, keys=keys, prepared=True)
+    return FeaturesDataset(_read_arrays(cfg, paths, table, feature), size=ae.input_size, scale=ae.scale,
+                           keys=keys, levels=level_arrays(cfg, paths, table, feature), trim_db=ae.trim_db,
+                           per_file=ae.per_file.get(feature, "none"))
+
+
+def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray] | None:
+    """The dB arrays that decide each file's active region (``autoencoder.trim_db``), in ``table`` order.
+
+    The reference is the file's mel spectrogram, else its spectrogram (the first of
+    :data:`audioclust.views.TRIM_REFERENCES` that stage 03 extracted), read from the
+    ``autoencoder.source`` files (a PNG mapped back to dB with ``features.png_ranges``).
+
+    Returns
+    -------
+    list of ndarray of shape (n_ref_bins, n_frames), or None: no trimming (``trim_db`` null),
+    the feature is its own reference, or no dB feature was extracted (logged; nothing is
+    trimmed then).
+    """
+    ae = cfg.autoencoder
+    if ae.trim_db is None:
+        return None
+    reference = next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
+    if reference is None:
+        log.info("autoencoder: no mel or spectrogram among features.kinds to find the active region; "
+                 "%s is not trimmed", feature)
+        return None
+    if reference == feature:
+        return None
+    return _read_arrays(cfg, paths, table, reference)
+
+
+def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray]:
+    """The feature values of every row: the NPY arrays, or the PNG images mapped back with ``features.png_ranges``."""
+    source = cfg.autoencoder.source
+    files = feature_files(paths, table, feature, source)
+    if source == "npy":
+        return [np.load(path, allow_pickle=False) for path in files]
+    vmin, vmax = cfg.features.png_ranges[feature]
+    return [from_image(read_png(path), vmin=vmin, vmax=vmax) for path in files]
 
 
 # --------------------------------------------------------------------------- one model
@@ -254,8 +332,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         "ae_kmeans": dict(pred=km.labels_, Z=z, mse=pre_mse, seconds=km_seconds, algorithm="kmeans",
                           params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
         "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=dcec.seconds, algorithm="dcec",
-                     params={"gamma": ae.gamma, "update_interval": ae.update_interval, "tol": ae.tol,
-                             "max_iter": ae.max_iter, "alpha": ae.alpha},
+                     params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
+                             "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
                      iterations=dcec.iterations, stopped_by=dcec.stopped_by),
     }
     predicted = {stage: np.asarray(s["pred"]).astype(int) for stage, s in stages.items()}
@@ -358,7 +436,8 @@ def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
                         columns=EMBEDDING_COLUMNS)
 
 
-def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str) -> list[Path]:
+def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str,
+                    classical_criterion: str | None = None) -> list[Path]:
     """Stage 05's summary, and its rows added to stage 04's summary when stage 04 has run.
 
     ``results/<name>/autoencoder/summary.*`` is :func:`audioclust.report.write_summary` of
@@ -367,6 +446,9 @@ def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str) 
     it with :func:`~audioclust.report.write_summary` (as stage 04 writes it), then the
     autoencoder's summary rows are added to its table (CSV, Markdown and LaTeX) and the
     same section appended, so a re-run never adds them twice.
+
+    ``criterion`` made the autoencoder's ``selected`` rows, ``classical_criterion`` (default: the
+    same) stage 04's.
 
     Returns
     -------
@@ -383,8 +465,9 @@ def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str) 
         return written
     classical = pd.read_csv(classical_csv, keep_default_na=True)
     folder = classical_csv.parent
-    written += write_summary(classical, folder, criterion=criterion, dataset=dataset)
-    base, extra = summary_table(classical, criterion), summary_table(results, criterion)
+    classical_criterion = classical_criterion or criterion
+    written += write_summary(classical, folder, criterion=classical_criterion, dataset=dataset)
+    base, extra = summary_table(classical, classical_criterion), summary_table(results, criterion)
     _insert_rows(folder, base, extra)
     _append_section(folder, results, dataset)
     return written
@@ -445,14 +528,14 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
     jobs: list[tuple[str, Callable[[], Figure]]] = []
     metrics = training_log(paths, trained)
     if metrics is not None:
-        jobs.append((f"loss.{view}", lambda: loss_curves(metrics, title=view)))
+        jobs.append((f"loss.{view}", lambda: plots.loss_curves(metrics, title=view)))
     examples = example_indices(labels, N_EXAMPLES)
     images = model.dataset.images[examples]
-    jobs.append((f"reconstructions.{view}", lambda: reconstruction_grid(
+    jobs.append((f"reconstructions.{view}", lambda: plots.reconstruction_grid(
         {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
          "after DCEC": _reconstruct(dcec.module.model, images)},
         [labels[i] or str(i) for i in examples], title=view)))
-    jobs.append((f"dcec_history.{view}", lambda: dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
+    jobs.append((f"dcec_history.{view}", lambda: plots.dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
     if model.selection is not None:
         sel = model.selection
         jobs.append((f"k_selection.{view}", lambda: plots.k_selection(sel.table, sel.choices, sel.consensus,
@@ -502,121 +585,8 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
-def loss_curves(metrics: pd.DataFrame, title: str = "") -> Figure:
-    """Training and validation loss per epoch from a Lightning CSV log.
-
-    Parameters
-    ----------
-    metrics : DataFrame
-        ``metrics.csv`` of :class:`pytorch_lightning.loggers.CSVLogger`: ``epoch`` and
-        ``train_loss`` / ``val_loss`` (epoch means; one of them per line).
-    """
-    fig, axes = plots.new_figure(width=4.0, height=2.8)
-    ax = axes[0, 0]
-    for color, (col, name) in zip((plots.OKABE_ITO[4], plots.OKABE_ITO[5]),
-                                  (("train_loss", "training"), ("val_loss", "validation"))):
-        if col in metrics.columns and metrics[col].notna().any():
-            per_epoch = metrics.dropna(subset=[col]).groupby("epoch")[col].last()
-            ax.plot(per_epoch.index + 1, per_epoch.to_numpy(), marker="o", color=color, label=name)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (MSE per pixel)")
-    ax.legend(loc="upper right")
-    ax.set_title(title)
-    return fig
-
-
-@plots.styled
-def reconstruction_grid(rows: dict[str, torch.Tensor | np.ndarray], names: list[str], title: str = "") -> Figure:
-    """Images side by side: one column per example, one row per version (input, reconstructions).
-
-    Parameters
-    ----------
-    rows : dict name -> array of shape (n_examples, 1, T, F) or (n_examples, T, F)
-        Drawn time along x, frequency (bin 0 at the bottom) along y, all on the colour
-        range of the first row.
-    names : the examples' titles (length n_examples).
-    """
-    arrays = {name: np.asarray(images, dtype=np.float32).reshape(len(names), *np.shape(images)[-2:])
-              for name, images in rows.items()}
-    first = next(iter(arrays.values()))
-    vmin, vmax = float(first.min()), float(first.max())
-    fig, axes = plots.new_figure(len(arrays), len(names), width=1.5, height=1.3)
-    for r, (row_name, images) in enumerate(arrays.items()):
-        for c, name in enumerate(names):
-            ax = axes[r, c]
-            ax.imshow(images[c].T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap=plots.SEQUENTIAL)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if r == 0:
-                ax.set_title(name)
-            if c == 0:
-                ax.set_ylabel(row_name)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-@plots.styled
-def dcec_history(history: pd.DataFrame, tol: float, title: str = "") -> Figure:
-    """DCEC per target update: share of labels changed (stop threshold dashed), MSE and KL.
-
-    Parameters
-    ----------
-    history : DataFrame with ``iteration, delta_label, loss, recon, kl`` (:attr:`DCECResult.history`).
-    tol : the stop threshold (a share).
-    """
-    fig, axes = plots.new_figure(1, 3, width=2.6, height=2.4)
-    x = history["iteration"].to_numpy()
-    ax = axes[0, 0]
-    ax.plot(x, 100 * history["delta_label"].to_numpy(), marker="o", color=plots.OKABE_ITO[4])
-    ax.axhline(100 * tol, color="black", linestyle="--", linewidth=0.8, label=f"tol {100 * tol:g} %")
-    ax.set_ylabel("labels changed (%)")
-    ax.legend(loc="upper right")
-    for ax, (col, name, color) in zip(axes[0, 1:], (("recon", "reconstruction MSE", plots.OKABE_ITO[2]),
-                                                   ("kl", "KL(P‖Q)", plots.OKABE_ITO[5]))):
-        ax.plot(x, history[col].to_numpy(), marker="o", color=color)
-        ax.set_ylabel(f"{name} (mean since last update)")
-    for ax in axes[0]:
-        ax.set_xlabel("iteration (batches)")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-@plots.styled
-def latent_size_curve(results: pd.DataFrame, title: str = "") -> Figure:
-    """Reconstruction MSE (and NMI when there are labels) against the latent size, per feature and stage.
-
-    Parameters
-    ----------
-    results : the stage-05 results (``feature, stage, latent_dim, recon_mse, nmi``).
-    """
-    with_nmi = results["nmi"].notna().any()
-    fig, axes = plots.new_figure(1, 2 if with_nmi else 1, width=3.6, height=2.8)
-    dims = sorted(results["latent_dim"].unique())
-    panels = [("recon_mse", "reconstruction MSE (all files)")] + ([("nmi", "NMI")] if with_nmi else [])
-    for ax, (col, name) in zip(axes[0], panels):
-        for i, ((feature, stage), part) in enumerate(results.groupby(["feature", "stage"], sort=False)):
-            part = part.sort_values("latent_dim")
-            st = plots.category_style(i)
-            ax.plot(part["latent_dim"], part[col], marker=st["marker"], color=st["color"],
-                    label=f"{feature}, {STAGE_NAMES[stage]}")
-        ax.set_xscale("log")
-        ax.set_xticks(dims, [str(d) for d in dims])
-        ax.minorticks_off()
-        ax.set_xlabel("latent size")
-        ax.set_ylabel(name)
-    axes[0, -1].legend(loc="best")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 __all__ = [
-    "COLUMNS", "EMBEDDING_COLUMNS", "ModelRun", "choose_k", "dcec_history", "embedding_table", "example_indices",
-    "feature_files", "latent_size_curve", "loss_curves", "mark_selected", "reconstruction_grid",
-    "reconstruction_mse", "run", "run_model", "training_log", "write_summaries",
+    "COLUMNS", "EMBEDDING_COLUMNS", "ModelRun", "choose_k", "embedding_table", "example_indices", "feature_files",
+    "input_dataset", "level_arrays", "mark_selected", "reconstruction_mse", "run", "run_model", "training_log",
+    "write_summaries",
 ]

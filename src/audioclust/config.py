@@ -77,6 +77,8 @@ class FeaturesConfig:
 class ParallelConfig:
     n_jobs: int = _f(2, min=-1)
     scheduler: str | None = None
+    batch_size: int = _f(16, min=1)
+    retries: int = _f(2, min=0)
 
 
 ViewFeature = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"]
@@ -111,6 +113,7 @@ class ViewsConfig:
     kinds: list[Literal["stats", "image"]] = _f(["stats", "image"])
     sources: list[Literal["npy", "png"]] = _f(["npy", "png"])
     max_bins: int = _f(128, min=1)
+    store: bool = True
     scale: Literal["standard", "minmax", "none"] = "standard"
     umap: int | None = _f(None, min=1)
     umap_neighbors: int = _f(15, min=2)
@@ -135,7 +138,10 @@ class ClusterConfig:
     k_max: int = _f(10, min=1)
     k_methods: list[KMethod] = _f(list(K_METHODS))
     gap_references: int = _f(10, min=1)
-    criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin"] = "silhouette"
+    criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin", "stability"] = "stability"
+    tune_criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin", "stability"] = "silhouette"
+    stability_resamples: int = _f(5, min=1)
+    stability_max_samples: int | None = _f(3000, min=10)
     tune: bool = True
     n_init: int = _f(10, min=1)
     fcm_m: float = _f(2.0, min=1.01)
@@ -145,25 +151,31 @@ class ClusterConfig:
     dbscan_min_samples: int = _f(5, min=1)
     hdbscan_min_cluster_size: int = _f(5, min=2)
     max_samples_quadratic: int = _f(5000, min=2)
+    max_samples_slow: int = _f(20000, min=2)
     silhouette_sample_size: int | None = _f(2000, min=2)
     grids: dict[str, dict[str, list[Any]]] = _f({})
     figures: bool = True
     tsne: bool = True
+    tsne_max_samples: int | None = _f(5000, min=10)
     kselect_max_samples: int | None = _f(1000, min=10)
     min_cluster_share: float = _f(0.1, min=0.0, max=1.0)
+    max_noise_share: float = _f(0.5, min=0.0, max=1.0)
 
 
 @dataclass
 class AutoencoderConfig:
     enabled: bool = True
     architecture: Literal["dcec", "conv4", "vae"] = "dcec"
-    features: list[FeatureKind] = _f(["mel"])
+    features: list[FeatureKind] = _f(["mel", "mfcc"])
     source: Literal["npy", "png"] = "npy"
     input_size: list[int] = _f([96, 48], min=1)
     scale: Literal["percentile", "minmax", "none"] = "percentile"
+    trim_db: float | None = _f(20.0, min=0.0)
+    per_file: dict[str, Literal["none", "peak", "meanvar"]] = _f(
+        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     latent_dims: list[int] = _f([10], min=1)
-    batch_size: int = _f(32, min=1)
-    max_epochs: int = _f(10, min=1)
+    batch_size: int = _f(64, min=1)
+    max_epochs: int = _f(25, min=1)
     patience: int = _f(3, min=1)
     min_delta: float = _f(1e-4, min=0.0)
     lr: float = _f(1e-3, min=1e-7, max=1.0)
@@ -173,10 +185,11 @@ class AutoencoderConfig:
     num_workers: int = _f(0, min=0)
     num_threads: int = _f(0, min=0)
     beta: float = _f(1.0, min=0.0)
-    update_interval: int = _f(100, min=1)
+    update_interval: int = _f(50, min=1)
     gamma: float = _f(0.1, min=0.0)
+    dcec_lr: float = _f(1e-4, min=1e-7, max=1.0)
     tol: float = _f(0.001, min=0.0, max=1.0)
-    max_iter: int = _f(500, min=1)
+    max_iter: int = _f(400, min=1)
     alpha: float = _f(1.0, min=1e-6)
     kmeans_n_init: int = _f(20, min=1)
 
@@ -222,6 +235,7 @@ class ReportConfig:
     thumbnail_feature: FeatureKind = "mel"
     thumbnail_size: list[int] = _f([128, 64], min=8, max=1024)
     n_members: int = _f(6, min=1)
+    max_files: int | None = _f(5000, min=10)
 
 
 @dataclass

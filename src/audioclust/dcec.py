@@ -36,23 +36,29 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .errors import AudioclustError, ConfigError, StageInputError
+from .features import fixed_size_image
 from .models import build_model
 from .storage import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 SCALE_RULES = ("percentile", "minmax", "none")
+PER_FILE = ("none", "peak", "meanvar")
+#: columns of :attr:`DCECResult.history`
+HISTORY_COLUMNS = ["iteration", "delta_label", "n_clusters", "loss", "recon", "kl"]
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage,
-# runner-only or speed-only keys): they are left out of the checkpoint hash
+# runner-only or speed-only keys) or whose effect is already in the data fingerprint
+# (the input preparation): they are left out of the checkpoint hash
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads",
-    "update_interval", "gamma", "tol", "max_iter", "alpha", "kmeans_n_init",
+    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init",
+    "input_size", "scale", "trim_db", "per_file",
 })
 
 
@@ -83,66 +89,94 @@ def load_feature(path: str | Path) -> np.ndarray:
 class FeaturesDataset(Dataset):
     """Feature arrays as fixed-size images ``(1, T, F)``, held in memory.
 
-    Each array of shape (n_bins, n_frames) is transposed so time comes first and
-    resized to ``size`` = (T, F) by bilinear interpolation (antialiased when shrinking).
+    Per file, :func:`audioclust.features.fixed_size_image` trims the array to its active
+    region (``trim_db``, decided on ``levels`` or on the array itself), normalises it
+    (``per_file``), puts time first and resizes it to ``size`` = (T, F) (bilinear,
+    antialiased when shrinking). A caller that has already done this (a feature store)
+    passes the (T, F) images with ``prepared=True``; only the scaling below is applied then.
 
     Scaling (one rule for the whole dataset, computed once over every pixel of every
-    resized image): ``scale="percentile"`` (default) maps the dataset's 1st percentile
-    to 0 and its 99th to 1 and clips to [0, 1]; ``"minmax"`` uses the dataset minimum
-    and maximum; ``"none"`` keeps the values; a pair ``(low, high)`` uses those values
-    (e.g. to scale a new set like a reference set). A single affine map keeps the level
-    differences between files (a quiet recording stays darker) that per-file
-    normalisation would erase; percentiles keep one outlier from squashing the range.
+    image): ``scale="percentile"`` (default) maps the dataset's 1st percentile to 0 and
+    its 99th to 1 and clips to [0, 1]; ``"minmax"`` uses the dataset minimum and maximum;
+    ``"none"`` keeps the values; a pair ``(low, high)`` uses those values (e.g. to scale a
+    new set like a reference set). One affine map keeps what differs between files after
+    the per-file step; percentiles keep one outlier from squashing the range.
 
     Parameters
     ----------
-    data : sequence of ndarray of shape (n_bins, n_frames), or of ``.npy``/``.png`` paths.
+    data : sequence of ndarray of shape (n_bins, n_frames), or of ``.npy``/``.png`` paths;
+        with ``prepared=True``, ndarrays of shape (T, F).
     size : (T, F), the image size (time × frequency).
     scale : ``"percentile"``, ``"minmax"``, ``"none"`` or ``(low, high)``.
     keys : optional names of the samples (e.g. ``label/stem``), in order; they enter
         :meth:`fingerprint`. Default: the paths when ``data`` holds paths (pass
         root-relative keys so that a moved project keeps its checkpoints).
+    levels : optional sequence of dB arrays of shape (n_ref_bins, n_frames) (or ``.npy``
+        paths), one per sample with its number of frames, that decide the active region
+        (e.g. the mel spectrogram when ``data`` is MFCC); default: each array itself.
+    trim_db : active region threshold in dB (None: every frame).
+    per_file : ``"none"``, ``"peak"`` or ``"meanvar"`` (see :func:`~audioclust.features.fixed_size_image`).
+    prepared : ``data`` already holds (T, F) images (``trim_db``, ``per_file``, ``levels`` unused).
 
     Attributes
     ----------
     images : Tensor of shape (n_samples, 1, T, F), float32, scaled.
     low, high : the values mapped onto 0 and 1 (None for ``scale="none"``).
-    shapes : list of the original (n_bins, n_frames).
+    shapes : list of the arrays' shapes as given ((n_bins, n_frames), or (T, F) when prepared).
 
     ``dataset[i]`` is ``(images[i], i)``: the index lets DCEC look up each sample's target.
     """
 
     def __init__(self, data: Sequence[np.ndarray | str | Path], size: Sequence[int] = (96, 48),
-                 scale: str | Sequence[float] = "percentile", keys: Sequence[str] | None = None) -> None:
+                 scale: str | Sequence[float] = "percentile", keys: Sequence[str] | None = None, *,
+                 levels: Sequence[np.ndarray | str | Path] | None = None, trim_db: float | None = None,
+                 per_file: str = "none", prepared: bool = False) -> None:
         if len(data) == 0:
             raise StageInputError("no feature arrays to train on: check that stage 03 wrote features with status ok")
         if len(size) != 2 or min(size) < 1:
             raise ConfigError(f"input size must be [T, F] with T, F >= 1, got {list(size)}")
         if keys is not None and len(keys) != len(data):
             raise ConfigError(f"{len(keys)} keys given for {len(data)} arrays: give one key per array")
+        if levels is not None and len(levels) != len(data):
+            raise ConfigError(f"{len(levels)} level arrays given for {len(data)} arrays: give one per array")
+        if per_file not in PER_FILE:
+            raise ConfigError(f"per_file {per_file!r} is not allowed; choose one of {', '.join(PER_FILE)}")
         self.size = (int(size[0]), int(size[1]))
         if keys is None and isinstance(data[0], (str, Path)):
             keys = [str(d) for d in data]
         self.keys = None if keys is None else list(keys)
-        arrays = [load_feature(d) if isinstance(d, (str, Path)) else np.asarray(d, dtype=np.float32) for d in data]
-        self.shapes = [tuple(int(n) for n in a.shape) for a in arrays]
-        self.images = torch.stack([self._resize(a) for a in arrays])
+        self.trim_db = None if trim_db is None or prepared else float(trim_db)
+        self.per_file = "none" if prepared else per_file
+        self.prepared = bool(prepared)
+        self.shapes: list[tuple[int, int]] = []
+        images = [self._image(d, None if levels is None else levels[i]) for i, d in enumerate(data)]
+        self.images = torch.from_numpy(np.stack(images))[:, None]
         self.low, self.high = self._scale_range(scale)
         if self.low is not None:
             self.images.sub_(self.low).div_(self.high - self.low).clamp_(0.0, 1.0)
         self.scale = scale if isinstance(scale, str) else [float(v) for v in scale]
         self._fingerprint: str | None = None
 
-    def _resize(self, array: np.ndarray) -> torch.Tensor:
-        """(n_bins, n_frames) → (1, T, F)."""
+    def _image(self, item: np.ndarray | str | Path, level: np.ndarray | str | Path | None) -> np.ndarray:
+        """One sample: (n_bins, n_frames) → (T, F), or a prepared (T, F) image checked."""
+        array = load_feature(item) if isinstance(item, (str, Path)) else np.asarray(item, dtype=np.float32)
         if array.ndim != 2 or array.size == 0:
             raise StageInputError(f"expected non-empty 2-D feature arrays (n_bins, n_frames), got shape {array.shape}")
         if not np.isfinite(array).all():
             raise StageInputError("a feature array holds NaN or infinite values: re-run stage 03 (extract) for it")
-        image = torch.from_numpy(np.ascontiguousarray(array.T))[None, None]
-        if image.shape[-2:] != self.size:
-            image = F.interpolate(image, size=self.size, mode="bilinear", align_corners=False, antialias=True)
-        return image[0]
+        self.shapes.append((int(array.shape[0]), int(array.shape[1])))
+        if self.prepared:
+            if array.shape != self.size:
+                raise StageInputError(f"a prepared image has shape {array.shape}, not the input size {self.size}")
+            return array
+        if level is not None:
+            level = load_feature(level) if isinstance(level, (str, Path)) else np.asarray(level, dtype=np.float32)
+        try:
+            return fixed_size_image(array, size=self.size, level_db=level, trim_db=self.trim_db,
+                                    per_file=self.per_file)
+        except ValueError as exc:
+            raise StageInputError(f"{exc}: re-run stage 03 (extract) so that every feature of a file has the "
+                                  "same frames") from exc
 
     def _scale_range(self, scale: str | Sequence[float]) -> tuple[float | None, float | None]:
         if isinstance(scale, str):
@@ -173,12 +207,15 @@ class FeaturesDataset(Dataset):
         return (1, *self.size)
 
     def fingerprint(self) -> str:
-        """16-hex hash of the keys, original shapes, size, scale rule and the scaled images
-        (computed once: the images are not meant to change after construction)."""
+        """16-hex hash of the keys, size, scale rule and the scaled images: what a model trains on.
+
+        The per-file steps enter through the images, so images prepared elsewhere
+        (``prepared=True``) and the same images prepared here share a fingerprint.
+        Computed once: the images are not meant to change after construction."""
         if self._fingerprint is None:
             h = hashlib.sha256()
-            h.update(json.dumps({"keys": self.keys, "shapes": self.shapes, "size": self.size,
-                                 "scale": self.scale, "low": self.low, "high": self.high}).encode())
+            h.update(json.dumps({"keys": self.keys, "size": self.size, "scale": self.scale,
+                                 "low": self.low, "high": self.high}).encode())
             h.update(self.images.numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
@@ -360,6 +397,7 @@ def train_autoencoder(
     ckpt_dir: str | Path,
     latent_dim: int | None = None,
     keys: Sequence[str] | None = None,
+    feature: str = "mel",
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[pl.Callback] = (),
     progress: bool = True,
@@ -374,21 +412,23 @@ def train_autoencoder(
     Parameters
     ----------
     model_name : ``dcec``, ``conv4`` or ``vae``.
-    data : a :class:`FeaturesDataset`, or arrays / paths to build one with ``cfg.input_size``
-        and ``cfg.scale`` (and ``keys``).
+    data : a :class:`FeaturesDataset`, or arrays / paths to build one with ``cfg.input_size``,
+        ``cfg.scale``, ``cfg.trim_db`` and ``cfg.per_file[feature]`` (and ``keys``).
     cfg : the ``autoencoder`` config section (:class:`audioclust.config.AutoencoderConfig`).
     seed : feeds ``seed_everything``, the split and the shuffling.
     log_dir : CSV and TensorBoard logs go to ``<log_dir>/<run name>/<hash>/``.
     ckpt_dir : folder of checkpoints.
     latent_dim : size of the embedding; default ``cfg.latent_dims[0]``.
     keys : sample names for the data fingerprint when ``data`` is not a dataset (ignored otherwise).
+    feature : the feature kind of ``data`` when it is not a dataset (its ``cfg.per_file`` entry).
     trainer_kwargs : extra ``pl.Trainer`` arguments (e.g. ``fast_dev_run=True``); part of the hash.
     callbacks : extra Lightning callbacks (e.g. timers), added to early stopping and checkpointing;
         not part of the hash, so they must not change the training.
     progress : show Lightning's progress bar.
     """
     dataset = data if isinstance(data, FeaturesDataset) else FeaturesDataset(
-        data, size=cfg.input_size, scale=cfg.scale, keys=keys)
+        data, size=cfg.input_size, scale=cfg.scale, keys=keys, trim_db=cfg.trim_db,
+        per_file=cfg.per_file.get(feature, "none"))
     latent_dim = int(cfg.latent_dims[0] if latent_dim is None else latent_dim)
     dm = FeaturesDataModule(dataset, batch_size=cfg.batch_size, val_fraction=cfg.val_fraction,
                             num_workers=cfg.num_workers, seed=seed)
@@ -409,13 +449,14 @@ def train_autoencoder(
     monitor = "val_loss" if dm.has_validation else "train_loss"
     module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
                                lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
+    module.model.init_output(float(dataset.images[dm.train_indices].mean()))
     staging = ckpt_dir / f".tmp-{run_name}_{params_hash}"
     shutil.rmtree(staging, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=staging, filename="best", monitor=monitor, mode="min", save_top_k=1)
     kwargs: dict[str, Any] = dict(
         max_epochs=cfg.max_epochs, accelerator="auto", devices=1,
         callbacks=[EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience, min_delta=cfg.min_delta),
-                   checkpoint, *callbacks],
+                   checkpoint, LearningRateMonitor(logging_interval="epoch"), *callbacks],
         logger=[CSVLogger(log_dir, name=run_name, version=params_hash),
                 TensorBoardLogger(log_dir, name=run_name, version=params_hash)],
         log_every_n_steps=1, enable_progress_bar=progress, enable_model_summary=False,
@@ -541,20 +582,28 @@ class DCECModule(pl.LightningModule):
     is below ``tol`` (after the first update) training stops. Loss per batch:
     MSE(x̂, x) + γ · KL(P_batch ‖ Q_batch) (``batchmean``), Adam.
 
+    Collapse guard: the self-training target favours confident clusters, and a weak
+    embedding can let some clusters empty out. When an update finds fewer than K
+    non-empty clusters, training stops and the weights, centres and labels of the last
+    update with K non-empty clusters are restored (``stopped_by = "collapse"``).
+
     Parameters
     ----------
     model : the autoencoder (trained in place: pass a copy to keep the original).
     centers : initial centres of shape (K, latent_dim), e.g. K-Means on the embedding.
     target_loader : loader over every sample in dataset order (for Q and P).
     initial_labels : labels of shape (n_samples,) the first update is compared with.
-    gamma, lr, update_interval, tol, alpha : see the ``autoencoder`` config section.
+    gamma, update_interval, tol, alpha : see the ``autoencoder`` config section.
+    lr : Adam learning rate (the config's ``dcec_lr``).
 
     Attributes
     ----------
     labels : ndarray of shape (n_samples,), the labels of the latest update.
-    history : list of dicts ``iteration, delta_label, loss, recon, kl`` (losses: mean
-        over the batches since the previous update; NaN at iteration 0).
-    stopped_by : ``"tol"`` or ``"max_iter"``.
+    history : list of dicts ``iteration, delta_label, n_clusters, loss, recon, kl``
+        (``n_clusters``: non-empty clusters; losses: mean over the batches since the
+        previous update, NaN at iteration 0).
+    stopped_by : ``"tol"``, ``"collapse"`` or ``"max_iter"``.
+    restored_iteration : the update restored by the collapse guard (None when not triggered).
     """
 
     def __init__(self, model: nn.Module, centers: np.ndarray, target_loader: DataLoader, initial_labels: np.ndarray,
@@ -569,8 +618,10 @@ class DCECModule(pl.LightningModule):
         self.labels = np.asarray(initial_labels).copy()
         self.history: list[dict[str, float]] = []
         self.stopped_by = "max_iter"
+        self.restored_iteration: int | None = None
         self._target: torch.Tensor | None = None
         self._since_update: list[tuple[float, float, float]] = []
+        self._last_full: tuple[int, dict[str, torch.Tensor], np.ndarray] | None = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, T, F) → (N, latent_dim)."""
@@ -594,21 +645,46 @@ class DCECModule(pl.LightningModule):
         delta = float(np.mean(labels != self.labels))
         self.labels = labels
         self._target = target_distribution(q)
+        n_clusters = len(np.unique(labels))
+        if n_clusters == q.shape[1]:
+            state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+            self._last_full = (int(self.global_step), state, labels)
         losses = np.array(self._since_update) if self._since_update else np.full((1, 3), np.nan)
         loss, recon, kl = losses.mean(axis=0)
-        self.history.append({"iteration": int(self.global_step), "delta_label": delta,
+        self.history.append({"iteration": int(self.global_step), "delta_label": delta, "n_clusters": n_clusters,
                              "loss": float(loss), "recon": float(recon), "kl": float(kl)})
         self._since_update = []
         log.debug("DCEC iteration %d: %.4f%% labels changed", self.global_step, 100 * delta)
         return delta
 
+    @property
+    def collapsed(self) -> bool:
+        """Whether the latest update left some of the K clusters empty."""
+        return bool(self.history) and self.history[-1]["n_clusters"] < len(self.clustering.centers)
+
+    def restore_last_full(self) -> None:
+        """Go back to the weights, centres and labels of the last update with K non-empty clusters."""
+        if self._last_full is None:
+            return
+        iteration, state, labels = self._last_full
+        self.load_state_dict(state)
+        self.labels = labels
+        self.restored_iteration = iteration
+        log.warning("DCEC: %d of %d clusters left at iteration %d; restored the state of iteration %d",
+                    self.history[-1]["n_clusters"], len(self.clustering.centers), self.global_step, iteration)
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.global_step % self.hparams.update_interval == 0:
             delta = self.update_targets()
-            if self.global_step > 0 and delta < self.hparams.tol:
+            if self.collapsed and self._last_full is not None:
+                self.restore_last_full()
+                self.stopped_by = "collapse"
+            elif self.global_step > 0 and delta < self.hparams.tol:
                 self.stopped_by = "tol"
-                self.trainer.should_stop = True
-                return -1
+            else:
+                return None
+            self.trainer.should_stop = True
+            return -1
         return None
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -632,14 +708,17 @@ class DCECModule(pl.LightningModule):
 class DCECResult:
     """What :func:`run_dcec` returns.
 
-    labels : ndarray (n_samples,), argmax of the final Q, in dataset order (some of the K
-        clusters may end up empty; a warning is logged then).
+    labels : ndarray (n_samples,), argmax of the final Q, in dataset order (K clusters
+        non-empty, unless the very first assignment already left one empty: a warning is
+        logged then).
     q : ndarray (n_samples, K), the final soft assignments.
     embedding : ndarray (n_samples, latent_dim), the final (fine-tuned) embedding.
     kmeans_labels : ndarray (n_samples,), the K-Means labels DCEC starts from.
-    history : DataFrame with columns ``iteration, delta_label, loss, recon, kl``.
-    stopped_by : ``"tol"`` or ``"max_iter"``.
-    iterations : batches trained.
+    history : DataFrame with :data:`HISTORY_COLUMNS` (``iteration, delta_label, n_clusters,
+        loss, recon, kl``), one row per target update, the collapsed one included.
+    stopped_by : ``"tol"``, ``"collapse"`` (the state of the last update with K non-empty
+        clusters was restored) or ``"max_iter"``.
+    iterations : batches trained up to the returned state (the restored update after a collapse).
     seconds : wall time of the K-Means initialisation and the training.
     module : the trained :class:`DCECModule`.
     """
@@ -670,7 +749,8 @@ def run_dcec(
     1. Embed every sample with a copy of ``autoencoder`` (the original is left untouched)
        and run K-Means (``n_init = cfg.kmeans_n_init``, ``random_state = seed``).
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
-       until fewer than ``cfg.tol`` of labels change between target updates, or
+       until fewer than ``cfg.tol`` of labels change between target updates, an update
+       leaves a cluster empty (the last state with K clusters is restored), or
        ``cfg.max_iter`` batches.
     3. Compute the final Q and labels over every sample.
 
@@ -680,7 +760,7 @@ def run_dcec(
     datamodule : the data (its ``full_dataloader``; the shuffling of DCEC batches is seeded
         by the datamodule's own seed).
     n_clusters : K, at least 2 and at most the number of samples.
-    cfg : the ``autoencoder`` config section (``gamma``, ``lr``, ``update_interval``, ``tol``,
+    cfg : the ``autoencoder`` config section (``gamma``, ``dcec_lr``, ``update_interval``, ``tol``,
         ``max_iter``, ``alpha``, ``kmeans_n_init``, ``num_threads``).
     seed : feeds ``seed_everything``, K-Means and the shuffling.
     log_dir : CSV logs (per-step losses) go to ``<log_dir>/dcec_k<K>_s<seed>/``; None: no logs.
@@ -700,7 +780,7 @@ def run_dcec(
         z = embed(model, datamodule)
         km = KMeans(n_clusters=n_clusters, n_init=cfg.kmeans_n_init, random_state=seed).fit(z)
         module = DCECModule(model, km.cluster_centers_, datamodule.full_dataloader(), km.labels_,
-                            gamma=cfg.gamma, lr=cfg.lr, update_interval=cfg.update_interval, tol=cfg.tol,
+                            gamma=cfg.gamma, lr=cfg.dcec_lr, update_interval=cfg.update_interval, tol=cfg.tol,
                             alpha=cfg.alpha)
         kwargs: dict[str, Any] = dict(
             max_steps=cfg.max_iter, max_epochs=-1, accelerator="auto", devices=1,
@@ -712,21 +792,25 @@ def run_dcec(
         trainer = pl.Trainer(**kwargs)
         trainer.fit(module, train_dataloaders=datamodule.full_dataloader(shuffle=True))
         module.to("cpu")
-        if module.stopped_by != "tol":
+        if module.stopped_by == "max_iter":
             module.update_targets()  # the final labels and their change since the last update
+            if module.collapsed:
+                module.restore_last_full()
+                module.stopped_by = "collapse"
         q = module.soft_assignments()
         final_z = embed(module, datamodule)
     seconds = time.perf_counter() - start
-    history = pd.DataFrame(module.history, columns=["iteration", "delta_label", "loss", "recon", "kl"])
+    history = pd.DataFrame(module.history, columns=HISTORY_COLUMNS)
     log.info("DCEC k=%d: stopped by %s after %d iterations (%.1f s); last label change %.4f%%",
              n_clusters, module.stopped_by, trainer.global_step, seconds, 100 * history["delta_label"].iloc[-1])
     labels = q.argmax(dim=1).numpy()
     if len(np.unique(labels)) < n_clusters:
         log.warning("DCEC k=%d: only %d clusters are non-empty (a weakly trained autoencoder gives near-uniform "
                     "soft assignments); train longer or check the embedding", n_clusters, len(np.unique(labels)))
+    iterations = trainer.global_step if module.restored_iteration is None else module.restored_iteration
     return DCECResult(labels=labels, q=q.numpy(), embedding=final_z,
                       kmeans_labels=np.asarray(km.labels_), history=history, stopped_by=module.stopped_by,
-                      iterations=int(trainer.global_step), seconds=seconds, module=module)
+                      iterations=int(iterations), seconds=seconds, module=module)
 
 
 __all__ = [

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.optimize import linear_sum_assignment
 
 from .storage import write_bytes
@@ -381,4 +382,131 @@ def membership_histogram(u: np.ndarray, title: str = "") -> Figure:
     ax.set_ylabel("files")
     ax.legend(loc="upper left")
     ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- autoencoder (stage 05)
+
+@styled
+def loss_curves(metrics: pd.DataFrame, title: str = "") -> Figure:
+    """Training and validation loss per epoch from a Lightning CSV log.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        ``metrics.csv`` of :class:`pytorch_lightning.loggers.CSVLogger`: ``epoch`` and
+        ``train_loss`` / ``val_loss`` (epoch means; one of them per line).
+    """
+    fig, axes = new_figure(width=4.0, height=2.8)
+    ax = axes[0, 0]
+    for color, (col, name) in zip((LINE, MARK),
+                                  (("train_loss", "training"), ("val_loss", "validation"))):
+        if col in metrics.columns and metrics[col].notna().any():
+            per_epoch = metrics.dropna(subset=[col]).groupby("epoch")[col].last()
+            ax.plot(per_epoch.index + 1, per_epoch.to_numpy(), marker="o", color=color, label=name)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE per pixel)")
+    ax.legend(loc="upper right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def reconstruction_grid(rows: dict[str, Any], names: list[str], title: str = "") -> Figure:
+    """Images side by side: one column per example, one row per version (input, reconstructions).
+
+    Parameters
+    ----------
+    rows : dict name -> array (or tensor) of shape (n_examples, 1, T, F) or (n_examples, T, F)
+        Drawn time along x, frequency (bin 0 at the bottom) along y, all on the colour
+        range of the first row.
+    names : the examples' titles (length n_examples).
+    """
+    arrays = {name: np.asarray(images, dtype=np.float32).reshape(len(names), *np.shape(images)[-2:])
+              for name, images in rows.items()}
+    first = next(iter(arrays.values()))
+    vmin, vmax = float(first.min()), float(first.max())
+    fig, axes = new_figure(len(arrays), len(names), width=1.5, height=1.3)
+    for r, (row_name, images) in enumerate(arrays.items()):
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            ax.imshow(images[c].T, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap=SEQUENTIAL)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if r == 0:
+                ax.set_title(name)
+            if c == 0:
+                ax.set_ylabel(row_name)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def dcec_history(history: pd.DataFrame, tol: float, title: str = "") -> Figure:
+    """DCEC per target update: share of labels changed (stop threshold dashed), MSE and KL.
+
+    Updates that left a cluster empty (the collapse guard's trigger) are crossed in the first panel.
+
+    Parameters
+    ----------
+    history : DataFrame with ``iteration, delta_label, n_clusters, loss, recon, kl``
+        (:attr:`audioclust.dcec.DCECResult.history`; ``n_clusters`` optional).
+    tol : the stop threshold (a share).
+    """
+    fig, axes = new_figure(1, 3, width=2.6, height=2.4)
+    x = history["iteration"].to_numpy()
+    ax = axes[0, 0]
+    delta = 100 * history["delta_label"].to_numpy()
+    ax.plot(x, delta, marker="o", color=LINE)
+    if "n_clusters" in history.columns:
+        lost = (history["n_clusters"] < history["n_clusters"].max()).to_numpy()
+        if lost.any():
+            ax.plot(x[lost], delta[lost], linestyle="none", marker="X", markersize=8, color=MARK,
+                    label="a cluster emptied")
+    ax.axhline(100 * tol, color="black", linestyle="--", linewidth=0.8, label=f"tol {100 * tol:g} %")
+    ax.set_ylabel("labels changed (%)")
+    ax.legend(loc="upper right")
+    for ax, (col, name, color) in zip(axes[0, 1:], (("recon", "reconstruction MSE", LINE),
+                                                   ("kl", "KL(P‖Q)", MARK))):
+        ax.plot(x, history[col].to_numpy(), marker="o", color=color)
+        ax.set_ylabel(f"{name} (mean since last update)")
+    for ax in axes[0]:
+        ax.set_xlabel("iteration (batches)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def latent_size_curve(results: pd.DataFrame, names: dict[str, str] | None = None, title: str = "") -> Figure:
+    """Reconstruction MSE (and NMI when there are labels) against the latent size, per feature and stage.
+
+    Parameters
+    ----------
+    results : the stage-05 results (``feature, stage, latent_dim, recon_mse, nmi``).
+    names : how the legend names each stage (default: the stage itself).
+    """
+    with_nmi = results["nmi"].notna().any()
+    fig, axes = new_figure(1, 2 if with_nmi else 1, width=3.6, height=2.8)
+    dims = sorted(results["latent_dim"].unique())
+    panels = [("recon_mse", "reconstruction MSE (all files)")] + ([("nmi", "NMI")] if with_nmi else [])
+    for ax, (col, name) in zip(axes[0], panels):
+        for i, ((feature, stage), part) in enumerate(results.groupby(["feature", "stage"], sort=False)):
+            part = part.sort_values("latent_dim")
+            st = category_style(i)
+            ax.plot(part["latent_dim"], part[col], marker=st["marker"], color=st["color"],
+                    label=f"{feature}, {(names or {}).get(stage, stage)}")
+        ax.set_xscale("log")
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.minorticks_off()
+        ax.set_xlabel("latent size")
+        ax.set_ylabel(name)
+    axes[0, -1].legend(loc="best")
+    if title:
+        fig.suptitle(title)
     return fig

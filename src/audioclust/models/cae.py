@@ -60,6 +60,16 @@ class Autoencoder(nn.Module):
         z = self.encode(x)
         return self.decode(z), z
 
+    @torch.no_grad()
+    def init_output(self, mean: float) -> None:
+        """Set the bias of the decoder's last layer to ``mean`` (the training images' mean pixel).
+
+        A fresh decoder outputs about 0, so the first epochs would only learn the mean
+        image level; starting from it, training goes straight to the image structure.
+        """
+        last = [m for m in self.decoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+        last.bias.fill_(float(mean))
+
     def training_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"loss", "recon"}``: mean squared reconstruction error of ``x`` (N, 1, T, F)."""
         x_hat = self(x)[0]
