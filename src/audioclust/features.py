@@ -431,6 +431,58 @@ def read_png(data: Any) -> np.ndarray:
         return np.asarray(img.convert("L"))
 
 
+# --------------------------------------------------------------------------- per-file region and normalisation
+
+#: a row whose spread over time is below this is only centred by ``meanvar`` (not blown up)
+STD_FLOOR = 1e-6
+
+
+def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
+    """The active region of a file: first..last frame whose loudest bin is within ``top_db`` of the loudest frame.
+
+    Parameters
+    ----------
+    level_db : ndarray of shape (n_bins, n_frames)
+        A feature in dB (mel or spectrogram).
+    top_db : float or None
+        None: every frame.
+
+    Returns
+    -------
+    slice of frames (``slice(None)`` when nothing is trimmed).
+    """
+    if top_db is None or level_db.shape[1] == 0:
+        return slice(None)
+    loudest = np.nanmax(level_db, axis=0) if np.isfinite(level_db).any() else np.zeros(level_db.shape[1])
+    keep = np.flatnonzero(loudest >= np.nanmax(loudest) - top_db)
+    if keep.size == 0:
+        return slice(None)
+    return slice(int(keep[0]), int(keep[-1]) + 1)
+
+
+def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
+    """Normalise each row over time: ``none``, ``mean`` (subtract its mean) or ``meanvar`` (and divide by its std).
+
+    A row whose std is below :data:`STD_FLOOR` is only centred (it becomes 0).
+
+    Parameters
+    ----------
+    array : ndarray of shape (n_bins, n_frames)
+
+    Returns
+    -------
+    ndarray of shape (n_bins, n_frames), float32
+    """
+    if mode == "none":
+        return array
+    a = array.astype(np.float64)
+    a = a - a.mean(axis=1, keepdims=True)
+    if mode == "meanvar":
+        std = a.std(axis=1, keepdims=True)
+        a = a / np.where(std > STD_FLOOR, std, 1.0)
+    return a.astype(np.float32)
+
+
 # --------------------------------------------------------------------------- autoencoder input
 
 def fixed_size_image(
@@ -448,7 +500,7 @@ def fixed_size_image(
 
     1. Trim (``trim_db`` not None): keep the first..last frame whose loudest bin in
        ``level_db`` (default: ``array`` itself, which must then be in dB) is within
-       ``trim_db`` of the loudest frame — the rule of :func:`audioclust.views.active_frames`.
+       ``trim_db`` of the loudest frame (:func:`active_frames`).
        Silence before and after the sound no longer decides how it is stretched.
     2. Normalise over the kept frames: ``none``; ``peak`` subtracts the image's maximum
        (a dB feature becomes dB re the file's loudest bin: the recording level is gone,
@@ -486,15 +538,11 @@ def fixed_size_image(
         ref = a if level_db is None else np.asarray(level_db, dtype=np.float64)
         if ref.ndim != 2 or ref.shape[1] != a.shape[1]:
             raise ValueError(f"level_db of shape {ref.shape} does not match the {a.shape[1]} frames of the array")
-        loudest = ref.max(axis=0)
-        keep = np.flatnonzero(loudest >= loudest.max() - trim_db)
-        a = a[:, keep[0]:keep[-1] + 1]
+        a = a[:, active_frames(ref, trim_db)]
     if per_file == "peak":
         a = a - a.max()
     elif per_file == "meanvar":
-        a = a - a.mean(axis=1, keepdims=True)
-        std = a.std(axis=1, keepdims=True)
-        a = a / np.where(std > 1e-6, std, 1.0)
+        a = normalise_per_file(a, "meanvar")
     elif per_file != "none":
         raise ValueError(f"per_file must be 'none', 'peak' or 'meanvar', got {per_file!r}")
     image = np.ascontiguousarray(a.T, dtype=np.float32)

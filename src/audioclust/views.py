@@ -67,7 +67,8 @@ from .datasets import label_folder
 from .errors import StageInputError
 from . import feature_store
 from .feature_store import FeatureStore
-from .features import DESCRIPTORS, fixed_size_image, from_image, read_png, to_image
+from .features import (DESCRIPTORS, active_frames, fixed_size_image, from_image, normalise_per_file, read_png,
+                       to_image)
 from .paths import ProjectPaths
 from .storage import atomic_path
 
@@ -82,8 +83,6 @@ AE_KIND = "ae"
 SOURCE_NAMES = {"npy": "Arrays", "png": "Images", "csv": "Table"}
 #: features in dB that can decide the active region, in order of preference
 TRIM_REFERENCES: tuple[str, ...] = ("mel", "spectrogram")
-#: a row whose spread over time is below this is only centred by ``meanvar`` (not blown up)
-STD_FLOOR = 1e-6
 _CACHE_VERSION = 1
 
 
@@ -218,52 +217,6 @@ def pool_bins(array: np.ndarray, max_bins: int) -> np.ndarray:
     sums = np.add.reduceat(array, starts, axis=0, dtype=np.float64)
     counts = np.diff(np.append(starts, n_bins))[:, None]
     return (sums / counts).astype(np.float32)
-
-
-def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
-    """The active region of a file: first..last frame whose loudest bin is within ``top_db`` of the loudest frame.
-
-    Parameters
-    ----------
-    level_db : ndarray of shape (n_bins, n_frames)
-        A feature in dB (mel or spectrogram).
-    top_db : float or None
-        None: every frame.
-
-    Returns
-    -------
-    slice of frames (``slice(None)`` when nothing is trimmed).
-    """
-    if top_db is None or level_db.shape[1] == 0:
-        return slice(None)
-    loudest = np.nanmax(level_db, axis=0) if np.isfinite(level_db).any() else np.zeros(level_db.shape[1])
-    keep = np.flatnonzero(loudest >= np.nanmax(loudest) - top_db)
-    if keep.size == 0:
-        return slice(None)
-    return slice(int(keep[0]), int(keep[-1]) + 1)
-
-
-def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
-    """Normalise each row over time: ``none``, ``mean`` (subtract its mean) or ``meanvar`` (and divide by its std).
-
-    A row whose std is below :data:`STD_FLOOR` is only centred (it becomes 0).
-
-    Parameters
-    ----------
-    array : ndarray of shape (n_bins, n_frames)
-
-    Returns
-    -------
-    ndarray of shape (n_bins, n_frames), float32
-    """
-    if mode == "none":
-        return array
-    a = array.astype(np.float64)
-    a = a - a.mean(axis=1, keepdims=True)
-    if mode == "meanvar":
-        std = a.std(axis=1, keepdims=True)
-        a = a / np.where(std > STD_FLOOR, std, 1.0)
-    return a.astype(np.float32)
 
 
 def resample_frames(array: np.ndarray, n_frames: int) -> np.ndarray:
