@@ -378,13 +378,15 @@ def _compute(job: _Job, settings: _Settings, vectors: dict[str, np.ndarray | Non
         else:
             features, desc = analyse(y, sr=sr, cfg=cfg.features, cutoff=cfg.audio.cutoff)
             label, stem = job.key.split("/", 1)
+            images = {}
             for kind, array in features.items():
                 write_npy(paths.feature_file(kind, label, stem, ".npy"), array)
                 if cfg.features.png:
                     vmin, vmax = cfg.features.png_ranges[kind]
-                    write_bytes(paths.feature_file(kind, label, stem, ".png"),
-                                png_bytes(to_image(array, vmin=vmin, vmax=vmax)))
-            vectors.update(vectors_of_features(cfg, features, list(settings.store_specs)))
+                    images[kind] = to_image(array, vmin=vmin, vmax=vmax)
+                    write_bytes(paths.feature_file(kind, label, stem, ".png"), png_bytes(images[kind]))
+            # the PNGs' images serve the store's "Images" views too: no second mapping per file
+            vectors.update(vectors_of_features(cfg, features, list(settings.store_specs), images))
             row = _row(job, "ok", n_frames=1 + len(y) // cfg.features.hop_length, **desc)
         # last: only now may a re-run trust the files above
         Markers(_marker_folder(paths), settings.params_hash).put(job.key, {**row, "source": source})

@@ -500,17 +500,19 @@ def file_vectors(cfg: Config, arrays: dict[str, np.ndarray | None],
     return out
 
 
-def vectors_of_features(cfg: Config, features: dict[str, np.ndarray],
-                        specs: list[ViewSpec]) -> dict[str, np.ndarray | None]:
+def vectors_of_features(cfg: Config, features: dict[str, np.ndarray], specs: list[ViewSpec],
+                        images: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray | None]:
     """Every store vector of one file from its freshly computed feature arrays (stage 03's workers).
 
     The PNG ("Images") source is the 8-bit image the file's PNG holds, mapped back to values:
-    exactly what reading the PNG gives.
+    exactly what reading the PNG gives. ``images`` (kind -> :func:`~audioclust.features.to_image`
+    of the array) are those already made for the PNG files; a kind missing there is mapped here.
 
     Returns
     -------
     dict ``view name -> ndarray of shape (dim,)`` float32, or None.
     """
+    images = images or {}
     out: dict[str, np.ndarray | None] = {}
     for source in SOURCES:
         group = [s for s in specs if s.source == source]
@@ -520,9 +522,14 @@ def vectors_of_features(cfg: Config, features: dict[str, np.ndarray],
         if source == "npy":
             arrays: dict[str, np.ndarray | None] = {k: features.get(k) for k in kinds}
         else:
-            ranges = {k: dict(zip(("vmin", "vmax"), cfg.features.png_ranges[k])) for k in kinds if k in features}
-            arrays = {k: None if k not in features else from_image(to_image(features[k], **ranges[k]), **ranges[k])
-                      for k in kinds}
+            arrays = {}
+            for k in kinds:
+                if k not in features:
+                    arrays[k] = None
+                    continue
+                vmin, vmax = cfg.features.png_ranges[k]
+                image = images[k] if k in images else to_image(features[k], vmin=vmin, vmax=vmax)
+                arrays[k] = from_image(image, vmin=vmin, vmax=vmax)
         out.update({spec.name: vec for spec, vec in file_vectors(cfg, arrays, group).items()})
     return out
 
