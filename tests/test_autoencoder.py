@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from audioclust import autoencoder
+from audioclust import autoencoder, report
 from audioclust.cli import STAGES, run_stage
 from audioclust.config import load_config
 from audioclust.datasets import generate_demo
@@ -132,16 +132,24 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     assert "latent_size.png" not in figures                       # one latent size only
 
     # stage 04 runs, then stage 05 again: checkpoint reused (nothing retrained), same labels, summary extended
-    run_stage("cluster", load_config(demo.root, "demo", overrides={
+    cluster_cfg = load_config(demo.root, "demo", overrides={
         "views.features": ["mel"], "views.kinds": ["stats"], "views.sources": ["npy"], "cluster.algorithms": ["kmeans"],
-        "cluster.k": 7, "cluster.figures": False, "parallel.n_jobs": 1}), demo)
+        "cluster.k": 7, "cluster.figures": False, "parallel.n_jobs": 1})
+    run_stage("cluster", cluster_cfg, demo)
     mtime = ckpt.stat().st_mtime_ns
     for _ in range(2):                                             # twice: the summary must not grow twice
         again = autoencoder.run(config(demo), demo)
     assert again["reused"].all() and ckpt.stat().st_mtime_ns == mtime
     assert list(again["train_s"]) == list(saved["train_s"]) and list(again["epochs"]) == [3, 3]
     assert pd.read_csv(out / "labels.csv", dtype={"stem": str, "label": str}).equals(labels)
+    _check_summary_with_autoencoder_rows(demo, saved)
+    # stage 04 again, after stage 05: the summary keeps stage 05's rows
+    run_stage("cluster", cluster_cfg, demo)
+    _check_summary_with_autoencoder_rows(demo, saved)
+    assert (out / "summary.md").read_text().count("## Autoencoder embeddings") == 1
 
+
+def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame) -> None:
     summary = demo.results / "clustering"
     md = (summary / "summary.md").read_text()
     table = md.split("\n\n")[1]                                   # the main table, after the heading
@@ -158,7 +166,6 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     tex = (summary / "summary.tex").read_text()
     assert tex.count(r"\begin{table}") == 2 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
     assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
-    assert (out / "summary.md").read_text().count("## Autoencoder embeddings") == 1
 
 
 def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
@@ -212,7 +219,7 @@ def test_mark_selected_and_embedding_table():
         "type": ["t1", "t1", "t2", "t3"], "nmi": [0.1, 0.2, 0.3, 0.4], "acc": [0.5, 0.6, 0.7, 0.8]})
     autoencoder.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, False]   # one cluster and NaN are not eligible
-    table = autoencoder.embedding_table(results)
+    table = report.embedding_table(results)
     assert list(table.columns) == ["Feature", "Embedding", "NMI", "ACC"]
     assert table["Embedding"].tolist() == ["t1 + K-Means", "t1 + DCEC", "t2 + DCEC", "t3 + K-Means"]
 

@@ -38,10 +38,10 @@ Outputs in ``results/<name>/autoencoder/``:
 - ``embeddings/<view>/pretrained.npy`` and ``dcec.npy`` (n_files, latent_dim) float32 and
   ``dcec_q.npy`` (n_files, k), rows in ``labels.csv`` order;
 - ``k_selection.csv`` when k is estimated;
-- ``summary.csv|md|tex`` (:func:`audioclust.report.write_summary`) followed by the
-  original study's *Feature | Embedding | NMI | ACC* table; the same rows and table are
-  added to stage 04's ``results/<name>/clustering/summary.*`` when stage 04 has run
-  (regenerated from its ``results.csv`` each time, so re-runs add nothing twice);
+- ``summary.csv|md|tex`` followed by the original study's *Feature | Embedding | NMI | ACC*
+  table; the same rows and table are added to stage 04's ``results/<name>/clustering/summary.*``
+  (:func:`audioclust.report.write_summaries`, which stage 04 calls too, so either order of
+  the stages gives the same tables);
 - ``figures/`` (PNG 300 dpi + PDF, when ``cluster.figures``): loss curves,
   input/reconstruction grid, 2-D projections (PCA; t-SNE too when ``cluster.tsne``) by
   cluster and by label, contingency tables, DCEC history, k selection, and
@@ -80,22 +80,19 @@ from .features import from_image, read_png
 from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
-from .report import latex_table, markdown_table, summary_table, write_summary
+from .report import STAGE_NAMES, autoencoder_criterion, write_summaries
 from .storage import read_json, write_csv, write_npy, write_text
 from .views import SOURCE_NAMES, TRIM_REFERENCES, embed_2d, read_table, stored_ae_images
 
 log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
-#: how the Embedding column of the summary names each stage
-STAGE_NAMES = {"ae_kmeans": "K-Means", "dcec": "DCEC"}
 COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "architecture", "latent_dim", "stage", "algorithm",
     "k", "k_source", "n_clusters", "params", "status", "reason", "selected", *EXTERNAL, *INTERNAL,
     "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     "n_samples", "n_dims", "checkpoint",
 ]
-EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
 #: examples shown in the input/reconstruction grid
 N_EXAMPLES = 6
 
@@ -192,16 +189,14 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
                 _model_figures(cfg, paths, model, labels, labelled, out / "figures")
 
     results = pd.DataFrame(rows, columns=COLUMNS)
-    # stability re-fits the clusterer on sub-samples, which DCEC's cannot be: the autoencoder's
-    # rows are compared by the criterion that compares grid points within one view
-    criterion = cfg.cluster.tune_criterion if cfg.cluster.criterion == "stability" else cfg.cluster.criterion
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     mark_selected(results, criterion)
     write_csv(out / "results.csv", results)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
-    write_summaries(results, paths, criterion, classical_criterion=cfg.cluster.criterion)
+    write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
         plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES), out / "figures" / "latent_size")
     _log_summary(results, criterion)
@@ -420,89 +415,6 @@ def _write_embeddings(folder: Path, model: ModelRun) -> None:
     write_npy(folder / "dcec_q.npy", model.dcec.q.astype(np.float32))
 
 
-# --------------------------------------------------------------------------- summary tables
-
-def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The original study's table: one row per autoencoder result.
-
-    Returns
-    -------
-    DataFrame with :data:`EMBEDDING_COLUMNS` (*Feature | Embedding | NMI | ACC*), e.g.
-    ``mel | dcec autoencoder z=10 (Arrays) + DCEC | 0.61 | 0.55``.
-    """
-    ok = results[results["status"] == "ok"]
-    return pd.DataFrame([{"Feature": r["feature"], "Embedding": f"{r['type']} + {STAGE_NAMES[r['stage']]}",
-                          "NMI": float(r["nmi"]), "ACC": float(r["acc"])} for _, r in ok.iterrows()],
-                        columns=EMBEDDING_COLUMNS)
-
-
-def write_summaries(results: pd.DataFrame, paths: ProjectPaths, criterion: str,
-                    classical_criterion: str | None = None) -> list[Path]:
-    """Stage 05's summary, and its rows added to stage 04's summary when stage 04 has run.
-
-    ``results/<name>/autoencoder/summary.*`` is :func:`audioclust.report.write_summary` of
-    ``results`` followed by the *Feature | Embedding | NMI | ACC* section. When
-    ``results/<name>/clustering/results.csv`` exists, stage 04's summary is rewritten from
-    it with :func:`~audioclust.report.write_summary` (as stage 04 writes it), then the
-    autoencoder's summary rows are added to its table (CSV, Markdown and LaTeX) and the
-    same section appended, so a re-run never adds them twice.
-
-    ``criterion`` made the autoencoder's ``selected`` rows, ``classical_criterion`` (default: the
-    same) stage 04's.
-
-    Returns
-    -------
-    the summary paths written (csv, md, tex of each folder).
-    """
-    dataset = paths.dataset
-    own = paths.results / "autoencoder"
-    written = write_summary(results, own, criterion=criterion, dataset=dataset, stage="autoencoder")
-    _append_section(own, results, dataset)
-    classical_csv = paths.results / "clustering" / "results.csv"
-    if not classical_csv.is_file():
-        log.info("autoencoder: stage 04 has not run (no %s); run `audioclust cluster` and then this stage again "
-                 "to add the autoencoder rows to its summary", paths.rel(classical_csv))
-        return written
-    classical = pd.read_csv(classical_csv, keep_default_na=True)
-    folder = classical_csv.parent
-    classical_criterion = classical_criterion or criterion
-    written += write_summary(classical, folder, criterion=classical_criterion, dataset=dataset)
-    base, extra = summary_table(classical, classical_criterion), summary_table(results, criterion)
-    _insert_rows(folder, base, extra)
-    _append_section(folder, results, dataset)
-    return written
-
-
-def _insert_rows(folder: Path, base: pd.DataFrame, extra: pd.DataFrame) -> None:
-    """Add ``extra`` rows to the table of ``summary.csv|md|tex`` that :func:`write_summary` wrote from ``base``."""
-    combined = pd.concat([base, extra], ignore_index=True) if len(base) else extra
-    write_csv(folder / "summary.csv", combined)
-    for suffix, render in ((".md", markdown_table), (".tex", latex_table)):
-        path = folder / f"summary{suffix}"
-        text, old = path.read_text(encoding="utf-8"), render(base)
-        if old in text:
-            text = text.replace(old, render(combined), 1)
-        else:  # the writer's layout changed: keep its file and add the rows as a table of their own
-            log.warning("autoencoder: the table of %s was not found; its rows follow as a separate table", path.name)
-            text += "\n" + render(extra)
-        write_text(path, text)
-
-
-def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
-    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``."""
-    table = embedding_table(results)
-    md = folder / "summary.md"
-    notes = (f"Rows of type *… autoencoder z=…* come from stage 05 (results/{dataset}/autoencoder/results.csv): "
-             "K-Means on the pre-trained embedding, and DCEC's clustering stage started from those centres; their "
-             "label-free row is chosen among the autoencoder rows.")
-    write_text(md, md.read_text(encoding="utf-8") + "\n## Autoencoder embeddings\n\n" + markdown_table(table)
-               + f"\n{notes}\n")
-    tex = folder / "summary.tex"
-    write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
-        table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
-        label=f"tab:autoencoder-embeddings-{dataset}"))
-
-
 def _log_summary(results: pd.DataFrame, criterion: str) -> None:
     for _, r in results.iterrows():
         log.info("%s: k=%d, %s=%.3f, NMI=%s, ACC=%s; %s%d epochs (%.1f s), recon MSE %.5f%s", r["id"], r["k"],
@@ -586,7 +498,6 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
-    "COLUMNS", "EMBEDDING_COLUMNS", "ModelRun", "choose_k", "embedding_table", "example_indices", "feature_files",
-    "input_dataset", "level_arrays", "mark_selected", "reconstruction_mse", "run", "run_model", "training_log",
-    "write_summaries",
+    "COLUMNS", "ModelRun", "choose_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
+    "mark_selected", "reconstruction_mse", "run", "run_model", "training_log",
 ]

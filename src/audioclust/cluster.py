@@ -50,8 +50,8 @@ Large collections
 Outputs in ``results/<name>/clustering/``: ``results.csv`` (one row per view × algorithm),
 ``labels.csv`` (``stem, label`` and one column of cluster labels per row ``id``),
 ``grids.csv`` (every grid point tried), ``k_selection.csv`` (when k is estimated),
-``summary.csv|md|tex`` (:func:`audioclust.report.write_summary`) and ``figures/`` (PNG +
-PDF, :mod:`audioclust.plots`).
+``summary.csv|md|tex`` (:func:`audioclust.report.write_summaries`: with stage 05's rows when
+it has run) and ``figures/`` (PNG + PDF, :mod:`audioclust.plots`).
 
 Views are clustered in parallel, one view per process (``parallel.n_jobs``), each process
 with one BLAS/OpenMP thread.
@@ -81,7 +81,7 @@ from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores
 from .parallel import parallel_map
 from .paths import ProjectPaths
-from .report import write_summary
+from .report import write_summaries
 from .storage import write_csv
 from .views import View, ViewSpec, build_views, embed_2d, read_table
 
@@ -160,7 +160,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
 
     mark_selected(results, cfg.cluster.criterion)
     _write_tables(results, fitted, grids, kselect, table, out)
-    write_summary(results, out, criterion=cfg.cluster.criterion, dataset=paths.dataset)
+    write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
         with threadpool_limits(limits=1):
             _figures(cfg, results, {v.spec.name: v for v in views}, fitted, kselect, labels, labelled,

@@ -9,12 +9,17 @@ Algorithm | k | NMI | ACC | Choice* — from a stage's ``results.csv``: for each
 label-free selected row and, marked ``best by NMI (uses labels)``, the row with the
 highest NMI.
 
+:func:`write_summaries` writes both stages' summaries from their ``results.csv`` files:
+stage 04's table gains stage 05's rows and its *Feature | Embedding | NMI | ACC* section
+whichever stage ran last, so re-running one stage never drops the other's rows.
+
 This module reads result tables only and imports no stage module, so the stages
 (``cluster``, ``autoencoder``) may use its writers.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,9 +27,15 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .paths import ProjectPaths
 from .storage import write_csv, write_text
 
+log = logging.getLogger(__name__)
+
 SELECTED = "label-free ({criterion})"
+#: how the Embedding column of the summary names each autoencoder stage
+STAGE_NAMES = {"ae_kmeans": "K-Means", "dcec": "DCEC"}
+EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
 BEST = "best by NMI (uses labels)"
 MISSING = "–"
 
@@ -210,3 +221,96 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
                f"and the best result by NMI (uses labels).")
     return write_table(table, Path(folder) / "summary", caption=caption, label=f"tab:{stage}-{dataset}",
                        title=f"{stage.capitalize()} summary: {dataset}", notes=notes)
+
+
+# --------------------------------------------------------------------------- summary tables
+
+def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The original study's table: one row per autoencoder result.
+
+    Returns
+    -------
+    DataFrame with :data:`EMBEDDING_COLUMNS` (*Feature | Embedding | NMI | ACC*), e.g.
+    ``mel | dcec autoencoder z=10 (Arrays) + DCEC | 0.61 | 0.55``.
+    """
+    ok = results[results["status"] == "ok"]
+    return pd.DataFrame([{"Feature": r["feature"], "Embedding": f"{r['type']} + {STAGE_NAMES[r['stage']]}",
+                          "NMI": float(r["nmi"]), "ACC": float(r["acc"])} for _, r in ok.iterrows()],
+                        columns=EMBEDDING_COLUMNS)
+
+
+def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
+    """The criterion that marks stage 05's ``selected`` rows, given stage 04's two.
+
+    Stability re-fits the clusterer on sub-samples, which DCEC's cannot be: then the
+    autoencoder's rows are compared by the criterion that compares grid points within one view.
+    """
+    return tune_criterion if criterion == "stability" else criterion
+
+
+def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) -> list[Path]:
+    """Both stages' ``summary.csv|md|tex``, from the ``results.csv`` files that exist.
+
+    ``results/<name>/clustering/summary.*`` is :func:`write_summary` of stage 04's results;
+    when stage 05 has run too, its summary rows are added to that table (CSV, Markdown and
+    LaTeX) and its *Feature | Embedding | NMI | ACC* section appended.
+    ``results/<name>/autoencoder/summary.*`` is stage 05's own summary and section. Every
+    file is rewritten from the results each time, so a re-run of either stage neither drops
+    the other's rows nor adds its own twice.
+
+    Parameters
+    ----------
+    paths : the project's paths (``results/<name>/``).
+    criterion, tune_criterion : ``cluster.criterion`` (made stage 04's ``selected`` rows) and
+        ``cluster.tune_criterion`` (see :func:`autoencoder_criterion`).
+
+    Returns
+    -------
+    the summary paths written (csv, md, tex of each folder).
+    """
+    dataset = paths.dataset
+    classical_csv, ae_csv = (paths.results / stage / "results.csv" for stage in ("clustering", "autoencoder"))
+    classical = pd.read_csv(classical_csv) if classical_csv.is_file() else None
+    ae = pd.read_csv(ae_csv) if ae_csv.is_file() else None
+    ae_criterion = autoencoder_criterion(criterion, tune_criterion)
+    written: list[Path] = []
+    if ae is not None:
+        written += write_summary(ae, ae_csv.parent, criterion=ae_criterion, dataset=dataset, stage="autoencoder")
+        _append_section(ae_csv.parent, ae, dataset)
+    if classical is not None:
+        written += write_summary(classical, classical_csv.parent, criterion=criterion, dataset=dataset)
+        if ae is not None:
+            _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
+            _append_section(classical_csv.parent, ae, dataset)
+    return written
+
+
+def _insert_rows(folder: Path, base: pd.DataFrame, extra: pd.DataFrame) -> None:
+    """Add ``extra`` rows to the table of ``summary.csv|md|tex`` that :func:`write_summary` wrote from ``base``."""
+    combined = pd.concat([base, extra], ignore_index=True) if len(base) else extra
+    write_csv(folder / "summary.csv", combined)
+    for suffix, render in ((".md", markdown_table), (".tex", latex_table)):
+        path = folder / f"summary{suffix}"
+        text, old = path.read_text(encoding="utf-8"), render(base)
+        if old in text:
+            text = text.replace(old, render(combined), 1)
+        else:  # the writer's layout changed: keep its file and add the rows as a table of their own
+            log.warning("the table of %s was not found; the autoencoder's rows follow as a separate table",
+                        path.name)
+            text += "\n" + render(extra)
+        write_text(path, text)
+
+
+def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
+    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``."""
+    table = embedding_table(results)
+    md = folder / "summary.md"
+    notes = (f"Rows of type *… autoencoder z=…* come from stage 05 (results/{dataset}/autoencoder/results.csv): "
+             "K-Means on the pre-trained embedding, and DCEC's clustering stage started from those centres; their "
+             "label-free row is chosen among the autoencoder rows.")
+    write_text(md, md.read_text(encoding="utf-8") + "\n## Autoencoder embeddings\n\n" + markdown_table(table)
+               + f"\n{notes}\n")
+    tex = folder / "summary.tex"
+    write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
+        table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
+        label=f"tab:autoencoder-embeddings-{dataset}"))

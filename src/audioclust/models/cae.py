@@ -27,6 +27,12 @@ def _halve(size: tuple[int, int]) -> tuple[int, int]:
     return (math.ceil(size[0] / 2), math.ceil(size[1] / 2))
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory order: oneDNN's CPU convolutions run 10-25 % faster on it
+    (benchmarks/bench_train.py); the values and their logical layout are unchanged."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def _check_shape(input_shape: tuple[int, int, int], latent_dim: int) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or shape[0] != 1 or min(shape) < 1:
@@ -50,11 +56,11 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, T, F) → (N, latent_dim)."""
-        return self.embedding(self.features(x))
+        return self.embedding(self.features(channels_last(x)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(N, latent_dim) → (N, 1, T, F)."""
-        return self.decoder(self.expand(z).view(-1, *self.bottleneck))
+        return self.decoder(channels_last(self.expand(z).view(-1, *self.bottleneck)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = self.encode(x)
@@ -202,7 +208,7 @@ class ConvVAE(DCECAutoencoder):
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1, T, F) → (mu, logvar), each (N, latent_dim)."""
-        h = self.features(x)
+        h = self.features(channels_last(x))
         return self.embedding(h), self.logvar(h)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
