@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.fft
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
 from audioclust import views
 from audioclust.config import load_config
@@ -31,7 +33,7 @@ def make_features(root: Path, n_per_class: int = 8, labelled: bool = True, seed:
     rng = np.random.default_rng(seed)
     base = {"features.kinds": ["mel", "mfcc"], "features.n_mels": N_MELS, "features.n_mfcc": N_MFCC,
             "views.features": ["mel", "mfcc", "descriptors"], "views.sources": ["npy"],
-            "views.image.pca": 5, "views.stats.pca": None, "cluster.algorithms": ["kmeans"], "cluster.k": 3,
+            "views.image.pca": 5, "views.image.umap": None, "views.stats.pca": None, "cluster.algorithms": ["kmeans"], "cluster.k": 3,
             "cluster.figures": False, "parallel.n_jobs": 1}
     cfg = load_config(root, "tiny", overrides={**base, **(overrides or {})})
     paths = ProjectPaths(root, "tiny")
@@ -234,7 +236,29 @@ def test_cache_skips_reading_and_recomputes_on_change(project, monkeypatch):
 def _overrides(cfg) -> dict:
     return {"features.kinds": cfg.features.kinds, "features.n_mels": N_MELS, "features.n_mfcc": N_MFCC,
             "views.features": cfg.views.features, "views.sources": cfg.views.sources,
-            "views.image.pca": cfg.views.image.pca, "views.stats.pca": cfg.views.stats.pca}
+            "views.image.pca": cfg.views.image.pca, "views.image.umap": cfg.views.image.umap,
+            "views.stats.pca": cfg.views.stats.pca}
+
+
+def test_umap_on_a_sample_places_the_other_rows_in_their_groups():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, size=(3, 50))
+    truth = np.repeat(np.arange(3), 40)
+    X = centres[truth] + rng.normal(0, 1, size=(120, 50))
+    for max_samples in (None, 60):                               # all rows fitted; half fitted, half transformed
+        Z, ratio, n = views.transform(X, pca=10.0, umap=2, umap_neighbors=15, umap_max_samples=max_samples)
+        assert Z.shape == (120, 2) and n == 10 and ratio is not None and np.isfinite(Z).all()
+        found = KMeans(3, n_init=10, random_state=0).fit_predict(Z)
+        assert adjusted_rand_score(truth, found) == 1.0
+    few = views.transform(X[:views.UMAP_MIN_SAMPLES - 1], pca=4.0, umap=2)[0]
+    assert few.shape == (views.UMAP_MIN_SAMPLES - 1, 4)          # too few samples: PCA only
+
+
+def test_umap_is_set_per_view_kind(project):
+    cfg, paths = make_features(project, overrides={"views.image.umap": 3, "views.umap_neighbors": 5})
+    by = {v.spec.name: v for v in views.build_views(cfg, paths)}
+    assert by["mel.image.npy"].X.shape == (24, 3) and by["mel.image.npy"].n_components == 5
+    assert by["mel.stats.npy"].X.shape == (24, 4 * N_MELS)       # stats.umap is null
 
 
 def test_missing_features_csv_says_run_extract(project):

@@ -90,6 +90,7 @@ class StatsViewConfig:
     trim_db: float | None = _f(None, min=0.0)
     pca: float | None = _f(0.95, min=1e-6)
     whiten: bool = True
+    umap: int | None = _f(None, min=1)
 
 
 @dataclass
@@ -99,12 +100,14 @@ class ImageViewConfig:
     per_file: dict[str, PerFile] = _f({"mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     pca: float | None = _f(40.0, min=1e-6)
     whiten: bool = False
+    umap: int | None = _f(10, min=1)
 
 
 @dataclass
 class DescriptorsViewConfig:
     pca: float | None = _f(None, min=1e-6)
     whiten: bool = False
+    umap: int | None = _f(None, min=1)
 
 
 @dataclass
@@ -115,9 +118,9 @@ class ViewsConfig:
     max_bins: int = _f(128, min=1)
     store: bool = True
     scale: Literal["standard", "minmax", "none"] = "standard"
-    umap: int | None = _f(None, min=1)
-    umap_neighbors: int = _f(15, min=2)
+    umap_neighbors: int = _f(50, min=2)
     umap_min_dist: float = _f(0.0, min=0.0)
+    umap_max_samples: int | None = _f(20000, min=10)
     stats: StatsViewConfig = field(default_factory=StatsViewConfig)
     image: ImageViewConfig = field(default_factory=ImageViewConfig)
     descriptors: DescriptorsViewConfig = field(default_factory=DescriptorsViewConfig)

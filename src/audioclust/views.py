@@ -34,7 +34,9 @@ Transform (:func:`transform`)
     non-finite values -> column means (an all-missing column -> 0); scale (``standard``:
     z-score, a constant column stays 0; ``minmax``; ``none``); PCA (``pca`` < 1: the
     fewest components whose cumulative explained variance reaches it; >= 1: that many;
-    optional whitening); optional UMAP (seeded).
+    optional whitening); optional UMAP (seeded; per view kind, on by default for ``image``:
+    its neighbour graph joins the recordings of one word said by different voices, or of one
+    sound at different pitches, that a linear projection leaves apart).
 
 Store and cache
     The raw vectors come from the packed store (:mod:`audioclust.feature_store`,
@@ -84,6 +86,8 @@ SOURCE_NAMES = {"npy": "Arrays", "png": "Images", "csv": "Table"}
 #: features in dB that can decide the active region, in order of preference
 TRIM_REFERENCES: tuple[str, ...] = ("mel", "spectrogram")
 _CACHE_VERSION = 1
+#: fewer samples than this are not embedded by UMAP (its spectral start needs a few more than its dimensions)
+UMAP_MIN_SAMPLES = 16
 
 
 # --------------------------------------------------------------------------- specs
@@ -324,8 +328,9 @@ def transform(
     pca: float | None = None,
     whiten: bool = False,
     umap: int | None = None,
-    umap_neighbors: int = 15,
+    umap_neighbors: int = 50,
     umap_min_dist: float = 0.0,
+    umap_max_samples: int | None = None,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
     """Impute, scale, reduce.
@@ -339,10 +344,14 @@ def transform(
     whiten : bool
         Divide each kept component by its standard deviation.
     umap : int or None
-        UMAP output dimensions (after PCA); None: no UMAP.
+        UMAP output dimensions (after PCA); None: no UMAP. Skipped, with a warning, below
+        :data:`UMAP_MIN_SAMPLES` samples.
     umap_neighbors, umap_min_dist : UMAP parameters.
+    umap_max_samples : int or None
+        Above this many samples UMAP is fitted on a seeded sample of this size and the
+        other samples are placed with its ``transform`` (the fit grows faster than n).
     random_state : int
-        Seeds UMAP.
+        Seeds UMAP and its sample.
 
     Returns
     -------
@@ -370,11 +379,28 @@ def transform(
             sd = np.sqrt(model.explained_variance_[:n_keep])
             X = X / np.where(sd > 1e-12, sd, 1.0)
     if umap is not None:
-        import umap as umap_learn  # heavy import (numba), only when asked for
-        n = X.shape[0]
-        X = umap_learn.UMAP(n_components=min(umap, max(1, n - 2)), n_neighbors=min(umap_neighbors, n - 1),
-                            min_dist=umap_min_dist, random_state=random_state).fit_transform(X)
+        X = _umap(X, umap, umap_neighbors, umap_min_dist, umap_max_samples, random_state)
     return X.astype(np.float32), ratio, n_keep
+
+
+def _umap(X: np.ndarray, n_components: int, n_neighbors: int, min_dist: float, max_samples: int | None,
+          random_state: int) -> np.ndarray:
+    """UMAP of ``X`` (see :func:`transform`); ``X`` unchanged when there are too few samples."""
+    n = X.shape[0]
+    if n < UMAP_MIN_SAMPLES:
+        log.warning("UMAP skipped: %d samples, it needs at least %d", n, UMAP_MIN_SAMPLES)
+        return X
+    import umap as umap_learn  # heavy import (numba), only when asked for
+    model = umap_learn.UMAP(n_components=min(n_components, n - 2), n_neighbors=min(n_neighbors, n - 1),
+                            min_dist=min_dist, random_state=random_state)
+    if max_samples is None or n <= max_samples:
+        return model.fit_transform(X)
+    fit = np.sort(np.random.default_rng(random_state).choice(n, max_samples, replace=False))
+    out = np.empty((n, model.n_components), dtype=np.float32)
+    out[fit] = model.fit_transform(X[fit])
+    rest = np.setdiff1d(np.arange(n), fit)
+    out[rest] = model.transform(X[rest])
+    return out
 
 
 # --------------------------------------------------------------------------- building
@@ -417,8 +443,10 @@ def _key(cfg: Config, spec: ViewSpec, files: list[str]) -> str:
     s = view_settings(cfg, spec)
     v = cfg.views
     raw = settings_key(cfg, spec) if spec.kind != DESCRIPTOR_FEATURE else section_hash(cfg, "features", "audio")
-    extra = {"raw": raw, "files": files, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": v.umap,
-             "umap_neighbors": v.umap_neighbors, "umap_min_dist": v.umap_min_dist}
+    extra = {"raw": raw, "files": files, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": s.umap}
+    if s.umap is not None:
+        extra.update(umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
+                     umap_max_samples=v.umap_max_samples)
     return section_hash(cfg, "seed", extra=extra)
 
 
@@ -673,9 +701,9 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
             X = data["X"]
         else:
             s, v = view_settings(cfg, spec), cfg.views
-            X, ratio, n_comp = transform(raw[spec], scale=v.scale, pca=s.pca, whiten=s.whiten, umap=v.umap,
+            X, ratio, n_comp = transform(raw[spec], scale=v.scale, pca=s.pca, whiten=s.whiten, umap=s.umap,
                                          umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
-                                         random_state=cfg.seed)
+                                         umap_max_samples=v.umap_max_samples, random_state=cfg.seed)
             _write_cache(cache_path(paths, spec), X=X, key=np.array(key),
                          explained_variance_ratio=np.zeros(0) if ratio is None else ratio,
                          n_components=np.array(-1 if n_comp is None else n_comp),
