@@ -119,6 +119,19 @@ def test_result_matrix_rebuilds_the_view_and_reads_embeddings(tmp_path):
         explore.result_matrix(cfg, paths, explore.load_result(paths, source="autoencoder"))
 
 
+def test_autoencoder_rows_are_chosen_by_the_criterion_stage_05_used(tmp_path):
+    cfg, paths = _project(tmp_path)
+    ae = paths.results / "autoencoder"
+    ids = ["mel.dcec_z2.npy.ae_kmeans", "mel.dcec_z2.npy.dcec"]
+    write_csv(ae / "results.csv", pd.DataFrame({"id": ids, "feature": "mel", "view": "mel.dcec_z2.npy",
+                                                "stage": ["ae_kmeans", "dcec"], "status": "ok", "selected": True,
+                                                "silhouette": [0.2, 0.6]}))  # no stability column: DCEC can't re-fit
+    write_csv(ae / "labels.csv", pd.DataFrame({"stem": [s for _, s in FILES], "label": [lab for lab, _ in FILES],
+                                               ids[0]: [0, 0, 1, 1, 1], ids[1]: [1, 1, 0, 0, 0]}))
+    result = explore.load_result(paths, source="autoencoder", criterion="stability", tune_criterion="silhouette")
+    assert result.id == ids[1] and "best silhouette (0.600)" in result.how
+
+
 # --------------------------------------------------------------------------- what clusters hold
 
 def test_cluster_table_counts_labels_and_puts_noise_last(tmp_path):

@@ -50,6 +50,7 @@ from .datasets import label_folder
 from .errors import ConfigError, StageInputError
 from .metrics import HIGHER_IS_BETTER, NOISE
 from .paths import ProjectPaths
+from .report import autoencoder_criterion
 from .views import DESCRIPTOR_FEATURE, ViewSpec, build_views, read_table
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
 
 
 def load_result(paths: ProjectPaths, result_id: str | None = None, source: str = "clustering",
-                criterion: str = "silhouette") -> Result:
+                criterion: str = "silhouette", tune_criterion: str = "silhouette") -> Result:
     """One result of stage 04 or 05 with the cluster and the WAV of every file.
 
     Parameters
@@ -186,7 +187,9 @@ def load_result(paths: ProjectPaths, result_id: str | None = None, source: str =
     result_id : a row ``id`` of ``results/<name>/<source>/results.csv``; None: the label-free
         choice (:func:`choose_result`).
     source : ``clustering`` (stage 04) or ``autoencoder`` (stage 05).
-    criterion : internal criterion of the label-free choice (``cluster.criterion``).
+    criterion, tune_criterion : ``cluster.criterion`` and ``cluster.tune_criterion``: the label-free
+        choice of stage 05's rows uses :func:`audioclust.report.autoencoder_criterion` of them, as
+        stage 05 does.
 
     Returns
     -------
@@ -203,6 +206,8 @@ def load_result(paths: ProjectPaths, result_id: str | None = None, source: str =
     labels = pd.read_csv(folder / "labels.csv", dtype={"stem": str, "label": str}, keep_default_na=False)
     available = [c for c in labels.columns if c not in ("stem", "label")]
     if result_id is None:
+        if source == "autoencoder":
+            criterion = autoencoder_criterion(criterion, tune_criterion)
         result_id, how = choose_result(results, criterion, available)
     else:
         how = "given"

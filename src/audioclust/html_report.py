@@ -115,7 +115,7 @@ def write_report(cfg: Config, paths: ProjectPaths) -> Path:
 def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     r = cfg.report
     out = report_folder(paths)
-    result = explore.load_result(paths, r.result, r.source, cfg.cluster.criterion)
+    result = explore.load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     X = explore.result_matrix(cfg, paths, result)
     full = result
     if r.max_files is not None and len(result.files) > r.max_files:
