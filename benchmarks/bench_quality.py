@@ -47,7 +47,7 @@ FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "r
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.cli import STAGES, run_stage  # noqa: E402
-from audioclust.cluster import mark_selected  # noqa: E402
+from audioclust.cluster import given_k, mark_selected  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.datasets import prepare  # noqa: E402
 from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
@@ -85,7 +85,7 @@ def run_label_set(root: Path, source: Path, label: str, n_jobs: int, autoencoder
         times[stage] = round(time.perf_counter() - start, 1)
     results = pd.read_csv(paths.results / "clustering" / "results.csv")
     rows = summary_rows(results, cfg.cluster.criterion)
-    rows += [r for c in compare if c != cfg.cluster.criterion for r in compare_rows(results, c)]
+    rows += [r for c in compare if c != cfg.cluster.criterion for r in compare_rows(results, c, given_k(cfg))]
     if autoencoder:
         rows += autoencoder_rows(cfg, paths, times)
     return {"labels": label, "k": k, "files": n_files, "criterion": cfg.cluster.criterion,
@@ -108,13 +108,13 @@ def summary_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
     return rows
 
 
-def compare_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
+def compare_rows(results: pd.DataFrame, criterion: str, k: int | None) -> list[dict]:
     """The overall label-free row that ``criterion`` selects from the same results (none if it is not in them)."""
     if criterion not in results.columns or results[criterion].isna().all():
         return []
     other = results.copy()
     other["degenerate"] = other["degenerate"].fillna("")
-    mark_selected(other, criterion)
+    mark_selected(other, criterion, k)
     return [{**summary_rows(other, criterion)[0], "row": f"label-free by {criterion} (overall)"}]
 
 

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from audioclust import autoencoder, report
+from audioclust import autoencoder, cluster, report
 from audioclust.cli import STAGES, run_stage
 from audioclust.config import load_config
 from audioclust.datasets import generate_demo
@@ -217,7 +217,7 @@ def test_mark_selected_and_embedding_table():
         "feature": ["mel", "mel", "mel", "mfcc"], "status": ["ok"] * 4, "n_clusters": [3, 1, 3, 2],
         "silhouette": [0.2, 0.9, 0.4, np.nan], "stage": ["ae_kmeans", "dcec", "dcec", "ae_kmeans"],
         "type": ["t1", "t1", "t2", "t3"], "nmi": [0.1, 0.2, 0.3, 0.4], "acc": [0.5, 0.6, 0.7, 0.8]})
-    autoencoder.mark_selected(results, "silhouette")
+    cluster.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, False]   # one cluster and NaN are not eligible
     table = report.embedding_table(results)
     assert list(table.columns) == ["Feature", "Embedding", "NMI", "ACC"]

@@ -183,9 +183,11 @@ def test_selection_skips_degenerate_rows_and_follows_the_criterion():
         "status": ["ok", "ok", "ok", "ok", "skipped", "ok"],
         "degenerate": ["smallest cluster 1 < 0.1 x mean 50.0", "", "", "", "", "2 of 4 clusters"],
         "silhouette": [0.9, 0.3, 0.4, 0.2, np.nan, 0.8], "davies_bouldin": [0.1, 0.8, 0.5, 2.0, np.nan, 0.1],
-        "stability": [1.0, 0.5, 0.6, np.nan, np.nan, 0.9]})
+        "stability": [1.0, 0.5, 0.6, np.nan, np.nan, 0.9], "n_clusters": [4, 3, 4, 4, 0, 2]})
     cluster.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, True, False, False]
+    cluster.mark_selected(results, "silhouette", k=3)      # k given: only rows with 3 clusters compete
+    assert results["selected"].tolist() == [False, True, False, False, False, False]
     cluster.mark_selected(results, "davies_bouldin")      # lower is better
     assert results["selected"].tolist() == [False, False, True, True, False, False]
     results.loc[2, "davies_bouldin"] = 0.9

@@ -72,6 +72,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import plots
+from .cluster import given_k, mark_selected
 from .config import FEATURE_KINDS, Config
 from .datasets import label_folder
 from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, run_dcec, train_autoencoder
@@ -190,7 +191,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
 
     results = pd.DataFrame(rows, columns=COLUMNS)
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    mark_selected(results, criterion)
+    mark_selected(results, criterion, given_k(cfg))
     write_csv(out / "results.csv", results)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
@@ -397,18 +398,6 @@ def reconstruction_mse(model: nn.Module, dataset: FeaturesDataset, batch_size: i
     return total / dataset.images.numel()
 
 
-def mark_selected(results: pd.DataFrame, criterion: str) -> None:
-    """Per feature, flag the row with the best internal ``criterion`` (>= 2 clusters, finite score), in place."""
-    results["selected"] = False
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    score = pd.to_numeric(results[criterion], errors="coerce") * sign
-    eligible = (results["status"] == "ok") & (results["n_clusters"] >= 2) & np.isfinite(score)
-    for feature in pd.unique(results["feature"]):
-        candidates = score[eligible & (results["feature"] == feature)]
-        if len(candidates):
-            results.loc[candidates.idxmax(), "selected"] = True
-
-
 def _write_embeddings(folder: Path, model: ModelRun) -> None:
     write_npy(folder / "pretrained.npy", model.embeddings["ae_kmeans"])
     write_npy(folder / "dcec.npy", model.embeddings["dcec"])
@@ -499,5 +488,5 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "COLUMNS", "ModelRun", "choose_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
-    "mark_selected", "reconstruction_mse", "run", "run_model", "training_log",
+    "reconstruction_mse", "run", "run_model", "training_log",
 ]

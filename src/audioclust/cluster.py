@@ -20,7 +20,8 @@ For each view (:mod:`audioclust.views`: feature × kind × source) and each algo
 
 Label-free selection
     ``selected`` marks, per feature, the row with the best ``cluster.criterion`` over every
-    view and algorithm. Only rows whose partition is not degenerate are eligible
+    view and algorithm (with ``cluster.k`` a number, among the rows with that many clusters).
+    Only rows whose partition is not degenerate are eligible
     (:func:`audioclust.metrics.degenerate`, the same rule that ranks the grid points: at
     least two clusters, as many as asked for, no cluster below ``cluster.min_cluster_share``
     of the mean cluster size, at most ``cluster.max_noise_share`` noise; the reason is in
@@ -158,7 +159,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     grids = [g for part in parts for g in part.grids]
     _log_problems(results)
 
-    mark_selected(results, cfg.cluster.criterion)
+    mark_selected(results, cfg.cluster.criterion, given_k(cfg))
     _write_tables(results, fitted, grids, kselect, table, out)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
@@ -292,22 +293,34 @@ def _log_problems(results: pd.DataFrame) -> None:
         log.warning("%s failed: %s", row["id"], row["reason"])
 
 
-def mark_selected(results: pd.DataFrame, criterion: str) -> None:
-    """Per feature, flag the ok row with the best criterion.
+def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -> None:
+    """Per feature, flag the ok row with the best criterion (stages 04 and 05).
 
-    Eligible rows are ok, have a finite criterion and an empty ``degenerate`` (the reason
+    Eligible rows are ok, have at least two clusters, have a finite criterion and an empty ``degenerate`` (the reason
     :func:`audioclust.metrics.degenerate` gave when the grid was searched: e.g. a Fuzzy
     C-Means whose centres collapsed returns fewer clusters than asked for; a few split-off
-    outliers give a high silhouette but find no groups).
+    outliers give a high silhouette but find no groups). When ``k`` is given (``cluster.k``
+    is a number), only rows with ``k`` clusters are: the researcher asked for that many
+    groups, and an algorithm that finds its own number (HDBSCAN found the 60 speaker × digit
+    groups of FSDD, which are more stable than any 10) answers another question.
     """
     results["selected"] = False
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     score = pd.to_numeric(results[criterion], errors="coerce") * sign
-    eligible = (results["status"] == "ok") & np.isfinite(score) & (results["degenerate"].fillna("") == "")
+    n_clusters = pd.to_numeric(results["n_clusters"], errors="coerce")
+    degenerate = results["degenerate"].fillna("") if "degenerate" in results else ""  # stage 05 has no such column
+    eligible = (results["status"] == "ok") & np.isfinite(score) & (degenerate == "") & (n_clusters >= 2)
+    if k is not None:
+        eligible &= n_clusters == k
     for feature in pd.unique(results["feature"]):
         candidates = score[eligible & (results["feature"] == feature)]
         if len(candidates):
             results.loc[candidates.idxmax(), "selected"] = True
+
+
+def given_k(cfg: Config) -> int | None:
+    """``cluster.k`` when the researcher gave a number, None when it is ``auto``."""
+    return None if cfg.cluster.k == "auto" else int(cfg.cluster.k)
 
 
 def _write_tables(results: pd.DataFrame, fitted: dict[str, _Fitted], grids: list[pd.DataFrame],
