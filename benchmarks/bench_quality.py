@@ -11,7 +11,7 @@ folder, or ``--root``), brings FSDD (``../shared/datasets/fsdd/recordings``) in 
 :func:`audioclust.datasets.prepare`, and runs metadata → transform → extract → cluster with
 ``configs/default.yaml`` and one override: ``cluster.k`` = the number of classes, as the goals
 of the issue are stated (the researcher types it; labels still choose nothing else).
-When stage 05 (``autoencoder``) is registered, it runs too and adds its rows.
+Stage 05 (``autoencoder``) runs too, unless ``--skip-autoencoder``, and adds its rows.
 
 ``--limit N`` uses a seeded random sample of N recordings (the same for both label sets), so
 every digit and speaker stays represented. ``--set`` adds config overrides (as the CLI's).
@@ -46,12 +46,13 @@ REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "recordings"
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.cli import STAGES, run_stage  # noqa: E402
+from audioclust.cli import run_stage  # noqa: E402
 from audioclust.cluster import given_k, mark_selected  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.datasets import prepare  # noqa: E402
 from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
 from audioclust.paths import ProjectPaths  # noqa: E402
+from audioclust.report import autoencoder_criterion  # noqa: E402
 
 log = logging.getLogger("bench_quality")
 LABEL_SETS = {"digit": 10, "speaker": 6}
@@ -118,19 +119,14 @@ def compare_rows(results: pd.DataFrame, criterion: str, k: int | None) -> list[d
     return [{**summary_rows(other, criterion)[0], "row": f"label-free by {criterion} (overall)"}]
 
 
-# ---------------------------------------------------------------- stage 05 (autoencoder) rows
-# When the autoencoder stage is registered in audioclust.cli.STAGES, it runs after stage 04 and
-# its results.csv (results/<name>/autoencoder/, the same columns as stage 04's) adds its rows.
 def autoencoder_rows(cfg, paths: ProjectPaths, times: dict) -> list[dict]:
-    """Stage 05 on the same project and its label-free / best rows (none before stage 05 exists)."""
-    if "autoencoder" not in [name for name, _, _ in STAGES]:
-        return []
+    """Stage 05 on the same project and its label-free / best rows, chosen by the criterion stage 05 used."""
     start = time.perf_counter()
     run_stage("autoencoder", cfg, paths)
     times["autoencoder"] = round(time.perf_counter() - start, 1)
     results = pd.read_csv(paths.results / "autoencoder" / "results.csv")
-    return [{**r, "row": f"autoencoder: {r['row']}"} for r in summary_rows(results, cfg.cluster.criterion)]
-# ---------------------------------------------------------------- end of stage 05 rows
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    return [{**r, "row": f"autoencoder: {r['row']}"} for r in summary_rows(results, criterion)]
 
 
 def markdown(runs: list[dict]) -> str:
