@@ -100,7 +100,7 @@ class ImageViewConfig:
     per_file: dict[str, PerFile] = _f({"mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     pca: float | None = _f(40.0, min=1e-6)
     whiten: bool = False
-    umap: int | None = _f(10, min=1)
+    umap: int | None = _f(None, min=1)
 
 
 @dataclass

@@ -34,8 +34,8 @@ Transform (:func:`transform`)
     non-finite values -> column means (an all-missing column -> 0); scale (``standard``:
     z-score, a constant column stays 0; ``minmax``; ``none``); PCA (``pca`` < 1: the
     fewest components whose cumulative explained variance reaches it; >= 1: that many;
-    optional whitening); optional UMAP (seeded; per view kind, on by default for ``image``:
-    its neighbour graph joins the recordings of one word said by different voices, or of one
+    optional whitening); optional UMAP (seeded; per view kind, e.g. ``views.image.umap``: its
+    neighbour graph joins the recordings of one word said by different voices, or of one
     sound at different pitches, that a linear projection leaves apart).
 
 Store and cache
