@@ -114,7 +114,6 @@ def compare_rows(results: pd.DataFrame, criterion: str, k: int | None) -> list[d
     if criterion not in results.columns or results[criterion].isna().all():
         return []
     other = results.copy()
-    other["degenerate"] = other["degenerate"].fillna("")
     mark_selected(other, criterion, k)
     return [{**summary_rows(other, criterion)[0], "row": f"label-free by {criterion} (overall)"}]
 

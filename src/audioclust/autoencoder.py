@@ -79,10 +79,10 @@ from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, 
 from .errors import ConfigError, StageInputError
 from .features import from_image, read_png
 from .kselect import KSelection, estimate_k, selection_table
-from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, external_scores, internal_scores
+from .metrics import EXTERNAL, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
 from .report import STAGE_NAMES, autoencoder_criterion, write_summaries
-from .storage import read_json, write_csv, write_npy, write_text
+from .storage import read_json, write_csv, write_npy
 from .views import SOURCE_NAMES, TRIM_REFERENCES, embed_2d, read_table, stored_ae_images
 
 log = logging.getLogger(__name__)

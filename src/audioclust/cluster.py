@@ -296,10 +296,10 @@ def _log_problems(results: pd.DataFrame) -> None:
 def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -> None:
     """Per feature, flag the ok row with the best criterion (stages 04 and 05).
 
-    Eligible rows are ok, have at least two clusters, have a finite criterion and an empty ``degenerate`` (the reason
-    :func:`audioclust.metrics.degenerate` gave when the grid was searched: e.g. a Fuzzy
-    C-Means whose centres collapsed returns fewer clusters than asked for; a few split-off
-    outliers give a high silhouette but find no groups). When ``k`` is given (``cluster.k``
+    Eligible rows are ok, have at least two clusters, a finite criterion and an empty
+    ``degenerate`` (the reason :func:`audioclust.metrics.degenerate` gave when the grid was
+    searched: e.g. a Fuzzy C-Means whose centres collapsed returns fewer clusters than asked
+    for; a few split-off outliers give a high silhouette but find no groups). When ``k`` is given (``cluster.k``
     is a number), only rows with ``k`` clusters are: the researcher asked for that many
     groups, and an algorithm that finds its own number (HDBSCAN found the 60 speaker × digit
     groups of FSDD, which are more stable than any 10) answers another question.
