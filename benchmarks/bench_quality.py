@@ -52,7 +52,7 @@ from audioclust.config import load_config  # noqa: E402
 from audioclust.datasets import prepare  # noqa: E402
 from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
 from audioclust.paths import ProjectPaths  # noqa: E402
-from audioclust.report import autoencoder_criterion  # noqa: E402
+from audioclust.report import autoencoder_criterion, best_by_nmi  # noqa: E402
 
 log = logging.getLogger("bench_quality")
 LABEL_SETS = {"digit": 10, "speaker": 6}
@@ -105,7 +105,7 @@ def summary_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     rows = [_row("label-free (overall)", selected.loc[(selected[criterion] * sign).idxmax()])]
     rows += [_row(f"label-free ({r['feature']})", r) for _, r in selected.iterrows()]
-    rows.append(_row("best by NMI (uses labels)", ok.loc[ok["nmi"].idxmax()]))
+    rows.append(_row("best by NMI (uses labels)", best_by_nmi(ok)))
     return rows
 
 

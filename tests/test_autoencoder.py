@@ -219,6 +219,9 @@ def test_mark_selected_and_embedding_table():
         "type": ["t1", "t1", "t2", "t3"], "nmi": [0.1, 0.2, 0.3, 0.4], "acc": [0.5, 0.6, 0.7, 0.8]})
     cluster.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, False]   # one cluster and NaN are not eligible
+    assert results["eligible"].tolist() == [True, False, True, False]
+    cluster.mark_selected(results, "silhouette", k=2)                  # a given k: no row of mel has 2 clusters
+    assert not results["selected"].any() and not results["eligible"].any()
     table = report.embedding_table(results)
     assert list(table.columns) == ["Feature", "Embedding", "NMI", "ACC"]
     assert table["Embedding"].tolist() == ["t1 + K-Means", "t1 + DCEC", "t2 + DCEC", "t3 + K-Means"]

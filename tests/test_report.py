@@ -59,6 +59,19 @@ def test_summary_table_has_selected_and_best_rows():
     ]
 
 
+def test_best_by_nmi_is_chosen_among_the_eligible_rows():
+    # k = 10 was given: an HDBSCAN partition into 73 groups has the higher NMI but is not an answer to compare
+    results = pd.DataFrame({
+        "feature": ["mel"] * 3, "type": ["image (Arrays)"] * 3, "algorithm": ["hdbscan", "kmeans", "ward"],
+        "k": [73, 10, 10], "nmi": [0.52, 0.30, 0.41], "acc": [0.19, 0.35, 0.40],
+        "selected": [False, True, False], "eligible": [False, True, True], "status": ["ok"] * 3})
+    table = report.summary_table(results)
+    assert table["Algorithm"].tolist() == ["kmeans", "ward"]
+    assert table["NMI"].tolist() == [0.30, 0.41]
+    # read back from results.csv the column is text
+    assert report.best_by_nmi(results.assign(eligible=results["eligible"].astype(str)))["algorithm"] == "ward"
+
+
 def test_summary_without_labels_has_no_best_rows():
     results = _results().assign(nmi=np.nan, acc=np.nan)
     table = report.summary_table(results, criterion="davies_bouldin")

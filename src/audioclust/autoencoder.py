@@ -90,7 +90,7 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
 COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "architecture", "latent_dim", "stage", "algorithm",
-    "k", "k_source", "n_clusters", "params", "status", "reason", "selected", *EXTERNAL, *INTERNAL,
+    "k", "k_source", "n_clusters", "params", "status", "reason", "selected", "eligible", *EXTERNAL, *INTERNAL,
     "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     "n_samples", "n_dims", "checkpoint",
 ]

@@ -93,7 +93,7 @@ STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
 
 COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "algorithm", "k", "k_source", "n_clusters", "params",
-    "status", "reason", "selected", "degenerate", *EXTERNAL, *INTERNAL, "stability", "stability_raw", "stability_null",
+    "status", "reason", "selected", "eligible", "degenerate", *EXTERNAL, *INTERNAL, "stability", "stability_raw", "stability_null",
     "partition_coefficient", "partition_entropy",
     "n_noise", "min_cluster_size", "runtime_s", "fit_s", "stability_s", "n_samples", "n_dims",
 ]
@@ -296,15 +296,17 @@ def _log_problems(results: pd.DataFrame) -> None:
 def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -> None:
     """Per feature, flag the ok row with the best criterion (stages 04 and 05).
 
+    Sets two columns: ``eligible`` (the rows the selection may choose from) and ``selected``.
     Eligible rows are ok, have at least two clusters, a finite criterion and an empty
     ``degenerate`` (the reason :func:`audioclust.metrics.degenerate` gave when the grid was
     searched: e.g. a Fuzzy C-Means whose centres collapsed returns fewer clusters than asked
     for; a few split-off outliers give a high silhouette but find no groups). When ``k`` is given (``cluster.k``
     is a number), only rows with ``k`` clusters are: the researcher asked for that many
     groups, and an algorithm that finds its own number (HDBSCAN found the 60 speaker × digit
-    groups of FSDD, which are more stable than any 10) answers another question.
+    groups of FSDD, which are more stable than any 10) answers another question. The
+    summary's best-by-NMI row is chosen among the same rows, so it shows what the selection
+    could have reached.
     """
-    results["selected"] = False
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     score = pd.to_numeric(results[criterion], errors="coerce") * sign
     n_clusters = pd.to_numeric(results["n_clusters"], errors="coerce")
@@ -312,6 +314,8 @@ def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -
     eligible = (results["status"] == "ok") & np.isfinite(score) & (degenerate == "") & (n_clusters >= 2)
     if k is not None:
         eligible &= n_clusters == k
+    results["eligible"] = eligible
+    results["selected"] = False
     for feature in pd.unique(results["feature"]):
         candidates = score[eligible & (results["feature"] == feature)]
         if len(candidates):

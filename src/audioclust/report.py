@@ -171,7 +171,7 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
     Returns
     -------
     DataFrame with :data:`SUMMARY_COLUMNS`, features in their order of appearance; the
-    best-by-NMI row is left out when no row has an NMI (no labels).
+    best-by-NMI row (:func:`best_by_nmi`) is left out when no row has an NMI (no labels).
     """
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
     rows = []
@@ -180,10 +180,22 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         chosen = part[part["selected"].astype(bool)]
         if len(chosen):
             rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion)))
-        nmi = pd.to_numeric(part["nmi"], errors="coerce")
-        if nmi.notna().any():
-            rows.append(_summary_row(part.loc[nmi.idxmax()], BEST))
+        best = best_by_nmi(part)
+        if best is not None:
+            rows.append(_summary_row(best, BEST))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def best_by_nmi(results: pd.DataFrame) -> pd.Series | None:
+    """The row with the highest NMI among the ``eligible`` ones (all, without that column); None without labels.
+
+    Eligible rows are those the label-free selection could choose (:func:`audioclust.cluster.mark_selected`):
+    with ``cluster.k`` given, a partition into many more groups (NMI rewards them) is no answer to compare.
+    """
+    if "eligible" in results.columns:
+        results = results[results["eligible"].astype(str).str.lower() == "true"]
+    nmi = pd.to_numeric(results["nmi"], errors="coerce")
+    return results.loc[nmi.idxmax()] if nmi.notna().any() else None
 
 
 def _summary_row(row: pd.Series, choice: str) -> dict[str, Any]:
@@ -214,7 +226,8 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
     notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
              "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
              "not used to choose it.  \n"
-             f"*{BEST}*: the row whose clusters match the labels best; it exists only to show what was reachable.  \n"
+             f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
+             "it exists only to show what was reachable.  \n"
              f"{n_ok} results in results.csv."
              + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–)."))
     caption = (f"{stage.capitalize()} of {dataset}: label-free selection ({criterion}) per feature, "
