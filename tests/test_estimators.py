@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import skfuzzy
 from sklearn.base import clone
+from sklearn.cluster import kmeans_plusplus
 from sklearn.datasets import make_blobs, make_moons
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from audioclust.config import ALGORITHMS, load_config
 from audioclust.errors import AudioclustError, ConfigError
-from audioclust.estimators import (ESTIMATORS, BirchClustering, FuzzyCMeans, KneeDBSCAN, check_params,
-                                   grid_from_config, knee_eps, make, params_from_config, select_params, stability_gain)
+from audioclust.estimators import (ESTIMATORS, BirchClustering, FuzzyCMeans, KneeDBSCAN, check_params, fuzzifier_for,
+                                   grid_from_config, knee_eps, make, params_from_config, select_params, stability_gain,
+                                   uniform_memberships)
 
 CENTERS = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 
@@ -130,18 +132,53 @@ def test_fuzzy_cmeans_memberships_and_validity_indices():
     # predict: with the centres fixed the memberships are the fit's last ones
     np.testing.assert_allclose(fcm.predict_memberships(X), u, atol=1e-8)
     np.testing.assert_array_equal(fcm.predict(X), fcm.labels_)
-    # same memberships as skfuzzy given the same initial partition
-    init = np.random.RandomState(0).random_sample((4, len(y)))
-    init /= init.sum(axis=0)
+    # memberships to fixed centres by hand: u_ij = 1 / sum_l (d_ij / d_lj) ** (2 / (m - 1))
+    d = np.linalg.norm(X[None, :, :] - fcm.cluster_centers_[:, None, :], axis=-1)
+    by_hand = 1.0 / ((d[:, None, :] / d[None, :, :]) ** 2.0).sum(axis=1)
+    np.testing.assert_allclose(fcm.predict_memberships(X), by_hand, atol=1e-10)
+    # same memberships as skfuzzy started from the k-means++ centres' memberships
+    centres, _ = kmeans_plusplus(X.astype(np.float64), 4, random_state=np.random.RandomState(0))
+    d0 = np.fmax(np.linalg.norm(X[None, :, :] - centres[:, None, :], axis=-1), 1e-12)  # a centre is a sample
+    init = 1.0 / ((d0[:, None, :] / d0[None, :, :]) ** 2.0).sum(axis=1)
     _, u_ref, *_ = skfuzzy.cluster.cmeans(X.astype(np.float64).T, 4, 2.0, 1e-5, 1000, init=init)
-    np.testing.assert_allclose(u, u_ref)
+    np.testing.assert_allclose(u, u_ref, atol=1e-8)
+
+
+def test_fuzzifier_for_the_data_size():
+    # Schwaemmle & Jensen (2010) worked out: N = 3000, d = 40:
+    # 1 + (1418/3000 + 22.05) / 1600 + (12.33/3000 + 0.243) * 40 ** (-0.0406 ln 3000 - 0.1134)
+    assert fuzzifier_for(3000, 40) == pytest.approx(1 + 22.5227 / 1600 + 0.247110 * 40 ** -0.438462, abs=1e-4)
+    assert fuzzifier_for(3000, 40) == pytest.approx(1.0631, abs=1e-3)
+    assert fuzzifier_for(3000, 76) < fuzzifier_for(3000, 40) < fuzzifier_for(3000, 16) < 1.2
+    assert fuzzifier_for(100, 2) == 2.0                           # capped at the textbook value
+
+
+def test_fuzzy_cmeans_auto_m_finds_groups_where_m_2_gives_uniform_memberships():
+    # six groups in 60 dimensions: at m = 1.5 or 2 every membership is ~1/6 and the argmax is noise
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 100)
+    X = rng.normal(0, 1.0, (6, 60))[y] + rng.normal(0, 1.0, (600, 60))
+    auto = FuzzyCMeans(6, random_state=0).fit(X)
+    assert auto.m_ == pytest.approx(fuzzifier_for(600, 60)) and auto.m_ < 1.1
+    assert adjusted_rand_score(y, auto.labels_) == 1.0 and auto.partition_coefficient_ > 0.9
+    assert uniform_memberships(auto) == ""
+    for m in (1.5, 2.0):
+        fuzzy = FuzzyCMeans(6, m=m, random_state=0).fit(X)
+        assert fuzzy.partition_coefficient_ == pytest.approx(1 / 6, abs=1e-3)
+        assert adjusted_rand_score(y, fuzzy.labels_) < 0.5
+        assert uniform_memberships(fuzzy).startswith("memberships ~ 1/6")
+    # the grid search rules those points out and keeps auto
+    _, params, table = select_params("fcm", X, 6)
+    assert params["m"] == "auto" and table["degenerate"].iloc[1:].ne("").all()
+    with pytest.raises(ConfigError, match="m = 1.0"):
+        FuzzyCMeans(6, m=1.0).fit(X)
 
 
 def test_fuzzy_cmeans_larger_m_is_fuzzier():
     X, _ = blobs()
     pcs = [FuzzyCMeans(4, m=m, random_state=0).fit(X).partition_coefficient_ for m in (1.5, 2.0, 3.0)]
     assert pcs[0] > pcs[1] > pcs[2]
-    with pytest.raises(ConfigError, match="must be > 1"):
+    with pytest.raises(ConfigError, match="must be a number > 1"):
         FuzzyCMeans(4, m=1.0).fit(X)
 
 

@@ -113,6 +113,12 @@ def test_per_file_normalisation():
     np.testing.assert_allclose(m.mean(axis=1), 0.0, atol=1e-5)
     np.testing.assert_allclose(m[:3].std(axis=1), a[:3].std(axis=1), rtol=1e-5)
     assert views.normalise_per_file(a, "none") is a
+    # peak: dB re the file's loudest bin, so a quieter copy of the same sound is the same image
+    np.testing.assert_allclose(views.normalise_per_file(a, "peak"), a - a.max(), rtol=1e-6)
+    np.testing.assert_allclose(views.image_vector(a - 30.0, 5, "peak"), views.image_vector(a, 5, "peak"), atol=1e-4)
+    assert views.normalise_per_file(a, "peak").max() == 0.0
+    with pytest.raises(ValueError, match="per_file"):
+        views.normalise_per_file(a, "max")
 
 
 def test_pool_bins_averages_groups():
@@ -184,8 +190,10 @@ def test_image_view_is_trimmed_and_cmvn_for_mfcc(project):
     mel = np.load(paths.feature_file("mel", "low", "low_0", ".npy"))
     region = views.active_frames(mel, 20.0)
     assert region.start > 0 and region.stop < mel.shape[1]       # the silent edges are cut
-    np.testing.assert_allclose(by["mel.image.npy"].raw[0], views.resample_frames(mel[:, region], 8).ravel(),
-                               rtol=1e-5)
+    # mel images are dB re the file's loudest bin (default per_file for mel: peak)
+    kept = mel[:, region]
+    np.testing.assert_allclose(by["mel.image.npy"].raw[0], views.resample_frames(kept - kept.max(), 8).ravel(),
+                               rtol=1e-5, atol=1e-4)
     # MFCC images are mean/variance normalised per row (default per_file for mfcc): zero mean per row
     mfcc_img = by["mfcc.image.npy"].raw[0].reshape(N_MFCC, 8)
     mfcc = np.load(paths.feature_file("mfcc", "low", "low_0", ".npy"))[:, region]
@@ -202,10 +210,13 @@ def test_npy_and_png_views_agree_within_quantisation(project):
     half_step = (vmax - vmin) / 255 / 2
     for kind in ("stats", "image"):
         a, b = by[f"mel.{kind}.npy"].raw, by[f"mel.{kind}.png"].raw
+        bound = half_step
         if kind == "stats":                                      # means and stds move by at most half a step
             a, b = a[:, :2 * N_MELS], b[:, :2 * N_MELS]
+        else:                                                    # dB re peak: the value and the peak move by half a step
+            bound = 2 * half_step
         diff = np.abs(a - b).max()
-        assert 0 < diff <= half_step + 1e-4
+        assert 0 < diff <= bound + 1e-4
 
 
 def test_cache_skips_reading_and_recomputes_on_change(project, monkeypatch):

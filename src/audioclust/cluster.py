@@ -253,7 +253,7 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
         return row, None, None
     runtime = time.perf_counter() - start
     pred = np.asarray(est.labels_).astype(int)
-    shown = {**params, **({"eps_": float(est.eps_)} if hasattr(est, "eps_") else {})}
+    shown = {**params, **{name: float(getattr(est, name)) for name in ("eps_", "m_") if hasattr(est, name)}}
     sizes = np.unique(pred[pred != NOISE], return_counts=True)[1]
     chosen = grid.loc[grid["selected"]].iloc[0]
     row.update(params=json.dumps(shown, sort_keys=True, default=str), runtime_s=runtime, fit_s=float(chosen["fit_s"]),
@@ -277,7 +277,7 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     if hasattr(est, "u_"):
         row["partition_coefficient"] = est.partition_coefficient_
         row["partition_entropy"] = est.partition_entropy_
-        info.update(u=est.u_, m=est.m)
+        info.update(u=est.u_, m=est.m_)
     if name == "agglomerative":
         info.update(linkage=est.linkage, n_clusters=int(est.n_clusters))
     if labelled.any():

@@ -82,7 +82,7 @@ class ParallelConfig:
 
 
 ViewFeature = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"]
-PerFile = Literal["none", "mean", "meanvar"]
+PerFile = Literal["none", "peak", "mean", "meanvar"]
 
 
 @dataclass
@@ -97,7 +97,7 @@ class StatsViewConfig:
 class ImageViewConfig:
     trim_db: float | None = _f(20.0, min=0.0)
     n_frames: int = _f(8, min=1)
-    per_file: dict[str, PerFile] = _f({"mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
+    per_file: dict[str, PerFile] = _f({"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     pca: float | None = _f(40.0, min=1e-6)
     whiten: bool = False
     umap: int | None = _f(None, min=1)
@@ -147,7 +147,7 @@ class ClusterConfig:
     stability_max_samples: int | None = _f(3000, min=10)
     tune: bool = True
     n_init: int = _f(10, min=1)
-    fcm_m: float = _f(2.0, min=1.01)
+    fcm_m: float | Literal["auto"] = _f("auto", min=1.01)
     fcm_error: float = _f(1e-5, min=0.0)
     fcm_maxiter: int = _f(1000, min=1)
     dbscan_eps: float | None = _f(None, min=1e-12)
@@ -174,7 +174,7 @@ class AutoencoderConfig:
     input_size: list[int] = _f([96, 48], min=1)
     scale: Literal["percentile", "minmax", "none"] = "percentile"
     trim_db: float | None = _f(20.0, min=0.0)
-    per_file: dict[str, Literal["none", "peak", "meanvar"]] = _f(
+    per_file: dict[str, PerFile] = _f(
         {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     latent_dims: list[int] = _f([10], min=1)
     batch_size: int = _f(64, min=1)

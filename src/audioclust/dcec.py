@@ -49,7 +49,7 @@ from .storage import read_json, write_json
 log = logging.getLogger(__name__)
 
 SCALE_RULES = ("percentile", "minmax", "none")
-PER_FILE = ("none", "peak", "meanvar")
+PER_FILE = ("none", "peak", "mean", "meanvar")
 #: columns of :attr:`DCECResult.history`
 HISTORY_COLUMNS = ["iteration", "delta_label", "n_clusters", "loss", "recon", "kl"]
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage,
@@ -115,7 +115,7 @@ class FeaturesDataset(Dataset):
         paths), one per sample with its number of frames, that decide the active region
         (e.g. the mel spectrogram when ``data`` is MFCC); default: each array itself.
     trim_db : active region threshold in dB (None: every frame).
-    per_file : ``"none"``, ``"peak"`` or ``"meanvar"`` (see :func:`~audioclust.features.fixed_size_image`).
+    per_file : ``"none"``, ``"peak"``, ``"mean"`` or ``"meanvar"`` (see :func:`~audioclust.features.fixed_size_image`).
     prepared : ``data`` already holds (T, F) images (``trim_db``, ``per_file``, ``levels`` unused).
 
     Attributes

@@ -461,9 +461,13 @@ def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
 
 
 def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
-    """Normalise each row over time: ``none``, ``mean`` (subtract its mean) or ``meanvar`` (and divide by its std).
+    """Normalise one file's feature: ``none``, ``peak``, ``mean`` or ``meanvar``.
 
-    A row whose std is below :data:`STD_FLOOR` is only centred (it becomes 0).
+    ``peak`` subtracts the array's maximum (a dB feature becomes dB re the file's loudest
+    bin: the recording level is gone, the spectral shape and dynamics stay); ``mean``
+    centres each row (bin or coefficient) over time; ``meanvar`` also divides it by its
+    standard deviation (cepstral mean and variance normalisation). A row whose std is
+    below :data:`STD_FLOOR` is only centred (it becomes 0).
 
     Parameters
     ----------
@@ -476,6 +480,10 @@ def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
     if mode == "none":
         return array
     a = array.astype(np.float64)
+    if mode == "peak":
+        return (a - a.max()).astype(np.float32)
+    if mode not in ("mean", "meanvar"):
+        raise ValueError(f"per_file must be 'none', 'peak', 'mean' or 'meanvar', got {mode!r}")
     a = a - a.mean(axis=1, keepdims=True)
     if mode == "meanvar":
         std = a.std(axis=1, keepdims=True)
@@ -502,11 +510,8 @@ def fixed_size_image(
        ``level_db`` (default: ``array`` itself, which must then be in dB) is within
        ``trim_db`` of the loudest frame (:func:`active_frames`).
        Silence before and after the sound no longer decides how it is stretched.
-    2. Normalise over the kept frames: ``none``; ``peak`` subtracts the image's maximum
-       (a dB feature becomes dB re the file's loudest bin: the recording level is gone,
-       the spectral shape and dynamics stay); ``meanvar`` centres each row (bin or
-       coefficient) over time and divides it by its standard deviation (cepstral mean and
-       variance normalisation; a row with std below 1e-6 is only centred).
+    2. Normalise over the kept frames (:func:`normalise_per_file`): ``none``; ``peak``
+       (dB re the file's loudest bin); ``meanvar`` (each row over time, CMVN).
     3. Transpose to (time, bins) and resize to ``size`` with bilinear interpolation,
        antialiased when shrinking (Pillow's triangle filter, as
        ``torch.nn.functional.interpolate(..., mode="bilinear", antialias=True)``).
@@ -519,7 +524,7 @@ def fixed_size_image(
         A dB feature of the same file (mel or spectrogram) that decides the active region.
     trim_db : float or None
         None keeps every frame.
-    per_file : ``"none"``, ``"peak"`` or ``"meanvar"``
+    per_file : ``"none"``, ``"peak"``, ``"mean"`` or ``"meanvar"``
 
     Returns
     -------
@@ -539,12 +544,7 @@ def fixed_size_image(
         if ref.ndim != 2 or ref.shape[1] != a.shape[1]:
             raise ValueError(f"level_db of shape {ref.shape} does not match the {a.shape[1]} frames of the array")
         a = a[:, active_frames(ref, trim_db)]
-    if per_file == "peak":
-        a = a - a.max()
-    elif per_file == "meanvar":
-        a = normalise_per_file(a, "meanvar")
-    elif per_file != "none":
-        raise ValueError(f"per_file must be 'none', 'peak' or 'meanvar', got {per_file!r}")
+    a = normalise_per_file(a, per_file)
     image = np.ascontiguousarray(a.T, dtype=np.float32)
     T, F = (int(s) for s in size)
     if image.shape != (T, F):

@@ -9,10 +9,11 @@ into a vector, then the matrix is imputed, scaled and optionally reduced:
     ``[mean(b_0..b_n), std(..), delta_mean(..), delta_std(..)]``: ``4 * n_bins`` values.
 ``image``
     The time-frequency image itself, made comparable across files of different length:
-    trimmed to its active region (``views.image.trim_db``), each row normalised over time
-    (``views.image.per_file``: ``mean`` removes the per-file offset of every coefficient,
-    ``meanvar`` also its spread — cepstral mean and variance normalisation, which removes
-    much of the speaker and channel from MFCCs), resampled along time to
+    trimmed to its active region (``views.image.trim_db``), normalised per file
+    (``views.image.per_file``: ``peak`` makes a dB feature dB re the file's loudest bin, so
+    the recording level does not decide; ``mean`` removes the per-file offset of every
+    coefficient, ``meanvar`` also its spread — cepstral mean and variance normalisation,
+    which removes much of the speaker and channel from MFCCs), resampled along time to
     ``views.image.n_frames`` frames by linear interpolation and flattened bin-major
     (``x[b * n_frames + t]``): ``n_bins * n_frames`` values.
 ``descriptors``
@@ -270,7 +271,7 @@ def image_vector(array: np.ndarray, n_frames: int, per_file: str = "none") -> np
     ----------
     array : ndarray of shape (n_bins, n_in)
     n_frames : int
-    per_file : ``none`` | ``mean`` | ``meanvar`` (:func:`normalise_per_file`)
+    per_file : ``none`` | ``peak`` | ``mean`` | ``meanvar`` (:func:`normalise_per_file`)
 
     Returns
     -------
