@@ -141,11 +141,18 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
         return views.embed_2d(X, method, random_state)
 
     monkeypatch.setattr(cluster, "embed_2d", recording_embed_2d)
+    folder = paths.results / "clustering" / "figures"
+    folder.mkdir(parents=True)
+    for name in ["contingency.mel.stats.npy.gmm.png", "scatter_pca.mel.stats.npy.gmm.pdf", "my_notes.png"]:
+        (folder / name).write_bytes(b"an earlier run's file")
     results = cluster.run(cfg, paths)
+    # figures of rows an earlier run drew, and this one does not, are gone; other files stay
+    assert not (folder / "contingency.mel.stats.npy.gmm.png").exists()
+    assert not (folder / "scatter_pca.mel.stats.npy.gmm.pdf").exists()
+    assert (folder / "my_notes.png").read_bytes() == b"an earlier run's file"
     # 24 files: t-SNE on a seeded sample of 15 (cluster.tsne_max_samples), PCA on all
     assert ("tsne", 15) in embedded and ("pca", 24) in embedded and ("tsne", 24) not in embedded
-    folder = paths.results / "clustering" / "figures"
-    stems = {p.stem for p in folder.glob("*.png")}
+    stems = {p.stem for p in folder.glob("*.png")} - {"my_notes"}
     assert stems == {p.stem for p in folder.glob("*.pdf")}
     selected = results.loc[results["selected"], "id"].iloc[0]
     for stem in ["explained_variance.mel", "k_selection.mel.image.npy", f"scatter_pca.{selected}",

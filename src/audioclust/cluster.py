@@ -82,7 +82,7 @@ from .kselect import KSelection, estimate_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores
 from .parallel import parallel_map
 from .paths import ProjectPaths
-from .report import write_summaries
+from .report import best_by_nmi, write_summaries
 from .storage import write_csv
 from .views import View, ViewSpec, build_views, embed_2d, read_table
 
@@ -350,6 +350,11 @@ def _log_summary(results: pd.DataFrame, criterion: str) -> None:
 
 # --------------------------------------------------------------------------- figures
 
+#: name prefixes of the figures this stage writes (and may remove when a re-run no longer draws them)
+FIGURE_KINDS: tuple[str, ...] = ("explained_variance.", "k_selection.", "scatter_pca.", "scatter_tsne.",
+                                 "contingency.", "dendrogram.", "fcm_memberships.")
+
+
 def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted: dict[str, _Fitted],
              kselect: dict[str, KSelection], labels: np.ndarray, labelled: np.ndarray, folder: Path) -> None:
     """Explained variance per feature, k selection per view, and for the selected / best rows:
@@ -369,13 +374,10 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
     ok = results[results["status"] == "ok"]
     shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
     chosen: list[tuple[str, bool]] = [(i, True) for i in ok.loc[ok["selected"], "id"]]
-    nmi = pd.to_numeric(ok["nmi"], errors="coerce")
     for feature in pd.unique(ok["feature"]):
-        part = nmi[ok["feature"] == feature]
-        if part.notna().any():
-            best = ok.loc[part.idxmax(), "id"]
-            if best not in {i for i, _ in chosen}:
-                chosen.append((best, False))
+        best = best_by_nmi(ok[ok["feature"] == feature])   # the summary's best row
+        if best is not None and best["id"] not in {i for i, _ in chosen}:
+            chosen.append((best["id"], False))
     view_of = dict(zip(ok["id"], ok["view"]))
     tsne_views = sorted({view_of[i] for i, sel in chosen if sel}) if cfg.cluster.tsne else []
     n = len(labels)
@@ -410,7 +412,14 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
         fcm = fitted.get(f"{vname}.fcm")
         if fcm is not None:
             jobs.append((f"fcm_memberships.{vname}", lambda i=fcm.info, v=vname: plots.membership_histogram(
-                i["u"], title=f"{v}: Fuzzy C-Means (m = {i['m']})")))
+                i["u"], title=f"{v}: Fuzzy C-Means (m = {i['m']:.3g})")))
+    written = set()
     for stem, make in tqdm(jobs, desc="figures", unit="figure", disable=None):
-        plots.save_figure(make(), folder / stem)
-    log.info("cluster: %d figures (PNG + PDF) in %s", len(jobs), folder)
+        written.update(plots.save_figure(make(), folder / stem))
+    # a re-run that selects other rows must not leave the old rows' figures beside the new ones
+    stale = [p for p in (folder.iterdir() if folder.is_dir() else []) if p.suffix in (".png", ".pdf") and p not in written
+             and p.name.startswith(FIGURE_KINDS)]
+    for path in stale:
+        path.unlink()
+    log.info("cluster: %d figures (PNG + PDF) in %s%s", len(jobs), folder,
+             f"; {len(stale)} files of an earlier run removed" if stale else "")
