@@ -155,6 +155,21 @@ def test_pca_fraction_of_variance_and_whitening():
     np.testing.assert_allclose([Xm.min(axis=0), Xm.max(axis=0)], [[0, 0, 0], [1, 1, 1]])
 
 
+def test_clip_keeps_one_far_out_file_from_taking_a_cluster():
+    # two groups of 50 and one file 200 sd out on the other axis: its z-score (~10 = sqrt(n - 1))
+    # weighs as much as the groups' split, and 2-means spends a cluster on it
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.5, (50, 2)), rng.normal(0, 0.5, (50, 2)) + [2, 0], [[1.0, 100.0]]])
+    z = views.transform(X)[0]
+    assert z[:, 1].max() > 9.9
+    clipped = views.transform(X, clip=3.0)[0]
+    assert clipped[:, 1].max() == pytest.approx(3.0)                    # set to the clip
+    np.testing.assert_allclose(clipped[:100], z[:100], atol=1e-6)       # the others keep their z-scores
+    assert np.bincount(KMeans(2, n_init=10, random_state=0).fit_predict(z)).min() == 1
+    lab = KMeans(2, n_init=10, random_state=0).fit_predict(clipped)
+    assert adjusted_rand_score(np.repeat([0, 1], 50), lab[:100]) > 0.75
+
+
 def test_n_components_for():
     ratio = np.array([0.5, 0.3, 0.15, 0.05])
     assert [views.n_components_for(ratio, p) for p in (0.5, 0.51, 0.8, 0.95, 0.99, 2, 40)] == [1, 2, 2, 3, 4, 2, 4]

@@ -88,6 +88,7 @@ PerFile = Literal["none", "peak", "mean", "meanvar"]
 @dataclass
 class StatsViewConfig:
     trim_db: float | None = _f(None, min=0.0)
+    clip: float | None = _f(None, min=0.1)
     pca: float | None = _f(0.95, min=1e-6)
     whiten: bool = True
     umap: int | None = _f(None, min=1)
@@ -98,6 +99,7 @@ class ImageViewConfig:
     trim_db: float | None = _f(20.0, min=0.0)
     n_frames: int = _f(8, min=1)
     per_file: dict[str, PerFile] = _f({"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
+    clip: float | None = _f(None, min=0.1)
     pca: float | None = _f(40.0, min=1e-6)
     whiten: bool = False
     umap: int | None = _f(None, min=1)
@@ -105,6 +107,7 @@ class ImageViewConfig:
 
 @dataclass
 class DescriptorsViewConfig:
+    clip: float | None = _f(5.0, min=0.1)
     pca: float | None = _f(None, min=1e-6)
     whiten: bool = False
     umap: int | None = _f(None, min=1)

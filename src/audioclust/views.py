@@ -33,7 +33,8 @@ Trimming
 
 Transform (:func:`transform`)
     non-finite values -> column means (an all-missing column -> 0); scale (``standard``:
-    z-score, a constant column stays 0; ``minmax``; ``none``); PCA (``pca`` < 1: the
+    z-score, a constant column stays 0, optionally clipped at ±``clip`` per view kind;
+    ``minmax``; ``none``); PCA (``pca`` < 1: the
     fewest components whose cumulative explained variance reaches it; >= 1: that many;
     optional whitening); optional UMAP (seeded; per view kind, e.g. ``views.image.umap``: its
     neighbour graph joins the recordings of one word said by different voices, or of one
@@ -326,6 +327,7 @@ def n_components_for(ratio: np.ndarray, pca: float) -> int:
 def transform(
     raw: np.ndarray,
     scale: str = "standard",
+    clip: float | None = None,
     pca: float | None = None,
     whiten: bool = False,
     umap: int | None = None,
@@ -340,6 +342,9 @@ def transform(
     ----------
     raw : ndarray of shape (n_samples, n_dims)
     scale : ``standard`` | ``minmax`` | ``none``
+    clip : float or None
+        With ``standard`` scaling, z-scores beyond ±clip are set to ±clip, so that one
+        far-out file cannot take a cluster (or a principal component) for itself.
     pca : float or None
         See :func:`n_components_for`; None: no PCA.
     whiten : bool
@@ -364,6 +369,8 @@ def transform(
     if scale == "standard":
         std = X.std(axis=0)
         X = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        if clip is not None:
+            X = np.clip(X, -clip, clip)
     elif scale == "minmax":
         lo, span = X.min(axis=0), np.ptp(X, axis=0)
         X = (X - lo) / np.where(span > 0, span, 1.0)
@@ -444,7 +451,8 @@ def _key(cfg: Config, spec: ViewSpec, files: list[str]) -> str:
     s = view_settings(cfg, spec)
     v = cfg.views
     raw = settings_key(cfg, spec) if spec.kind != DESCRIPTOR_FEATURE else section_hash(cfg, "features", "audio")
-    extra = {"raw": raw, "files": files, "scale": v.scale, "pca": s.pca, "whiten": s.whiten, "umap": s.umap}
+    extra = {"raw": raw, "files": files, "scale": v.scale, "clip": s.clip, "pca": s.pca, "whiten": s.whiten,
+             "umap": s.umap}
     if s.umap is not None:
         extra.update(umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                      umap_max_samples=v.umap_max_samples)
@@ -702,7 +710,7 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
             X = data["X"]
         else:
             s, v = view_settings(cfg, spec), cfg.views
-            X, ratio, n_comp = transform(raw[spec], scale=v.scale, pca=s.pca, whiten=s.whiten, umap=s.umap,
+            X, ratio, n_comp = transform(raw[spec], scale=v.scale, clip=s.clip, pca=s.pca, whiten=s.whiten, umap=s.umap,
                                          umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                                          umap_max_samples=v.umap_max_samples, random_state=cfg.seed)
             _write_cache(cache_path(paths, spec), X=X, key=np.array(key),
