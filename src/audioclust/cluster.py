@@ -93,8 +93,8 @@ STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
 
 COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "algorithm", "k", "k_source", "n_clusters", "params",
-    "status", "reason", "selected", "eligible", "degenerate", *EXTERNAL, *INTERNAL, "stability", "stability_raw", "stability_null",
-    "partition_coefficient", "partition_entropy",
+    "status", "reason", "selected", "eligible", "degenerate", *EXTERNAL, *INTERNAL,
+    "stability", "stability_raw", "stability_null", "partition_coefficient", "partition_entropy",
     "n_noise", "min_cluster_size", "runtime_s", "fit_s", "stability_s", "n_samples", "n_dims",
 ]
 
@@ -253,7 +253,7 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
         return row, None, None
     runtime = time.perf_counter() - start
     pred = np.asarray(est.labels_).astype(int)
-    shown = {**params, **{name: float(getattr(est, name)) for name in ("eps_", "m_") if hasattr(est, name)}}
+    shown = {**params, **{attr: float(getattr(est, attr)) for attr in ("eps_", "m_") if hasattr(est, attr)}}
     sizes = np.unique(pred[pred != NOISE], return_counts=True)[1]
     chosen = grid.loc[grid["selected"]].iloc[0]
     row.update(params=json.dumps(shown, sort_keys=True, default=str), runtime_s=runtime, fit_s=float(chosen["fit_s"]),
@@ -417,8 +417,9 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
     for stem, make in tqdm(jobs, desc="figures", unit="figure", disable=None):
         written.update(plots.save_figure(make(), folder / stem))
     # a re-run that selects other rows must not leave the old rows' figures beside the new ones
-    stale = [p for p in (folder.iterdir() if folder.is_dir() else []) if p.suffix in (".png", ".pdf") and p not in written
-             and p.name.startswith(FIGURE_KINDS)]
+    existing = folder.iterdir() if folder.is_dir() else []
+    stale = [p for p in existing
+             if p.suffix in (".png", ".pdf") and p.name.startswith(FIGURE_KINDS) and p not in written]
     for path in stale:
         path.unlink()
     log.info("cluster: %d figures (PNG + PDF) in %s%s", len(jobs), folder,

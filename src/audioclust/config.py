@@ -98,7 +98,8 @@ class StatsViewConfig:
 class ImageViewConfig:
     trim_db: float | None = _f(20.0, min=0.0)
     n_frames: int = _f(8, min=1)
-    per_file: dict[str, PerFile] = _f({"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
+    per_file: dict[str, PerFile] = _f(
+        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
     clip: float | None = _f(None, min=0.1)
     pca: float | None = _f(40.0, min=1e-6)
     whiten: bool = False

@@ -710,8 +710,8 @@ def build_views(cfg: Config, paths: ProjectPaths, table: pd.DataFrame | None = N
             X = data["X"]
         else:
             s, v = view_settings(cfg, spec), cfg.views
-            X, ratio, n_comp = transform(raw[spec], scale=v.scale, clip=s.clip, pca=s.pca, whiten=s.whiten, umap=s.umap,
-                                         umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
+            X, ratio, n_comp = transform(raw[spec], scale=v.scale, clip=s.clip, pca=s.pca, whiten=s.whiten,
+                                         umap=s.umap, umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                                          umap_max_samples=v.umap_max_samples, random_state=cfg.seed)
             _write_cache(cache_path(paths, spec), X=X, key=np.array(key),
                          explained_variance_ratio=np.zeros(0) if ratio is None else ratio,
