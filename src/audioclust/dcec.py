@@ -29,7 +29,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, get_args
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .config import PerFile
 from .errors import AudioclustError, ConfigError, StageInputError
 from .features import fixed_size_image
 from .models import build_model
@@ -49,7 +50,7 @@ from .storage import read_json, write_json
 log = logging.getLogger(__name__)
 
 SCALE_RULES = ("percentile", "minmax", "none")
-PER_FILE = ("none", "peak", "mean", "meanvar")
+PER_FILE: tuple[str, ...] = get_args(PerFile)  # the per-file steps the config allows
 #: columns of :attr:`DCECResult.history`
 HISTORY_COLUMNS = ["iteration", "delta_label", "n_clusters", "loss", "recon", "kl"]
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage,
