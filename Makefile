@@ -39,7 +39,8 @@ bench: $(STAMP)
 	mkdir -p results/bench
 	$(BIN)/python benchmarks/bench_extract.py --out results/bench/extract.json
 	$(BIN)/python benchmarks/bench_train.py
-	$(BIN)/python benchmarks/bench_quality.py --out results/bench/quality.json
+	$(BIN)/python benchmarks/bench_quality.py --root results/bench/fsdd --out results/bench/quality.json
+	$(BIN)/python benchmarks/bench_kselect.py --fsdd-root results/bench/fsdd --out results/bench/kselect.json
 
 ## bench-scale: stages 01-04 on generated corpora of 1,000 / 10,000 / 50,000 clips, locally and on a Dask LocalCluster (~1 h on 2 cores)
 bench-scale: $(STAMP)

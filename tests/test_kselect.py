@@ -49,6 +49,19 @@ def test_consensus_ties_go_to_the_lower_median():
         consensus([])
 
 
+def test_consensus_sets_ends_of_the_range_aside_when_a_criterion_chose_inside():
+    ks = range(2, 11)
+    # 2 three times and 10 once are where monotone curves stop; the one choice inside wins
+    assert consensus([6, 2, 2, 2, 10], ks) == 6
+    assert consensus([6, 2, 2, 2, 10]) == 2                # without the range: plain majority
+    assert consensus([5, 7, 2, 2, 10], ks) == 5            # inside 5 and 7 tie: the smaller
+    # an end chosen by all criteria but one is evidence (two clear groups)
+    assert consensus([5, 2, 2, 2, 2], ks) == 2
+    # nothing inside: the ends decide, ties to the lower median
+    assert consensus([2, 2, 10, 10], ks) == 2
+    assert consensus([10, 10, 10, 2], ks) == 10
+
+
 def test_gap_rule():
     # k=1: 0.1 >= 0.5 - 0.05? no;  k=2: 0.5 >= 0.82 - 0.05? no;  k=3: 0.82 >= 0.85 - 0.05 = 0.80 -> 3
     # (without the s term 0.82 < 0.85 and the rule would run on to k=4)

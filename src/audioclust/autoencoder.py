@@ -66,7 +66,6 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 from torch import nn
 from tqdm.auto import tqdm
@@ -78,7 +77,7 @@ from .datasets import label_folder
 from .dcec import DCECResult, FeaturesDataset, TrainResult, cpu_threads, embed, run_dcec, train_autoencoder
 from .errors import ConfigError, StageInputError
 from .features import from_image, read_png
-from .kselect import KSelection, estimate_k, selection_table
+from .kselect import KSelection, choose_k, selection_table
 from .metrics import EXTERNAL, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
 from .report import STAGE_NAMES, autoencoder_criterion, write_summaries
@@ -305,7 +304,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
                                 latent_dim=latent)
     with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
         z = embed(trained.module, trained.datamodule)
-        k, k_source, selection = choose_k(cfg, z)
+        k, k_source, selection = embedding_k(cfg, z)
         start = time.perf_counter()
         km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
         km_seconds = time.perf_counter() - start
@@ -351,8 +350,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
                     selection=selection, trained=trained, dcec=dcec, dataset=dataset)
 
 
-def choose_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
-    """k for an embedding: ``cluster.k`` when given, else the k-selection consensus (as stage 04 does).
+def embedding_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
+    """k for an embedding: :func:`audioclust.kselect.choose_k`, at least 2 (DCEC needs two clusters).
 
     Parameters
     ----------
@@ -363,18 +362,11 @@ def choose_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
     -------
     (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None)
     """
-    c = cfg.cluster
-    if c.k != "auto":
-        return c.k, "given", None
-    X = z
-    if c.kselect_max_samples is not None and len(z) > c.kselect_max_samples:
-        X = z[np.sort(np.random.default_rng(cfg.seed).choice(len(z), size=c.kselect_max_samples, replace=False))]
-    selection = estimate_k(X, range(c.k_min, c.k_max + 1), random_state=cfg.seed, methods=c.k_methods,
-                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
-    k = selection.consensus
-    if k < 2:
-        log.warning("k selection on the embedding chose k = %d; clustering with k = 2 (DCEC needs two clusters)", k)
-    return max(k, 2), "auto", selection
+    k, k_source, selection = choose_k(cfg, z)
+    if k is None or k < 2:
+        log.warning("k selection on the embedding chose k = %s; clustering with k = 2 (DCEC needs two clusters)", k)
+        k = 2
+    return k, k_source, selection
 
 
 @torch.no_grad()
@@ -487,6 +479,6 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
-    "COLUMNS", "ModelRun", "choose_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
+    "COLUMNS", "ModelRun", "embedding_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
     "reconstruction_mse", "run", "run_model", "training_log",
 ]

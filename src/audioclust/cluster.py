@@ -78,7 +78,7 @@ from tqdm.auto import tqdm
 from . import estimators, plots
 from .config import Config
 from .errors import AudioclustError, ConfigError
-from .kselect import KSelection, estimate_k, selection_table
+from .kselect import KSelection, choose_k, selection_table
 from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_scores
 from .parallel import parallel_map
 from .paths import ProjectPaths
@@ -187,7 +187,7 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.nda
                   labelled: np.ndarray) -> _ViewResult:
     """k selection and every algorithm on one view (runs in a worker process)."""
     spec, X = item
-    k, k_source, selection = _choose_k(cfg, X)
+    k, k_source, selection = choose_k(cfg, X)
     result = _ViewResult(rows=[], fitted={}, grids=[], kselect=selection)
     for name in cfg.cluster.algorithms:
         row, fitted, grid = _cluster_one(cfg, spec, X, name, k, k_source, labels, labelled)
@@ -196,22 +196,6 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.nda
             result.fitted[row["id"]] = fitted
             result.grids.append(grid.assign(id=row["id"]))
     return result
-
-
-def _choose_k(cfg: Config, X: np.ndarray) -> tuple[int | None, str, KSelection | None]:
-    """k for this view: the configured one, else the k-selection consensus on the view (or a sample of it)."""
-    c = cfg.cluster
-    if c.k != "auto":
-        return c.k, "given", None
-    n = X.shape[0]
-    if n < 3:
-        return None, "auto", None
-    if c.kselect_max_samples is not None and n > c.kselect_max_samples:
-        rows = np.random.default_rng(cfg.seed).choice(n, size=c.kselect_max_samples, replace=False)
-        X = X[np.sort(rows)]
-    selection = estimate_k(X, range(c.k_min, c.k_max + 1), random_state=cfg.seed, methods=c.k_methods,
-                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
-    return selection.consensus, "auto", selection
 
 
 def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int | None, k_source: str,
