@@ -60,6 +60,9 @@ def test_consensus_sets_ends_of_the_range_aside_when_a_criterion_chose_inside():
     # nothing inside: the ends decide, ties to the lower median
     assert consensus([2, 2, 10, 10], ks) == 2
     assert consensus([10, 10, 10, 2], ks) == 10
+    # k = 1 (only the elbow and the gap can say it) is "no structure", never set aside
+    assert consensus([1, 1, 3, 4, 10], range(1, 11)) == 1
+    assert consensus([1, 3, 3, 10, 10], range(1, 11)) == 3
 
 
 def test_gap_rule():

@@ -106,12 +106,15 @@ def consensus(choices: Iterable[int], ks: Sequence[int] | None = None) -> int:
 
     With ``ks`` (the candidate range), choices at its ends are set aside when another
     choice lies strictly inside it, unless one end was chosen by all but at most one.
+    k = 1 is never set aside: it is the gap statistic's "no structure", not where a curve
+    stops (silhouette, Davies-Bouldin and Calinski-Harabasz cannot choose it).
     """
     choices = [int(c) for c in choices]
     if ks is not None:
-        inside = [c for c in choices if min(ks) < c < max(ks)]
-        ends = Counter(c for c in choices if c in (min(ks), max(ks)))
-        if inside and max(ends.values(), default=0) < len(choices) - 1:
+        ends = {min(ks), max(ks)} - {1}
+        inside = [c for c in choices if c not in ends]
+        at_ends = Counter(c for c in choices if c in ends)
+        if inside and max(at_ends.values(), default=0) < len(choices) - 1:
             choices = inside
     counts = Counter(choices)
     if not counts:
