@@ -162,3 +162,21 @@ def test_transform_file_records_errors(tmp_path):
     assert not (tmp_path / "markers").exists()  # errors are retried on the next run
     with pytest.raises(AudioReadError):
         transform.load_audio(tmp_path / "gone.wav")
+
+
+def test_a_file_above_max_duration_is_recorded_and_left_out(small):
+    # stereo.wav lasts 1.0 s, the others 0.5 s or less: a limit of 0.75 s leaves out only stereo.wav
+    table, paths = _stages(small, **{"dataset.max_duration": 0.75})
+    meta = metadata.read_metadata(paths.metadata_csv).set_index("name")
+    assert meta.loc["stereo.wav", "status"] == "too_long"
+    assert "longer than dataset.max_duration" in meta.loc["stereo.wav", "reason"]
+    assert (meta.drop(index=["stereo.wav", "broken.wav"])["status"] == "ok").all()
+    row = table.set_index("name").loc["stereo.wav"]
+    assert row["status"] == "skipped" and row["reason"].startswith("stage 01 status too_long")
+    assert not (paths.wav / "mix" / "stereo.wav").exists()
+    ok = table[table["status"] == "ok"]
+    assert sorted(ok["name"]) == ["low rate.flac", "top.wav"]   # hush.wav is silent
+    assert all(paths.abs(p).is_file() for p in ok["path"])
+    # null: no limit
+    table, _ = _stages(small, **{"dataset.max_duration": None})
+    assert table.set_index("name").loc["stereo.wav", "status"] == "ok"

@@ -42,6 +42,7 @@ class DatasetConfig:
     label_csv: str | None = None
     extensions: list[str] = _f(["wav", "flac", "ogg", "mp3", "aiff", "aif", "au"])
     ffmpeg_extensions: list[str] = _f(["m4a", "aac", "wma", "opus", "webm", "mp4"])
+    max_duration: float | None = _f(3600.0, min=0.001)
 
 
 @dataclass

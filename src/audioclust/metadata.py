@@ -4,8 +4,10 @@ One row per audio file found (recursively, following symbolic links, skipping hi
 files and folders and other extensions), sorted by path: its label (from the
 configured label source), a unique file-system-safe output ``stem``, the header
 values (duration, rate, channels, frames, subtype) and a ``status``: ``ok``,
-``empty`` (0 bytes or 0 frames) or ``error`` with the ``reason``. Each file is
-proved decodable by reading its first and last block (:func:`audioclust.audio.probe`).
+``empty`` (0 bytes or 0 frames), ``too_long`` (longer than ``dataset.max_duration``:
+the later stages hold a whole recording in memory) or ``error`` with the ``reason``.
+Each file is proved decodable by reading its first and last block
+(:func:`audioclust.audio.probe`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ def probe_row(path: Path) -> dict[str, Any]:
     if info["frames"] == 0:
         return {**info, "status": "empty", "reason": "no audio frames (the file holds only a header)", "size": size}
     return {**info, "status": "ok", "reason": "", "size": size}
+
+
+def check_duration(info: dict[str, Any], max_duration: float | None) -> dict[str, Any]:
+    """``info`` with status ``too_long`` when its duration is above ``max_duration`` (None: no limit)."""
+    if max_duration is None or not info["duration"] > max_duration:
+        return info
+    return {**info, "status": "too_long",
+            "reason": f"{info['duration'] / 60:.1f} min is longer than dataset.max_duration "
+                      f"({max_duration / 60:g} min): stages 02-03 hold a whole recording in memory (about 3 and "
+                      f"5 GiB per hour of audio and worker); split it into shorter files, or raise "
+                      f"dataset.max_duration"}
 
 
 def probe_rows(paths: list[Path]) -> list[dict[str, Any]]:
@@ -203,6 +216,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
             for f, rel, (_, bad_name), label, info in zip(files, rels, names, labeller(rels), chunk_infos):
                 if bad_name:
                     info = {**info, "status": "error", "reason": bad_name}
+                elif info["status"] == "ok":
+                    info = check_duration(info, cfg.dataset.max_duration)
                 rows.append({"name": PurePosixPath(rel).name, "extension": f.suffix.lower().lstrip("."),
                              "path": paths.rel(paths.raw / rel), "label": label, "stem": stems(rel, label), **info})
             table = _frame(rows)
