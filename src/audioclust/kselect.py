@@ -19,10 +19,17 @@ Consensus
     optimum inside it, or when all criteria but at most one chose that end: an end is
     where a curve that rises or falls over the whole range stops (silhouette and
     Davies-Bouldin drift to k_min on weakly separated audio views, Calinski-Harabasz and
-    the gap's fallback to k_max), not evidence for that k by itself.
+    the gap's fallback to k_max), not evidence for that k by itself. k = 1 (the gap's
+    "no structure", with k_min = 1) is never set aside.
     ``benchmarks/bench_kselect.py`` (k = 2..10, views with a known number of groups): mean
     |k - truth| on the demo's 21 views 3.43 -> 1.52, on 60 subsets of FSDD's views 2.15 ->
     1.42, on 15 sets of Gaussian blobs 0.07 -> 0.00.
+
+Large collections
+    Every criterion fits K-Means about ``len(k_range) * (1 + n_references)`` times, so
+    stage 04 estimates k on a seeded sample of ``cluster.kselect_max_samples`` files
+    (:func:`choose_k`); inside, the silhouette and the gap statistic use a seeded sample
+    of ``sample_size``.
 """
 
 from __future__ import annotations
@@ -92,8 +99,7 @@ class KSelection:
     choices : dict
         Criterion name -> chosen k (a criterion that is NaN for every k is left out).
     consensus : int
-        The most common choice, ends of the range only when no choice lies inside;
-        ties -> lower median of the tied ks.
+        The criteria's consensus (:func:`consensus` over the candidate ks).
     """
 
     table: pd.DataFrame
