@@ -18,7 +18,7 @@ cases and to score):
 - ``blobs``: seeded isotropic Gaussian blobs, k = 2, 3, 4, 6, 8 in 10 and 40 dimensions, at
   three spreads.
 
-Each case runs :func:`audioclust.kselect.choose_k` with the project's config (``k: auto``,
+Each case runs :func:`audioclust.kselect.choose_k` with the config of ``--demo-root`` (``k: auto``,
 ``k_min..k_max``, the same sampling as stage 04), and the criteria's choices are combined
 twice: by :func:`audioclust.kselect.consensus` with the k range (the rule stage 04 uses)
 and without it (the most common choice). Prints, per group, the mean |k - truth| and the
