@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from .containers import aiff_truncation, mp3_layout, ogg_truncation, wav_truncation
 from .errors import AudioReadError
 from .storage import atomic_path
 
@@ -68,18 +70,96 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     path = Path(path)
     _check_file(path)
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            sr = int(f.samplerate)
+            expected = _expected_frames(path, f)
+            if expected is not None and f.frames < expected.frames - expected.slack:
+                # libsndfile stops at its own (too small) estimate of an MP3's length
+                raise _ShortEstimate(f"libsndfile decodes only {f.frames / sr:.2f} s of its {expected.frames / sr:.2f} s "
+                                     f"(a variable bit rate MP3 without a Xing header)")
+            y = _read_all(f, expected.frames + expected.slack if expected else None)
     except sf.SoundFileError as exc:
         return _read_audioread(path, _soundfile_reason(path, exc))
-    return np.ascontiguousarray(data.T), int(sr)
+    except _ShortEstimate as exc:
+        return _read_audioread(path, f"cannot decode .{_ext(path)} file with libsndfile: {exc}")
+    if expected is not None and y.shape[1] < expected.frames - expected.slack:
+        raise AudioReadError(f"damaged .{_ext(path)} file: decoding stopped after {y.shape[1] / sr:.2f} s of its "
+                             f"{expected.frames / sr:.2f} s; re-copy or re-export the file")
+    return y, sr
+
+
+class _ShortEstimate(Exception):
+    """libsndfile would stop before the end of the stream."""
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """A file's length measured from its structure: ``frames`` give or take ``slack``."""
+
+    frames: int
+    slack: int
+
+
+def _expected_frames(path: Path, f: sf.SoundFile) -> _Expected | None:
+    """The real length of an MP3 (walked frame by frame), None for formats whose header is exact.
+
+    Raises AudioReadError for an MP3 whose structure shows it is cut off.
+    """
+    if f.format != "MP3":
+        return None
+    layout = mp3_layout(path)
+    if layout is None:
+        return None
+    if layout.reason:
+        raise AudioReadError(layout.reason)
+    # a decoder may drop or add up to one MPEG frame at either end (encoder delay without a LAME tag)
+    return _Expected(layout.frames, 2 * layout.samples_per_frame)
+
+
+def _read_all(f: sf.SoundFile, frames: int | None) -> np.ndarray:
+    """Every frame libsndfile decodes, as (channels, frames) float32, whatever the header announced.
+
+    ``soundfile.read`` stops at the header's frame count (wrong for an MP3 with cover art),
+    and seeks after every block, which fails on a FLAC stream without a sample count; so
+    the frames are read through libsndfile's own ``sf_readf_float`` (soundfile's binding)
+    until the decoder has no more. ``frames`` is the length measured from the file's
+    structure, if any; it only sizes the first buffer.
+    """
+    if frames is None and f.format != "MP3" and 0 <= f.frames < _UNKNOWN_FRAMES:
+        frames = f.frames
+    size = frames + 1 if frames is not None else _READ_BLOCK  # one spare frame shows the end was reached
+    parts = []
+    while True:
+        buf = np.empty((size, f.channels), dtype=np.float32)
+        n = sf._snd.sf_readf_float(f._file, sf._ffi.cast("float *", buf.ctypes.data), size)
+        error = sf._snd.sf_error(f._file)
+        if error:
+            raise sf.LibsndfileError(error)
+        if n > 0:
+            parts.append(buf[:n] if n > size // 2 else buf[:n].copy())
+        if n < size:
+            break
+        size = _READ_BLOCK
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty((0, f.channels), np.float32)
+    return np.ascontiguousarray(y.T)
+
+
+#: libsndfile's frame count for a stream of unknown length (SF_COUNT_MAX) and anything near it.
+_UNKNOWN_FRAMES = 1 << 60
+#: Frames per buffer when the length is unknown.
+_READ_BLOCK = 1 << 20
 
 
 def probe(path: str | Path) -> dict[str, Any]:
     """Read an audio file's header and prove that it decodes, cheaply.
 
-    Only the first and last :data:`PROBE_BLOCK` frames are decoded, so a truncated
-    or garbled file is caught without reading it all (files only ffmpeg reads are
-    decoded up to their first block).
+    The length comes from a real measure, never from a guess: the header where it is
+    exact (WAV, AIFF, FLAC, Ogg), the MPEG frames walked one by one for MP3 (libsndfile's
+    count is an estimate from the file size), and decoding where nothing else tells
+    (a FLAC stream without a sample count, an MP3 whose frames cannot be walked). A file
+    is damaged only on evidence: its structure shows it cut off, or its first or last
+    :data:`PROBE_BLOCK` frames do not decode. Files only ffmpeg reads are decoded up to
+    their first block.
 
     Returns
     -------
@@ -98,19 +178,37 @@ def probe(path: str | Path) -> dict[str, Any]:
     except sf.SoundFileError as exc:
         return _probe_audioread(path, _soundfile_reason(path, exc))
     with f:
-        frames, sr, channels, subtype = f.frames, f.samplerate, f.channels, f.subtype
+        sr, channels, subtype = int(f.samplerate), int(f.channels), f.subtype
+        short, frames = None, f.frames
         try:
-            complete = len(f.read(min(frames, PROBE_BLOCK), dtype="float32")) == min(frames, PROBE_BLOCK)
-            if complete and frames > PROBE_BLOCK and f.seekable():
-                f.seek(frames - PROBE_BLOCK)
-                complete = len(f.read(PROBE_BLOCK, dtype="float32")) == PROBE_BLOCK
+            expected = _expected_frames(path, f)
+            if expected is not None:
+                frames = expected.frames
+                if f.frames < frames - expected.slack:
+                    short = (f"cannot decode .{_ext(path)} file with libsndfile: it decodes only "
+                             f"{f.frames / sr:.2f} s of its {frames / sr:.2f} s (a variable bit rate MP3 "
+                             f"without a Xing header)")
+                complete = len(f.read(min(frames, PROBE_BLOCK), dtype="float32")) > 0 or frames == 0
+            elif f.format == "MP3" or not 0 <= f.frames < _UNKNOWN_FRAMES:
+                frames = _read_all(f, None).shape[1]  # no real measure but decoding
+                complete = True
+            else:
+                frames = f.frames
+                complete = len(f.read(min(frames, PROBE_BLOCK), dtype="float32")) == min(frames, PROBE_BLOCK)
+                if complete and frames > PROBE_BLOCK and f.seekable():
+                    f.seek(frames - PROBE_BLOCK)
+                    complete = len(f.read(PROBE_BLOCK, dtype="float32")) == PROBE_BLOCK
             detail = ""
         except sf.SoundFileError as exc:
             complete, detail = False, f" ({str(exc).split(': ', 1)[-1].rstrip('.')})"
+    if short:
+        return _probe_audioread(path, short)
+    if not complete and not 0 <= frames < _UNKNOWN_FRAMES:
+        raise AudioReadError(f"damaged .{_ext(path)} file: decoding failed{detail}; re-copy or re-export the file")
     if not complete:
         raise AudioReadError(f"truncated or damaged .{_ext(path)} file: its header announces {frames} frames "
                              f"but they cannot all be read{detail}; re-copy or re-export the file")
-    return {"duration": frames / sr, "sample_rate": int(sr), "channels": int(channels),
+    return {"duration": frames / sr, "sample_rate": sr, "channels": channels,
             "frames": int(frames), "subtype": subtype}
 
 
@@ -119,7 +217,12 @@ def _ext(path: Path) -> str:
 
 
 def _check_file(path: Path) -> None:
-    """Raise AudioReadError for a missing, empty or truncated WAV file (libsndfile reads those silently)."""
+    """Raise AudioReadError for a missing or empty file, or one whose container shows it cut off.
+
+    libsndfile reads a truncated WAV, AIFF or Ogg file without complaint and returns the
+    frames present, so a cut-off copy would pass as a shorter recording. The container is
+    recognised by its first bytes, not its extension.
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -128,35 +231,12 @@ def _check_file(path: Path) -> None:
         raise AudioReadError(f"file not found: {path}") from None
     if size == 0:
         raise AudioReadError("empty file (0 bytes)")
-    reason = _wav_truncation(path, size)
+    with path.open("rb") as f:
+        magic = f.read(4)
+    check = {b"RIFF": wav_truncation, b"FORM": aiff_truncation, b"OggS": ogg_truncation}.get(magic)
+    reason = check(path) if check else None
     if reason:
         raise AudioReadError(reason)
-
-
-def _wav_truncation(path: Path, size: int) -> str | None:
-    """A reason when a RIFF/WAVE file's ``data`` chunk announces more bytes than the file holds.
-
-    libsndfile reads such a file without complaint and returns the frames present, so a
-    cut-off copy would pass as a shorter recording. Streaming placeholders (0 or 0xFFFFFFFF)
-    are accepted.
-    """
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(8)
-            declared = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"data":
-                present = size - pos - 8
-                if declared in (0, 0xFFFFFFFF) or declared <= present:
-                    return None
-                return (f"truncated WAV: its header announces {declared} bytes of audio but the file holds "
-                        f"only {present} ({100 * present / declared:.0f}%); re-copy or re-export the file")
-            pos += 8 + declared + (declared & 1)  # chunks are padded to an even size
-    return None
 
 
 def _soundfile_reason(path: Path, exc: Exception) -> str:
