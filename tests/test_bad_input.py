@@ -42,6 +42,12 @@ def _build(raw: Path) -> bool:
     _write(raw / "errors" / "header_only.wav", np.zeros(0, np.float32))
     (raw / "errors" / "song.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(512))
     (raw / "errors" / "dangling.wav").symlink_to(raw / "errors" / "moved_away.wav")
+    # links that loop sit next to a good file in their folder: the folder must still be listed
+    (raw / "loops").mkdir()
+    (raw / "loops" / "self.wav").symlink_to("self.wav")
+    (raw / "loops" / "ping.wav").symlink_to("pong.wav")
+    (raw / "loops" / "pong.wav").symlink_to("ping.wav")
+    _write(raw / "loops" / "good.wav", t440)
 
     _write(raw / "levels" / "silent.wav", np.zeros(SR // 2, np.float32))
     _write(raw / "levels" / "short.wav", tone(440.0, 100 / SR, SR))  # 100 samples: less than one FFT frame
@@ -129,6 +135,8 @@ def _out(staged, row: pd.Series) -> tuple[np.ndarray, int]:
     ("errors/text.wav", "error", "the file holds text, not audio"),
     ("errors/song.m4a", "error", "format .m4a needs ffmpeg, which is not installed: apt-get install ffmpeg"),
     ("errors/dangling.wav", "error", "broken symbolic link"),
+    ("loops/self.wav", "error", "cannot read the file: Too many levels of symbolic links"),
+    ("loops/ping.wav", "error", "cannot read the file: Too many levels of symbolic links"),
 ])
 def test_unreadable_files_are_rows_with_a_reason(staged, rel, status, reason):
     meta, trans = _rows(staged, rel)
@@ -136,6 +144,13 @@ def test_unreadable_files_are_rows_with_a_reason(staged, rel, status, reason):
     assert reason in meta["reason"]
     assert trans["status"] == "skipped" and trans["path"] == ""
     assert trans["reason"] == f"stage 01 status {status}: {meta['reason']}"
+
+
+def test_a_folder_with_looping_links_keeps_its_good_files(staged):
+    meta, trans = _rows(staged, "loops/good.wav")
+    assert meta["status"] == "ok" and trans["status"] == "ok"
+    assert sorted(k for k in staged["meta"].index if k.startswith("datasets/bad/loops/")) == [
+        f"datasets/bad/loops/{n}.wav" for n in ("good", "ping", "pong", "self")]
 
 
 def test_a_non_utf8_file_name_is_an_error_row(staged):
@@ -253,14 +268,14 @@ def test_hidden_and_other_files_are_skipped(staged):
 
 def test_every_file_has_a_row_and_the_summaries_are_logged(staged):
     meta, trans = staged["meta"], staged["trans"]
-    expected = 26 + HAS_MP3 + staged["bad_name"]
+    expected = 30 + HAS_MP3 + staged["bad_name"]
     assert len(meta) == len(trans) == expected
     assert trans.index.tolist() == meta.index.tolist()
     counts = meta["status"].value_counts().to_dict()
-    assert counts == {"ok": expected - 6 - staged["bad_name"], "error": 4 + staged["bad_name"], "empty": 2}
+    assert counts == {"ok": expected - 9 - staged["bad_name"], "error": 7 + staged["bad_name"], "empty": 2}
     assert f"metadata: {expected} file(s) → metadata/bad/metadata.csv" in staged["log"]
     tcounts = trans["status"].value_counts().to_dict()
-    assert tcounts == {"ok": counts["ok"] - 2, "skipped": 6 + staged["bad_name"], "silent": 2}
+    assert tcounts == {"ok": counts["ok"] - 2, "skipped": 9 + staged["bad_name"], "silent": 2}
     assert f"transform: {expected} file(s) → metadata/bad/metadata_transformed.csv" in staged["log"]
     # only ok rows have a WAV
     wavs = sorted(p.relative_to(staged["paths"].root).as_posix() for p in staged["paths"].wav.rglob("*.wav"))

@@ -22,6 +22,28 @@ def test_unknown_config_key_stops_before_work(project, caplog):
     assert not (project / "metadata").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--set", "features.n_fft=[1,2"], "--set 'features.n_fft=[1,2': the value is not valid YAML"),
+    (["--config", "latin1.yaml"], "latin1.yaml is not UTF-8 text (byte 16 cannot be decoded): save it as UTF-8"),
+    (["--config", "absent.yaml"], "absent.yaml"),
+])
+def test_bad_overrides_and_config_files_are_clear_errors(project, caplog, monkeypatch, args, message):
+    (project / "latin1.yaml").write_bytes("seed: 3  # première\n".encode("latin-1"))
+    monkeypatch.chdir(project)
+    rc = main(["metadata", "--dataset", "x", "--root", str(project), *args])
+    assert rc == 2
+    assert message in caplog.text
+    assert not (project / "metadata").exists()
+
+
+def test_demo_refuses_a_users_dataset_folder(project, caplog):
+    (project / "datasets" / "mine" / "birds").mkdir(parents=True)
+    (project / "datasets" / "mine" / "birds" / "robin.wav").write_bytes(b"RIFF")
+    assert main(["demo", "--dataset", "mine", "--root", str(project)]) == 2
+    assert "holds files the demo did not write" in caplog.text
+    assert [p.name for p in (project / "datasets" / "mine").rglob("*")] == ["birds", "robin.wav"]
+
+
 def test_missing_dataset_is_a_clear_error(project, caplog):
     rc = main(["run", "--dataset", "nothing", "--root", str(project)])
     assert rc == 2

@@ -294,3 +294,34 @@ def test_relinks_when_the_source_moves(fake_fsdd, tmp_path):
     os.rename(fake_fsdd, moved)
     datasets.prepare("fsdd", moved, dest)
     assert (dest / "0" / "0_george_0.wav").resolve() == (moved / "recordings" / "0_george_0.wav").resolve()
+
+
+def test_demo_and_corpora_are_never_written_into_a_users_folder(fake_fsdd, tmp_path):
+    mine = tmp_path / "datasets" / "mine"
+    _wav(mine / "birds" / "robin.wav")
+    (mine / "notes.txt").write_text("field notes")
+    before = _tree_hashes(mine)
+    with pytest.raises(DatasetError, match="holds files the demo did not write"):
+        datasets.generate_demo(mine)
+    with pytest.raises(DatasetError, match=r"already holds 2 file\(s\) that are not this fsdd selection's "
+                                           r"\(e.g. birds/robin.wav, notes.txt\)"):
+        datasets.prepare("fsdd", fake_fsdd, mine)
+    with pytest.raises(DatasetError, match="holds files the demo did not write"):
+        datasets.bring_in(mine, "demo")
+    assert datasets.bring_in(mine, "auto") == 2  # a user's dataset: counted, not written
+    assert _tree_hashes(mine) == before
+    # a folder prepared with digit labels is not re-prepared with speaker labels on top
+    digits = tmp_path / "datasets" / "digits"
+    datasets.prepare("fsdd", fake_fsdd, digits)
+    with pytest.raises(DatasetError, match=r"already holds 4 file\(s\)"):
+        datasets.prepare("fsdd", fake_fsdd, digits, label="speaker")
+
+
+def test_bring_in_auto_writes_the_demo_only_into_a_folder_named_demo(tmp_path):
+    assert datasets.bring_in(tmp_path / "demo", "auto", seed=0) == 140
+    assert datasets.bring_in(tmp_path / "demo", "auto", seed=0) == 140  # the demo's own folder: rewritten freely
+    with pytest.raises(DatasetError, match="does not exist: put your audio files there"):
+        datasets.bring_in(tmp_path / "other", "auto")
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(DatasetError, match="needs SOURCE"):
+        datasets.bring_in(tmp_path / "other", "fsdd")

@@ -285,6 +285,22 @@ def test_checkpoint_reuse_rule(cfg, tmp_path, monkeypatch):
     assert not train(cfg, arrays, tmp_path).reused
 
 
+def test_a_truncated_checkpoint_is_set_aside_and_retrained(cfg, tmp_path, caplog):
+    arrays, _ = two_families(16)
+    first = train(cfg, arrays, tmp_path)
+    z1 = embed(first.module, first.datamodule)
+    raw = first.checkpoint.read_bytes()
+    first.checkpoint.write_bytes(raw[: len(raw) // 2])  # `truncate -s` of a copy that stopped halfway
+    with caplog.at_level("WARNING", logger="audioclust"):
+        again = train(cfg, arrays, tmp_path)
+    assert not again.reused and again.checkpoint == first.checkpoint and again.epochs == 2
+    assert "cannot be read (RuntimeError" in caplog.text and "training again" in caplog.text
+    aside = first.checkpoint.with_name(first.checkpoint.name + ".damaged")
+    assert aside.read_bytes() == raw[: len(raw) // 2]
+    np.testing.assert_allclose(embed(again.module, again.datamodule), z1, atol=1e-6)  # the same seed retrains the same
+    assert train(cfg, arrays, tmp_path).reused  # and the new checkpoint is trusted again
+
+
 def test_same_seed_same_embedding(cfg, tmp_path):
     arrays, _ = two_families(16)
     z = [embed(r.module, r.datamodule) for r in (train(cfg, arrays, tmp_path / "a"),

@@ -1,10 +1,14 @@
 """Notebook runs are tests too: every numbered notebook on the demo set, with papermill."""
 
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from audioclust.datasets import generate_demo
+from audioclust.errors import DatasetError
 from audioclust.notebooks import notebook_files, run_notebooks
 from audioclust.paths import ProjectPaths
 
@@ -25,11 +29,42 @@ def test_notebooks_are_committed_without_outputs():
                 assert "\ndef " not in "\n" + cell.source and "\nclass " not in "\n" + cell.source, f.name
 
 
+def _tree(folder: Path) -> dict[str, tuple[str, str]]:
+    """Every entry under ``folder``: its kind and content hash (or link target)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_symlink():
+            out[rel] = ("link", os.readlink(p))
+        elif p.is_dir():
+            out[rel] = ("dir", "")
+        else:
+            out[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
 @pytest.mark.slow
-def test_all_notebooks_run_on_the_demo_set(project):
+def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(project, tmp_path):
+    """`make notebooks DATASET=mine`'s code path: notebook 00 must not write the demo into a user's folder."""
     shutil.copytree(REPO / "notebooks", project / "notebooks")
-    paths = ProjectPaths(project, "demo")
+    generate_demo(tmp_path / "elsewhere", n_per_class=6)
+    mine = project / "datasets" / "mine"
+    for family in sorted(p for p in (tmp_path / "elsewhere").iterdir() if p.is_dir()):
+        for f in sorted(family.glob("*.wav"))[:6]:
+            (mine / family.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, mine / family.name / f.name)
+    before = _tree(mine)
+    paths = ProjectPaths(project, "mine")
     done = run_notebooks(paths, overrides=["parallel.n_jobs=1"], parameters={"MAX_EPOCHS": 2})
     assert [p.name for p in done] == [p.name for p in notebook_files(REPO)]
-    assert all(p.is_file() for p in done)
-    assert (paths.features_csv).is_file()
+    assert _tree(mine) == before
+    assert len(before) == 7 + 42 and paths.features_csv.is_file()
+
+
+def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project):
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    run_notebooks(ProjectPaths(project, "demo"), only=["00"])
+    assert len(list((project / "datasets" / "demo").rglob("*.wav"))) == 140
+    with pytest.raises(DatasetError, match="datasets/absent does not exist: put your audio files there"):
+        run_notebooks(ProjectPaths(project, "absent"), only=["00"])
+    assert not (project / "datasets" / "absent").exists()

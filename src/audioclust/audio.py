@@ -229,6 +229,8 @@ def _check_file(path: Path) -> None:
         if path.is_symlink():
             raise AudioReadError(f"broken symbolic link: its target {path.readlink()} does not exist") from None
         raise AudioReadError(f"file not found: {path}") from None
+    except OSError as exc:  # a symbolic link that loops, a permission denied ...
+        raise AudioReadError(f"cannot read the file: {exc.strerror or exc}") from None
     if size == 0:
         raise AudioReadError("empty file (0 bytes)")
     with path.open("rb") as f:

@@ -81,7 +81,7 @@ from .kselect import KSelection, choose_k, selection_table
 from .metrics import EXTERNAL, INTERNAL, external_scores, internal_scores
 from .paths import ProjectPaths
 from .report import STAGE_NAMES, autoencoder_criterion, write_summaries
-from .storage import read_json, write_csv, write_npy
+from .storage import read_json, remove_stale_temps, write_csv, write_npy
 from .views import SOURCE_NAMES, TRIM_REFERENCES, embed_2d, read_table, stored_ae_images
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     ConfigError
         For an empty feature or latent list, or a ``cluster.k`` that does not fit the files.
     """
+    remove_stale_temps(*paths.generated())
     ae = cfg.autoencoder
     if not ae.enabled:
         log.info("autoencoder: disabled (autoencoder.enabled is false); nothing to do")

@@ -83,7 +83,7 @@ from .metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE, external_score
 from .parallel import parallel_map
 from .paths import ProjectPaths
 from .report import best_by_nmi, write_summaries
-from .storage import write_csv
+from .storage import remove_stale_temps, write_csv
 from .views import View, ViewSpec, build_views, embed_2d, read_table
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     ConfigError
         For an unknown algorithm or grid parameter, before any work.
     """
+    remove_stale_temps(*paths.generated())
     _check_config(cfg)
     table = read_table(paths)
     labels = table["label"].fillna("").astype(str).to_numpy()

@@ -312,6 +312,11 @@ def load_config(
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded): save it as UTF-8 "
+                          "YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -325,7 +330,12 @@ def _parse_set(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"--set expects key=value (e.g. features.n_fft=1024), got {item!r}")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", "") or exc).strip()
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem}); lists are written "
+                          "[a, b], strings with special characters in quotes") from None
 
 
 def _apply(obj: Any, data: dict[str, Any], prefix: str, origin: str) -> None:

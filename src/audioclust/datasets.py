@@ -222,7 +222,8 @@ def prepare(corpus: str, source: str | Path, dest: str | Path, label: str | None
     ------
     DatasetError
         Unknown corpus/label/mode, missing metadata CSV, columns or audio files (named), or a
-        file in ``dest`` that is not this corpus' link or copy. Nothing is written then.
+        ``dest`` that holds files this selection of the corpus would not make (a user's own
+        folder is never written into). Nothing is written then.
     """
     if corpus not in CORPORA:
         raise DatasetError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
@@ -239,6 +240,11 @@ def prepare(corpus: str, source: str | Path, dest: str | Path, label: str | None
         raise DatasetError(f"{len(missing)} audio file(s) listed for {corpus} are missing, e.g. "
                            + ", ".join(missing[:5]))
     targets = [dest / it.label / it.name if it.label else dest / it.name for it in items]
+    foreign = _foreign_files(dest, {t.relative_to(dest).as_posix() for t in targets} | {"folds.csv"})
+    if foreign:
+        raise DatasetError(f"{dest} already holds {len(foreign)} file(s) that are not this {corpus} selection's "
+                           f"(e.g. {', '.join(foreign[:3])}); preparation writes only into a new folder or one "
+                           "it prepared the same way: choose another --dataset name")
     todo = [(it, t) for it, t in zip(items, targets) if not _in_place(it.src, t, mode)]
     for _, target in todo:
         if target.exists() and not target.is_symlink():
@@ -258,6 +264,16 @@ def prepare(corpus: str, source: str | Path, dest: str | Path, label: str | None
     log.info("%s: %d file(s) in %s (%d new, %s), %d label(s)", corpus, len(items), dest, len(todo), mode,
              len({it.label for it in items}))
     return len(items)
+
+
+def _foreign_files(dest: Path, own: set[str]) -> list[str]:
+    """Files under ``dest`` (relative, sorted; hidden ones aside) that are not in ``own``."""
+    if not dest.is_dir():
+        return []
+    return sorted(rel for rel in (p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                                  if not p.is_dir() and not any(part.startswith(".") for part in
+                                                                p.relative_to(dest).parts))
+                  if rel not in own)
 
 
 def _in_place(src: Path, target: Path, mode: str) -> bool:
@@ -459,6 +475,42 @@ def demo_sound(label: str, index: int, seed: int = 0, sr: int = 22050, seconds: 
     return (y * 10 ** (rng.uniform(-12, -1) / 20) / np.max(np.abs(y))).astype(np.float32)
 
 
+def bring_in(dest: str | Path, corpus: str | None = "auto", source: str | Path | None = None,
+             label: str | None = None, mode: str = "symlink", seed: int = 0) -> int:
+    """Make ``dest`` (``datasets/<name>/``) ready for stage 01, as notebook 00 asks.
+
+    Parameters
+    ----------
+    corpus : ``demo`` (:func:`generate_demo`), a corpus name of :func:`prepare`, None (the
+        files are already in ``dest``), or ``auto``: ``demo`` for a folder named ``demo``, else None.
+    source, label, mode : as :func:`prepare`.
+    seed : the demo's seed.
+
+    Returns
+    -------
+    The number of audio files in ``dest`` (hidden files aside).
+
+    Raises
+    ------
+    DatasetError
+        ``dest`` is missing while nothing is to be brought in, or it holds somebody's files
+        that preparation would mix with others (it is never written into then).
+    """
+    dest = Path(dest)
+    if corpus == "auto":
+        corpus = "demo" if dest.name == "demo" else None
+    if corpus == "demo":
+        return generate_demo(dest, seed=seed)
+    if corpus:
+        if source is None:
+            raise DatasetError(f"corpus {corpus!r} needs SOURCE: the corpus folder (for csv: the CSV file)")
+        return prepare(corpus, source, dest, label=label, mode=mode)
+    if not dest.is_dir():
+        raise DatasetError(f"dataset folder {dest} does not exist: put your audio files there (one sub-folder per "
+                           "label, if you have labels), or set CORPUS to bring a corpus in")
+    return sum(1 for rel in _foreign_files(dest, set()))
+
+
 def generate_demo(folder: str | Path, seed: int = 0, n_per_class: int = 20, sr: int = 22050,
                   seconds: float = 1.0) -> int:
     """Write the synthetic demo dataset: ``folder/<family>/<family>_<i>.wav`` (PCM 16-bit).
@@ -473,8 +525,16 @@ def generate_demo(folder: str | Path, seed: int = 0, n_per_class: int = 20, sr: 
     Returns
     -------
     The number of files in the demo set (``7 * n_per_class``).
+
+    Raises
+    ------
+    DatasetError
+        ``folder`` holds files and no demo manifest: it is somebody's data, left untouched.
     """
     folder = Path(folder)
+    if not (folder / DEMO_MANIFEST).is_file() and _foreign_files(folder, set()):
+        raise DatasetError(f"{folder} holds files the demo did not write; the demo is written only into a new "
+                           "folder or an earlier demo's (use --dataset demo, or another new name)")
     params = {"version": DEMO_VERSION, "seed": seed, "n_per_class": n_per_class, "sr": sr, "seconds": seconds}
     manifest = read_json(folder / DEMO_MANIFEST) or {}
     old_files = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}

@@ -45,7 +45,7 @@ from .config import PerFile
 from .errors import AudioclustError, ConfigError, StageInputError
 from .features import fixed_size_image
 from .models import build_model
-from .storage import read_json, write_json
+from .storage import pid_suffix, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -441,17 +441,17 @@ def train_autoencoder(
 
     done = read_json(marker)
     if final.is_file() and isinstance(done, dict) and done.get("params_hash") == params_hash:
-        log.info("reusing %s (trained %d epochs in %.1f s)", final.name, done["epochs"], done["seconds"])
-        module = AutoencoderModule.load_from_checkpoint(final, map_location="cpu", weights_only=True)
-        module.eval()
-        return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash)
+        module = _load_checkpoint(final)
+        if module is not None:
+            log.info("reusing %s (trained %d epochs in %.1f s)", final.name, done["epochs"], done["seconds"])
+            return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash)
 
     pl.seed_everything(seed, workers=True)
     monitor = "val_loss" if dm.has_validation else "train_loss"
     module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
                                lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
     module.model.init_output(float(dataset.images[dm.train_indices].mean()))
-    staging = ckpt_dir / f".tmp-{run_name}_{params_hash}"
+    staging = ckpt_dir / f"{run_name}_{params_hash}{pid_suffix()}"
     shutil.rmtree(staging, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=staging, filename="best", monitor=monitor, mode="min", save_top_k=1)
     kwargs: dict[str, Any] = dict(
@@ -490,6 +490,22 @@ def train_autoencoder(
              "n/a" if best_score is None else f"{float(best_score):.5f}")
     module.cpu().eval()
     return TrainResult(module, dm, False, epochs, seconds, final, params_hash)
+
+
+def _load_checkpoint(path: Path) -> AutoencoderModule | None:
+    """The module saved at ``path``; None, with the file set aside as ``<name>.damaged``, when it cannot be read.
+
+    A checkpoint cut short (a full disk, a copy that stopped) must cost a retraining, not the stage.
+    """
+    try:
+        module = AutoencoderModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — torch raises RuntimeError, EOFError, UnpicklingError, KeyError ...
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        log.warning("checkpoint %s cannot be read (%s: %s); set aside as %s, training again", path.name,
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", aside.name)
+        return None
+    return module.eval()
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ from .features import DESCRIPTORS, analyse, png_bytes, resolve_fmax, to_image
 from .feature_store import FeatureStore, StoreWriter
 from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import CsvStream, Markers, count_rows, write_bytes, write_npy
+from .storage import CsvStream, Markers, count_rows, remove_stale_temps, write_bytes, write_npy
 from .views import ViewSpec, settings_key, store_specs, vectors_of_features, vectors_of_files
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     ConfigError
         When the mel band limits do not fit the sample rate.
     """
+    remove_stale_temps(*paths.generated())
     _check_input(paths)
     _check_config(cfg)
     specs = tuple(store_specs(cfg)) if cfg.views.store else ()

@@ -33,7 +33,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .storage import read_json, write_csv, write_json
+from .storage import pid_suffix, read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class StoreWriter:
         self.view_keys = dict(view_keys)
         self.dims: dict[str, int] = {}
         self.n_rows = 0
-        tag = f".tmp{os.getpid()}"
+        tag = pid_suffix()
         self._tmp = {name: self.folder / f"{name}.f32{tag}" for name in self.view_keys}
         self._handles = {name: open(path, "wb") for name, path in self._tmp.items()}
         self._index_tmp = self.folder / f"index.csv{tag}"
@@ -206,7 +206,7 @@ def add_view(store: FeatureStore, name: str, key: str, matrix: np.ndarray) -> No
         raise ValueError(f"view {name}: {matrix.shape[0]} rows for a store of {store.n_rows}")
     meta = read_json(store.folder / "store.json") or {}
     (store.folder / "store.json").unlink(missing_ok=True)
-    tmp = store.folder / f"{name}.f32.tmp{os.getpid()}"
+    tmp = store.folder / f"{name}.f32{pid_suffix()}"
     np.ascontiguousarray(matrix, dtype="<f4").tofile(tmp)
     os.replace(tmp, store.folder / f"{name}.f32")
     views = dict(meta.get("views", {}))

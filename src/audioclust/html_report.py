@@ -66,7 +66,7 @@ from .metrics import NOISE
 from .parallel import parallel_map
 from .paths import ProjectPaths
 from .report import format_frame, format_value
-from .storage import read_json, write_bytes, write_csv, write_json, write_text
+from .storage import read_json, remove_stale_temps, write_bytes, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     -------
     DataFrame with :data:`MAP_COLUMNS`, one row per file of the result (also ``map.csv``).
     """
+    remove_stale_temps(*paths.generated())
     return _build(cfg, paths)[1]
 
 

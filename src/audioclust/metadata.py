@@ -28,7 +28,7 @@ from .datasets import LabelResolver, label_folder, safe_name
 from .errors import AudioReadError, DatasetError
 from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import CsvStream
+from .storage import CsvStream, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def iter_audio_files(raw: Path, extensions: set[str], skipped: dict[str, int] | 
         seen_dirs.add(real)
         try:
             with os.scandir(folder) as it:
-                entries = [(e.name + "/" if e.is_dir() else e.name, e.path) for e in it]
+                entries = [(e.name + "/" if _is_dir(e) else e.name, e.path) for e in it]
         except OSError as exc:
             log.warning("cannot list %s: %s", folder, exc)
             return
@@ -78,6 +78,14 @@ def iter_audio_files(raw: Path, extensions: set[str], skipped: dict[str, int] | 
                 skipped["other extension"] += 1
 
     yield from walk(os.fspath(raw))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether a folder entry is a folder; a link that loops is not (it becomes a file row with a reason)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def probe_row(path: Path) -> dict[str, Any]:
@@ -178,6 +186,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     DatasetError
         ``datasets/<name>/`` is missing or holds no audio file; the label CSV is missing.
     """
+    remove_stale_temps(*paths.generated())
     raw = paths.raw
     if not raw.is_dir():
         raise DatasetError(

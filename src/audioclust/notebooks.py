@@ -1,7 +1,8 @@
 """Run the numbered notebooks with papermill for one dataset.
 
 Executed copies go to ``results/<name>/notebooks/``; the committed notebooks stay
-without outputs. Every notebook's first cell is a papermill ``parameters`` cell
+without outputs. Notebook 00 writes the demo set only for the dataset named ``demo``; a
+user's dataset folder is read, never written. Every notebook's first cell is a papermill ``parameters`` cell
 with ``DATASET``, ``ROOT`` and ``SET`` (config overrides); extra parameters are
 passed only to notebooks that declare them.
 """
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .errors import AudioclustError
+from .errors import AudioclustError, DatasetError
 from .paths import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ def run_notebooks(
     files = [p for p in notebook_files(paths.root) if only is None or p.name[:2] in only]
     if not files:
         raise AudioclustError(f"no notebooks found in {paths.root / 'notebooks'}")
+    if not paths.raw.is_dir() and paths.dataset != "demo" and not (parameters or {}).get("CORPUS"):
+        # notebook 00 brings in nothing for a user's dataset: fail before any notebook runs
+        raise DatasetError(f"dataset folder {paths.raw} does not exist: put your audio files there, or pass "
+                           "--root if the project lives elsewhere")
     out_dir = paths.notebooks_out
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []

@@ -99,6 +99,10 @@ class ProjectPaths:
     def configs(self) -> Path:
         return self.root / "configs"
 
+    def generated(self) -> tuple[Path, ...]:
+        """Every folder the pipeline writes for this dataset (never ``raw``, the user's)."""
+        return (self.wav, self.metadata, self.features, self.checkpoints, self.results, self.logs)
+
     def rel(self, path: Path) -> str:
         """``path`` relative to the project root, with ``/`` (absolute if outside the root)."""
         path = Path(path).resolve() if not Path(path).is_absolute() else Path(path)

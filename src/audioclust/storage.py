@@ -1,7 +1,9 @@
 """Atomic writes and per-item completion markers.
 
 Every file is written to a temporary sibling and renamed into place, so a killed
-run never leaves a half-written file under its final name. A stage marks an item
+run never leaves a half-written file under its final name. Temporary names carry the
+writing process's id, so the next run removes what a killed run left
+(:func:`remove_stale_temps`) and never what a run still in progress is writing. A stage marks an item
 done by writing a small JSON *marker* last; a re-run trusts an item's outputs only
 when its marker exists and carries the current parameter hash.
 """
@@ -9,7 +11,10 @@ when its marker exists and carries the current parameter hash.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +23,64 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
 # mkstemp creates files readable by the owner only; outputs get the usual permissions
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of ``path``'s temporary siblings: hidden, with the writer's process id."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def pid_suffix() -> str:
+    """The suffix of temporary files and folders written in place (packed store, checkpoint staging): ``.tmp<pid>``."""
+    return f".tmp{os.getpid()}"
+
+
+#: Temporary names: ``.<name>.<pid>.<random>.tmp`` (atomic writes) or ``<name>.tmp<pid>`` (the packed store).
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+\.tmp$|^.+\.tmp(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(*folders: Path) -> int:
+    """Remove the temporary files that dead processes left under ``folders``; return how many.
+
+    A file whose writer is still running (another stage on the same dataset, a worker of
+    this run) is left alone: its name carries the writer's process id.
+    """
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for dirpath, dirnames, names in os.walk(folder):
+            for name in [*names, *dirnames]:
+                match = _TEMP_NAME.match(name)
+                if match and not _alive(int(match.group(1) or match.group(2))):
+                    path = Path(dirpath, name)
+                    if name in dirnames:  # a staging folder (checkpoints while training)
+                        dirnames.remove(name)
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+                    removed += 1
+    if removed:
+        log.info("removed %d temporary file(s) that an interrupted run left", removed)
+    return removed
 
 
 @contextmanager
@@ -29,7 +88,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -44,7 +103,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary sibling through its open descriptor, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -84,7 +143,7 @@ class CsvStream:
         self.path = Path(path)
         self.columns = list(columns)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, self._tmp = tempfile.mkstemp(prefix=temp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
         self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._handle.write(",".join(self.columns) + "\n")
         self.n_rows = 0

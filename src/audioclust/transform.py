@@ -31,7 +31,7 @@ from .errors import AudioReadError, StageInputError
 from .metadata import read_metadata
 from .parallel import parallel_imap
 from .paths import ProjectPaths
-from .storage import CsvStream, Markers, count_rows
+from .storage import CsvStream, Markers, count_rows, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     StageInputError
         ``metadata.csv`` is missing.
     """
+    remove_stale_temps(*paths.generated())
     if not paths.metadata_csv.is_file():
         raise StageInputError(f"{paths.rel(paths.metadata_csv)} not found: run "
                               f"`audioclust metadata --dataset {paths.dataset}` first")
