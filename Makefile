@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= demo
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup demo test test-fast notebooks bench bench-scale clean-outputs
+.PHONY: setup demo test test-fast notebooks bench bench-scale clean-outputs docs
 
 setup: $(STAMP)
 
@@ -22,8 +22,9 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/audioclust demo
 
-## test: the whole test suite (notebook runs included)
+## test: the documentation site built strictly (any warning fails), then the whole test suite (notebook runs included)
 test: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest -q
 
 ## test-fast: skip the slow end-to-end tests
@@ -50,3 +51,7 @@ bench-scale: $(STAMP)
 ## clean-outputs DATASET=name: remove generated outputs of one dataset (never datasets/<name>/)
 clean-outputs:
 	rm -rf metadata/$(DATASET) features/$(DATASET) results/$(DATASET) logs/$(DATASET) checkpoints/$(DATASET) datasets/$(DATASET)_wav
+
+## docs: build the documentation site into site/ (mkdocs-material; fails on any warning)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
