@@ -191,7 +191,7 @@ def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
 
 def test_disabled_stage_returns_an_empty_table(demo):
     result = autoencoder.run(config(demo, **{"autoencoder.enabled": False}), demo)
-    assert result.empty and list(result.columns) == autoencoder.COLUMNS
+    assert result.empty and list(result.columns) == autoencoder.AUTOENCODER_COLUMNS
     assert not (demo.results / "autoencoder").exists() and not demo.checkpoints.exists()
 
 

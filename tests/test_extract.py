@@ -74,7 +74,7 @@ def test_outputs_at_contract_paths_and_table(setup):
     cfg = load_config(project, "ds", overrides=SMALL)
     table = extract.run(cfg, paths)
 
-    assert list(table.columns) == extract.COLUMNS
+    assert list(table.columns) == extract.FEATURES_COLUMNS
     assert table["stem"].tolist() == ["a", "b", "c", "short", "broken", "quiet"]
     assert table["status"].tolist() == ["ok", "ok", "ok", "too_short", "error", "skipped"]
     assert "300 samples" in table.loc[3, "reason"] and "n_fft = 512" in table.loc[3, "reason"]

@@ -29,7 +29,7 @@ NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size
 
 Outputs in ``results/<name>/autoencoder/``:
 
-- ``results.csv``: one row per feature × latent size × stage (:data:`COLUMNS`; the
+- ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
   columns of stage 04's table plus ``architecture, latent_dim, stage, epochs, train_s,
   reused, recon_mse`` (reconstruction MSE per pixel over every file), ``val_loss`` (best
   validation loss of pre-training), ``dcec_iterations, stopped_by``);
@@ -86,8 +86,8 @@ from .views import SOURCE_NAMES, TRIM_REFERENCES, embed_2d, read_table, stored_a
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
-COLUMNS: list[str] = [
+AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
+AUTOENCODER_COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "architecture", "latent_dim", "stage", "algorithm",
     "k", "k_source", "n_clusters", "params", "status", "reason", "selected", "eligible", *EXTERNAL, *INTERNAL,
     "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
@@ -135,7 +135,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with :data:`COLUMNS`, two rows (``ae_kmeans``, ``dcec``) per feature × latent
+    DataFrame with :data:`AUTOENCODER_COLUMNS`, two rows (``ae_kmeans``, ``dcec``) per feature × latent
     size (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
 
     Raises
@@ -149,7 +149,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     ae = cfg.autoencoder
     if not ae.enabled:
         log.info("autoencoder: disabled (autoencoder.enabled is false); nothing to do")
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=AUTOENCODER_COLUMNS)
     if not ae.features or not ae.latent_dims:
         raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
                           "least one value, e.g. [mel] and [10]")
@@ -189,7 +189,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
             if cfg.cluster.figures:
                 _model_figures(cfg, paths, model, labels, labelled, out / "figures")
 
-    results = pd.DataFrame(rows, columns=COLUMNS)
+    results = pd.DataFrame(rows, columns=AUTOENCODER_COLUMNS)
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     mark_selected(results, criterion, given_k(cfg))
     write_csv(out / "results.csv", results)
@@ -336,7 +336,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     rows = []
     for stage, s in stages.items():
         pred = predicted[stage]
-        row = {col: math.nan for col in COLUMNS}
+        row = {col: math.nan for col in AUTOENCODER_COLUMNS}
         row.update(base)
         row.update(id=f"{view}.{stage}", stage=stage, algorithm=s["algorithm"],
                    params=json.dumps(s["params"], sort_keys=True), recon_mse=s["mse"], runtime_s=s["seconds"],
@@ -404,8 +404,8 @@ def _log_summary(results: pd.DataFrame, criterion: str) -> None:
                  r["epochs"], r["train_s"], r["recon_mse"],
                  f"; DCEC {r['dcec_iterations']:.0f} iterations, stopped by {r['stopped_by']} ({r['runtime_s']:.1f} s)"
                  if r["stage"] == "dcec" else "")
-    log.info("autoencoder: %d rows (%d models, %d reused)", len(results), len(results) // len(STAGES),
-             int(results["reused"].sum()) // len(STAGES))
+    log.info("autoencoder: %d rows (%d models, %d reused)", len(results), len(results) // len(AE_STAGES),
+             int(results["reused"].sum()) // len(AE_STAGES))
 
 
 def _fmt(value: float) -> str:
@@ -480,6 +480,6 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
-    "COLUMNS", "ModelRun", "embedding_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
+    "AUTOENCODER_COLUMNS", "ModelRun", "embedding_k", "example_indices", "feature_files", "input_dataset", "level_arrays",
     "reconstruction_mse", "run", "run_model", "training_log",
 ]

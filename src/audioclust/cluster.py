@@ -91,7 +91,7 @@ log = logging.getLogger(__name__)
 STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
 """Columns of :func:`audioclust.estimators.stability_gain` (NaN unless the criterion is ``stability``)."""
 
-COLUMNS: list[str] = [
+CLUSTER_COLUMNS: list[str] = [
     "id", "feature", "view", "type", "kind", "source", "algorithm", "k", "k_source", "n_clusters", "params",
     "status", "reason", "selected", "eligible", "degenerate", *EXTERNAL, *INTERNAL,
     "stability", "stability_raw", "stability_null", "partition_coefficient", "partition_entropy",
@@ -132,7 +132,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with :data:`COLUMNS`, one row per view × algorithm (also ``results.csv``).
+    DataFrame with :data:`CLUSTER_COLUMNS`, one row per view × algorithm (also ``results.csv``).
 
     Raises
     ------
@@ -154,7 +154,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
 
     work = partial(_cluster_view, cfg=cfg, labels=labels, labelled=labelled)
     parts: list[_ViewResult] = parallel_map(work, [(v.spec, v.X) for v in views], cfg, desc="cluster (views)")
-    results = pd.DataFrame([row for part in parts for row in part.rows], columns=COLUMNS)
+    results = pd.DataFrame([row for part in parts for row in part.rows], columns=CLUSTER_COLUMNS)
     fitted = {key: f for part in parts for key, f in part.fitted.items()}
     kselect = {v.spec.name: part.kselect for v, part in zip(views, parts) if part.kselect is not None}
     grids = [g for part in parts for g in part.grids]
@@ -206,7 +206,7 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     c = cfg.cluster
     spec = estimators.get_spec(name)
     n = X.shape[0]
-    row: dict[str, Any] = {col: math.nan for col in COLUMNS}
+    row: dict[str, Any] = {col: math.nan for col in CLUSTER_COLUMNS}
     row.update({"id": f"{view.name}.{name}", "feature": view.feature, "view": view.name, "type": view.type,
                 "kind": view.kind, "source": view.source, "algorithm": name,
                 "k": k if spec.needs_k else math.nan, "k_source": k_source if spec.needs_k else "found",

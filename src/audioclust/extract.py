@@ -7,7 +7,7 @@ loads the WAV, computes the requested features and the scalar descriptors from o
 - ``features/<name>/<kind>/<label or 'unlabelled'>/<stem>.npy``: float32 (n_bins, n_frames);
 - the same path with ``.png`` (``features.png``): 8-bit grey, fixed range per kind
   (``features.png_ranges``), low frequencies at the bottom (see :mod:`audioclust.features`);
-- one row of ``features/<name>/features.csv`` (:data:`COLUMNS`).
+- one row of ``features/<name>/features.csv`` (:data:`FEATURES_COLUMNS`).
 
 Row status: ``ok``; ``skipped`` (the stage-02 status was not ok); ``too_short`` (fewer
 samples than one STFT window, ``features.n_fft``: no arrays are written rather than
@@ -61,7 +61,7 @@ from .views import ViewSpec, settings_key, store_specs, vectors_of_features, vec
 
 log = logging.getLogger(__name__)
 
-COLUMNS: list[str] = ["stem", "label", "path", "status", "reason", "n_frames", *DESCRIPTORS]
+FEATURES_COLUMNS: list[str] = ["stem", "label", "path", "status", "reason", "n_frames", *DESCRIPTORS]
 _INPUT_COLUMNS = ("label", "stem", "path", "status", "reason")
 
 
@@ -109,7 +109,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
 
     Returns
     -------
-    DataFrame with one row per row of ``metadata_transformed.csv``, columns :data:`COLUMNS`
+    DataFrame with one row per row of ``metadata_transformed.csv``, columns :data:`FEATURES_COLUMNS`
     (also written to ``features/<name>/features.csv``), or None.
 
     Raises
@@ -138,7 +138,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
         old_store.index[["key", "label", "stem", "status"]].itertuples(index=False, name=None))
     bar = tqdm(total=count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
     try:
-        with CsvStream(paths.features_csv, COLUMNS) as out:
+        with CsvStream(paths.features_csv, FEATURES_COLUMNS) as out:
             for chunk in _read_input(paths):
                 entries = [_plan(record, seen, markers, settings, old_store) for record in chunk.to_dict("records")]
                 results = parallel_imap(partial(_process, settings=settings), [e.job for e in entries if e.todo],
@@ -197,7 +197,7 @@ def read_output(paths: ProjectPaths) -> pd.DataFrame:
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=FEATURES_COLUMNS)
     frame["n_frames"] = frame["n_frames"].astype("Int64")
     return frame
 
