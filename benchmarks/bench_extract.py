@@ -38,10 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "recordings"
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust import extract  # noqa: E402
 from usage import Usage  # noqa: E402
-from audioclust.config import Config, load_config  # noqa: E402
-from audioclust.paths import ProjectPaths  # noqa: E402
+
+from audioclust.config import Config, load_config
+from audioclust.core.paths import ProjectPaths
+from audioclust.stages import extract
 
 log = logging.getLogger("bench_extract")
 
@@ -69,12 +70,12 @@ def stage_01_02(cfg: Config, paths: ProjectPaths) -> dict:
     """Stage 01 + 02 with the package; without them (not written yet) WAVs made here."""
     start = time.perf_counter()
     try:
-        from audioclust import metadata, transform
+        from audioclust.stages import metadata, transform
     except ImportError:
         made_by = "benchmark (soundfile + librosa.resample; no low-pass)"
         _fallback_stage02(cfg, paths)
     else:
-        made_by = "audioclust.metadata + audioclust.transform"
+        made_by = "audioclust.stages.metadata + audioclust.stages.transform"
         metadata.run(cfg, paths)
         transform.run(cfg, paths)
     return {"made_by": made_by, "seconds": time.perf_counter() - start}

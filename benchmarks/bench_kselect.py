@@ -18,9 +18,9 @@ cases and to score):
 - ``blobs``: seeded isotropic Gaussian blobs, k = 2, 3, 4, 6, 8 in 10 and 40 dimensions, at
   three spreads.
 
-Each case runs :func:`audioclust.kselect.choose_k` with the config of ``--demo-root`` (``k: auto``,
+Each case runs :func:`audioclust.stages._shared.choose_k` with the config of ``--demo-root`` (``k: auto``,
 ``k_min..k_max``, the same sampling as stage 04), and the criteria's choices are combined
-twice: by :func:`audioclust.kselect.consensus` with the k range (the rule stage 04 uses)
+twice: by :func:`audioclust.clustering.kselect.consensus` with the k range (the rule stage 04 uses)
 and without it (the most common choice). Prints, per group, the mean |k - truth| and the
 share of exact answers; ``--out`` writes every case as JSON.
 """
@@ -41,11 +41,13 @@ from threadpoolctl import threadpool_limits
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.config import load_config  # noqa: E402
-from audioclust.errors import StageInputError  # noqa: E402
-from audioclust.kselect import choose_k, consensus  # noqa: E402
-from audioclust.paths import ProjectPaths  # noqa: E402
-from audioclust.views import build_views, read_table  # noqa: E402
+from audioclust.clustering.kselect import consensus
+from audioclust.config import load_config
+from audioclust.core.errors import StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.represent.views import build_views
+from audioclust.results import read_table
+from audioclust.stages._shared import choose_k, views_settings
 
 SPEAKER_COUNTS = (2, 3, 4, 6)
 DIGIT_COUNTS = (3, 5, 8)
@@ -56,7 +58,7 @@ def project_views(root: Path, dataset: str) -> tuple[list, object]:
     cfg = load_config(root, dataset, overrides={"cluster.k": "auto"})
     paths = ProjectPaths(root, dataset)
     table = read_table(paths)
-    return build_views(cfg, paths, table), table
+    return build_views(views_settings(cfg), paths, table), table
 
 
 def demo_cases(root: Path) -> list[tuple[str, np.ndarray, int]]:

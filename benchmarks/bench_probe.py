@@ -9,9 +9,9 @@ noise-modulated tones; a quarter each CBR with its Info tag, CBR untagged, VBR w
 tag, and CBR untagged with 270 kB of cover art in the ID3 tag), then times, on the same files in one
 process, three ways of reading a file's length in stage 01:
 
-* ``probe`` — :func:`audioclust.audio.probe`: MPEG frames walked from their headers (no
+* ``probe`` — :func:`audioclust.dsp.decode.probe`: MPEG frames walked from their headers (no
   decoding) plus the first block decoded;
-* ``decode`` — every frame decoded (:func:`audioclust.audio.load_audio`), the only other
+* ``decode`` — every frame decoded (:func:`audioclust.dsp.decode.load_audio`), the only other
   real measure;
 * ``header`` — libsndfile's header estimate alone (``soundfile.info``), which is what was
   wrong for tagged and VBR files: its error is reported too.
@@ -39,7 +39,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust import audio  # noqa: E402
+from audioclust.dsp import decode as audio
 
 SR = 44100
 

@@ -8,7 +8,7 @@ Usage::
 
 For each label set (``digit``: 10 classes, ``speaker``: 6) it builds a project (a temporary
 folder, or ``--root``), brings FSDD (``../shared/datasets/fsdd/recordings``) in as links with
-:func:`audioclust.datasets.prepare`, and runs metadata → transform → extract → cluster with
+:func:`audioclust.stages.prepare.prepare`, and runs metadata → transform → extract → cluster with
 ``configs/default.yaml`` and one override: ``cluster.k`` = the number of classes, as the goals
 of the issue are stated (the researcher types it; labels still choose nothing else).
 Stage 05 (``autoencoder``) runs too, unless ``--skip-autoencoder``, and adds its rows.
@@ -16,7 +16,7 @@ Stage 05 (``autoencoder``) runs too, unless ``--skip-autoencoder``, and adds its
 ``--limit N`` uses a seeded random sample of N recordings (the same for both label sets), so
 every digit and speaker stays represented. ``--set`` adds config overrides (as the CLI's).
 ``--compare`` adds, for each named criterion, the overall label-free row that criterion would
-have selected from the same ``results.csv`` (:func:`audioclust.cluster.mark_selected`; the grid
+have selected from the same ``results.csv`` (:func:`audioclust.clustering.selection.mark_selected`; the grid
 points were chosen by ``cluster.tune_criterion`` either way, so only the selection differs;
 ``stability`` is in the table only when ``cluster.criterion`` is ``stability``).
 
@@ -46,13 +46,14 @@ REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "recordings"
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.cli import run_stage  # noqa: E402
-from audioclust.cluster import given_k, mark_selected  # noqa: E402
-from audioclust.config import load_config  # noqa: E402
-from audioclust.datasets import prepare  # noqa: E402
-from audioclust.metrics import HIGHER_IS_BETTER  # noqa: E402
-from audioclust.paths import ProjectPaths  # noqa: E402
-from audioclust.report import autoencoder_criterion, best_by_nmi  # noqa: E402
+from audioclust.cli import run_stage
+from audioclust.clustering.metrics import HIGHER_IS_BETTER
+from audioclust.clustering.selection import autoencoder_criterion, mark_selected
+from audioclust.config import load_config
+from audioclust.core.paths import ProjectPaths
+from audioclust.report.summary import best_by_nmi
+from audioclust.stages._shared import given_k
+from audioclust.stages.prepare import prepare
 
 log = logging.getLogger("bench_quality")
 LABEL_SETS = {"digit": 10, "speaker": 6}

@@ -7,7 +7,7 @@ Usage::
         [--plot docs/scaling.png]
 
 For each size it generates a seeded synthetic corpus of short clips in a temporary folder
-(the sounds of :func:`audioclust.datasets.generate_demo`: 7 families, 16 kHz PCM, so stage 02
+(the sounds of :func:`audioclust.stages.prepare.generate_demo`: 7 families, 16 kHz PCM, so stage 02
 resamples to 22,050 Hz as it would for most speech corpora), then runs every stage as its
 own ``audioclust`` process, exactly as a user would:
 
@@ -51,9 +51,11 @@ from joblib import Parallel, delayed
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.audio import write_wav  # noqa: E402
 from usage import Usage  # noqa: E402
-from audioclust.datasets import DEMO_FAMILIES, demo_sound  # noqa: E402
+
+from audioclust.dsp.decode import write_wav
+from audioclust.dsp.synth import DEMO_FAMILIES, demo_sound
+from audioclust.stages._shared import views_settings
 
 log = logging.getLogger("bench_scale")
 AUDIOCLUST = Path(sys.executable).with_name("audioclust")
@@ -65,7 +67,7 @@ CLUSTER_SETTINGS = ["views.features=[mel, mfcc]", "views.sources=[npy]",
 
 
 def write_family(folder: Path, family: str, n: int, seconds: float) -> None:
-    """The files of one demo family, as :func:`audioclust.datasets.generate_demo` names and makes them
+    """The files of one demo family, as :func:`audioclust.stages.prepare.generate_demo` names and makes them
     (a corpus already there, as with ``--root``, is kept: the same seed makes the same files)."""
     for i in range(n):
         path = folder / family / f"{family}_{i:03d}.wav"
@@ -159,21 +161,22 @@ def bench_size(root: Path, n_files: int, clip_seconds: float, dask_workers: list
 def store_vs_files(root: Path) -> dict:
     """Seconds to load the raw matrix of one view (``mel.image.npy``) for every file: from the packed
     store, and from the per-file NPY arrays as stage 04 did before the store (page cache warm for both)."""
-    from audioclust import views
+    from audioclust import results as ac_results
     from audioclust.config import load_config
-    from audioclust.feature_store import FeatureStore
-    from audioclust.paths import ProjectPaths
+    from audioclust.core.paths import ProjectPaths
+    from audioclust.represent import views
+    from audioclust.represent.store import FeatureStore
 
     cfg = load_config(root, DATASET)
     paths = ProjectPaths(root, DATASET)
-    table = views.read_table(paths)
+    table = ac_results.read_table(paths)
     spec = views.ViewSpec("mel", "image", "npy")
     keys = [f"{lab or 'unlabelled'}/{stem}" for lab, stem in zip(table["label"], table["stem"])]
     start = time.perf_counter()
-    from_store = FeatureStore.open(paths.feature_store).matrix(spec.name, views.settings_key(cfg, spec), keys)
+    from_store = FeatureStore.open(paths.feature_store).matrix(spec.name, views.settings_key(views_settings(cfg), spec), keys)
     store_s = time.perf_counter() - start
     start = time.perf_counter()
-    from_files = views._raw_matrices(cfg, paths, table, [spec])[spec]
+    from_files = views._raw_matrices(views_settings(cfg), paths, table, [spec])[spec]
     files_s = time.perf_counter() - start
     assert np.array_equal(from_store, from_files)
     return {"store_s": round(store_s, 3), "files_s": round(files_s, 2)}

@@ -38,8 +38,9 @@ import pytorch_lightning as pl
 import torch
 
 from audioclust.config import load_config
-from audioclust.dcec import FeaturesDataset, embed, train_autoencoder
-from audioclust.storage import read_json
+from audioclust.core.storage import read_json
+from audioclust.deep.data import FeaturesDataset
+from audioclust.deep.train import embed, train_autoencoder
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "datasets" / "fsdd" / "recordings"

@@ -10,8 +10,9 @@ import soundfile as sf
 from conftest import tone
 from scipy import signal
 
-from audioclust import audio
-from audioclust.errors import AudioReadError
+from audioclust.core.errors import AudioReadError
+from audioclust.dsp import decode as audio
+from audioclust.dsp import filters
 
 SR = 22050
 
@@ -19,7 +20,7 @@ SR = 22050
 def _gain_db(freq: float, cutoff: float = 2000.0, order: int = 8, sr: int = SR) -> float:
     """Measured gain of the low-pass on a 1 s sine, away from the edges."""
     x = tone(freq, seconds=1.0, sr=sr, amp=0.5)
-    y = audio.lowpass(x, sr, cutoff, order)
+    y = filters.lowpass(x, sr, cutoff, order)
     mid = slice(sr // 4, 3 * sr // 4)
     return 20 * np.log10(np.sqrt(np.mean(y[mid].astype(np.float64) ** 2)) / np.sqrt(np.mean(x[mid] ** 2.0)))
 
@@ -52,7 +53,7 @@ def test_lowpass_attenuation_on_a_chirp():
     """The envelope of a filtered linear chirp, read at the instants it crosses 1, 2 and 3 kHz."""
     t = np.arange(2 * SR) / SR
     x = signal.chirp(t, f0=100.0, t1=2.0, f1=5000.0, method="linear").astype(np.float32)
-    y = audio.lowpass(x, SR, 2000.0, 8)
+    y = filters.lowpass(x, SR, 2000.0, 8)
     envelope = np.abs(signal.hilbert(y.astype(np.float64)))
     for freq, expected in [(1000.0, 0.0), (2000.0, -6.02), (2600.0, _digital_butterworth_db(2600.0, 2000.0, 8, SR))]:
         at = int((freq - 100.0) / 4900.0 * 2.0 * SR)
@@ -68,7 +69,7 @@ def test_lowpass_has_zero_phase():
         mid = slice(SR // 4, 3 * SR // 4)
         return int(lags[np.argmax([np.dot(x[mid], np.roll(y, -k)[mid]) for k in lags])])
 
-    assert best_lag(audio.lowpass(x, SR, 2000.0, 8)) == 0
+    assert best_lag(filters.lowpass(x, SR, 2000.0, 8)) == 0
     # the same filter run once (causal) delays the signal: the check can fail
     causal = signal.sosfilt(signal.butter(8, 2000.0, fs=SR, output="sos"), x)
     assert best_lag(causal) > 0
@@ -76,56 +77,56 @@ def test_lowpass_has_zero_phase():
 
 def test_lowpass_keeps_shape_dtype_and_handles_tiny_signals():
     stereo = np.stack([tone(440.0), tone(880.0)])
-    out = audio.lowpass(stereo, SR, 2000.0, 8)
+    out = filters.lowpass(stereo, SR, 2000.0, 8)
     assert out.shape == stereo.shape and out.dtype == np.float32
     for n in (0, 1, 2, 5, 30):
         y = np.ones(n, dtype=np.float32)
-        assert audio.lowpass(y, SR, 2000.0, 8).shape == (n,)
+        assert filters.lowpass(y, SR, 2000.0, 8).shape == (n,)
 
 
 def test_lowpass_at_or_above_nyquist_is_skipped_with_a_warning(caplog):
     x = tone(440.0)
-    with caplog.at_level(logging.WARNING, logger="audioclust.audio"):
-        out = audio.lowpass(x, SR, SR / 2, 8)
+    with caplog.at_level(logging.WARNING, logger="audioclust.dsp.decode"):
+        out = filters.lowpass(x, SR, SR / 2, 8)
     assert np.array_equal(out, x)
     assert "Nyquist" in caplog.text
-    assert np.array_equal(audio.lowpass(x, SR, None, 8), x)
+    assert np.array_equal(filters.lowpass(x, SR, None, 8), x)
 
 
 def test_resample_keeps_a_440_hz_tone_at_440_hz():
     for orig in (44100, 8000, 96000):
-        y = audio.resample(tone(440.0, seconds=1.0, sr=orig), orig_sr=orig, target_sr=SR)
+        y = filters.resample(tone(440.0, seconds=1.0, sr=orig), orig_sr=orig, target_sr=SR)
         assert y.dtype == np.float32
         assert len(y) == SR
         spectrum = np.abs(np.fft.rfft(y))
         assert np.fft.rfftfreq(len(y), 1 / SR)[np.argmax(spectrum)] == pytest.approx(440.0, abs=1.0)
         assert np.max(np.abs(y[100:-100])) == pytest.approx(0.5, abs=0.01)  # amplitude kept
     x = tone(440.0)
-    assert audio.resample(x, orig_sr=SR, target_sr=SR) is x
+    assert filters.resample(x, orig_sr=SR, target_sr=SR) is x
 
 
 def test_to_mono_is_the_mean_of_the_channels():
     left = np.array([1.0, 0.5, -1.0, 0.0], dtype=np.float32)
     right = np.array([0.0, 0.5, 1.0, -0.5], dtype=np.float32)
-    assert np.array_equal(audio.to_mono(np.stack([left, right])), [0.5, 0.5, 0.0, -0.25])
-    assert np.array_equal(audio.to_mono(left), left)
-    assert audio.to_mono(np.zeros((6, 10))).shape == (10,)
+    assert np.array_equal(filters.to_mono(np.stack([left, right])), [0.5, 0.5, 0.0, -0.25])
+    assert np.array_equal(filters.to_mono(left), left)
+    assert filters.to_mono(np.zeros((6, 10))).shape == (10,)
 
 
 def test_sanitize_replaces_non_finite_samples():
-    y, n = audio.sanitize(np.array([np.nan, 0.5, np.inf, -np.inf, -0.25], dtype=np.float32))
+    y, n = filters.sanitize(np.array([np.nan, 0.5, np.inf, -np.inf, -0.25], dtype=np.float32))
     assert n == 3
     assert np.array_equal(y, [0.0, 0.5, 0.0, 0.0, -0.25])
     clean = tone(100.0)
-    same, n = audio.sanitize(clean)
+    same, n = filters.sanitize(clean)
     assert n == 0 and same is clean
 
 
 def test_peak_db():
-    assert audio.peak_db(np.array([0.0, -0.5, 0.25])) == pytest.approx(-6.0206, abs=1e-4)
-    assert audio.peak_db(np.array([1.0])) == 0.0
-    assert audio.peak_db(np.zeros(10)) == float("-inf")
-    assert audio.peak_db(np.zeros(0)) == float("-inf")
+    assert filters.peak_db(np.array([0.0, -0.5, 0.25])) == pytest.approx(-6.0206, abs=1e-4)
+    assert filters.peak_db(np.array([1.0])) == 0.0
+    assert filters.peak_db(np.zeros(10)) == float("-inf")
+    assert filters.peak_db(np.zeros(0)) == float("-inf")
 
 
 @pytest.mark.parametrize("subtype, bits", [("PCM_U8", 8), ("PCM_16", 16), ("PCM_24", 24), ("PCM_32", 32),

@@ -14,15 +14,23 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from audioclust import autoencoder, cluster, report
+from audioclust import results as ac_results
 from audioclust.cli import STAGES, run_stage
+from audioclust.clustering import selection
+from audioclust.clustering.kselect import estimate_k
 from audioclust.config import load_config
-from audioclust.datasets import generate_demo
-from audioclust.dcec import AutoencoderModule, FeaturesDataset
-from audioclust.errors import StageInputError
-from audioclust.kselect import estimate_k
-from audioclust.paths import ProjectPaths
-from audioclust.views import read_table, stored_ae_images
+from audioclust.core.errors import StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.deep import train
+from audioclust.deep.data import FeaturesDataset
+from audioclust.deep.reconstruction import AutoencoderModule
+from audioclust.report import figures as ac_report_figures
+from audioclust.report import summary as ac_report_summary
+from audioclust.represent.views import stored_ae_images
+from audioclust.results import read_table
+from audioclust.stages import autoencoder
+from audioclust.stages._shared import views_settings
+from audioclust.stages.prepare import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 N_FILES = 7 * 6
@@ -67,7 +75,7 @@ def hungarian_acc(truth, pred) -> float:
 # --------------------------------------------------------------------------- end to end
 
 def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(demo):
-    assert ("autoencoder", "audioclust.autoencoder") in [(n, m) for n, m, _ in STAGES]
+    assert ("autoencoder", autoencoder.run) in [(n, f) for n, f, _ in STAGES]
     assert [n for n, _, _ in STAGES].index("autoencoder") == [n for n, _, _ in STAGES].index("cluster") + 1
     cfg = config(demo, **{"cluster.figures": True})
     first = autoencoder.run(cfg, demo)
@@ -191,7 +199,7 @@ def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
 
 def test_disabled_stage_returns_an_empty_table(demo):
     result = autoencoder.run(config(demo, **{"autoencoder.enabled": False}), demo)
-    assert result.empty and list(result.columns) == autoencoder.AUTOENCODER_COLUMNS
+    assert result.empty and list(result.columns) == ac_results.AUTOENCODER_COLUMNS
     assert not (demo.results / "autoencoder").exists() and not demo.checkpoints.exists()
 
 
@@ -207,9 +215,9 @@ def test_missing_features_say_what_to_run(demo, tmp_path):
 
 def test_example_indices_take_the_first_file_of_each_label():
     labels = np.array(["b", "b", "a", "c", "a", "c"])
-    assert autoencoder.example_indices(labels, 2).tolist() == [0, 2]
-    assert autoencoder.example_indices(labels, 4).tolist() == [0, 2, 3, 5]      # 3 labels, then spread evenly
-    assert autoencoder.example_indices(np.array([""] * 9), 3).tolist() == [0, 4, 8]
+    assert ac_report_figures.example_indices(labels, 2).tolist() == [0, 2]
+    assert ac_report_figures.example_indices(labels, 4).tolist() == [0, 2, 3, 5]      # 3 labels, then spread evenly
+    assert ac_report_figures.example_indices(np.array([""] * 9), 3).tolist() == [0, 4, 8]
 
 
 def test_mark_selected_and_embedding_table():
@@ -217,12 +225,12 @@ def test_mark_selected_and_embedding_table():
         "feature": ["mel", "mel", "mel", "mfcc"], "status": ["ok"] * 4, "n_clusters": [3, 1, 3, 2],
         "silhouette": [0.2, 0.9, 0.4, np.nan], "stage": ["ae_kmeans", "dcec", "dcec", "ae_kmeans"],
         "type": ["t1", "t1", "t2", "t3"], "nmi": [0.1, 0.2, 0.3, 0.4], "acc": [0.5, 0.6, 0.7, 0.8]})
-    cluster.mark_selected(results, "silhouette")
+    selection.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, False]   # one cluster and NaN are not eligible
     assert results["eligible"].tolist() == [True, False, True, False]
-    cluster.mark_selected(results, "silhouette", k=2)                  # a given k: no row of mel has 2 clusters
+    selection.mark_selected(results, "silhouette", k=2)                  # a given k: no row of mel has 2 clusters
     assert not results["selected"].any() and not results["eligible"].any()
-    table = report.embedding_table(results)
+    table = ac_report_summary.embedding_table(results)
     assert list(table.columns) == ["Feature", "Embedding", "NMI", "ACC"]
     assert table["Embedding"].tolist() == ["t1 + K-Means", "t1 + DCEC", "t2 + DCEC", "t3 + K-Means"]
 
@@ -238,14 +246,14 @@ def test_reconstruction_mse_by_hand():
 
     dataset = FeaturesDataset([np.full((4, 6), 2.0, np.float32), np.full((4, 6), 4.0, np.float32)], size=[6, 4],
                               scale="none")
-    assert autoencoder.reconstruction_mse(Half(), dataset, batch_size=1) == pytest.approx((1.0 + 4.0) / 2)
+    assert train.reconstruction_mse(Half(), dataset, batch_size=1) == pytest.approx((1.0 + 4.0) / 2)
 
 
 def test_input_from_the_store_equals_the_input_from_the_files(demo):
     # the settings stage 03 ran with (the fixture): the store holds the images at the default 96×48
     cfg = load_config(demo.root, demo.dataset, overrides={"features.kinds": ["mel"], "parallel.n_jobs": 1})
     table = read_table(demo)
-    stored = stored_ae_images(cfg, demo, table, "mel")
+    stored = stored_ae_images(views_settings(cfg), demo, table, "mel")
     assert stored is not None and stored.shape == (N_FILES, 96, 48)
     from_store = autoencoder.input_dataset(cfg, demo, table, "mel", stored)
     from_files = autoencoder.input_dataset(cfg, demo, table, "mel")

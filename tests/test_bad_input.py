@@ -17,9 +17,11 @@ import pytest
 import soundfile as sf
 from conftest import REPO, tone
 
-from audioclust import audio, metadata, transform
+from audioclust import results
 from audioclust.config import load_config
-from audioclust.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths
+from audioclust.dsp import decode as audio
+from audioclust.stages import metadata, transform
 
 SR = 22050
 HAS_MP3 = "MP3" in sf.available_formats()
@@ -249,7 +251,7 @@ def test_names_with_spaces_and_non_ascii(staged):
         assert trans["path"] == f"datasets/bad_wav/{rel.split('/')[0]}/{stem}.wav"
         assert staged["paths"].abs(trans["path"]).is_file()
     # the CSV round-trips the names
-    back = metadata.read_metadata(staged["paths"].transformed_csv)
+    back = results.read_metadata(staged["paths"].transformed_csv)
     assert "datasets/bad/names/日本語 ファイル.wav" in back["source_path"].tolist()
 
 

@@ -7,13 +7,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from audioclust import cluster, views
-from audioclust.cli import STAGES
-from audioclust.config import load_config
-from audioclust.errors import ConfigError, StageInputError
-from audioclust.paths import ProjectPaths
 from test_views import make_features
+
+from audioclust.cli import STAGES
+from audioclust.clustering import selection
+from audioclust.config import load_config
+from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.represent import projection
+from audioclust.stages import cluster
 
 
 def test_kmeans_finds_the_three_classes(project):
@@ -138,7 +140,7 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
 
     def recording_embed_2d(X, method="pca", random_state=0):
         embedded.append((method, X.shape[0]))
-        return views.embed_2d(X, method, random_state)
+        return projection.embed_2d(X, method, random_state)
 
     monkeypatch.setattr(cluster, "embed_2d", recording_embed_2d)
     folder = paths.results / "clustering" / "figures"
@@ -174,13 +176,13 @@ def test_unknown_grid_parameter_fails_before_work(project):
 
 
 def test_cluster_is_a_cli_stage():
-    assert ("cluster", "audioclust.cluster") in [(n, m) for n, m, _ in STAGES]
+    assert ("cluster", cluster.run) in [(n, f) for n, f, _ in STAGES]
 
 
 def test_embed_2d_shapes_and_seed():
     X = np.random.default_rng(0).normal(size=(30, 5))
-    assert views.embed_2d(X, "pca").shape == (30, 2)
-    a, b = views.embed_2d(X, "tsne", 3), views.embed_2d(X, "tsne", 3)
+    assert projection.embed_2d(X, "pca").shape == (30, 2)
+    a, b = projection.embed_2d(X, "tsne", 3), projection.embed_2d(X, "tsne", 3)
     np.testing.assert_array_equal(a, b)
 
 
@@ -191,14 +193,14 @@ def test_selection_skips_degenerate_rows_and_follows_the_criterion():
         "degenerate": ["smallest cluster 1 < 0.1 x mean 50.0", "", "", "", "", "2 of 4 clusters"],
         "silhouette": [0.9, 0.3, 0.4, 0.2, np.nan, 0.8], "davies_bouldin": [0.1, 0.8, 0.5, 2.0, np.nan, 0.1],
         "stability": [1.0, 0.5, 0.6, np.nan, np.nan, 0.9], "n_clusters": [4, 3, 4, 4, 0, 2]})
-    cluster.mark_selected(results, "silhouette")
+    selection.mark_selected(results, "silhouette")
     assert results["selected"].tolist() == [False, False, True, True, False, False]
-    cluster.mark_selected(results, "silhouette", k=3)      # k given: only rows with 3 clusters compete
+    selection.mark_selected(results, "silhouette", k=3)      # k given: only rows with 3 clusters compete
     assert results["selected"].tolist() == [False, True, False, False, False, False]
-    cluster.mark_selected(results, "davies_bouldin")      # lower is better
+    selection.mark_selected(results, "davies_bouldin")      # lower is better
     assert results["selected"].tolist() == [False, False, True, True, False, False]
     results.loc[2, "davies_bouldin"] = 0.9
-    cluster.mark_selected(results, "davies_bouldin")
+    selection.mark_selected(results, "davies_bouldin")
     assert results["selected"].tolist() == [False, True, False, True, False, False]
-    cluster.mark_selected(results, "stability")            # g: no eligible row with a finite stability
+    selection.mark_selected(results, "stability")            # g: no eligible row with a finite stability
     assert results["selected"].tolist() == [False, False, True, False, False, False]

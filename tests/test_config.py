@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from audioclust.config import Config, load_config, section_hash
-from audioclust.errors import ConfigError
+from audioclust.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

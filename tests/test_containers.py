@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioclust import audio, containers, metadata, transform
 from audioclust.config import load_config
-from audioclust.errors import AudioReadError
-from audioclust.paths import ProjectPaths
+from audioclust.core.errors import AudioReadError
+from audioclust.core.paths import ProjectPaths
+from audioclust.dsp import containers
+from audioclust.dsp import decode as audio
+from audioclust.stages import metadata, transform
 
 SR = 44100
 N = 3 * SR + 777  # not a whole number of MPEG frames, so encoder padding is at work

@@ -13,9 +13,11 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from audioclust import datasets
-from audioclust.config import DatasetConfig
-from audioclust.errors import ConfigError, DatasetError
+from audioclust.core import labels as ac_core_labels
+from audioclust.core import paths
+from audioclust.core.errors import ConfigError, DatasetError
+from audioclust.dsp import synth
+from audioclust.stages import prepare as datasets
 
 SR = 8000
 
@@ -40,7 +42,7 @@ def test_demo_is_deterministic_per_seed(tmp_path):
     datasets.generate_demo(tmp_path / "c", seed=4, **kwargs)
     a, b, c = (_tree_hashes(tmp_path / x) for x in "abc")
     wavs = [k for k in a if k.endswith(".wav")]
-    assert len(wavs) == 14 and sorted({k.split("/")[0] for k in wavs}) == sorted(datasets.DEMO_FAMILIES)
+    assert len(wavs) == 14 and sorted({k.split("/")[0] for k in wavs}) == sorted(synth.DEMO_FAMILIES)
     assert all(a[k] == b[k] for k in wavs)
     assert all(a[k] != c[k] for k in wavs)
 
@@ -66,12 +68,12 @@ def test_demo_is_idempotent_and_follows_its_parameters(tmp_path):
 
 
 def test_demo_sounds_are_jittered_and_within_full_scale():
-    a = datasets.demo_sound("tone_low", 0, seed=0)
-    b = datasets.demo_sound("tone_low", 1, seed=0)
+    a = synth.demo_sound("tone_low", 0, seed=0)
+    b = synth.demo_sound("tone_low", 1, seed=0)
     assert a.dtype == np.float32 and 0.8 * 22050 <= len(a) <= 1.2 * 22050
     assert len(a) != len(b) or not np.array_equal(a, b)
-    for label in datasets.DEMO_FAMILIES:
-        y = datasets.demo_sound(label, 5, seed=1)
+    for label in synth.DEMO_FAMILIES:
+        y = synth.demo_sound(label, 5, seed=1)
         peak = 20 * np.log10(np.max(np.abs(y)))
         assert -12.01 <= peak <= -0.99, label
 
@@ -84,7 +86,7 @@ def _centroid(y: np.ndarray, sr: int) -> float:
 
 def test_demo_families_are_separable():
     sr, n = 22050, 8
-    cen = {lab: [_centroid(datasets.demo_sound(lab, i, sr=sr), sr) for i in range(n)] for lab in datasets.DEMO_FAMILIES}
+    cen = {lab: [_centroid(synth.demo_sound(lab, i, sr=sr), sr) for i in range(n)] for lab in synth.DEMO_FAMILIES}
     # pitch families: low tones (100-200 Hz f0) < AM/FM (400-700 Hz carrier) < high tones (1-2 kHz f0)
     assert max(cen["tone_low"]) < min(cen["am_fm"])
     assert max(cen["am_fm"]) < min(cen["tone_high"])
@@ -93,60 +95,60 @@ def test_demo_families_are_separable():
     # chirps: the centroid of the second half is far above (up) or below (down) the first half's
     for i in range(n):
         for lab, sign in (("chirp_up", 1), ("chirp_down", -1)):
-            y = datasets.demo_sound(lab, i, sr=sr)
+            y = synth.demo_sound(lab, i, sr=sr)
             h = len(y) // 2
             assert sign * (_centroid(y[h:], sr) - _centroid(y[:h], sr)) > 500.0
     # clicks are impulsive: crest factor (peak / RMS) well above a tone's sqrt(2)-ish
     crest = [np.max(np.abs(y)) / np.sqrt(np.mean(y ** 2))
-             for y in (datasets.demo_sound("clicks", i, sr=sr) for i in range(n))]
+             for y in (synth.demo_sound("clicks", i, sr=sr) for i in range(n))]
     assert min(crest) > 8.0
 
 
 # --------------------------------------------------------------------------- label sources
 
 def test_safe_name():
-    assert datasets.safe_name("dog bark") == "dog bark"
-    assert datasets.safe_name("a/b\\c:d*e?f") == "a_b_c_d_e_f"
-    assert datasets.safe_name(".hidden") == "_hidden"
-    assert datasets.safe_name("  ") == "_"
-    assert datasets.safe_name("cafe\u0301") == "caf\u00e9"  # NFD -> NFC
-    long_a, long_b = datasets.safe_name("x" * 300 + "a"), datasets.safe_name("x" * 300 + "b")
+    assert paths.safe_name("dog bark") == "dog bark"
+    assert paths.safe_name("a/b\\c:d*e?f") == "a_b_c_d_e_f"
+    assert paths.safe_name(".hidden") == "_hidden"
+    assert paths.safe_name("  ") == "_"
+    assert paths.safe_name("cafe\u0301") == "caf\u00e9"  # NFD -> NFC
+    long_a, long_b = paths.safe_name("x" * 300 + "a"), paths.safe_name("x" * 300 + "b")
     assert long_a != long_b and len(long_a.encode()) <= 160
 
 
 def test_folder_and_regex_labels():
-    assert datasets.folder_label("dog/a.wav") == "dog"
-    assert datasets.folder_label("dog/deep/a.wav") == "dog"
-    assert datasets.folder_label("a.wav") == ""
-    regex = datasets.compile_label_regex(r"^(\d+)_")
-    assert datasets.regex_label("7_jackson_3.wav", regex) == "7"
-    assert datasets.regex_label("x.wav", regex) == ""
+    assert ac_core_labels.folder_label("dog/a.wav") == "dog"
+    assert ac_core_labels.folder_label("dog/deep/a.wav") == "dog"
+    assert ac_core_labels.folder_label("a.wav") == ""
+    regex = ac_core_labels.compile_label_regex(r"^(\d+)_")
+    assert ac_core_labels.regex_label("7_jackson_3.wav", regex) == "7"
+    assert ac_core_labels.regex_label("x.wav", regex) == ""
     with pytest.raises(ConfigError, match="needs a group"):
-        datasets.compile_label_regex(r"^\d+_")
+        ac_core_labels.compile_label_regex(r"^\d+_")
     with pytest.raises(ConfigError, match="not a valid regex"):
-        datasets.compile_label_regex(r"(")
+        ac_core_labels.compile_label_regex(r"(")
 
 
 def test_resolve_labels_each_source(tmp_path, caplog):
     rels = ["dog/1_a.wav", "dog/sub/2_b.wav", "3_c.wav", "cat/x.wav"]
-    assert datasets.resolve_labels(rels, DatasetConfig(labels="folder"), tmp_path) == ["dog", "dog", "", "cat"]
-    assert datasets.resolve_labels(rels, DatasetConfig(labels="none"), tmp_path) == [""] * 4
+    assert ac_core_labels.resolve_labels(rels, tmp_path, labels="folder") == ["dog", "dog", "", "cat"]
+    assert ac_core_labels.resolve_labels(rels, tmp_path, labels="none") == [""] * 4
     with caplog.at_level(logging.WARNING):
-        got = datasets.resolve_labels(rels, DatasetConfig(labels="regex", label_regex=r"^(\d)_"), tmp_path)
+        got = ac_core_labels.resolve_labels(rels, tmp_path, labels="regex", label_regex=r"^(\d)_")
     assert got == ["1", "2", "3", ""]
     assert "matched no label in 1 file" in caplog.text
     (tmp_path / "labels.csv").write_text("path,label\n./dog/1_a.wav,woof\ndog\\sub\\2_b.wav,a/b\n3_c.wav,NA\n"
                                          "gone.wav,x\n")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        got = datasets.resolve_labels(rels, DatasetConfig(labels="csv", label_csv="labels.csv"), tmp_path)
+        got = ac_core_labels.resolve_labels(rels, tmp_path, labels="csv", label_csv="labels.csv")
     assert got == ["woof", "a_b", "NA", ""]  # 'NA' is a label, not a missing value
     assert "1 file(s) are not listed" in caplog.text and "1 row(s)" in caplog.text
     with pytest.raises(DatasetError, match="not found"):
-        datasets.resolve_labels(rels, DatasetConfig(labels="csv", label_csv="nope.csv"), tmp_path)
+        ac_core_labels.resolve_labels(rels, tmp_path, labels="csv", label_csv="nope.csv")
     (tmp_path / "bad.csv").write_text("file,class\na.wav,x\n")
     with pytest.raises(DatasetError, match="lacks column.*path, label"):
-        datasets.resolve_labels(rels, DatasetConfig(labels="csv", label_csv="bad.csv"), tmp_path)
+        ac_core_labels.resolve_labels(rels, tmp_path, labels="csv", label_csv="bad.csv")
 
 
 # --------------------------------------------------------------------------- adapters
@@ -217,7 +219,7 @@ def test_prepare_urbansound8k_keeps_folds(fake_urbansound, tmp_path):
         {"path": "children_playing/100263-2-0-117.wav", "label": "children_playing", "fold": "1"},
         {"path": "dog_bark/101415-3-0-2.wav", "label": "dog_bark", "fold": "2"}]
     # folds.csv doubles as a label CSV for stage 01
-    labels = datasets.resolve_labels(folds["path"].tolist(), DatasetConfig(labels="csv", label_csv="folds.csv"), dest)
+    labels = ac_core_labels.resolve_labels(folds["path"].tolist(), dest, labels="csv", label_csv="folds.csv")
     assert labels == ["dog_bark", "children_playing", "dog_bark"]
     ids = tmp_path / "ids"
     datasets.prepare("urbansound8k", fake_urbansound, ids, label="classID")

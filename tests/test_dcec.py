@@ -8,12 +8,15 @@ from PIL import Image
 from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust.config import load_config
-from audioclust.dcec import (
-    ClusteringLayer, DCECModule, FeaturesDataModule, FeaturesDataset, embed, load_feature, run_dcec,
-    target_distribution, train_autoencoder,
+from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.deep.components.clustering_layer import (
+    ClusteringLayer,
+    target_distribution,
 )
-from audioclust.errors import ConfigError, StageInputError
-from audioclust.features import fixed_size_image
+from audioclust.deep.data import FeaturesDataModule, FeaturesDataset, load_feature
+from audioclust.deep.dcec import DCECModule
+from audioclust.deep.train import embed, run_dcec, train_autoencoder
+from audioclust.dsp.images import fixed_size_image
 
 SIZE = [12, 8]
 

@@ -12,11 +12,18 @@ from sklearn.datasets import make_blobs, make_moons
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
+from audioclust.clustering.estimators.birch import BirchClustering
+from audioclust.clustering.estimators.density import KneeDBSCAN, knee_eps
+from audioclust.clustering.estimators.fuzzy import (
+    FuzzyCMeans,
+    fuzzifier_for,
+    uniform_memberships,
+)
+from audioclust.clustering.registry import ESTIMATORS, check_params, make
+from audioclust.clustering.tuning import select_params, stability_gain
 from audioclust.config import ALGORITHMS, load_config
-from audioclust.errors import AudioclustError, ConfigError
-from audioclust.estimators import (ESTIMATORS, BirchClustering, FuzzyCMeans, KneeDBSCAN, check_params, fuzzifier_for,
-                                   grid_from_config, knee_eps, make, params_from_config, select_params, stability_gain,
-                                   uniform_memberships)
+from audioclust.core.errors import AudioclustError, ConfigError
+from audioclust.stages._shared import grid_from_config, params_from_config
 
 CENTERS = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 

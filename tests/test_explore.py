@@ -12,12 +12,15 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioclust import explore
+from audioclust import results as ac_results
 from audioclust.config import load_config
-from audioclust.errors import StageInputError
-from audioclust.features import DESCRIPTORS, png_bytes
-from audioclust.paths import ProjectPaths
-from audioclust.storage import write_bytes, write_csv, write_npy
+from audioclust.core.errors import StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.core.storage import write_bytes, write_csv, write_npy
+from audioclust.dsp.descriptors import DESCRIPTORS
+from audioclust.dsp.images import png_bytes
+from audioclust.report import explore
+from audioclust.stages import _shared
 
 SR = 22050
 FILES = [("a", "a_0"), ("a", "a_1"), ("b", "b_0"), ("b", "b_1"), ("", "u_0")]
@@ -69,11 +72,11 @@ def _project(root: Path, labels_order: list[int] | None = None):
 
 def test_label_free_choice_is_the_best_selected_row_by_the_criterion(tmp_path):
     cfg, paths = _project(tmp_path)
-    result = explore.load_result(paths)
+    result = ac_results.load_result(paths)
     # mel.x.fcm has the best silhouette and NMI but was not selected: it must not win
     assert result.id == "descriptors.kmeans"
     assert "best silhouette (0.500) among 2 selected rows" in result.how
-    assert explore.load_result(paths, criterion="davies_bouldin").id == "mel.x.kmeans"  # lower is better
+    assert ac_results.load_result(paths, criterion="davies_bouldin").id == "mel.x.kmeans"  # lower is better
     assert result.files["stem"].tolist() == [s for _, s in FILES]  # the error row of features.csv is not a file
     assert result.clusters.tolist() == [0, 0, 0, 1, 1]
     assert result.files["path"].iloc[2] == "datasets/fake_wav/b/b_0.wav"
@@ -81,25 +84,25 @@ def test_label_free_choice_is_the_best_selected_row_by_the_criterion(tmp_path):
 
 def test_given_unknown_and_missing_results_are_explained(tmp_path):
     cfg, paths = _project(tmp_path)
-    given = explore.load_result(paths, "mel.x.fcm")
+    given = ac_results.load_result(paths, "mel.x.fcm")
     assert (given.id, given.how) == ("mel.x.fcm", "given")
     assert given.cluster_ids == [0, 1, 2]
     with pytest.raises(StageInputError, match="mel.x.kmeans"):
-        explore.load_result(paths, "mel.x.gmm")
+        ac_results.load_result(paths, "mel.x.gmm")
     with pytest.raises(StageInputError, match="audioclust autoencoder"):
-        explore.load_result(paths, source="autoencoder")
+        ac_results.load_result(paths, source="autoencoder")
 
 
 def test_labels_of_other_files_ask_for_a_rerun(tmp_path):
     cfg, paths = _project(tmp_path, labels_order=[1, 0, 2, 3, 4])
     with pytest.raises(StageInputError, match="re-run"):
-        explore.load_result(paths)
+        ac_results.load_result(paths)
 
 
 def test_result_matrix_rebuilds_the_view_and_reads_embeddings(tmp_path):
     cfg, paths = _project(tmp_path)
-    result = explore.load_result(paths, "descriptors.kmeans")
-    X = explore.result_matrix(cfg, paths, result)
+    result = ac_results.load_result(paths, "descriptors.kmeans")
+    X = _shared.result_matrix(cfg, paths, result)
     raw = pd.read_csv(paths.features_csv).iloc[:5][list(DESCRIPTORS)].to_numpy(dtype=np.float64)
     expected = (raw - raw.mean(axis=0)) / raw.std(axis=0)  # views.scale standard, no PCA for descriptors
     np.testing.assert_allclose(X, expected, atol=1e-5)
@@ -110,13 +113,13 @@ def test_result_matrix_rebuilds_the_view_and_reads_embeddings(tmp_path):
     write_csv(ae / "labels.csv", pd.DataFrame({"stem": [s for _, s in FILES], "label": [lab for lab, _ in FILES],
                                                "mel.dcec_z2.npy.dcec": [1, 1, 0, 0, 0]}))
     with pytest.raises(StageInputError, match="no embedding"):
-        explore.result_matrix(cfg, paths, explore.load_result(paths, source="autoencoder"))
+        _shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
     Z = np.arange(10, dtype=np.float32).reshape(5, 2)
     write_npy(ae / "embeddings" / "mel.dcec_z2.npy" / "dcec.npy", Z)
-    np.testing.assert_array_equal(explore.result_matrix(cfg, paths, explore.load_result(paths, source="autoencoder")), Z)
+    np.testing.assert_array_equal(_shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder")), Z)
     write_npy(ae / "embeddings" / "mel.dcec_z2.npy" / "dcec.npy", Z[:4])
     with pytest.raises(StageInputError, match="one row per file"):
-        explore.result_matrix(cfg, paths, explore.load_result(paths, source="autoencoder"))
+        _shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
 
 
 def test_autoencoder_rows_are_chosen_by_the_criterion_stage_05_used(tmp_path):
@@ -128,7 +131,7 @@ def test_autoencoder_rows_are_chosen_by_the_criterion_stage_05_used(tmp_path):
                                                 "silhouette": [0.2, 0.6]}))  # no stability column: DCEC can't re-fit
     write_csv(ae / "labels.csv", pd.DataFrame({"stem": [s for _, s in FILES], "label": [lab for lab, _ in FILES],
                                                ids[0]: [0, 0, 1, 1, 1], ids[1]: [1, 1, 0, 0, 0]}))
-    result = explore.load_result(paths, source="autoencoder", criterion="stability", tune_criterion="silhouette")
+    result = ac_results.load_result(paths, source="autoencoder", criterion="stability", tune_criterion="silhouette")
     assert result.id == ids[1] and "best silhouette (0.600)" in result.how
 
 
@@ -136,13 +139,13 @@ def test_autoencoder_rows_are_chosen_by_the_criterion_stage_05_used(tmp_path):
 
 def test_cluster_table_counts_labels_and_puts_noise_last(tmp_path):
     cfg, paths = _project(tmp_path)
-    table = explore.cluster_table(explore.load_result(paths, "mel.x.kmeans"))  # clusters [0, 0, 1, 1, -1]
+    table = explore.cluster_table(ac_results.load_result(paths, "mel.x.kmeans"))  # clusters [0, 0, 1, 1, -1]
     assert table["cluster"].tolist() == [0, 1, -1]
     assert table["name"].tolist() == ["cluster 0", "cluster 1", "noise"]
     assert table["size"].tolist() == [2, 2, 1]
     assert table["share"].tolist() == [0.4, 0.4, 0.2]
     assert table["majority"].tolist() == ["a", "b", "unlabelled"]
-    table = explore.cluster_table(explore.load_result(paths, "mel.x.fcm"))  # clusters [0, 1, 2, 2, 1]
+    table = explore.cluster_table(ac_results.load_result(paths, "mel.x.fcm"))  # clusters [0, 1, 2, 2, 1]
     row = table.set_index("cluster").loc[1]
     assert (row["size"], row["n_labels"], row["majority"], row["majority_share"]) == (2, 2, "a", 0.5)
     assert row["makeup"] == "a 1 · unlabelled 1"
@@ -194,7 +197,7 @@ def test_mosaic_places_tiles_row_by_row():
 
 def test_cluster_mosaic_in_distance_order_with_a_missing_png(tmp_path):
     cfg, paths = _project(tmp_path)
-    result = explore.load_result(paths, "mel.x.kmeans")
+    result = ac_results.load_result(paths, "mel.x.kmeans")
     paths.feature_file("mel", "a", "a_1", ".png").unlink()
     sheet = explore.cluster_mosaic(paths, result, 0, order=[1, 0], size=(8, 4), columns=4)
     assert sheet.size == (2 * (8 + 2) + 2, 4 + 4)
@@ -241,13 +244,13 @@ def test_encode_audio_ogg_and_wav_round_trip():
 
 def test_cluster_html_embeds_pictures_and_players(tmp_path):
     cfg, paths = _project(tmp_path)
-    result = explore.load_result(paths, "mel.x.fcm")  # clusters [0, 1, 2, 2, 1]
+    result = ac_results.load_result(paths, "mel.x.fcm")  # clusters [0, 1, 2, 2, 1]
     X = np.array([[0.0], [1.0], [5.0], [9.0], [3.0]], dtype=np.float32)
-    text = explore.cluster_html(cfg, paths, result, X, 1, n=1)
+    text = explore.cluster_html(cfg.report, paths, result, X, 1, n=1)
     assert "Cluster 1 · 2 files (40%)" in text
     assert text.count("data:audio/ogg;base64,") == 2 and text.count("data:image/webp;base64,") == 2
     # centre 2: both members at distance 1, a_1 (position 1) first as the closest
     assert text.index("a_1") < text.index("u_0")
     assert "closest to the centre (1)" in text and "farthest from the centre (1)" in text
     assert text.count("distance 1.00") == 2
-    assert type(explore.show_cluster(cfg, paths, result, X, 1)).__name__ == "HTML"
+    assert type(explore.show_cluster(cfg.report, paths, result, X, 1)).__name__ == "HTML"

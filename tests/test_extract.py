@@ -9,11 +9,12 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from audioclust import extract
+from audioclust import results
 from audioclust.config import FEATURE_KINDS, load_config
-from audioclust.errors import StageInputError
-from audioclust.features import from_image, read_png
-from audioclust.paths import ProjectPaths
+from audioclust.core.errors import StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.dsp.images import from_image, read_png
+from audioclust.stages import extract
 
 SR = 22050
 SMALL = ["features.n_fft=512", "features.hop_length=256", "features.n_mels=32", "features.n_mfcc=13",
@@ -74,7 +75,7 @@ def test_outputs_at_contract_paths_and_table(setup):
     cfg = load_config(project, "ds", overrides=SMALL)
     table = extract.run(cfg, paths)
 
-    assert list(table.columns) == extract.FEATURES_COLUMNS
+    assert list(table.columns) == results.FEATURES_COLUMNS
     assert table["stem"].tolist() == ["a", "b", "c", "short", "broken", "quiet"]
     assert table["status"].tolist() == ["ok", "ok", "ok", "too_short", "error", "skipped"]
     assert "300 samples" in table.loc[3, "reason"] and "n_fft = 512" in table.loc[3, "reason"]

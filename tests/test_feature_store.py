@@ -9,11 +9,22 @@ import soundfile as sf
 from conftest import tone
 from test_extract import SMALL, SR, make_stage02
 
-from audioclust import extract, feature_store, views
+from audioclust import results
 from audioclust.config import load_config
-from audioclust.feature_store import FeatureStore, StoreWriter
-from audioclust.features import fixed_size_image
-from audioclust.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths
+from audioclust.dsp.images import fixed_size_image
+from audioclust.represent import store as feature_store
+from audioclust.represent import vectors, views
+from audioclust.represent.store import FeatureStore, StoreWriter
+from audioclust.results import read_table
+from audioclust.stages import extract
+from audioclust.stages._shared import views_settings
+
+
+def build(cfg, paths, **kwargs):
+    """Every view of ``cfg`` as stage 04 builds them: its ok rows, the packed store kept up to date."""
+    return views.build_views(views_settings(cfg), paths, read_table(paths),
+                             store_rows=read_table(paths, ok_only=False), **kwargs)
 
 VIEWS = SMALL + ["views.features=[mel, mfcc]", "views.sources=[npy, png]"]
 
@@ -37,8 +48,8 @@ def cfg_of(project, *extra):
 
 def from_files(cfg, paths):
     """Every store view, built the slow way: one saved NPY/PNG file per clip."""
-    table = views.read_table(paths)
-    return {s.name: m for s, m in views._raw_matrices(cfg, paths, table, views.store_specs(cfg)).items()}
+    table = results.read_table(paths)
+    return {s.name: m for s, m in views._raw_matrices(views_settings(cfg), paths, table, views.store_specs(views_settings(cfg))).items()}
 
 
 def test_writer_round_trip_with_index_and_missing_vectors(tmp_path):
@@ -76,8 +87,8 @@ def test_extract_fills_the_store_with_exactly_the_per_file_vectors(setup):
     assert cfg.autoencoder.features == ["mel", "mfcc"]
     assert sorted(store.views) == sorted(slow) and len(slow) == 10 and {"mel.ae.npy", "mfcc.ae.npy"} <= set(slow)
     keys = ["low/a", "high/b", "unlabelled/c", "low/d"]
-    for spec in views.store_specs(cfg):
-        np.testing.assert_array_equal(store.matrix(spec.name, views.settings_key(cfg, spec), keys), slow[spec.name])
+    for spec in views.store_specs(views_settings(cfg)):
+        np.testing.assert_array_equal(store.matrix(spec.name, views.settings_key(views_settings(cfg), spec), keys), slow[spec.name])
 
 
 def test_views_read_the_store_not_the_files(setup, monkeypatch):
@@ -89,8 +100,8 @@ def test_views_read_the_store_not_the_files(setup, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("a per-file array was read")
 
-    monkeypatch.setattr(views, "_read_array", no_reading)
-    built = {v.spec.name: v for v in views.build_views(cfg, paths)}
+    monkeypatch.setattr(vectors, "_read_array", no_reading)
+    built = {v.spec.name: v for v in build(cfg, paths)}
     assert len(built) == 8
     for name, view in built.items():
         np.testing.assert_array_equal(view.raw, slow[name])
@@ -100,13 +111,13 @@ def test_changed_view_settings_are_built_once_and_added(setup, monkeypatch):
     project, paths = setup
     extract.run(cfg_of(project), paths)
     cfg = cfg_of(project, "views.image.n_frames=3")
-    built = {v.spec.name: v for v in views.build_views(cfg, paths)}   # reads the files for the image views
+    built = {v.spec.name: v for v in build(cfg, paths)}   # reads the files for the image views
     assert built["mel.image.npy"].raw.shape == (4, 32 * 3)
     store = FeatureStore.open(paths.feature_store)
-    spec = next(s for s in views.store_specs(cfg) if s.name == "mel.image.npy")
-    assert store.views["mel.image.npy"]["key"] == views.settings_key(cfg, spec)
-    monkeypatch.setattr(views, "_read_array", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read")))
-    again = {v.spec.name: v for v in views.build_views(cfg, paths)}
+    spec = next(s for s in views.store_specs(views_settings(cfg)) if s.name == "mel.image.npy")
+    assert store.views["mel.image.npy"]["key"] == views.settings_key(views_settings(cfg), spec)
+    monkeypatch.setattr(vectors, "_read_array", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read")))
+    again = {v.spec.name: v for v in build(cfg, paths)}
     np.testing.assert_array_equal(again["mel.image.npy"].raw, built["mel.image.npy"].raw)
 
 
@@ -148,9 +159,9 @@ def test_store_lacking_a_file_reads_its_saved_arrays_back(setup, monkeypatch):
     monkeypatch.setattr(extract, "_compute", lambda *a: (_ for _ in ()).throw(AssertionError("recomputed")))
     extract.run(cfg, paths)
     store = FeatureStore.open(paths.feature_store)
-    spec = views.store_specs(cfg)[0]
+    spec = views.store_specs(views_settings(cfg))[0]
     np.testing.assert_array_equal(
-        store.matrix(spec.name, views.settings_key(cfg, spec), ["low/a", "high/b", "unlabelled/c", "low/d"]),
+        store.matrix(spec.name, views.settings_key(views_settings(cfg), spec), ["low/a", "high/b", "unlabelled/c", "low/d"]),
         slow[spec.name])
 
 
@@ -159,7 +170,7 @@ def test_store_off_writes_no_store_and_views_build_it(setup):
     cfg = cfg_of(project, "views.store=false")
     extract.run(cfg, paths)
     assert not paths.feature_store.exists()
-    built = {v.spec.name: v for v in views.build_views(cfg, paths)}
+    built = {v.spec.name: v for v in build(cfg, paths)}
     assert FeatureStore.open(paths.feature_store).n_rows == 4     # stage 04 made it, for the next run
     np.testing.assert_array_equal(built["mfcc.image.png"].raw, from_files(cfg, paths)["mfcc.image.png"])
     assert json.loads((paths.feature_store / "store.json").read_text())["version"] == feature_store.VERSION
@@ -169,8 +180,8 @@ def test_autoencoder_images_come_from_the_store(setup):
     project, paths = setup
     cfg = cfg_of(project, "autoencoder.input_size=[16, 8]", "autoencoder.per_file={mel: peak}")
     extract.run(cfg, paths)
-    table = views.read_table(paths)
-    images = views.stored_ae_images(cfg, paths, table, "mel")
+    table = results.read_table(paths)
+    images = views.stored_ae_images(views_settings(cfg), paths, table, "mel")
     assert images.shape == (4, 16, 8)
     for i, (label, stem) in enumerate(zip(table["label"], table["stem"])):
         mel = np.load(paths.feature_file("mel", label or "unlabelled", stem, ".npy"))
@@ -178,4 +189,4 @@ def test_autoencoder_images_come_from_the_store(setup):
         np.testing.assert_array_equal(images[i], expected)
         assert -30.0 < images[i].max() <= 0.0                      # peak: dB re the file's loudest bin, then averaged
     other = cfg_of(project, "autoencoder.input_size=[32, 8]")      # another input size: not in the store
-    assert views.stored_ae_images(other, paths, table, "mel") is None
+    assert views.stored_ae_images(views_settings(other), paths, table, "mel") is None

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audioclust import grouping
-from audioclust.errors import ConfigError, DatasetError
+from audioclust.analysis import grouping
+from audioclust.core.errors import ConfigError, DatasetError
 
 # three planted communities of six songs each
 PLANTED = {f"{c}{i}": n for n, c in enumerate("abc") for i in range(6)}

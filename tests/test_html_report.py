@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import importlib.resources
 import json
 import re
 import shutil
@@ -17,10 +19,14 @@ import soundfile as sf
 import yaml
 from PIL import Image
 
-from audioclust import cli, cluster, explore, extract, html_report, metadata, transform
+from audioclust import cli, results
 from audioclust.config import load_config
-from audioclust.datasets import generate_demo
-from audioclust.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths
+from audioclust.report.html import render
+from audioclust.represent import projection
+from audioclust.stages import cluster, extract, metadata, transform
+from audioclust.stages import report as html_report
+from audioclust.stages.prepare import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 N_PER_CLASS = 3  # 7 demo families: 21 files
@@ -132,6 +138,27 @@ def test_config_and_versions_are_in_the_page(built):
         assert f"<td>{name}</td>" in page
 
 
+def test_page_inlines_the_package_style_and_script_and_escapes_labels(built):
+    """The CSS and JS come from the package's data files; a label holding markup is shown as text."""
+    cfg, paths, _ = built
+    page = _page(paths)
+    static = importlib.resources.files("audioclust.report").joinpath("static")
+    for name in ("report.css", "report.js"):
+        text = static.joinpath(name).read_text(encoding="utf-8")
+        assert len(text) > 1000 and text in page, name
+
+    full = results.load_result(paths, None, "clustering", cfg.cluster.criterion)
+    files = full.files.copy()
+    files.loc[0, "label"] = "<b>x</b>"
+    hostile = dataclasses.replace(full, files=files)
+    table = pd.read_csv(html_report.report_folder(paths) / "map.csv", keep_default_na=False, dtype={"stem": str})
+    table["label"] = files["label"]
+    X = np.random.default_rng(0).normal(size=(len(files), 3))
+    page = render(paths, hostile, X, table, report=cfg.report, seed=cfg.seed, config=cfg.to_dict())
+    assert "<b>x</b>" not in page
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in page          # the member list and the label make-up
+    assert _map_data(page)["label"][0] == "<b>x</b>"        # the map's JSON keeps the text, escaped for <script>
+
 def test_audio_excerpts_are_16k_mono_and_short(built):
     cfg, paths, table = built
     folder = html_report.report_folder(paths)
@@ -189,20 +216,20 @@ def test_rerun_reuses_assets_and_a_changed_setting_remakes_them(built, monkeypat
 
 def test_projection_pca_by_hand():
     X = np.array([[0, 0, 1], [2, 0, 1], [4, 0, 1], [6, 0, 1.1]], dtype=np.float32)
-    Y = html_report.project(X, "tsne", seed=0)  # fewer than 5 points: PCA
+    Y = projection.project(X, "tsne", seed=0)  # fewer than 5 points: PCA
     assert Y.shape == (4, 2)
     np.testing.assert_allclose(np.abs(Y[:, 0]), [3, 1, 1, 3], atol=1e-3)
-    x, y = html_report._normalise(Y)
+    x, y = projection._normalise(Y)
     assert x.min() == 0 and x.max() == 1
 
 
 def test_sample_positions_keep_every_cluster_in_proportion():
     clusters = np.repeat([0, 1, 2, -1], [600, 300, 99, 1])
-    keep = html_report.sample_positions(clusters, 100, seed=0)
+    keep = projection.sample_positions(clusters, 100, seed=0)
     assert np.all(np.diff(keep) > 0)                              # sorted, no repeat
     counts = {c: int((clusters[keep] == c).sum()) for c in (0, 1, 2, -1)}
     assert counts == {0: 60, 1: 30, 2: 9, -1: 1}                  # floor(size * 100 / 1000), at least one
-    np.testing.assert_array_equal(keep, html_report.sample_positions(clusters, 100, seed=0))
+    np.testing.assert_array_equal(keep, projection.sample_positions(clusters, 100, seed=0))
 
 
 def test_large_result_shows_a_sample_with_true_sizes(built):
@@ -210,7 +237,7 @@ def test_large_result_shows_a_sample_with_true_sizes(built):
     small = load_config(paths.root, "tiny", overrides=FAST + ["report.max_files=10"])
     table = html_report.run(small, paths)
     page = _page(paths)
-    full = explore.load_result(paths, None, "clustering", cfg.cluster.criterion)
+    full = results.load_result(paths, None, "clustering", cfg.cluster.criterion)
     assert len(full.files) == 21 and 7 <= len(table) <= 10
     assert "seeded sample of" in page
     assert set(table["cluster"]) == set(full.cluster_ids)          # every cluster kept

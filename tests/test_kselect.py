@@ -5,9 +5,15 @@ import pytest
 from sklearn.datasets import make_blobs
 from threadpoolctl import threadpool_limits
 
+from audioclust.clustering.kselect import (
+    KSelection,
+    consensus,
+    estimate_k,
+    gap_choice,
+    knee,
+)
 from audioclust.config import K_METHODS, load_config
-from audioclust.errors import AudioclustError, ConfigError
-from audioclust.kselect import KSelection, consensus, estimate_k, gap_choice, knee
+from audioclust.core.errors import AudioclustError, ConfigError
 
 CENTERS = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]
 FAST = {"n_init": 3, "n_references": 5}

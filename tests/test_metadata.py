@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from audioclust import metadata
 from audioclust.config import load_config
-from audioclust.errors import DatasetError
-from audioclust.paths import ProjectPaths
-from audioclust.metadata import read_metadata
+from audioclust.core.errors import DatasetError
+from audioclust.core.paths import ProjectPaths
+from audioclust.results import read_metadata
+from audioclust.stages import metadata
 
 CONTRACT = ["name", "extension", "path", "label", "stem", "duration", "sample_rate", "channels", "frames",
             "subtype", "status", "reason"]

@@ -3,10 +3,26 @@
 import numpy as np
 import pytest
 
-from audioclust.errors import AudioclustError
-from audioclust.metrics import (EXTERNAL, acc, ari, calinski_harabasz, completeness, contingency, davies_bouldin,
-                                degenerate, external_scores, gaussian_reference, homogeneity, internal_scores, nmi,
-                                partition_coefficient, partition_entropy, purity, silhouette, stability, v_measure)
+from audioclust.clustering.metrics import (
+    EXTERNAL,
+    acc,
+    ari,
+    calinski_harabasz,
+    completeness,
+    contingency,
+    davies_bouldin,
+    external_scores,
+    homogeneity,
+    internal_scores,
+    nmi,
+    partition_coefficient,
+    partition_entropy,
+    purity,
+    silhouette,
+    v_measure,
+)
+from audioclust.clustering.selection import degenerate, gaussian_reference, stability
+from audioclust.core.errors import AudioclustError
 
 LN2 = np.log(2.0)
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from audioclust.errors import ConfigError
-from audioclust.models import MODELS, build_model
+from audioclust.core.errors import ConfigError
+from audioclust.deep.components import MODELS, build_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from audioclust.datasets import generate_demo
-from audioclust.errors import DatasetError
+from audioclust.core.errors import DatasetError
+from audioclust.core.paths import ProjectPaths
 from audioclust.notebooks import notebook_files, run_notebooks
-from audioclust.paths import ProjectPaths
+from audioclust.stages.prepare import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioclust import extract, metadata, transform
 from audioclust.config import load_config
-from audioclust.datasets import generate_demo
-from audioclust.feature_store import FeatureStore
-from audioclust.parallel import close_clients, parallel_imap, parallel_map
-from audioclust.paths import ProjectPaths
+from audioclust.core.parallel import Workers, close_clients, parallel_imap, parallel_map
+from audioclust.core.paths import ProjectPaths
+from audioclust.represent.store import FeatureStore
+from audioclust.stages import extract, metadata, transform
+from audioclust.stages.prepare import generate_demo
 
 SMALL = {"features.n_fft": 512, "features.hop_length": 256, "features.n_mels": 32, "features.n_mfcc": 13,
          "views.features": ["mel", "mfcc"], "views.sources": ["npy"]}
@@ -38,7 +38,7 @@ def die_once(x: int, flag: str) -> int:
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_parallel_imap_keeps_order_and_consumes_lazily(n_jobs):
-    cfg = load_config(overrides={"parallel.n_jobs": n_jobs})
+    workers = Workers(n_jobs=n_jobs)
     taken = []
 
     def items():
@@ -46,7 +46,7 @@ def test_parallel_imap_keeps_order_and_consumes_lazily(n_jobs):
             taken.append(i)
             yield i
 
-    results = parallel_imap(slow_square, items(), cfg, desc=None)
+    results = parallel_imap(slow_square, items(), workers, desc=None)
     assert next(results) == 0
     assert len(taken) < 40                      # not the whole input up front
     assert [0, *results] == [i * i for i in range(40)]
@@ -111,18 +111,18 @@ def test_dask_cluster_gives_outputs_identical_to_the_local_run(project, tmp_path
 
 
 def test_dask_task_of_a_dead_worker_is_retried(tmp_path, cluster):
-    cfg = load_config(overrides={"parallel.scheduler": cluster.scheduler_address, "parallel.batch_size": 2})
+    workers = Workers(scheduler=cluster.scheduler_address, batch_size=2)
     flag = str(tmp_path / "died")
-    results = parallel_map(partial(die_once, flag=flag), range(10), cfg, desc=None)
+    results = parallel_map(partial(die_once, flag=flag), range(10), workers, desc=None)
     assert os.path.exists(flag)                 # a worker did die
     assert results == [-i for i in range(10)]   # and its batch ran again elsewhere
 
 
 def test_unreachable_scheduler_is_a_clear_error():
-    from audioclust.errors import ConfigError
-    cfg = load_config(overrides={"parallel.scheduler": "tcp://127.0.0.1:1"})
+    from audioclust.core.errors import ConfigError
+    workers = Workers(scheduler="tcp://127.0.0.1:1")
     with pytest.raises(ConfigError, match="no Dask scheduler answers"):
-        parallel_map(slow_square, [1], cfg, desc=None)
+        parallel_map(slow_square, [1], workers, desc=None)
 
 
 def test_metadata_streams_in_sorted_path_order(project):

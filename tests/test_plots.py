@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from audioclust import plots
+from audioclust.report import figures as plots
 
 
 def test_save_figure_writes_png_300_dpi_and_pdf_and_closes(tmp_path):

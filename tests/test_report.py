@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from audioclust import report
+from audioclust.report import summary
+from audioclust.report import tables as report
 
 
 def test_markdown_table_by_hand():
@@ -44,8 +45,8 @@ def _results() -> pd.DataFrame:
 
 
 def test_summary_table_has_selected_and_best_rows():
-    table = report.summary_table(_results())
-    assert list(table.columns) == report.SUMMARY_COLUMNS
+    table = summary.summary_table(_results())
+    assert list(table.columns) == summary.SUMMARY_COLUMNS
     assert table.to_dict("records") == [
         {"Feature": "mel", "Type": "image (Arrays)", "Algorithm": "gmm", "k": 10, "NMI": 0.7, "ACC": 0.8,
          "Choice": "label-free (silhouette)"},
@@ -65,22 +66,22 @@ def test_best_by_nmi_is_chosen_among_the_eligible_rows():
         "feature": ["mel"] * 3, "type": ["image (Arrays)"] * 3, "algorithm": ["hdbscan", "kmeans", "ward"],
         "k": [73, 10, 10], "nmi": [0.52, 0.30, 0.41], "acc": [0.19, 0.35, 0.40],
         "selected": [False, True, False], "eligible": [False, True, True], "status": ["ok"] * 3})
-    table = report.summary_table(results)
+    table = summary.summary_table(results)
     assert table["Algorithm"].tolist() == ["kmeans", "ward"]
     assert table["NMI"].tolist() == [0.30, 0.41]
     # read back from results.csv the column is text
-    assert report.best_by_nmi(results.assign(eligible=results["eligible"].astype(str)))["algorithm"] == "ward"
+    assert summary.best_by_nmi(results.assign(eligible=results["eligible"].astype(str)))["algorithm"] == "ward"
 
 
 def test_summary_without_labels_has_no_best_rows():
     results = _results().assign(nmi=np.nan, acc=np.nan)
-    table = report.summary_table(results, criterion="davies_bouldin")
+    table = summary.summary_table(results, criterion="davies_bouldin")
     assert list(table["Choice"]) == ["label-free (davies_bouldin)"] * 2
     assert table["NMI"].isna().all()
 
 
 def test_write_summary_writes_csv_md_tex(tmp_path):
-    paths = report.write_summary(_results(), tmp_path, dataset="fsdd_digits")
+    paths = summary.write_summary(_results(), tmp_path, dataset="fsdd_digits")
     assert [p.name for p in paths] == ["summary.csv", "summary.md", "summary.tex"]
     md = paths[1].read_text()
     assert md.startswith("# Clustering summary: fsdd_digits\n")

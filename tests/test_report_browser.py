@@ -15,10 +15,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from audioclust import cluster, extract, html_report, metadata, transform
 from audioclust.config import load_config
-from audioclust.datasets import generate_demo
-from audioclust.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths
+from audioclust.stages import cluster, extract, metadata, transform
+from audioclust.stages import report as html_report
+from audioclust.stages.prepare import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from audioclust import segments
-from audioclust.audio import write_wav
+from audioclust.analysis import segments
+from audioclust.clustering.metrics import ari
 from audioclust.config import load_config
-from audioclust.errors import ConfigError
-from audioclust.metrics import ari
+from audioclust.core.errors import ConfigError
+from audioclust.dsp.decode import write_wav
 
 SR = 22050
 
@@ -119,7 +119,7 @@ def test_click_wavs_have_the_recording_length_and_clicks_at_the_cluster_onsets(t
     quiet = 0.05 * y                                            # clicks (0.5) stand out from the recording
     path = tmp_path / "quiet.wav"
     write_wav(path, quiet, sr)
-    result, files = segments.run_segments(path, tmp_path / "out", cfg, seed=0)
+    result, files = segments.run_segments(path, tmp_path / "out", cfg.segments, sample_rate=cfg.audio.sample_rate, seed=0)
     assert result.status == "ok" and files["folder"] == tmp_path / "out" / "quiet"
     clicks = files["clicks"]
     assert set(clicks) == {"kmeans", "affinity_propagation"}
@@ -154,7 +154,7 @@ def test_click_mix_is_scaled_only_when_it_would_clip():
 def test_generated_example_run_writes_everything(tmp_path, cfg):
     cfg_short = load_config(overrides=["segments.example_seconds=4.0", "segments.algorithms=[kmeans]",
                                        "segments.scatter=[zcr, rms]"])
-    result, files = segments.run_segments(None, tmp_path, cfg_short, seed=0)
+    result, files = segments.run_segments(None, tmp_path, cfg_short.segments, sample_rate=cfg_short.audio.sample_rate, seed=0)
     assert files["folder"] == tmp_path / "rhythm_example"
     assert (result.table["true_kind"] == files["events"]["kind"].to_numpy()).all()
     assert len(result.table) == 15 and list(files["clicks"]) == ["kmeans"]
@@ -163,7 +163,7 @@ def test_generated_example_run_writes_everything(tmp_path, cfg):
 def test_silence_gives_a_clear_result_not_a_crash(tmp_path, cfg):
     path = tmp_path / "silence.wav"
     write_wav(path, np.zeros(SR, dtype=np.float32), SR)
-    result, files = segments.run_segments(path, tmp_path / "out", cfg, seed=0)
+    result, files = segments.run_segments(path, tmp_path / "out", cfg.segments, sample_rate=cfg.audio.sample_rate, seed=0)
     assert result.status == "silent" and "segments.silence_db" in result.reason
     assert result.table.empty and "zcr" in result.table.columns and result.labels == {}
     assert result.X.shape == (0, 15)
@@ -174,7 +174,7 @@ def test_silence_gives_a_clear_result_not_a_crash(tmp_path, cfg):
 def test_unreadable_file_and_single_event(tmp_path, cfg):
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    result, _ = segments.run_segments(bad, tmp_path / "out", cfg, seed=0)
+    result, _ = segments.run_segments(bad, tmp_path / "out", cfg.segments, sample_rate=cfg.audio.sample_rate, seed=0)
     assert result.status == "error" and "libsndfile" in result.reason
     tone = np.zeros(SR, dtype=np.float32)
     tone[SR // 2:] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR // 2) / SR)

@@ -12,17 +12,17 @@ import pandas as pd
 import soundfile as sf
 from conftest import tone
 
-from audioclust import metadata
 from audioclust.config import load_config
-from audioclust.paths import ProjectPaths
-from audioclust.storage import CsvStream, atomic_path, remove_stale_temps
+from audioclust.core.paths import ProjectPaths
+from audioclust.core.storage import CsvStream, atomic_path, remove_stale_temps
+from audioclust.stages import metadata
 
 # A process that opens every kind of temporary file a stage writes, then is killed -9 mid-write.
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from audioclust.feature_store import StoreWriter
-    from audioclust.storage import CsvStream, atomic_path
+    from audioclust.represent.store import StoreWriter
+    from audioclust.core.storage import CsvStream, atomic_path
     features = Path(sys.argv[1])
     writer = StoreWriter(features / "store", {"mel.stats": "k"})
     stream = CsvStream(features / "features.csv", ["stem"])

@@ -12,10 +12,11 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from audioclust import metadata, transform
+from audioclust import results
 from audioclust.config import load_config
-from audioclust.errors import AudioReadError, StageInputError
-from audioclust.paths import ProjectPaths
+from audioclust.core.errors import AudioReadError, StageInputError
+from audioclust.core.paths import ProjectPaths
+from audioclust.stages import metadata, transform
 
 CONTRACT = ["name", "label", "stem", "source_path", "path", "duration", "sample_rate", "status", "reason"]
 
@@ -167,7 +168,7 @@ def test_transform_file_records_errors(tmp_path):
 def test_a_file_above_max_duration_is_recorded_and_left_out(small):
     # stereo.wav lasts 1.0 s, the others 0.5 s or less: a limit of 0.75 s leaves out only stereo.wav
     table, paths = _stages(small, **{"dataset.max_duration": 0.75})
-    meta = metadata.read_metadata(paths.metadata_csv).set_index("name")
+    meta = results.read_metadata(paths.metadata_csv).set_index("name")
     assert meta.loc["stereo.wav", "status"] == "too_long"
     assert "longer than dataset.max_duration" in meta.loc["stereo.wav", "reason"]
     assert (meta.drop(index=["stereo.wav", "broken.wav"])["status"] == "ok").all()

@@ -4,4 +4,7 @@ Stages form a chain of files: datasets → metadata → transform → extract �
 (cluster | autoencoder) → report. Each stage module has a ``run(cfg, paths)``.
 """
 
+
+
+
 __version__ = "0.1.0"

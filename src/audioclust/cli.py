@@ -6,37 +6,42 @@ Every stage module exposes ``run(cfg, paths)``; ``audioclust run`` chains them.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from . import __version__
-from .config import Config, load_config
-from .errors import AudioclustError
-from .paths import ProjectPaths
+from audioclust import __version__
+from audioclust.config import Config, load_config
+from audioclust.core.errors import AudioclustError
+from audioclust.core.paths import ProjectPaths
+from audioclust.stages import autoencoder, cluster, extract, metadata, report, transform
+from audioclust.stages.prepare import generate_demo, prepare
 
-log = logging.getLogger("audioclust")
+log = logging.getLogger(__name__)
 
-# (name, module, one-line help), in pipeline order
-STAGES: list[tuple[str, str, str]] = [
-    ("metadata", "audioclust.metadata", "stage 01: scan audio files into metadata/<name>/metadata.csv"),
-    ("transform", "audioclust.transform", "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
-    ("extract", "audioclust.extract", "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
-    ("cluster", "audioclust.cluster", "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
-    ("autoencoder", "audioclust.autoencoder", "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
-    ("report", "audioclust.html_report", "write results/<name>/report/index.html: tables, figures, clusters, sound map"),
+
+# (name, stage function, one-line help), in pipeline order
+STAGES: list[tuple[str, Callable[..., Any], str]] = [
+    ("metadata", metadata.run, "stage 01: scan audio files into metadata/<name>/metadata.csv"),
+    ("transform", transform.run, "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
+    ("extract", extract.run, "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
+    ("cluster", cluster.run, "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
+    ("autoencoder", autoencoder.run, "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
+    ("report", report.run, "write results/<name>/report/index.html: tables, figures, clusters, sound map"),
 ]
+#: Stages that stream their table to disk: the command line does not read it back.
+STREAMING = {"metadata", "transform", "extract"}
 
 
 def run_stage(name: str, cfg: Config, paths: ProjectPaths) -> None:
     """Run one stage by name; its outputs are on disk (a streaming stage does not read its table back)."""
-    run = importlib.import_module(dict((n, m) for n, m, _ in STAGES)[name]).run
+    run = {n: func for n, func, _ in STAGES}[name]
     start = time.perf_counter()
     log.info("== %s: dataset %s ==", name, paths.dataset)
-    if "return_table" in inspect.signature(run).parameters:
+    if name in STREAMING:
         run(cfg, paths, return_table=False)
     else:
         run(cfg, paths)
@@ -121,18 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             run_chain(cfg, paths, args.stages)
         elif args.command in ("demo", "generate-demo"):
-            from .datasets import generate_demo
             n = generate_demo(paths.raw, seed=cfg.seed)
             log.info("demo dataset: %d files in %s", n, paths.raw)
             if args.command == "demo":
                 run_chain(cfg, paths)
                 _print_outputs(paths)
         elif args.command == "prepare":
-            from .datasets import prepare
             n = prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)
             log.info("prepared %d files in %s", n, paths.raw)
         elif args.command == "notebooks":
-            from .notebooks import run_notebooks
+            from audioclust.notebooks import run_notebooks
             for out in run_notebooks(paths, overrides=args.overrides):
                 log.info("executed %s", out)
     except AudioclustError as exc:

@@ -1,205 +1,407 @@
 """Typed configuration: dataclass schema, YAML merge and validation.
 
-Precedence, lowest first: the dataclass defaults below (mirrored, with comments,
-in ``configs/default.yaml``), ``<root>/configs/default.yaml``,
+The dataclasses below are the one source of truth of the configuration: each field holds its
+default, its ``min``/``max`` bounds and a one-line description (``doc``) in its metadata, and
+``Literal`` types list the allowed values. ``configs/default.yaml`` is generated from them by
+:func:`default_yaml` (``python -m audioclust.config > configs/default.yaml``; a test checks that
+the committed file is the generated one), and so is the configuration reference of the docs.
+
+Precedence, lowest first: the dataclass defaults, ``<root>/configs/default.yaml``,
 ``<root>/configs/<dataset>.yaml``, an explicit ``--config`` file, ``--set key=value``.
 Unknown keys and bad values raise :class:`ConfigError` naming the key before any work.
-
-Each field's ``metadata`` may hold ``min``/``max`` bounds; ``Literal`` types list the
-allowed values. A stage's cache key is :func:`section_hash` of the sections it reads.
+A stage's cache key is :func:`section_hash` of the sections it reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import sys
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import ConfigError
+from audioclust.core.cache import stable_hash
+from audioclust.core.errors import ConfigError
+from audioclust.core.vocab import FEATURE_KINDS, K_METHODS, PER_FILE_MODES
 
-FeatureKind = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0"]
-FEATURE_KINDS: tuple[str, ...] = typing.get_args(FeatureKind)
+FeatureKind = Literal[FEATURE_KINDS]
 
 
-def _f(default: Any, **bounds: float) -> Any:
-    """A field with a default (copied if mutable) and optional min/max bounds."""
+
+def _f(default: Any, *, doc: str, items: Mapping[str, str] | None = None, **bounds: float) -> Any:
+    """A field with a default (copied if mutable), its one-line description and optional bounds.
+
+    ``doc`` is the key's comment in ``configs/default.yaml`` and its description in the
+    configuration reference; ``min``/``max`` bound numbers (also the items of a list);
+    ``items`` describes, one line each, the entries of a mapping default, which is then written
+    as an indented block with a comment per entry.
+    """
+    metadata: dict[str, Any] = {"doc": doc, **bounds}
+    if items is not None:
+        metadata["items"] = dict(items)
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=bounds)
-    return field(default=default, metadata=bounds)
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _section(cls: type, *, doc: str) -> Any:
+    """A nested section (a dataclass of its own keys) with its one-line description."""
+    return field(default_factory=cls, metadata={"doc": doc})
 
 
 @dataclass
 class DatasetConfig:
-    labels: Literal["folder", "regex", "csv", "none"] = "folder"
-    label_regex: str | None = None
-    label_csv: str | None = None
-    extensions: list[str] = _f(["wav", "flac", "ogg", "mp3", "aiff", "aif", "au"])
-    ffmpeg_extensions: list[str] = _f(["m4a", "aac", "wma", "opus", "webm", "mp4"])
-    max_duration: float | None = _f(3600.0, min=0.001)
+    labels: Literal["folder", "regex", "csv", "none"] = _f(
+        "folder", doc="where labels come from: folder (sub-folder name) | regex | csv | none")
+    label_regex: str | None = _f(
+        None, doc="labels: regex — regex with one group applied to the file name, e.g. '^(\\d+)_'")
+    label_csv: str | None = _f(
+        None, doc="labels: csv — CSV with columns path,label (path relative to datasets/<name>/)")
+    extensions: list[str] = _f(["wav", "flac", "ogg", "mp3", "aiff", "aif", "au"],
+                               doc="decoded by soundfile (mp3 via libsndfile >= 1.1)")
+    ffmpeg_extensions: list[str] = _f(["m4a", "aac", "wma", "opus", "webm", "mp4"],
+                                      doc="decoded through audioread/ffmpeg when ffmpeg is installed")
+    max_duration: float | None = _f(
+        3600.0, min=0.001,
+        doc="s; a longer file is recorded with status too_long and left out: stages 02-03 hold a whole "
+            "recording in memory; null: no limit")
 
 
 @dataclass
 class AudioConfig:
-    sample_rate: int = _f(22050, min=1000, max=384000)
-    cutoff: float | None = _f(8192.0, min=1.0)
-    order: int = _f(8, min=1, max=32)
-    silence_db: float = _f(-60.0, max=0.0)
+    sample_rate: int = _f(22050, min=1000, max=384000, doc="Hz; every file is resampled to this rate in stage 02")
+    cutoff: float | None = _f(
+        8192.0, min=1.0,
+        doc="Hz; zero-phase Butterworth low-pass; null disables; >= Nyquist is skipped with a warning")
+    order: int = _f(8, min=1, max=32, doc="Butterworth order of the low-pass (SOS form; filtered forward and back)")
+    silence_db: float = _f(-60.0, max=0.0, doc="dBFS; a file whose peak is below this is recorded as status 'silent'")
 
 
 @dataclass
 class FeaturesConfig:
-    kinds: list[FeatureKind] = _f(list(FEATURE_KINDS))
-    n_fft: int = _f(2048, min=16)
-    hop_length: int = _f(512, min=1)
-    n_mels: int = _f(128, min=1)
-    n_mfcc: int = _f(20, min=2)
-    n_chroma: int = _f(12, min=1)
-    mfcc_top_db: float | None = _f(80.0, min=1.0)
-    fmin: float = _f(0.0, min=0.0)
-    fmax: float | None = _f(None, min=1.0)
-    png: bool = True
-    png_ranges: dict[str, list[float]] = _f({
-        "spectrogram": [-80.0, 60.0],
-        "mel": [-80.0, 50.0],
-        "chroma": [0.0, 1.0],
-        "mfcc": [-800.0, 400.0],
-        "mfcc_no_c0": [-400.0, 400.0],
-    })
+    kinds: list[FeatureKind] = _f(list(FEATURE_KINDS), doc="which features stage 03 writes")
+    n_fft: int = _f(2048, min=16, doc="STFT window length in samples")
+    hop_length: int = _f(512, min=1, doc="STFT hop in samples (<= n_fft)")
+    n_mels: int = _f(128, min=1, doc="mel bands")
+    n_mfcc: int = _f(20, min=2, doc="MFCC coefficients (mfcc_no_c0 drops c0 and keeps n_mfcc - 1)")
+    n_chroma: int = _f(12, min=1, doc="chroma bins")
+    mfcc_top_db: float | None = _f(
+        80.0, min=1.0,
+        doc="dB; MFCCs see the mel dB floored this far below the file's peak (librosa's convention); "
+            "null: no floor")
+    fmin: float = _f(0.0, min=0.0, doc="Hz; lowest mel-filter frequency")
+    fmax: float | None = _f(
+        None, min=1.0, doc="Hz; highest mel-filter frequency (null: the low-pass cutoff, or Nyquist)")
+    png: bool = _f(True, doc="also write an 8-bit grayscale PNG per feature")
+    png_ranges: dict[str, list[float]] = _f(
+        {
+            "spectrogram": [-80.0, 60.0],
+            "mel": [-80.0, 50.0],
+            "chroma": [0.0, 1.0],
+            "mfcc": [-800.0, 400.0],
+            "mfcc_no_c0": [-400.0, 400.0],
+        },
+        doc="fixed [low, high] per feature mapped onto grey 0..255 in the PNGs (clipped); same in every file",
+        items={
+            "spectrogram": "dB re 1.0 of |STFT|; empty bins clip to black",
+            "mel": "dB re 1.0 of the mel power",
+            "chroma": "chroma is normalised to max 1 per frame",
+            "mfcc": "MFCC of the dB mel-spectrogram (c0 follows the mean band dB)",
+            "mfcc_no_c0": "MFCC without c0",
+        })
 
 
 @dataclass
 class ParallelConfig:
-    n_jobs: int = _f(2, min=-1)
-    scheduler: str | None = None
-    batch_size: int = _f(16, min=1)
-    retries: int = _f(2, min=0)
+    n_jobs: int = _f(2, min=-1, doc="worker processes for per-file stages; -1: all cores")
+    scheduler: str | None = _f(
+        None, doc="tcp://host:port of a Dask scheduler to run per-file stages on; null: local")
+    batch_size: int = _f(
+        16, min=1, doc="files per Dask task (with a scheduler): fewer round trips, still fine-grained")
+    retries: int = _f(
+        2, min=0,
+        doc="times a Dask task is retried when its worker dies (outputs are atomic, so a retry is safe)")
 
 
 ViewFeature = Literal["spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"]
-PerFile = Literal["none", "peak", "mean", "meanvar"]
+
+PerFile = Literal[PER_FILE_MODES]
 
 
 @dataclass
 class StatsViewConfig:
-    trim_db: float | None = _f(None, min=0.0)
-    clip: float | None = _f(None, min=0.1)
-    pca: float | None = _f(0.95, min=1e-6)
-    whiten: bool = True
-    umap: int | None = _f(None, min=1)
+    trim_db: float | None = _f(
+        None, min=0.0,
+        doc="stats over the whole file: background and pauses describe the source too; a number trims "
+            "as image.trim_db")
+    clip: float | None = _f(
+        None, min=0.1,
+        doc="with views.scale standard: z-scores beyond +-clip are set to +-clip (one far-out file cannot "
+            "take a cluster for itself); null: none")
+    pca: float | None = _f(
+        0.95, min=1e-6,
+        doc="PCA of the stats view: < 1 keeps this fraction of variance, >= 1 this many components; null: none")
+    whiten: bool = _f(
+        True, doc="unit variance per kept component, so the loudest directions do not decide alone")
+    umap: int | None = _f(None, min=1, doc="UMAP components after PCA (seeded; umap-learn); null: none")
 
 
 @dataclass
 class ImageViewConfig:
-    trim_db: float | None = _f(20.0, min=0.0)
-    n_frames: int = _f(8, min=1)
+    trim_db: float | None = _f(
+        20.0, min=0.0,
+        doc="align in time: keep the first..last frame whose loudest bin is within this many dB of the "
+            "file's loudest frame (mel, else spectrogram, decides); silence before or after any sound "
+            "would shift its image; null: whole file")
+    n_frames: int = _f(
+        8, min=1,
+        doc="frames the image is resampled to (linear interpolation over the trimmed region): the coarse "
+            "time course, robust to tempo")
     per_file: dict[str, PerFile] = _f(
-        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
-    clip: float | None = _f(None, min=0.1)
-    pca: float | None = _f(40.0, min=1e-6)
-    whiten: bool = False
-    umap: int | None = _f(None, min=1)
+        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"},
+        doc="per-file normalisation: peak (dB re the file's loudest bin: the recording level goes, so single "
+            "quiet files do not make clusters of their own) | mean (each row over time) | meanvar (and its "
+            "spread: CMVN removes the channel and much of the speaker from cepstra) | none; the stats view "
+            "keeps level and static spectrum; unlisted: none")
+    clip: float | None = _f(None, min=0.1, doc="z-score clip (as stats.clip)")
+    pca: float | None = _f(40.0, min=1e-6, doc="PCA of the image view (as stats.pca)")
+    whiten: bool = _f(False, doc="whiten the image view's components")
+    umap: int | None = _f(
+        None, min=1,
+        doc="UMAP components after PCA; null: none. It joins one word said by different voices, but its "
+            "clumps then win the stability selection where the stats views are right")
 
 
 @dataclass
 class DescriptorsViewConfig:
-    clip: float | None = _f(5.0, min=0.1)
-    pca: float | None = _f(None, min=1e-6)
-    whiten: bool = False
-    umap: int | None = _f(None, min=1)
+    clip: float | None = _f(
+        5.0, min=0.1,
+        doc="z-score clip (as stats.clip): scalar descriptors are heavy-tailed; without it a partition of "
+            "the descriptors splits off single far-out files (degenerate)")
+    pca: float | None = _f(None, min=1e-6, doc="PCA of the descriptors view (as stats.pca)")
+    whiten: bool = _f(False, doc="whiten the descriptors view's components")
+    umap: int | None = _f(None, min=1, doc="UMAP components after PCA (as stats.umap)")
 
 
 @dataclass
 class ViewsConfig:
-    features: list[ViewFeature] = _f(["mel", "mfcc", "mfcc_no_c0", "chroma", "spectrogram", "descriptors"])
-    kinds: list[Literal["stats", "image"]] = _f(["stats", "image"])
-    sources: list[Literal["npy", "png"]] = _f(["npy", "png"])
-    max_bins: int = _f(128, min=1)
-    store: bool = True
-    scale: Literal["standard", "minmax", "none"] = "standard"
-    umap_neighbors: int = _f(50, min=2)
-    umap_min_dist: float = _f(0.0, min=0.0)
-    umap_max_samples: int | None = _f(20000, min=10)
-    stats: StatsViewConfig = field(default_factory=StatsViewConfig)
-    image: ImageViewConfig = field(default_factory=ImageViewConfig)
-    descriptors: DescriptorsViewConfig = field(default_factory=DescriptorsViewConfig)
+    features: list[ViewFeature] = _f(
+        ["mel", "mfcc", "mfcc_no_c0", "chroma", "spectrogram", "descriptors"],
+        doc="features to cluster, one summary row each; descriptors = the scalar columns of features.csv")
+    kinds: list[Literal["stats", "image"]] = _f(
+        ["stats", "image"],
+        doc="stats: per-bin mean, std and mean/std of the frame deltas (timbre, texture, recording); "
+            "image: the time course, resampled to a fixed size")
+    sources: list[Literal["npy", "png"]] = _f(
+        ["npy", "png"],
+        doc="build each view from the float arrays (npy, \"Arrays\") and/or the 8-bit images (png, "
+            "\"Images\"), as the original study compared; [npy] halves stage 04")
+    max_bins: int = _f(
+        128, min=1,
+        doc="bins above this are averaged in adjacent groups (spectrogram 1025 -> 114); mel, chroma, "
+            "MFCC stay whole")
+    store: bool = _f(
+        True,
+        doc="stage 03 also packs every view's vector per file into features/<name>/store/ "
+            "(memory-mappable float32), so stage 04 and 05 read one file, not one per clip")
+    scale: Literal["standard", "minmax", "none"] = _f(
+        "standard", doc="per column after mean imputation: standard (z-score) | minmax | none")
+    umap_neighbors: int = _f(
+        50, min=2,
+        doc="UMAP n_neighbors, for the view kinds whose umap is set (more neighbours: more global structure)")
+    umap_min_dist: float = _f(0.0, min=0.0, doc="UMAP min_dist (0 packs clusters tightly)")
+    umap_max_samples: int | None = _f(
+        20000, min=10,
+        doc="above this many files UMAP is fitted on a seeded sample of this size and places the others "
+            "with its transform; null: all")
+    stats: StatsViewConfig = _section(
+        StatsViewConfig, doc="the stats views: per-bin summaries over the whole file")
+    image: ImageViewConfig = _section(
+        ImageViewConfig, doc="the image views: the time course, trimmed and resampled")
+    descriptors: DescriptorsViewConfig = _section(
+        DescriptorsViewConfig, doc="the descriptors view: the scalar columns of features.csv")
 
 
 AlgorithmName = Literal["kmeans", "minibatch_kmeans", "fcm", "gmm", "agglomerative", "spectral",
                         "birch", "dbscan", "hdbscan", "affinity_propagation"]
+
 ALGORITHMS: tuple[str, ...] = typing.get_args(AlgorithmName)
-KMethod = Literal["elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "gap"]
-K_METHODS: tuple[str, ...] = typing.get_args(KMethod)
+
+KMethod = Literal[K_METHODS]
+
+Criterion = Literal["silhouette", "calinski_harabasz", "davies_bouldin", "stability"]
 
 
 @dataclass
 class ClusterConfig:
-    algorithms: list[AlgorithmName] = _f(["kmeans", "fcm", "agglomerative", "spectral", "hdbscan"])
-    k: int | Literal["auto"] = _f("auto", min=2)
-    k_min: int = _f(2, min=1)
-    k_max: int = _f(10, min=1)
-    k_methods: list[KMethod] = _f(list(K_METHODS))
-    gap_references: int = _f(10, min=1)
-    criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin", "stability"] = "stability"
-    tune_criterion: Literal["silhouette", "calinski_harabasz", "davies_bouldin", "stability"] = "silhouette"
-    stability_resamples: int = _f(5, min=1)
-    stability_max_samples: int | None = _f(3000, min=10)
-    tune: bool = True
-    n_init: int = _f(10, min=1)
-    fcm_m: float | Literal["auto"] = _f("auto", min=1.01)
-    fcm_error: float = _f(1e-5, min=0.0)
-    fcm_maxiter: int = _f(1000, min=1)
-    dbscan_eps: float | None = _f(None, min=1e-12)
-    dbscan_min_samples: int = _f(5, min=1)
-    hdbscan_min_cluster_size: int = _f(5, min=2)
-    max_samples_quadratic: int = _f(5000, min=2)
-    max_samples_slow: int = _f(20000, min=2)
-    silhouette_sample_size: int | None = _f(2000, min=2)
-    grids: dict[str, dict[str, list[Any]]] = _f({})
-    figures: bool = True
-    tsne: bool = True
-    tsne_max_samples: int | None = _f(5000, min=10)
-    kselect_max_samples: int | None = _f(1000, min=10)
-    min_cluster_share: float = _f(0.1, min=0.0, max=1.0)
-    max_noise_share: float = _f(0.5, min=0.0, max=1.0)
+    algorithms: list[AlgorithmName] = _f(
+        ["kmeans", "fcm", "agglomerative", "spectral", "hdbscan"],
+        doc="stage-04 clusterers (also minibatch_kmeans, gmm, birch, dbscan, affinity_propagation); "
+            "the default is chosen for run time (gmm is slow on many files)")
+    k: int | Literal["auto"] = _f(
+        "auto", min=2,
+        doc="number of clusters; auto: estimated (consensus of k_methods over k_min..k_max, never the labels)")
+    k_min: int = _f(
+        2, min=1,
+        doc="smallest k tried when k is auto (1 lets the gap statistic say \"no structure\")")
+    k_max: int = _f(10, min=1, doc="largest k tried when k is auto")
+    k_methods: list[KMethod] = _f(
+        list(K_METHODS),
+        doc="criteria whose most common choice is the estimated k (a choice at k_min or k_max counts only "
+            "when none is inside, or all criteria but one chose it: monotone curves end there)")
+    gap_references: int = _f(10, min=1, doc="uniform reference sets (B) of the gap statistic")
+    criterion: Criterion = _f(
+        "stability",
+        doc="label-free score that picks each feature's selected row over views and algorithms: silhouette "
+            "| calinski_harabasz | davies_bouldin (lower is better) | stability (ARI between partitions of "
+            "half-samples minus the same on a Gaussian of the view's shape: comparable across views, "
+            "the slowest)")
+    tune_criterion: Criterion = _f(
+        "silhouette",
+        doc="label-free score that picks each algorithm's grid point within one view (where scales agree; "
+            "stability costs 11 fits per point)")
+    stability_resamples: int = _f(
+        5, min=1,
+        doc="half-samples per stability estimate (criterion stability; each costs one fit on the data and "
+            "one on the Gaussian reference)")
+    stability_max_samples: int | None = _f(
+        3000, min=10,
+        doc="stability on a seeded sample of this many files when there are more (smaller samples lose "
+            "groups in many dimensions); null: all")
+    tune: bool = _f(
+        True,
+        doc="try each algorithm's grid (built in, or from grids) and keep the best by tune_criterion; "
+            "false: the values below only")
+    n_init: int = _f(10, min=1, doc="K-Means / GMM / spectral restarts (best kept)")
+    fcm_m: float | Literal["auto"] = _f(
+        "auto", min=1.01,
+        doc="Fuzzy C-Means fuzzifier m (> 1; larger = fuzzier); auto: Schwaemmle & Jensen's m for the "
+            "view's samples and dimensions (at the textbook 2, or 1.5, every membership is ~1/c in many "
+            "dimensions); with tune, the fcm grid (auto, 1.5, 2) is tried instead")
+    fcm_error: float = _f(
+        1e-5, min=0.0,
+        doc="Fuzzy C-Means stop when the membership change (Frobenius norm) is below this")
+    fcm_maxiter: int = _f(1000, min=1, doc="Fuzzy C-Means iteration limit")
+    dbscan_eps: float | None = _f(
+        None, min=1e-12, doc="DBSCAN radius; null: knee of the sorted min_samples-distance curve")
+    dbscan_min_samples: int = _f(
+        5, min=1,
+        doc="DBSCAN neighbours (the point included) for a core point; with tune, the dbscan grid's values "
+            "are tried instead")
+    hdbscan_min_cluster_size: int = _f(
+        5, min=2,
+        doc="HDBSCAN smallest cluster; with tune, the hdbscan grid's values are tried instead")
+    max_samples_quadratic: int = _f(
+        5000, min=2,
+        doc="above this many samples agglomerative, spectral and affinity propagation are skipped "
+            "(memory ~ n^2)")
+    max_samples_slow: int = _f(
+        20000, min=2,
+        doc="above this many samples hdbscan is skipped (its time grows faster than n^2 in many dimensions)")
+    silhouette_sample_size: int | None = _f(
+        2000, min=2,
+        doc="silhouette (and the gap statistic) on a seeded sample of this size when n is larger; null: all")
+    grids: dict[str, dict[str, list[Any]]] = _f(
+        {},
+        doc="per-algorithm grid overrides, e.g. {dbscan: {min_samples: [3, 5, 10]}}; {} uses the built-in "
+            "grids")
+    figures: bool = _f(
+        True, doc="write the stage-04 figures (PNG 300 dpi + PDF) into results/<name>/clustering/figures/")
+    tsne: bool = _f(
+        True, doc="also a t-SNE scatter (seeded) of each feature's selected view (the slowest figure)")
+    tsne_max_samples: int | None = _f(
+        5000, min=10,
+        doc="t-SNE on a seeded sample of this many files when there are more (time and memory grow faster "
+            "than n); null: all")
+    kselect_max_samples: int | None = _f(
+        1000, min=10,
+        doc="k is estimated on a seeded sample of this many files when there are more (the criteria fit "
+            "K-Means ~100 times per view); null: all")
+    min_cluster_share: float = _f(
+        0.1, min=0.0, max=1.0,
+        doc="grid points and 'selected' only consider partitions whose smallest cluster holds >= this share "
+            "of the mean cluster size (a few split-off outliers score a high silhouette but are no structure)")
+    max_noise_share: float = _f(
+        0.5, min=0.0, max=1.0,
+        doc="... and that leave at most this share of the files as noise (dbscan, hdbscan)")
 
 
 @dataclass
 class AutoencoderConfig:
-    enabled: bool = True
-    architecture: Literal["dcec", "conv4", "vae"] = "dcec"
-    features: list[FeatureKind] = _f(["mel", "mfcc"])
-    source: Literal["npy", "png"] = "npy"
-    input_size: list[int] = _f([96, 48], min=1)
-    scale: Literal["percentile", "minmax", "none"] = "percentile"
-    trim_db: float | None = _f(20.0, min=0.0)
+    enabled: bool = _f(True, doc="run stage 05 (autoencoder embedding + DCEC)")
+    architecture: Literal["dcec", "conv4", "vae"] = _f(
+        "dcec", doc="dcec (DCEC CAE) | conv4 (four conv blocks) | vae (variational, DCEC backbone)")
+    features: list[FeatureKind] = _f(
+        ["mel", "mfcc"],
+        doc="stage-03 features to train on, one model each: mel (dB re peak) keeps the spectral envelope, "
+            "mfcc (CMVN) the course over time")
+    source: Literal["npy", "png"] = _f(
+        "npy", doc="read the features from their npy arrays or their 8-bit png images")
+    input_size: list[int] = _f(
+        [96, 48], min=1, doc="[time, frequency] size every feature array is resized to (bilinear)")
+    scale: Literal["percentile", "minmax", "none"] = _f(
+        "percentile",
+        doc="one map for the whole dataset onto [0, 1] after the per-file steps: percentile (1st..99th, "
+            "clipped) | minmax | none")
+    trim_db: float | None = _f(
+        20.0, min=0.0,
+        doc="per file, before resizing: keep the first..last frame whose loudest bin is within this many dB "
+            "of the loudest frame (mel, else spectrogram, decides), so silence does not decide the stretch; "
+            "null: whole file")
     per_file: dict[str, PerFile] = _f(
-        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"})
-    latent_dims: list[int] = _f([10], min=1)
-    batch_size: int = _f(64, min=1)
-    max_epochs: int = _f(25, min=1)
-    patience: int = _f(2, min=1)
-    min_delta: float = _f(1e-4, min=0.0)
-    lr: float = _f(1e-3, min=1e-7, max=1.0)
-    lr_factor: float = _f(0.5, min=0.01, max=0.99)
-    lr_patience: int = _f(1, min=0)
-    val_fraction: float = _f(0.1, min=0.0, max=0.5)
-    num_workers: int = _f(0, min=0)
-    num_threads: int = _f(0, min=0)
-    beta: float = _f(1.0, min=0.0)
-    update_interval: int = _f(50, min=1)
-    gamma: float = _f(0.1, min=0.0)
-    dcec_lr: float = _f(1e-4, min=1e-7, max=1.0)
-    tol: float = _f(0.001, min=0.0, max=1.0)
-    max_iter: int = _f(400, min=1)
-    alpha: float = _f(1.0, min=1e-6)
-    kmeans_n_init: int = _f(20, min=1)
+        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"},
+        doc="per-file normalisation: peak (dB re the file's loudest bin: recording level removed) | meanvar "
+            "(each row over time, CMVN) | none; unlisted: none")
+    latent_dims: list[int] = _f([10], min=1, doc="embedding sizes to train (a sweep: one model each)")
+    batch_size: int = _f(
+        64, min=1,
+        doc="samples per batch (pre-training and DCEC); larger batches use the CPU better, smaller ones "
+            "take more steps per epoch on small sets")
+    max_epochs: int = _f(25, min=1, doc="pre-training epoch limit (early stopping usually ends it sooner)")
+    patience: int = _f(
+        2, min=1,
+        doc="early stopping: epochs without a val_loss improvement of min_delta (longer than lr_patience, "
+            "so a reduced learning rate gets its chance)")
+    min_delta: float = _f(
+        1e-4, min=0.0, doc="early stopping: smallest val_loss decrease that counts as improvement")
+    lr: float = _f(
+        1e-3, min=1e-7, max=1.0,
+        doc="Adam learning rate of pre-training (ReduceLROnPlateau lowers it on a plateau)")
+    lr_factor: float = _f(
+        0.5, min=0.01, max=0.99, doc="ReduceLROnPlateau: multiply the learning rate by this on a plateau")
+    lr_patience: int = _f(
+        1, min=0, doc="ReduceLROnPlateau: epochs without improvement before reducing")
+    val_fraction: float = _f(
+        0.1, min=0.0, max=0.5,
+        doc="seeded share of samples held out to monitor pre-training (all are embedded)")
+    num_workers: int = _f(
+        0, min=0, doc="DataLoader worker processes (0: load in the main process; data is in memory)")
+    num_threads: int = _f(
+        0, min=0,
+        doc="CPU threads of torch (training, DCEC) and of stage 05's K-Means and k selection (0: every core "
+            "available; use 1 when other jobs share the cores)")
+    beta: float = _f(1.0, min=0.0, doc="vae: weight of the KL term (per pixel, like the MSE)")
+    update_interval: int = _f(
+        50, min=1,
+        doc="DCEC: batches between recomputing the target distribution over all samples (~1 pass over "
+            "3,000 files at batch 64)")
+    gamma: float = _f(
+        0.1, min=0.0, doc="DCEC: weight of the clustering loss KL(P||Q) against the reconstruction MSE")
+    dcec_lr: float = _f(
+        1e-4, min=1e-7, max=1.0,
+        doc="DCEC: Adam learning rate of the clustering stage (lower than pre-training: it fine-tunes)")
+    tol: float = _f(
+        0.001, min=0.0, max=1.0, doc="DCEC: stop when fewer than this share of labels change between updates")
+    max_iter: int = _f(
+        400, min=1, doc="DCEC: batch limit (400 batches of 64 ~ 8.5 passes over 3,000 samples)")
+    alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
+    kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")
 
 
 SegmentAlgorithm = Literal["kmeans", "affinity_propagation"]
@@ -207,58 +409,111 @@ SegmentAlgorithm = Literal["kmeans", "affinity_propagation"]
 
 @dataclass
 class SegmentsConfig:
-    algorithms: list[SegmentAlgorithm] = _f(["kmeans", "affinity_propagation"])
-    k: int = _f(4, min=2)
-    n_fft: int = _f(2048, min=16)
-    hop_length: int = _f(256, min=1)
-    n_mels: int = _f(64, min=1)
-    n_mfcc: int = _f(13, min=1)
-    backtrack: bool = True
-    delta: float = _f(0.07, min=0.0)
-    wait: float = _f(0.03, min=0.0)
-    length: float | None = _f(None, min=0.001)
-    silence_db: float = _f(-60.0, max=0.0)
-    ap_damping: float = _f(0.9, min=0.5, max=0.99)
-    scatter: list[str] = _f([])
-    click_freq: float = _f(1000.0, min=1.0)
-    click_duration: float = _f(0.1, min=0.001)
-    click_gain: float = _f(0.5, min=0.0)
-    example_seconds: float = _f(8.0, min=1.0)
+    algorithms: list[SegmentAlgorithm] = _f(
+        ["kmeans", "affinity_propagation"],
+        doc="clusterers of the segments (affinity propagation chooses its own number)")
+    k: int = _f(4, min=2, doc="K-Means clusters (lowered to the number of segments when there are fewer)")
+    n_fft: int = _f(
+        2048, min=16,
+        doc="STFT window in samples of the MFCC (zero-crossing rate and RMS use the segment's samples)")
+    hop_length: int = _f(
+        256, min=1,
+        doc="hop in samples of the onset envelope and the MFCC frames (onsets are this precise)")
+    n_mels: int = _f(64, min=1, doc="mel bands under the MFCC")
+    n_mfcc: int = _f(13, min=1, doc="MFCC coefficients averaged per segment (mfcc0 .. mfcc<n-1>)")
+    backtrack: bool = _f(
+        True,
+        doc="move each onset back to the preceding energy minimum (the start of the event, not its peak)")
+    delta: float = _f(
+        0.07, min=0.0,
+        doc="onset peak picking: threshold above the local mean of the normalised onset envelope")
+    wait: float = _f(0.03, min=0.0, doc="s; onset peak picking: shortest time between two onsets")
+    length: float | None = _f(
+        None, min=0.001,
+        doc="s; null: a segment runs from its onset to the next (the last to the end); a number: this long "
+            "after each onset")
+    silence_db: float = _f(
+        -60.0, max=0.0, doc="dBFS; a recording whose peak is below this is reported 'silent' (nothing segmented)")
+    ap_damping: float = _f(
+        0.9, min=0.5, max=0.99,
+        doc="affinity propagation damping (0.5 .. 0.99; higher is slower but more stable)")
+    scatter: list[str] = _f(
+        [],
+        doc="two feature columns for the segment scatter (e.g. [zcr, rms]); []: the first two PCA components")
+    click_freq: float = _f(1000.0, min=1.0, doc="Hz; pitch of the clicks marking a cluster's onsets")
+    click_duration: float = _f(0.1, min=0.001, doc="s; length of each click")
+    click_gain: float = _f(
+        0.5, min=0.0,
+        doc="click amplitude added to the recording (the mix is scaled down only if it would clip)")
+    example_seconds: float = _f(
+        8.0, min=1.0, doc="s; length of the generated rhythmic example (the input when no file is given)")
 
 
 @dataclass
 class GroupingConfig:
-    pairs_csv: str | None = None
-    n_communities: int | None = _f(None, min=1)
+    pairs_csv: str | None = _f(
+        None,
+        doc="CSV of group,item pairs (playlist,song; session,recording), relative to the project root; "
+            "null: no comparison")
+    n_communities: int | None = _f(
+        None, min=1,
+        doc="communities to find (greedy modularity stopped at this number); null: Louvain decides (seeded)")
 
 
 @dataclass
 class ReportConfig:
-    source: Literal["clustering", "autoencoder"] = "clustering"
-    result: str | None = None
-    projection: Literal["tsne", "pca", "umap"] = "tsne"
-    audio_seconds: float = _f(5.0, min=0.1)
-    audio_rate: int = _f(16000, min=4000, max=48000)
-    audio_format: Literal["ogg", "wav"] = "ogg"
-    thumbnail_feature: FeatureKind = "mel"
-    thumbnail_size: list[int] = _f([128, 64], min=8, max=1024)
-    n_members: int = _f(6, min=1)
-    max_files: int | None = _f(5000, min=10)
+    source: Literal["clustering", "autoencoder"] = _f(
+        "clustering",
+        doc="whose result the clusters and the sound map show: clustering (stage 04) | autoencoder (stage 05)")
+    result: str | None = _f(
+        None,
+        doc="a row id of that stage's results.csv; null: the label-free choice (best internal criterion "
+            "among the selected rows)")
+    projection: Literal["tsne", "pca", "umap"] = _f(
+        "tsne", doc="2-D projection of the sound map (seeded): tsne | pca | umap (umap-learn)")
+    audio_seconds: float = _f(
+        5.0, min=0.1,
+        doc="s; each file's excerpt in the report starts at its beginning and lasts at most this long")
+    audio_rate: int = _f(16000, min=4000, max=48000, doc="Hz; excerpts are mono at this rate")
+    audio_format: Literal["ogg", "wav"] = _f(
+        "ogg", doc="ogg (Vorbis, compressed) | wav (16-bit PCM, uncompressed)")
+    thumbnail_feature: FeatureKind = _f(
+        "mel", doc="the stage-03 PNG shown as each file's thumbnail (features.png must be true)")
+    thumbnail_size: list[int] = _f(
+        [128, 64], min=8, max=1024,
+        doc="[width, height] of the thumbnails in pixels (time stretched to the width)")
+    n_members: int = _f(
+        6, min=1, doc="members closest to and farthest from each cluster's centre shown with players")
+    max_files: int | None = _f(
+        5000, min=10,
+        doc="above this many files the map and the cluster sections show a seeded sample, every cluster in "
+            "proportion (a sound map of 100,000 points helps nobody); null: all")
 
 
 @dataclass
 class Config:
-    seed: int = _f(0, min=0)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    views: ViewsConfig = field(default_factory=ViewsConfig)
-    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
-    grouping: GroupingConfig = field(default_factory=GroupingConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+    seed: int = _f(0, min=0, doc="feeds every random_state, seed_everything and sampler")
+    dataset: DatasetConfig = _section(
+        DatasetConfig, doc="stage 01: the audio files of a dataset and their labels")
+    audio: AudioConfig = _section(
+        AudioConfig, doc="stages 02 and 03: sample rate, low-pass filter, silence threshold")
+    features: FeaturesConfig = _section(
+        FeaturesConfig, doc="stage 03: which features are written, STFT and mel parameters, PNG ranges")
+    parallel: ParallelConfig = _section(
+        ParallelConfig, doc="per-file stages: worker processes, Dask scheduler, batch size, retries")
+    autoencoder: AutoencoderConfig = _section(
+        AutoencoderConfig, doc="stage 05: autoencoder embedding + DCEC (architecture, input images, training)")
+    cluster: ClusterConfig = _section(
+        ClusterConfig,
+        doc="stage 04: clusterers, k or its estimation, label-free selection, size limits, figures")
+    views: ViewsConfig = _section(
+        ViewsConfig, doc="stage 04: how each saved feature becomes one vector per file")
+    segments: SegmentsConfig = _section(
+        SegmentsConfig, doc="segment clustering: the events inside one recording (notebook 07)")
+    grouping: GroupingConfig = _section(
+        GroupingConfig, doc="comparison of the audio clusters with an external grouping (notebook 06, report)")
+    report: ReportConfig = _section(
+        ReportConfig, doc="the offline HTML report results/<name>/report/index.html (notebook 06)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -458,5 +713,102 @@ def section_hash(cfg: Config, *sections: str, extra: Any = None) -> str:
     payload = {s: getattr(cfg, s) if s == "seed" else dataclasses.asdict(getattr(cfg, s)) for s in sections}
     if extra is not None:
         payload["extra"] = extra
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return stable_hash(payload)
+
+
+# --------------------------------------------------------------------------- schema and default.yaml
+
+#: Order of the top-level keys in ``configs/default.yaml`` and the reference (stage order: 04
+#: before 05). The dataclass field order of :class:`Config` stays as it is; nested keys follow
+#: their dataclass.
+YAML_ORDER: tuple[str, ...] = ("seed", "dataset", "audio", "features", "parallel", "cluster",
+                               "autoencoder", "views", "segments", "grouping", "report")
+
+YAML_HEADER: tuple[str, ...] = (
+    "audioclust defaults: every parameter, its default and what it does.",
+    "Generated from the schema in src/audioclust/config.py: do not edit by hand, regenerate with",
+    "  python -m audioclust.config > configs/default.yaml",
+    "(a test checks that this file is the generated one).",
+    "configs/<dataset>.yaml holds only the overrides for one dataset;",
+    "`--set section.key=value` overrides on the command line.",
+)
+
+_COMMENT_COLUMN = 29  # the '#' of a key's comment stands in this column when the key is short enough
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key of the schema: a section (``hint`` is its dataclass) or a value."""
+
+    path: tuple[str, ...]
+    hint: Any
+    default: Any          # the default value; None for a section
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    items: Mapping[str, str] = dataclasses.field(default_factory=dict)  # docs of a mapping's entries
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def is_section(self) -> bool:
+        return isinstance(self.hint, type) and dataclasses.is_dataclass(self.hint)
+
+
+def schema(cls: type = Config, prefix: tuple[str, ...] = ()) -> Iterator[KeySpec]:
+    """Every key of the configuration, sections before their keys, in ``configs/default.yaml`` order."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    order = YAML_ORDER if cls is Config else tuple(fields)
+    if sorted(order) != sorted(fields):
+        raise AssertionError(f"YAML_ORDER {order} does not list the fields of {cls.__name__}: {tuple(fields)}")
+    hints = typing.get_type_hints(cls)
+    instance = cls()
+    for name in order:
+        f = fields[name]
+        meta = f.metadata
+        if "doc" not in meta or not str(meta["doc"]).strip() or "\n" in meta["doc"]:
+            raise AssertionError(f"config key {'.'.join((*prefix, name))} needs a one-line doc in its field")
+        hint = hints[name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            yield KeySpec(path=(*prefix, name), hint=hint, default=None, doc=meta["doc"])
+            yield from schema(hint, (*prefix, name))
+        else:
+            yield KeySpec(path=(*prefix, name), hint=hint, default=getattr(instance, name), doc=meta["doc"],
+                          minimum=meta.get("min"), maximum=meta.get("max"), items=meta.get("items", {}))
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as one line of YAML in flow style (``[a, b]``, ``{k: v}``, ``null``, ``1.0e-05``)."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True,
+                          width=float("inf")).rstrip("\n")
+    return text[:-4] if text.endswith("\n...") else text
+
+
+def _commented(head: str, doc: str) -> str:
+    pad = max(_COMMENT_COLUMN - len(head), 2) if doc else 0
+    return f"{head}{' ' * pad}# {doc}" if doc else head
+
+
+def default_yaml() -> str:
+    """The text of ``configs/default.yaml``: every key, its default and its doc as a comment."""
+    lines = [f"# {line}".rstrip() for line in YAML_HEADER]
+    for spec in schema():
+        indent = "  " * (len(spec.path) - 1)
+        key = spec.path[-1]
+        if len(spec.path) == 1:
+            lines.append("")
+        if spec.is_section:
+            lines.append(_commented(f"{indent}{key}:", spec.doc))
+        elif spec.items and isinstance(spec.default, dict) and spec.default:
+            lines.append(_commented(f"{indent}{key}:", spec.doc))
+            for item, value in spec.default.items():
+                lines.append(_commented(f"{indent}  {item}: {yaml_value(value)}", spec.items.get(item, "")))
+        else:
+            lines.append(_commented(f"{indent}{key}: {yaml_value(spec.default)}", spec.doc))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(default_yaml().encode("utf-8"))

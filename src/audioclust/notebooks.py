@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .errors import AudioclustError, DatasetError
-from .paths import ProjectPaths
+from audioclust.core.errors import AudioclustError, DatasetError
+from audioclust.core.paths import ProjectPaths
 
 log = logging.getLogger(__name__)
 

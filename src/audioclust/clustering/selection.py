@@ -1,0 +1,174 @@
+"""Selection."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from audioclust.clustering.metrics import HIGHER_IS_BETTER, NOISE
+from audioclust.core.errors import AudioclustError
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- stability
+
+def stability(X, fit_predict, labels=None, n_resamples: int = 5, fraction: float = 0.5,
+              random_state: int = 0) -> float:
+    """Mean ARI between a partition and the partitions of seeded sub-samples.
+
+    For each of ``n_resamples`` sub-samples of ``round(fraction * n_samples)`` rows drawn
+    without replacement by ``numpy.random.default_rng(random_state)``, ``fit_predict`` is
+    run on the sub-sample alone and compared (adjusted Rand index) with ``labels`` on the
+    same rows. Scale-free: 1 when every sub-sample gives the same groups, about 0 when they
+    agree only by chance. Unlike the other scores, each noise point (``-1``) counts as a
+    group of its own here: rejecting the same points twice reproduces no group, and a
+    clusterer that calls most samples noise must not look stable for it.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    fit_predict : callable
+        ``fit_predict(X_sub) -> labels of shape (n_sub,)``; a fresh, seeded clusterer each call.
+    labels : array-like of shape (n_samples,) or None
+        Partition of the whole of X; None: ``fit_predict(X)``.
+    n_resamples : int
+        Sub-samples B (>= 1).
+    fraction : float
+        Share of the rows in each sub-sample, in (0, 1).
+    random_state : int
+        Seed of the sub-samples.
+
+    Returns
+    -------
+    float in [-1, 1] (ARI can dip below 0 for worse-than-chance agreement).
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    if not 0 < fraction < 1 or n_resamples < 1:
+        raise AudioclustError(f"stability needs 0 < fraction < 1 and n_resamples >= 1; got {fraction}, {n_resamples}")
+    labels = np.asarray(fit_predict(X) if labels is None else labels).ravel()
+    if labels.size != n:
+        raise AudioclustError(f"labels has {labels.size} entries for {n} samples")
+    size = max(2, int(round(fraction * n)))
+    rng = np.random.default_rng(random_state)
+    scores = []
+    for _ in range(n_resamples):
+        rows = np.sort(rng.choice(n, size=size, replace=False))
+        scores.append(skm.adjusted_rand_score(_noise_apart(labels[rows]), _noise_apart(fit_predict(X[rows]))))
+    return float(np.mean(scores))
+
+
+def _noise_apart(labels) -> np.ndarray:
+    """Labels as int codes, each noise point (-1) given a code of its own."""
+    codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)[1].astype(np.int64)
+    noise = np.asarray(labels).ravel() == NOISE
+    codes[noise] = codes.max(initial=0) + 1 + np.arange(noise.sum())
+    return codes
+
+
+def gaussian_reference(X, random_state: int = 0) -> np.ndarray:
+    """Structure-less data of X's shape: one Gaussian with X's mean and covariance.
+
+    Drawn as ``mean + Z @ (V * sqrt(w)).T`` with ``Z`` standard normal from
+    ``numpy.random.default_rng(random_state)`` and ``w, V`` the eigen-decomposition of
+    the (population) covariance of X, so scale, spread and elongation are kept and only
+    the grouping is lost.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    w, V = np.linalg.eigh(centred.T @ centred / max(X.shape[0], 1))
+    z = np.random.default_rng(random_state).standard_normal(X.shape)
+    return X.mean(axis=0) + z @ (V * np.sqrt(np.clip(w, 0.0, None))).T
+
+
+# --------------------------------------------------------------------------- degenerate partitions
+
+def degenerate(labels, n_clusters: int | None = None, min_cluster_share: float = 0.0,
+               max_noise_share: float = 1.0) -> str:
+    """Why a partition finds no groups, or ``""`` when it is usable.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        Cluster labels; ``-1`` is noise (not a cluster).
+    n_clusters : int or None
+        The number asked for (k of K-Means ...); None for clusterers that find their own.
+    min_cluster_share : float
+        The smallest cluster must hold at least this share of the mean cluster size
+        ``(n_samples - n_noise) / n_clusters_found``.
+    max_noise_share : float
+        At most this share of the samples may be noise (a density clusterer that groups
+        a tenth of the files and rejects the rest describes only that tenth).
+
+    Returns
+    -------
+    str
+        ``""``, or the first reason that applies: ``"fewer than 2 clusters"``, ``"one
+        cluster per sample"``, ``"noise share > max"``, ``"c of k clusters"``,
+        ``"smallest cluster s < share x mean m"``.
+    """
+    labels = np.asarray(labels).ravel()
+    clusters, sizes = np.unique(labels[labels != NOISE], return_counts=True)
+    if clusters.size < 2:
+        return "fewer than 2 clusters"
+    if np.unique(labels).size >= labels.size:
+        return "one cluster per sample"
+    noise = float(np.mean(labels == NOISE))
+    if noise > max_noise_share:
+        return f"noise share {noise:.2f} > {max_noise_share:g}"
+    if n_clusters is not None and clusters.size < n_clusters:
+        return f"{clusters.size} of {n_clusters} clusters"
+    mean = sizes.sum() / clusters.size
+    if sizes.min() < min_cluster_share * mean:
+        return f"smallest cluster {sizes.min()} < {min_cluster_share:g} x mean {mean:.1f}"
+    return ""
+
+
+def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
+    """The criterion that marks stage 05's ``selected`` rows, given stage 04's two.
+
+    Stability re-fits the clusterer on sub-samples, which DCEC's cannot be: then the
+    autoencoder's rows are compared by the criterion that compares grid points within one view.
+    """
+    return tune_criterion if criterion == "stability" else criterion
+
+
+def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -> None:
+    """Per feature, flag the ok row with the best criterion (stages 04 and 05).
+
+    Sets two columns: ``eligible`` (the rows the selection may choose from) and ``selected``.
+    Eligible rows are ok, have at least two clusters, a finite criterion and an empty
+    ``degenerate`` (the reason :func:`audioclust.clustering.selection.degenerate` gave when the grid was
+    searched: e.g. a Fuzzy C-Means whose centres collapsed returns fewer clusters than asked
+    for; a few split-off outliers give a high silhouette but find no groups). When ``k`` is given (``cluster.k``
+    is a number), only rows with ``k`` clusters are: the researcher asked for that many
+    groups, and an algorithm that finds its own number (HDBSCAN found the 60 speaker × digit
+    groups of FSDD, which are more stable than any 10) answers another question. The
+    summary's best-by-NMI row is chosen among the same rows, so it shows what the selection
+    could have reached.
+    """
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    n_clusters = pd.to_numeric(results["n_clusters"], errors="coerce")
+    degenerate = results["degenerate"].fillna("") if "degenerate" in results else ""  # stage 05 has no such column
+    eligible = (results["status"] == "ok") & np.isfinite(score) & (degenerate == "") & (n_clusters >= 2)
+    if k is not None:
+        eligible &= n_clusters == k
+    results["eligible"] = eligible
+    results["selected"] = False
+    for feature in pd.unique(results["feature"]):
+        candidates = score[eligible & (results["feature"] == feature)]
+        if len(candidates):
+            results.loc[candidates.idxmax(), "selected"] = True

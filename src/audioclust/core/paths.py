@@ -1,0 +1,170 @@
+"""Every path of the project layout, from the project root and a dataset name.
+
+Paths written into CSV files are relative to the project root with ``/``
+separators (:meth:`ProjectPaths.rel`), so a project folder can move.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from audioclust.core.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def find_root(root: str | Path | None = None) -> Path:
+    """The project folder: ``root`` if given, else the first folder upwards from the
+    current one that holds ``configs/default.yaml`` (so notebooks run from ``notebooks/``)."""
+    if root is not None:
+        return Path(root).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "configs" / "default.yaml").is_file():
+            return folder
+    raise DatasetError(f"no project folder (one with configs/default.yaml) above {here}: pass ROOT / --root")
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """The folders of one dataset inside one project root."""
+
+    root: Path
+    dataset: str
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.dataset):
+            raise DatasetError(
+                f"dataset name {self.dataset!r} is not allowed: use letters, digits, '_', '-' or '.'")
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    # raw and transcoded audio
+    @property
+    def raw(self) -> Path:
+        return self.root / "datasets" / self.dataset
+
+    @property
+    def wav(self) -> Path:
+        return self.root / "datasets" / f"{self.dataset}_wav"
+
+    # stage outputs
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata" / self.dataset
+
+    @property
+    def metadata_csv(self) -> Path:
+        return self.metadata / "metadata.csv"
+
+    @property
+    def transformed_csv(self) -> Path:
+        return self.metadata / "metadata_transformed.csv"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features" / self.dataset
+
+    @property
+    def features_csv(self) -> Path:
+        return self.features / "features.csv"
+
+    @property
+    def feature_store(self) -> Path:
+        """``features/<name>/store/``: the packed view vectors (:mod:`audioclust.represent.store`)."""
+        return self.features / "store"
+
+    def feature_file(self, kind: str, label: str, stem: str, suffix: str) -> Path:
+        """``features/<name>/<kind>/<label>/<stem><suffix>`` (suffix ``.npy`` or ``.png``)."""
+        return self.features / kind / label / f"{stem}{suffix}"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints" / self.dataset
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.dataset
+
+    @property
+    def notebooks_out(self) -> Path:
+        return self.results / "notebooks"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs" / self.dataset
+
+    @property
+    def configs(self) -> Path:
+        return self.root / "configs"
+
+    def generated(self) -> tuple[Path, ...]:
+        """Every folder the pipeline writes for this dataset (never ``raw``, the user's)."""
+        return (self.wav, self.metadata, self.features, self.checkpoints, self.results, self.logs)
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the project root, with ``/`` (absolute if outside the root)."""
+        path = Path(path).resolve() if not Path(path).is_absolute() else Path(path)
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def abs(self, rel: str) -> Path:
+        """Inverse of :meth:`rel`."""
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+#: Output folder name of files without a label.
+UNLABELLED = "unlabelled"
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def label_folder(label: str) -> str:
+    """The folder name of ``label`` in the outputs: the label itself, or ``unlabelled`` when empty."""
+    return label or UNLABELLED
+
+
+def file_key(label: str, stem: str) -> str:
+    """The one name of a file across stages: ``<label folder>/<stem>`` (markers, the packed store, the report)."""
+    return f"{label_folder(label)}/{stem}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(label folder, stem)`` of a :func:`file_key`."""
+    folder, stem = key.split("/", 1)
+    return folder, stem
+
+
+def key_of(path: Path) -> str:
+    """The :func:`file_key` of an output file laid out as ``.../<label folder>/<stem><suffix>``."""
+    return f"{path.parent.name}/{path.stem}"
+
+
+def safe_name(text: str, max_bytes: int = 160) -> str:
+    """A file-system-safe file or folder name for ``text``.
+
+    Characters not allowed on common file systems (``/ \\ : * ? " < > |``, control
+    characters) become ``_``; a leading ``.`` becomes ``_`` (it would hide the file);
+    the text is NFC-normalised (macOS stores names decomposed). Spaces and non-ASCII
+    letters are kept. A name longer than ``max_bytes`` in UTF-8 is shortened and gets
+    an 8-hex hash of the full text, so distinct long names stay distinct.
+    """
+    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip()
+    if name.startswith("."):
+        name = "_" + name[1:]
+    if not name:
+        return "_"
+    if len(name.encode("utf-8")) > max_bytes:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        short = name.encode("utf-8")[: max_bytes - 10].decode("utf-8", "ignore").rstrip()
+        name = f"{short}__{digest}"
+    return name

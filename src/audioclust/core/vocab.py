@@ -1,0 +1,10 @@
+"""Names shared by the config schema and the code that implements them (one list each)."""
+
+#: Time-frequency features that stage 03 computes.
+FEATURE_KINDS: tuple[str, ...] = ("spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0")
+
+#: Per-file normalisations of a feature array (:func:`audioclust.dsp.images.normalise_per_file`).
+PER_FILE_MODES: tuple[str, ...] = ("none", "peak", "mean", "meanvar")
+
+#: Criteria that estimate the number of clusters (:mod:`audioclust.clustering.kselect`).
+K_METHODS: tuple[str, ...] = ("elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "gap")

@@ -1,0 +1,243 @@
+"""Data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.vocab import PER_FILE_MODES
+from audioclust.dsp.images import fixed_size_image
+
+log = logging.getLogger(__name__)
+
+
+SCALE_RULES = ("percentile", "minmax", "none")
+
+
+
+# --------------------------------------------------------------------------- data
+
+def load_feature(path: str | Path) -> np.ndarray:
+    """One feature array of shape (n_bins, n_frames), float32, from an ``.npy`` or ``.png`` file.
+
+    A PNG (8-bit grayscale, as stage 03 writes it: row 0 = highest bin) is read as
+    grey levels / 255 in [0, 1] and flipped back so that row 0 is the lowest bin, as
+    in the NPY arrays.
+    """
+    path = Path(path)
+    if path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+    elif path.suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("L"), dtype=np.float32)[::-1] / 255.0
+    else:
+        raise StageInputError(f"{path}: feature files must be .npy or .png; run stage 03 (extract) to write them")
+    if array.ndim != 2 or array.size == 0:
+        raise StageInputError(f"{path}: expected a non-empty 2-D array (n_bins, n_frames), got shape {array.shape}")
+    return array.astype(np.float32, copy=False)
+
+
+class FeaturesDataset(Dataset):
+    """Feature arrays as fixed-size images ``(1, T, F)``, held in memory.
+
+    Per file, :func:`audioclust.dsp.images.fixed_size_image` trims the array to its active
+    region (``trim_db``, decided on ``levels`` or on the array itself), normalises it
+    (``per_file``), puts time first and resizes it to ``size`` = (T, F) (bilinear,
+    antialiased when shrinking). A caller that has already done this (a feature store)
+    passes the (T, F) images with ``prepared=True``; only the scaling below is applied then.
+
+    Scaling (one rule for the whole dataset, computed once over every pixel of every
+    image): ``scale="percentile"`` (default) maps the dataset's 1st percentile to 0 and
+    its 99th to 1 and clips to [0, 1]; ``"minmax"`` uses the dataset minimum and maximum;
+    ``"none"`` keeps the values; a pair ``(low, high)`` uses those values (e.g. to scale a
+    new set like a reference set). One affine map keeps what differs between files after
+    the per-file step; percentiles keep one outlier from squashing the range.
+
+    Parameters
+    ----------
+    data : sequence of ndarray of shape (n_bins, n_frames), or of ``.npy``/``.png`` paths;
+        with ``prepared=True``, ndarrays of shape (T, F).
+    size : (T, F), the image size (time × frequency).
+    scale : ``"percentile"``, ``"minmax"``, ``"none"`` or ``(low, high)``.
+    keys : optional names of the samples (e.g. ``label/stem``), in order; they enter
+        :meth:`fingerprint`. Default: the paths when ``data`` holds paths (pass
+        root-relative keys so that a moved project keeps its checkpoints).
+    levels : optional sequence of dB arrays of shape (n_ref_bins, n_frames) (or ``.npy``
+        paths), one per sample with its number of frames, that decide the active region
+        (e.g. the mel spectrogram when ``data`` is MFCC); default: each array itself.
+    trim_db : active region threshold in dB (None: every frame).
+    per_file : ``"none"``, ``"peak"``, ``"mean"`` or ``"meanvar"`` (see :func:`~audioclust.dsp.images.fixed_size_image`).
+    prepared : ``data`` already holds (T, F) images (``trim_db``, ``per_file``, ``levels`` unused).
+
+    Attributes
+    ----------
+    images : Tensor of shape (n_samples, 1, T, F), float32, scaled.
+    low, high : the values mapped onto 0 and 1 (None for ``scale="none"``).
+    shapes : list of the arrays' shapes as given ((n_bins, n_frames), or (T, F) when prepared).
+
+    ``dataset[i]`` is ``(images[i], i)``: the index lets DCEC look up each sample's target.
+    """
+
+    def __init__(self, data: Sequence[np.ndarray | str | Path], size: Sequence[int] = (96, 48),
+                 scale: str | Sequence[float] = "percentile", keys: Sequence[str] | None = None, *,
+                 levels: Sequence[np.ndarray | str | Path] | None = None, trim_db: float | None = None,
+                 per_file: str = "none", prepared: bool = False) -> None:
+        if len(data) == 0:
+            raise StageInputError("no feature arrays to train on: check that stage 03 wrote features with status ok")
+        if len(size) != 2 or min(size) < 1:
+            raise ConfigError(f"input size must be [T, F] with T, F >= 1, got {list(size)}")
+        if keys is not None and len(keys) != len(data):
+            raise ConfigError(f"{len(keys)} keys given for {len(data)} arrays: give one key per array")
+        if levels is not None and len(levels) != len(data):
+            raise ConfigError(f"{len(levels)} level arrays given for {len(data)} arrays: give one per array")
+        if per_file not in PER_FILE_MODES:
+            raise ConfigError(f"per_file {per_file!r} is not allowed; choose one of {', '.join(PER_FILE_MODES)}")
+        self.size = (int(size[0]), int(size[1]))
+        if keys is None and isinstance(data[0], (str, Path)):
+            keys = [str(d) for d in data]
+        self.keys = None if keys is None else list(keys)
+        self.trim_db = None if trim_db is None or prepared else float(trim_db)
+        self.per_file = "none" if prepared else per_file
+        self.prepared = bool(prepared)
+        self.shapes: list[tuple[int, int]] = []
+        images = [self._image(d, None if levels is None else levels[i]) for i, d in enumerate(data)]
+        self.images = torch.from_numpy(np.stack(images))[:, None]
+        self.low, self.high = self._scale_range(scale)
+        if self.low is not None:
+            self.images.sub_(self.low).div_(self.high - self.low).clamp_(0.0, 1.0)
+        self.scale = scale if isinstance(scale, str) else [float(v) for v in scale]
+        self._fingerprint: str | None = None
+
+    def _image(self, item: np.ndarray | str | Path, level: np.ndarray | str | Path | None) -> np.ndarray:
+        """One sample: (n_bins, n_frames) → (T, F), or a prepared (T, F) image checked."""
+        array = load_feature(item) if isinstance(item, (str, Path)) else np.asarray(item, dtype=np.float32)
+        if array.ndim != 2 or array.size == 0:
+            raise StageInputError(f"expected non-empty 2-D feature arrays (n_bins, n_frames), got shape {array.shape}")
+        if not np.isfinite(array).all():
+            raise StageInputError("a feature array holds NaN or infinite values: re-run stage 03 (extract) for it")
+        self.shapes.append((int(array.shape[0]), int(array.shape[1])))
+        if self.prepared:
+            if array.shape != self.size:
+                raise StageInputError(f"a prepared image has shape {array.shape}, not the input size {self.size}")
+            return array
+        if level is not None:
+            level = load_feature(level) if isinstance(level, (str, Path)) else np.asarray(level, dtype=np.float32)
+        try:
+            return fixed_size_image(array, size=self.size, level_db=level, trim_db=self.trim_db,
+                                    per_file=self.per_file)
+        except ValueError as exc:
+            raise StageInputError(f"{exc}: re-run stage 03 (extract) so that every feature of a file has the "
+                                  "same frames") from exc
+
+    def _scale_range(self, scale: str | Sequence[float]) -> tuple[float | None, float | None]:
+        if isinstance(scale, str):
+            if scale not in SCALE_RULES:
+                raise ConfigError(f"scale {scale!r} is not allowed; choose one of {', '.join(SCALE_RULES)} or (low, high)")
+            if scale == "none":
+                return None, None
+            values = self.images.numpy().ravel()
+            low, high = (np.percentile(values, [1.0, 99.0]) if scale == "percentile"
+                         else (values.min(), values.max()))
+        else:
+            low, high = (float(v) for v in scale)
+        low, high = float(low), float(high)
+        if not high > low:
+            log.warning("features are constant (%g): scaling maps them to 0", low)
+            high = low + 1.0
+        return low, high
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], index
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(1, T, F)."""
+        return (1, *self.size)
+
+    def fingerprint(self) -> str:
+        """16-hex hash of the keys, size, scale rule and the scaled images: what a model trains on.
+
+        The per-file steps enter through the images, so images prepared elsewhere
+        (``prepared=True``) and the same images prepared here share a fingerprint.
+        Computed once: the images are not meant to change after construction."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(json.dumps({"keys": self.keys, "size": self.size, "scale": self.scale,
+                                 "low": self.low, "high": self.high}).encode())
+            h.update(self.images.numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+
+class FeaturesDataModule(pl.LightningDataModule):
+    """Loaders over a :class:`FeaturesDataset`.
+
+    The seeded train/validation split only monitors training (early stopping and
+    learning-rate schedule); every sample is embedded and clustered.
+
+    Parameters
+    ----------
+    dataset : the images.
+    batch_size : samples per batch.
+    val_fraction : share of samples held out for validation; at least one when > 0
+        and the set has 2 or more samples; 0 disables validation.
+    num_workers : DataLoader worker processes; 0 (default) since the images are already
+        in memory and a batch is a cheap index (see benchmarks/bench_train.py).
+    seed : seeds the split and the shuffling.
+    """
+
+    def __init__(self, dataset: FeaturesDataset, batch_size: int = 64, val_fraction: float = 0.1,
+                 num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        n = len(dataset)
+        n_val = max(1, round(n * val_fraction)) if val_fraction > 0 and n >= 2 else 0
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        self.val_indices = sorted(order[:n_val])
+        self.train_indices = sorted(order[n_val:])
+
+    @property
+    def has_validation(self) -> bool:
+        return len(self.val_indices) > 0
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
+            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(Subset(self.dataset, self.train_indices), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(Subset(self.dataset, self.val_indices), shuffle=False)
+
+    def full_dataloader(self, shuffle: bool = False) -> DataLoader:
+        """Every sample exactly once per pass; in dataset order unless ``shuffle`` (seeded)."""
+        return self._loader(self.dataset, shuffle=shuffle)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.full_dataloader()
+
+
+__all__ = ['FeaturesDataModule', 'FeaturesDataset', 'load_feature']

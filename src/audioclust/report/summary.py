@@ -1,0 +1,192 @@
+"""Summary."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audioclust.clustering.selection import autoencoder_criterion
+from audioclust.core.paths import ProjectPaths
+from audioclust.core.storage import write_csv, write_text
+from audioclust.report.tables import latex_table, markdown_table, write_table
+from audioclust.results import STAGE_NAMES
+
+log = logging.getLogger(__name__)
+
+
+SELECTED = "label-free ({criterion})"
+
+EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
+
+BEST = "best by NMI (uses labels)"
+
+
+# --------------------------------------------------------------------------- summaries
+
+SUMMARY_COLUMNS = ["Feature", "Type", "Algorithm", "k", "NMI", "ACC", "Choice"]
+
+
+def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.DataFrame:
+    """Per feature: the label-free selected row and the best row by NMI (marked as using labels).
+
+    Parameters
+    ----------
+    results : DataFrame
+        A ``results.csv`` of stage 04/05: columns ``feature, type, algorithm, k, nmi, acc,
+        selected`` (and ``status``: only ``ok`` rows count).
+    criterion : the internal criterion that made ``selected`` (named in the Choice column).
+
+    Returns
+    -------
+    DataFrame with :data:`SUMMARY_COLUMNS`, features in their order of appearance; the
+    best-by-NMI row (:func:`best_by_nmi`) is left out when no row has an NMI (no labels).
+    """
+    ok = results[results["status"] == "ok"] if "status" in results.columns else results
+    rows = []
+    for feature in pd.unique(ok["feature"]):
+        part = ok[ok["feature"] == feature]
+        chosen = part[part["selected"].astype(bool)]
+        if len(chosen):
+            rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion)))
+        best = best_by_nmi(part)
+        if best is not None:
+            rows.append(_summary_row(best, BEST))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def best_by_nmi(results: pd.DataFrame) -> pd.Series | None:
+    """The row with the highest NMI among the ``eligible`` ones (all, without that column); None without labels.
+
+    Eligible rows are those the label-free selection could choose (:func:`audioclust.clustering.selection.mark_selected`):
+    with ``cluster.k`` given, a partition into many more groups (NMI rewards them) is no answer to compare.
+    """
+    if "eligible" in results.columns:
+        results = results[results["eligible"].astype(str).str.lower() == "true"]
+    nmi = pd.to_numeric(results["nmi"], errors="coerce")
+    return results.loc[nmi.idxmax()] if nmi.notna().any() else None
+
+
+def _summary_row(row: pd.Series, choice: str) -> dict[str, Any]:
+    return {"Feature": row["feature"], "Type": row["type"], "Algorithm": row["algorithm"],
+            "k": int(row["k"]) if pd.notna(row["k"]) else None,
+            "NMI": float(row["nmi"]) if pd.notna(row["nmi"]) else math.nan,
+            "ACC": float(row["acc"]) if pd.notna(row["acc"]) else math.nan, "Choice": choice}
+
+
+def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "silhouette",
+                  dataset: str = "", stage: str = "clustering") -> list[Path]:
+    """``summary.csv``, ``summary.md`` and ``summary.tex`` of one stage's results in ``folder``.
+
+    Parameters
+    ----------
+    results : the stage's results table.
+    folder : e.g. ``results/<name>/clustering``.
+    criterion : the internal criterion of the selection.
+    dataset, stage : named in the heading and caption.
+
+    Returns
+    -------
+    [csv, md, tex] paths
+    """
+    table = summary_table(results, criterion)
+    n_ok = int((results["status"] == "ok").sum()) if "status" in results.columns else len(results)
+    labelled = "nmi" in results and bool(pd.to_numeric(results["nmi"], errors="coerce").notna().any())
+    notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
+             "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
+             "not used to choose it.  \n"
+             f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
+             "it exists only to show what was reachable.  \n"
+             f"{n_ok} results in results.csv."
+             + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–)."))
+    caption = (f"{stage.capitalize()} of {dataset}: label-free selection ({criterion}) per feature, "
+               f"and the best result by NMI (uses labels).")
+    return write_table(table, Path(folder) / "summary", caption=caption, label=f"tab:{stage}-{dataset}",
+                       title=f"{stage.capitalize()} summary: {dataset}", notes=notes)
+
+
+# --------------------------------------------------------------------------- summary tables
+
+def embedding_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The original study's table: one row per autoencoder result.
+
+    Returns
+    -------
+    DataFrame with :data:`EMBEDDING_COLUMNS` (*Feature | Embedding | NMI | ACC*), e.g.
+    ``mel | dcec autoencoder z=10 (Arrays) + DCEC | 0.61 | 0.55``.
+    """
+    ok = results[results["status"] == "ok"]
+    return pd.DataFrame([{"Feature": r["feature"], "Embedding": f"{r['type']} + {STAGE_NAMES[r['stage']]}",
+                          "NMI": float(r["nmi"]), "ACC": float(r["acc"])} for _, r in ok.iterrows()],
+                        columns=EMBEDDING_COLUMNS)
+
+
+def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) -> list[Path]:
+    """Both stages' ``summary.csv|md|tex``, from the ``results.csv`` files that exist.
+
+    ``results/<name>/clustering/summary.*`` is :func:`write_summary` of stage 04's results;
+    when stage 05 has run too, its summary rows are added to that table (CSV, Markdown and
+    LaTeX) and its *Feature | Embedding | NMI | ACC* section appended.
+    ``results/<name>/autoencoder/summary.*`` is stage 05's own summary and section. Every
+    file is rewritten from the results each time, so a re-run of either stage neither drops
+    the other's rows nor adds its own twice.
+
+    Parameters
+    ----------
+    paths : the project's paths (``results/<name>/``).
+    criterion, tune_criterion : ``cluster.criterion`` (made stage 04's ``selected`` rows) and
+        ``cluster.tune_criterion`` (see :func:`autoencoder_criterion`).
+
+    Returns
+    -------
+    the summary paths written (csv, md, tex of each folder).
+    """
+    dataset = paths.dataset
+    classical_csv, ae_csv = (paths.results / stage / "results.csv" for stage in ("clustering", "autoencoder"))
+    classical = pd.read_csv(classical_csv) if classical_csv.is_file() else None
+    ae = pd.read_csv(ae_csv) if ae_csv.is_file() else None
+    ae_criterion = autoencoder_criterion(criterion, tune_criterion)
+    written: list[Path] = []
+    if ae is not None:
+        written += write_summary(ae, ae_csv.parent, criterion=ae_criterion, dataset=dataset, stage="autoencoder")
+        _append_section(ae_csv.parent, ae, dataset)
+    if classical is not None:
+        written += write_summary(classical, classical_csv.parent, criterion=criterion, dataset=dataset)
+        if ae is not None:
+            _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
+            _append_section(classical_csv.parent, ae, dataset)
+    return written
+
+
+def _insert_rows(folder: Path, base: pd.DataFrame, extra: pd.DataFrame) -> None:
+    """Add ``extra`` rows to the table of ``summary.csv|md|tex`` that :func:`write_summary` wrote from ``base``."""
+    combined = pd.concat([base, extra], ignore_index=True) if len(base) else extra
+    write_csv(folder / "summary.csv", combined)
+    for suffix, render in ((".md", markdown_table), (".tex", latex_table)):
+        path = folder / f"summary{suffix}"
+        text, old = path.read_text(encoding="utf-8"), render(base)
+        if old in text:
+            text = text.replace(old, render(combined), 1)
+        else:  # the writer's layout changed: keep its file and add the rows as a table of their own
+            log.warning("the table of %s was not found; the autoencoder's rows follow as a separate table",
+                        path.name)
+            text += "\n" + render(extra)
+        write_text(path, text)
+
+
+def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
+    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``."""
+    table = embedding_table(results)
+    md = folder / "summary.md"
+    notes = (f"Rows of type *… autoencoder z=…* come from stage 05 (results/{dataset}/autoencoder/results.csv): "
+             "K-Means on the pre-trained embedding, and DCEC's clustering stage started from those centres; their "
+             "label-free row is chosen among the autoencoder rows.")
+    write_text(md, md.read_text(encoding="utf-8") + "\n## Autoencoder embeddings\n\n" + markdown_table(table)
+               + f"\n{notes}\n")
+    tex = folder / "summary.tex"
+    write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
+        table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
+        label=f"tab:autoencoder-embeddings-{dataset}"))

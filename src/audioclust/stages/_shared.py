@@ -1,0 +1,132 @@
+"""What the stages share: the config turned into the plain arguments of the layers below.
+
+Only the stages and the command line read the config; every function here takes it and
+hands the lower layers what they need (:class:`~audioclust.core.parallel.Workers`, a
+views' settings, an estimator's parameters, k).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+
+from audioclust.clustering.kselect import KSelection, estimate_k
+from audioclust.clustering.registry import check_params, get_spec
+from audioclust.config import ClusterConfig, Config
+from audioclust.core.errors import StageInputError
+from audioclust.core.parallel import Workers
+from audioclust.core.paths import ProjectPaths
+from audioclust.dsp.extraction import ANALYSIS_PARAMS
+from audioclust.report.explore import EMBEDDING_FILES
+from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec, ViewsSettings
+from audioclust.represent.views import build_views
+from audioclust.results import SOURCES, Result, read_table
+
+log = logging.getLogger(__name__)
+
+
+def analysis_params(cfg: Config) -> dict[str, Any]:
+    """The keyword arguments of :func:`audioclust.dsp.extraction.analyse` from the ``features`` section."""
+    return {name: getattr(cfg.features, name) for name in ANALYSIS_PARAMS}
+
+
+def views_settings(cfg: Config) -> ViewsSettings:
+    """What building views needs from the config (:class:`~audioclust.represent.vectors.ViewsSettings`)."""
+    return ViewsSettings(feature_kinds=tuple(cfg.features.kinds), png_ranges=dict(cfg.features.png_ranges),
+                         views=cfg.views, autoencoder=cfg.autoencoder, seed=cfg.seed,
+                         analysis={"features": dataclasses.asdict(cfg.features), "audio": dataclasses.asdict(cfg.audio)})
+
+
+def workers(cfg: Config) -> Workers:
+    """Where the stages' parallel maps run: ``parallel.n_jobs`` processes, or ``parallel.scheduler``."""
+    return Workers(**dataclasses.asdict(cfg.parallel))
+
+
+def choose_k(cfg: Config, X) -> tuple[int | None, str, KSelection | None]:
+    """k for one matrix: ``cluster.k`` when given, else the consensus of :func:`estimate_k`.
+
+    Stage 04 calls it per view, stage 05 per embedding. The criteria see a seeded sample
+    of ``cluster.kselect_max_samples`` rows when X has more.
+
+    Returns
+    -------
+    (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None); k is None (with
+    ``"auto"``) when X has fewer than 3 rows, too few to compare two partitions.
+    """
+    c = cfg.cluster
+    if c.k != "auto":
+        return c.k, "given", None
+    X = np.asarray(X)
+    n = X.shape[0]
+    if n < 3:
+        return None, "auto", None
+    if c.kselect_max_samples is not None and n > c.kselect_max_samples:
+        X = X[np.sort(np.random.default_rng(cfg.seed).choice(n, size=c.kselect_max_samples, replace=False))]
+    selection = estimate_k(X, range(c.k_min, c.k_max + 1), random_state=cfg.seed, methods=c.k_methods,
+                           sample_size=c.silhouette_sample_size, n_init=c.n_init, n_references=c.gap_references)
+    return selection.consensus, "auto", selection
+
+
+def params_from_config(cfg: ClusterConfig) -> dict[str, dict[str, Any]]:
+    """Fixed parameters per algorithm from the ``cluster`` config section (for ``make``/``select_params``)."""
+    return {
+        "kmeans": {"n_init": cfg.n_init},
+        "gmm": {"n_init": cfg.n_init},
+        "spectral": {"n_init": cfg.n_init},
+        "fcm": {"m": cfg.fcm_m, "error": cfg.fcm_error, "maxiter": cfg.fcm_maxiter},
+        "dbscan": {"eps": cfg.dbscan_eps, "min_samples": cfg.dbscan_min_samples},
+        "hdbscan": {"min_cluster_size": cfg.hdbscan_min_cluster_size},
+        "birch": {"max_subclusters": cfg.max_samples_quadratic},
+    }
+
+
+def grid_from_config(cfg: ClusterConfig, name: str) -> dict[str, list[Any]]:
+    """Grid searched for ``name``: ``{}`` when ``cfg.tune`` is false, else ``cfg.grids[name]`` or the built-in one."""
+    if not cfg.tune:
+        return {}
+    grid = cfg.grids.get(name, get_spec(name).grid)
+    check_params(name, dict.fromkeys(grid))
+    return dict(grid)
+
+
+def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarray:
+    """The matrix that was clustered, one row per file of ``result.files``.
+
+    Stage 04: the view of the row (feature, kind, source) through
+    :func:`audioclust.represent.views.build_views`, which reads its cache when ``cfg`` has the
+    settings stage 04 ran with (else the view is rebuilt with the current ones). Stage 05:
+    ``embeddings/<view>/pretrained.npy`` (``ae_kmeans``) or ``dcec.npy`` (``dcec``).
+
+    Returns
+    -------
+    ndarray of shape (n_files, n_dims), float32
+
+    Raises
+    ------
+    StageInputError
+        The embedding is missing or the matrix does not have one row per file.
+    """
+    row = result.row
+    if result.source == "autoencoder":
+        name = EMBEDDING_FILES.get(str(row.get("stage")))
+        path = result.folder / "embeddings" / str(row.get("view")) / (name or "")
+        if name is None or not path.is_file():
+            raise StageInputError(f"no embedding for {result.id} at {paths.rel(path)}: re-run "
+                                  f"`audioclust autoencoder --dataset {paths.dataset}`")
+        X = np.load(path, allow_pickle=False)
+    else:
+        feature, kind = str(row["feature"]), str(row["kind"])
+        spec = ViewSpec(feature, kind, "csv" if kind == DESCRIPTOR_FEATURE else str(row["source"]))
+        X = build_views(views_settings(cfg), paths, read_table(paths), specs=[spec])[0].X
+    if X.ndim != 2 or X.shape[0] != len(result.files):
+        raise StageInputError(f"the matrix of {result.id} has shape {X.shape}, not one row per file "
+                              f"({len(result.files)}): re-run `audioclust {SOURCES[result.source]} --dataset {paths.dataset}`")
+    return np.asarray(X, dtype=np.float32)
+
+
+def given_k(cfg: Config) -> int | None:
+    """``cluster.k`` when the researcher gave a number, None when it is ``auto``."""
+    return None if cfg.cluster.k == "auto" else int(cfg.cluster.k)

@@ -1,0 +1,447 @@
+"""Stage 05: a convolutional autoencoder's embedding, clustered by K-Means and by DCEC.
+
+For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`` files,
+NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
+``autoencoder.latent_dims``:
+
+0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
+   to its active region (``autoencoder.trim_db``, decided on the mel spectrogram:
+   :func:`level_arrays`), normalised per file (``autoencoder.per_file``: dB re the file's
+   peak for spectrograms, CMVN for MFCC) and resized to ``autoencoder.input_size``; then one
+   dataset-wide map onto [0, 1] (``autoencoder.scale``). So the autoencoder spends its
+   capacity on the sound's spectral shape and time course, not on its level, its leading
+   silence or its duration.
+
+1. Pre-train ``autoencoder.architecture`` on reconstruction, or reuse its checkpoint in
+   ``checkpoints/<name>/`` when data, parameters and seed are unchanged
+   (:func:`audioclust.deep.train.train_autoencoder`; Lightning logs in ``logs/<name>/``).
+2. Embed every file and choose k: ``cluster.k`` when given, else the consensus of the
+   k-selection criteria on the embedding, with stage 04's settings (``cluster.k_min`` ..
+   ``k_max``, ``k_methods``, a seeded sample of ``cluster.kselect_max_samples`` files).
+   Labels never choose k.
+3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded).
+4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which repeats
+   the same seeded K-Means on the same embedding and so starts from those centres.
+5. Scores as in stage 04: internal ones on the embedding that was clustered (the
+   pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
+   on the labelled files. ``selected`` marks, per feature, the row with the best
+   ``cluster.criterion`` over latent sizes and both stages (labels unused).
+
+Outputs in ``results/<name>/autoencoder/``:
+
+- ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
+  columns of stage 04's table plus ``architecture, latent_dim, stage, epochs, train_s,
+  reused, recon_mse`` (reconstruction MSE per pixel over every file), ``val_loss`` (best
+  validation loss of pre-training), ``dcec_iterations, stopped_by``);
+- ``labels.csv``: ``stem, label`` and one column of cluster labels per row ``id``, in
+  ``features.csv`` order (the layout of stage 04's ``labels.csv``);
+- ``embeddings/<view>/pretrained.npy`` and ``dcec.npy`` (n_files, latent_dim) float32 and
+  ``dcec_q.npy`` (n_files, k), rows in ``labels.csv`` order;
+- ``k_selection.csv`` when k is estimated;
+- ``summary.csv|md|tex`` followed by the original study's *Feature | Embedding | NMI | ACC*
+  table; the same rows and table are added to stage 04's ``results/<name>/clustering/summary.*``
+  (:func:`audioclust.report.summary.write_summaries`, which stage 04 calls too, so either order of
+  the stages gives the same tables);
+- ``figures/`` (PNG 300 dpi + PDF, when ``cluster.figures``): loss curves,
+  input/reconstruction grid, 2-D projections (PCA; t-SNE too when ``cluster.tsne``) by
+  cluster and by label, contingency tables, DCEC history, k selection, and
+  reconstruction error against latent size when several sizes are trained.
+
+Stage 05 reads the figure switches of the ``cluster`` section: a key added to the
+``autoencoder`` section would enter the checkpoint hash of :mod:`audioclust.deep.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from audioclust.clustering.kselect import KSelection, selection_table
+from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
+from audioclust.clustering.selection import autoencoder_criterion, mark_selected
+from audioclust.config import FEATURE_KINDS, Config
+from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.paths import ProjectPaths, label_folder
+from audioclust.core.storage import read_json, remove_stale_temps, write_csv, write_npy
+from audioclust.deep.data import FeaturesDataset
+from audioclust.deep.dcec import DCECResult
+from audioclust.deep.train import (
+    TrainResult,
+    _reconstruct,
+    cpu_threads,
+    embed,
+    reconstruction_mse,
+    run_dcec,
+    train_autoencoder,
+)
+from audioclust.dsp.images import from_image, read_png
+from audioclust.report import figures as plots
+from audioclust.report.figures import example_indices
+from audioclust.report.summary import write_summaries
+from audioclust.represent.projection import embed_2d
+from audioclust.represent.vectors import SOURCE_NAMES, TRIM_REFERENCES
+from audioclust.represent.views import stored_ae_images
+from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
+from audioclust.stages._shared import choose_k, given_k, views_settings
+
+log = logging.getLogger(__name__)
+
+
+#: examples shown in the input/reconstruction grid
+N_EXAMPLES = 6
+
+
+@dataclass
+class ModelRun:
+    """One trained (or reused) autoencoder and its two clusterings.
+
+    Attributes
+    ----------
+    view : ``<feature>.<architecture>_z<latent>.<source>``, the prefix of its row ids.
+    rows : its ``ae_kmeans`` and ``dcec`` rows of the results table.
+    labels : stage -> cluster labels of shape (n_samples,).
+    embeddings : stage -> the clustered embedding of shape (n_samples, latent_dim).
+    selection : the k selection on the pre-trained embedding (None when ``cluster.k`` is given).
+    trained : what :func:`~audioclust.deep.train.train_autoencoder` returned.
+    dcec : what :func:`~audioclust.deep.train.run_dcec` returned.
+    dataset : the images.
+    """
+
+    view: str
+    rows: list[dict[str, Any]]
+    labels: dict[str, np.ndarray]
+    embeddings: dict[str, np.ndarray]
+    selection: KSelection | None
+    trained: TrainResult
+    dcec: DCECResult
+    dataset: FeaturesDataset
+
+
+def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+    """Train or reuse the autoencoders, cluster their embeddings (K-Means, DCEC), write every output.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``autoencoder`` (models, training, DCEC), ``cluster`` (k, its estimation, the
+        criterion, figure switches), ``seed``.
+    paths : ProjectPaths
+
+    Returns
+    -------
+    DataFrame with :data:`AUTOENCODER_COLUMNS`, two rows (``ae_kmeans``, ``dcec``) per feature × latent
+    size (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
+
+    Raises
+    ------
+    StageInputError
+        When ``features.csv`` or a feature file of an ok row is missing (run ``audioclust extract``).
+    ConfigError
+        For an empty feature or latent list, or a ``cluster.k`` that does not fit the files.
+    """
+    remove_stale_temps(*paths.generated())
+    ae = cfg.autoencoder
+    if not ae.enabled:
+        log.info("autoencoder: disabled (autoencoder.enabled is false); nothing to do")
+        return pd.DataFrame(columns=AUTOENCODER_COLUMNS)
+    if not ae.features or not ae.latent_dims:
+        raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
+                          "least one value, e.g. [mel] and [10]")
+    unknown = sorted(set(ae.per_file) - set(FEATURE_KINDS))
+    if unknown:
+        raise ConfigError(f"unknown feature {unknown[0]!r} in 'autoencoder.per_file'; allowed: "
+                          f"{', '.join(FEATURE_KINDS)}")
+    table = read_table(paths)
+    n = len(table)
+    if n < 3:
+        raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
+    if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
+        raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
+    stored = {feature: stored_ae_images(views_settings(cfg), paths, table, feature) for feature in ae.features}
+    for feature in ae.features:  # every missing input is reported before any training
+        if stored[feature] is None:
+            feature_files(paths, table, feature, ae.source)
+    labels = table["label"].fillna("").astype(str).to_numpy()
+    labelled = labels != ""
+    log.info("autoencoder: %d files, %s; %s × latent %s", n,
+             f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels",
+             ", ".join(ae.features), ae.latent_dims)
+    out = paths.results / "autoencoder"
+
+    rows: list[dict[str, Any]] = []
+    assignments: dict[str, np.ndarray] = {}
+    selections: dict[str, KSelection] = {}
+    for feature in ae.features:
+        dataset = input_dataset(cfg, paths, table, feature, stored.pop(feature))
+        for latent in ae.latent_dims:
+            model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled)
+            rows += model.rows
+            assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
+            if model.selection is not None:
+                selections[model.view] = model.selection
+            _write_embeddings(out / "embeddings" / model.view, model)
+            if cfg.cluster.figures:
+                _model_figures(cfg, paths, model, labels, labelled, out / "figures")
+
+    results = pd.DataFrame(rows, columns=AUTOENCODER_COLUMNS)
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    mark_selected(results, criterion, given_k(cfg))
+    write_csv(out / "results.csv", results)
+    frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
+    write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
+    if selections:
+        write_csv(out / "k_selection.csv", selection_table(selections))
+    write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
+        plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES), out / "figures" / "latent_size")
+    _log_summary(results, criterion)
+    return results
+
+
+# --------------------------------------------------------------------------- inputs
+
+def feature_files(paths: ProjectPaths, table: pd.DataFrame, feature: str, source: str) -> list[Path]:
+    """The stage-03 file of ``feature`` for every row of ``table``, in order.
+
+    Raises
+    ------
+    StageInputError
+        When any of them is missing, naming the first and what to run.
+    """
+    files = [paths.feature_file(feature, label_folder(label), stem, f".{source}")
+             for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        need = f"'{feature}' in features.kinds" + (" and features.png: true" if source == "png" else "")
+        raise StageInputError(f"{len(missing)} of {len(files)} {feature} .{source} files are missing (first: "
+                              f"{paths.rel(missing[0])}): run `audioclust extract --dataset {paths.dataset}` with "
+                              f"{need}")
+    return files
+
+
+def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str,
+                  images: np.ndarray | None = None) -> FeaturesDataset:
+    """The autoencoder's input of ``feature`` for every row of ``table``, scaled (``autoencoder.scale``).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_samples, T, F), optional
+        The per-file images already prepared with the current settings (the packed
+        feature store: :func:`audioclust.represent.views.stored_ae_images`); None: prepare them from
+        the stage-03 files (:func:`feature_files`; PNG images mapped back to feature values
+        with ``features.png_ranges``, as stage 04 reads them), trimmed on :func:`level_arrays`.
+
+    Both ways give the same images and keys (the files' root-relative paths), so the
+    same checkpoint is reused whichever was read.
+    """
+    ae = cfg.autoencoder
+    keys = [paths.rel(paths.feature_file(feature, label_folder(label), stem, f".{ae.source}"))
+            for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
+    if images is not None:
+        return FeaturesDataset(list(images), size=ae.input_size, scale=ae.scale, keys=keys, prepared=True)
+    return FeaturesDataset(_read_arrays(cfg, paths, table, feature), size=ae.input_size, scale=ae.scale,
+                           keys=keys, levels=level_arrays(cfg, paths, table, feature), trim_db=ae.trim_db,
+                           per_file=ae.per_file.get(feature, "none"))
+
+
+def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray] | None:
+    """The dB arrays that decide each file's active region (``autoencoder.trim_db``), in ``table`` order.
+
+    The reference is the file's mel spectrogram, else its spectrogram (the first of
+    :data:`audioclust.represent.vectors.TRIM_REFERENCES` that stage 03 extracted), read from the
+    ``autoencoder.source`` files (a PNG mapped back to dB with ``features.png_ranges``).
+
+    Returns
+    -------
+    list of ndarray of shape (n_ref_bins, n_frames), or None: no trimming (``trim_db`` null),
+    the feature is its own reference, or no dB feature was extracted (logged; nothing is
+    trimmed then).
+    """
+    ae = cfg.autoencoder
+    if ae.trim_db is None:
+        return None
+    reference = next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
+    if reference is None:
+        log.info("autoencoder: no mel or spectrogram among features.kinds to find the active region; "
+                 "%s is not trimmed", feature)
+        return None
+    if reference == feature:
+        return None
+    return _read_arrays(cfg, paths, table, reference)
+
+
+def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray]:
+    """The feature values of every row: the NPY arrays, or the PNG images mapped back with ``features.png_ranges``."""
+    source = cfg.autoencoder.source
+    files = feature_files(paths, table, feature, source)
+    if source == "npy":
+        return [np.load(path, allow_pickle=False) for path in files]
+    vmin, vmax = cfg.features.png_ranges[feature]
+    return [from_image(read_png(path), vmin=vmin, vmax=vmax) for path in files]
+
+
+# --------------------------------------------------------------------------- one model
+
+def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
+              labels: np.ndarray, labelled: np.ndarray) -> ModelRun:
+    """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
+
+    Parameters
+    ----------
+    cfg, paths : the run's config and paths.
+    dataset : the images of ``feature`` for every ok file.
+    feature : its name; latent : the embedding size.
+    labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
+    """
+    ae, seed = cfg.autoencoder, cfg.seed
+    view = f"{feature}.{ae.architecture}_z{latent}.{ae.source}"
+    trained = train_autoencoder(ae.architecture, dataset, ae, seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
+                                latent_dim=latent)
+    with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
+        z = embed(trained.module, trained.datamodule)
+        k, k_source, selection = embedding_k(cfg, z)
+        start = time.perf_counter()
+        km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
+        km_seconds = time.perf_counter() - start
+        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs)
+        pre_mse = reconstruction_mse(trained.module.model, dataset)
+        dcec_mse = reconstruction_mse(dcec.module.model, dataset)
+
+    marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
+    base = {
+        "feature": feature, "view": view, "type": f"{ae.architecture} autoencoder z={latent} "
+                                                  f"({SOURCE_NAMES[ae.source]})",
+        "kind": "autoencoder", "source": ae.source, "architecture": ae.architecture, "latent_dim": latent,
+        "k": k, "k_source": k_source, "status": "ok", "reason": "", "selected": False,
+        "epochs": trained.epochs, "reused": trained.reused,
+        "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
+        "val_loss": marker.get("best_score", math.nan), "n_samples": len(dataset), "n_dims": latent,
+        "checkpoint": paths.rel(trained.checkpoint),
+    }
+    stages = {
+        "ae_kmeans": dict(pred=km.labels_, Z=z, mse=pre_mse, seconds=km_seconds, algorithm="kmeans",
+                          params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
+        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=dcec.seconds, algorithm="dcec",
+                     params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
+                             "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
+                     iterations=dcec.iterations, stopped_by=dcec.stopped_by),
+    }
+    predicted = {stage: np.asarray(s["pred"]).astype(int) for stage, s in stages.items()}
+    rows = []
+    for stage, s in stages.items():
+        pred = predicted[stage]
+        row = {col: math.nan for col in AUTOENCODER_COLUMNS}
+        row.update(base)
+        row.update(id=f"{view}.{stage}", stage=stage, algorithm=s["algorithm"],
+                   params=json.dumps(s["params"], sort_keys=True), recon_mse=s["mse"], runtime_s=s["seconds"],
+                   dcec_iterations=s["iterations"], stopped_by=s["stopped_by"])
+        scores = internal_scores(s["Z"], pred, sample_size=cfg.cluster.silhouette_sample_size, random_state=seed)
+        row.update({key: scores[key] for key in INTERNAL})
+        row["n_clusters"] = scores["n_clusters"]
+        if labelled.any():
+            row.update(external_scores(labels[labelled], pred[labelled]))
+        rows.append(row)
+    return ModelRun(view=view, rows=rows, labels=predicted, embeddings={stage: s["Z"] for stage, s in stages.items()},
+                    selection=selection, trained=trained, dcec=dcec, dataset=dataset)
+
+
+def embedding_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
+    """k for an embedding: :func:`audioclust.stages._shared.choose_k`, at least 2 (DCEC needs two clusters).
+
+    Parameters
+    ----------
+    cfg : the config (``cluster`` section and ``seed``).
+    z : ndarray of shape (n_samples, latent_dim)
+
+    Returns
+    -------
+    (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None)
+    """
+    k, k_source, selection = choose_k(cfg, z)
+    if k is None or k < 2:
+        log.warning("k selection on the embedding chose k = %s; clustering with k = 2 (DCEC needs two clusters)", k)
+        k = 2
+    return k, k_source, selection
+
+
+def _write_embeddings(folder: Path, model: ModelRun) -> None:
+    write_npy(folder / "pretrained.npy", model.embeddings["ae_kmeans"])
+    write_npy(folder / "dcec.npy", model.embeddings["dcec"])
+    write_npy(folder / "dcec_q.npy", model.dcec.q.astype(np.float32))
+
+
+def _log_summary(results: pd.DataFrame, criterion: str) -> None:
+    for _, r in results.iterrows():
+        log.info("%s: k=%d, %s=%.3f, NMI=%s, ACC=%s; %s%d epochs (%.1f s), recon MSE %.5f%s", r["id"], r["k"],
+                 criterion, r[criterion], _fmt(r["nmi"]), _fmt(r["acc"]), "reused, " if r["reused"] else "",
+                 r["epochs"], r["train_s"], r["recon_mse"],
+                 f"; DCEC {r['dcec_iterations']:.0f} iterations, stopped by {r['stopped_by']} ({r['runtime_s']:.1f} s)"
+                 if r["stage"] == "dcec" else "")
+    log.info("autoencoder: %d rows (%d models, %d reused)", len(results), len(results) // len(AE_STAGES),
+             int(results["reused"].sum()) // len(AE_STAGES))
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------- figures
+
+def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np.ndarray, labelled: np.ndarray,
+                   folder: Path) -> None:
+    """Every figure of one model (see the module docstring)."""
+    view, seed, trained, dcec = model.view, cfg.seed, model.trained, model.dcec
+    shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
+    jobs: list[tuple[str, Callable[[], Figure]]] = []
+    metrics = training_log(paths, trained)
+    if metrics is not None:
+        jobs.append((f"loss.{view}", lambda: plots.loss_curves(metrics, title=view)))
+    examples = example_indices(labels, N_EXAMPLES)
+    images = model.dataset.images[examples]
+    jobs.append((f"reconstructions.{view}", lambda: plots.reconstruction_grid(
+        {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
+         "after DCEC": _reconstruct(dcec.module.model, images)},
+        [labels[i] or str(i) for i in examples], title=view)))
+    jobs.append((f"dcec_history.{view}", lambda: plots.dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
+    if model.selection is not None:
+        sel = model.selection
+        jobs.append((f"k_selection.{view}", lambda: plots.k_selection(sel.table, sel.choices, sel.consensus,
+                                                                       title=view)))
+    methods = ["pca", "tsne"] if cfg.cluster.tsne else ["pca"]
+    for row in model.rows:
+        Z, pred = model.embeddings[row["stage"]], model.labels[row["stage"]]
+        for method in methods:
+            with threadpool_limits(limits=1):
+                Y = embed_2d(Z, method, seed)
+            jobs.append((f"scatter_{method}.{row['id']}", lambda Y=Y, p=pred, m=method, r=row["id"]: plots.scatter_2d(
+                Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA", title=r)))
+        if labelled.any():
+            jobs.append((f"contingency.{row['id']}", lambda p=pred, r=row["id"]: plots.contingency_heatmap(
+                labels[labelled], p[labelled], title=r)))
+    for stem, make in tqdm(jobs, desc=f"figures {view}", unit="figure", disable=None):
+        plots.save_figure(make(), folder / stem)
+
+
+def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | None:
+    """The Lightning CSV log (``metrics.csv``) of the run that trained ``trained``'s checkpoint, or None if gone."""
+    run_name = trained.checkpoint.stem.removesuffix(f"_{trained.params_hash}")
+    path = paths.logs / run_name / trained.params_hash / "metrics.csv"
+    if not path.is_file():
+        log.info("autoencoder: no training log %s (removed?); the loss figure is skipped", paths.rel(path))
+        return None
+    return pd.read_csv(path)
+
+
+__all__ = ['ModelRun', 'embedding_k', 'feature_files', 'input_dataset', 'level_arrays', 'run', 'run_model', 'training_log']

@@ -1,0 +1,415 @@
+"""Stage 03: features of every transcoded WAV — NPY + PNG per feature kind, and ``features.csv``.
+
+Reads ``metadata/<name>/metadata_transformed.csv`` (stage 02). For every ``ok`` row it
+loads the WAV, computes the requested features and the scalar descriptors from one STFT
+(:func:`audioclust.dsp.features.analyse`) and writes
+
+- ``features/<name>/<kind>/<label or 'unlabelled'>/<stem>.npy``: float32 (n_bins, n_frames);
+- the same path with ``.png`` (``features.png``): 8-bit grey, fixed range per kind
+  (``features.png_ranges``), low frequencies at the bottom (see :mod:`audioclust.dsp.features`);
+- one row of ``features/<name>/features.csv`` (:data:`FEATURES_COLUMNS`).
+
+Row status: ``ok``; ``skipped`` (the stage-02 status was not ok); ``too_short`` (fewer
+samples than one STFT window, ``features.n_fft``: no arrays are written rather than
+features made mostly of zero padding; the duration is kept); ``error`` (the WAV cannot be
+read or holds non-finite samples, or anything else failed; the reason says what).
+
+Resuming: a file's completion marker (``features/<name>/.extract_done/<label>/<stem>.json``) is
+written after its NPY and PNG files and holds the hash of the ``features`` and ``audio``
+config sections plus the WAV's size and modification time. A re-run skips a file whose
+marker matches and whose outputs exist; anything else (a changed parameter, a re-made WAV,
+a run killed between the arrays and the marker) is computed again. Errors are not marked,
+so they are retried. Outputs of files that left the table or are no longer ``ok``, and
+temporary files of a killed run, are deleted from the folders of the requested kinds.
+
+Packed store (``views.store``): each worker also computes its file's vectors of every view
+of the config and the autoencoder's input images (:func:`audioclust.represent.views.store_specs`) from
+the arrays it holds, and the parent writes them, in table order, to
+``features/<name>/store/`` (:mod:`audioclust.represent.store`). Files done in an earlier run
+keep their vectors from the previous store; when it lacks them (other view settings), a
+worker reads the file's saved arrays back instead of recomputing its features. When nothing
+moved, the previous store is kept as it is.
+
+Streaming: the input table is read, dispatched and written in chunks of :data:`CHUNK_ROWS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from audioclust.config import Config, section_hash
+from audioclust.core.cache import Markers, file_fingerprint
+from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.parallel import parallel_imap
+from audioclust.core.paths import (
+    ProjectPaths,
+    file_key,
+    key_of,
+    split_key,
+)
+from audioclust.core.storage import (
+    CsvStream,
+    count_rows,
+    remove_stale_temps,
+    write_bytes,
+    write_npy,
+)
+from audioclust.dsp.descriptors import DESCRIPTORS
+from audioclust.dsp.extraction import analyse
+from audioclust.dsp.features import resolve_fmax
+from audioclust.dsp.images import png_bytes, to_image
+from audioclust.represent.store import FeatureStore, StoreWriter
+from audioclust.represent.vectors import (
+    ViewSpec,
+    ViewsSettings,
+    vectors_of_features,
+    vectors_of_files,
+)
+from audioclust.represent.views import settings_key, store_specs
+from audioclust.results import FEATURES_COLUMNS, read_table
+from audioclust.stages._shared import analysis_params, views_settings, workers
+
+log = logging.getLogger(__name__)
+
+#: The columns of ``metadata_transformed.csv`` that stage 03 reads.
+_INPUT_COLUMNS = ("label", "stem", "path", "status", "reason")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One transformed row to compute: where its WAV is and where its outputs go."""
+
+    key: str      # "<label dir>/<stem>": marker key and output sub-path
+    label: str    # as in the input table (may be empty)
+    stem: str
+    rel: str      # the WAV, root-relative (the ``path`` column)
+    vectors_only: bool = False  # features already done: only read them back for the store
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a worker needs besides the job (pickled once per task, so kept small)."""
+
+    cfg: Config
+    views: ViewsSettings
+    paths: ProjectPaths
+    params_hash: str
+    store_specs: tuple[ViewSpec, ...] = ()
+
+
+#: rows read, dispatched and written per step: bounds memory on any number of files
+CHUNK_ROWS = 2000
+
+
+def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
+    """Compute the features of every WAV listed by stage 02 (resumable, in parallel, streaming).
+
+    The input table is read, dispatched and written in chunks of :data:`CHUNK_ROWS`, so memory
+    does not grow with the number of files. With ``views.store`` the packed store
+    (:mod:`audioclust.represent.store`) is rewritten alongside: fresh vectors from the workers,
+    unchanged files' vectors copied from the previous store.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``features`` (what to compute), ``audio`` (sample rate, cutoff), ``views`` (the store),
+        ``parallel``.
+    paths : ProjectPaths
+    return_table : bool
+        Read ``features.csv`` back and return it (False: return None; for very large collections).
+
+    Returns
+    -------
+    DataFrame with one row per row of ``metadata_transformed.csv``, columns :data:`FEATURES_COLUMNS`
+    (also written to ``features/<name>/features.csv``), or None.
+
+    Raises
+    ------
+    StageInputError
+        When ``metadata_transformed.csv`` is missing or lacks a contract column.
+    ConfigError
+        When the mel band limits do not fit the sample rate.
+    """
+    remove_stale_temps(*paths.generated())
+    _check_input(paths)
+    _check_config(cfg)
+    views = views_settings(cfg)
+    specs = tuple(store_specs(views)) if cfg.views.store else ()
+    settings = _Settings(cfg=cfg, views=views, paths=paths, params_hash=section_hash(cfg, "features", "audio"),
+                         store_specs=specs)
+    markers = Markers(_marker_folder(paths), settings.params_hash)
+    old_store = FeatureStore.open(paths.feature_store) if specs else None
+    writer = StoreWriter(paths.feature_store, {s.name: settings_key(views, s) for s in specs}) if specs else None
+
+    counts: Counter[str] = Counter()
+    problems: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    keep_arrays: set[str] = set()
+    reused = n_rows = n_ok = 0
+    unchanged = old_store is not None and set(old_store.views) == {s.name for s in specs}
+    old_index = [] if old_store is None else list(
+        old_store.index[["key", "label", "stem", "status"]].itertuples(index=False, name=None))
+    bar = tqdm(total=count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
+    try:
+        with CsvStream(paths.features_csv, FEATURES_COLUMNS) as out:
+            for chunk in _read_input(paths):
+                entries = [_plan(record, seen, markers, settings, old_store) for record in chunk.to_dict("records")]
+                results = parallel_imap(partial(_process, settings=settings), [e.job for e in entries if e.todo],
+                                        workers(cfg), desc=None)
+                rows = []
+                for entry in entries:
+                    if entry.todo:
+                        entry.row, entry.vectors = next(results)
+                    row = entry.row
+                    rows.append(row)
+                    counts[row["status"]] += 1
+                    if row["status"] == "ok":
+                        keep_arrays.add(entry.job.key)
+                        reused += not entry.todo
+                    elif row["status"] in ("error", "too_short") and len(problems) < 5:
+                        problems.append((row["status"], row["stem"], row["reason"]))
+                    if writer is not None:
+                        key = entry.job.key if entry.job else ""
+                        # the old store stays when every row sits where it sat, with the same vectors
+                        unchanged = unchanged and n_rows < len(old_index) \
+                            and old_index[n_rows] == (key, row["label"], row["stem"], row["status"]) \
+                            and (row["status"] != "ok" or entry.stored_row == n_ok)
+                        writer.add(key, row["label"], row["stem"], row["status"], entry.vectors)
+                        n_ok += row["status"] == "ok"
+                    n_rows += 1
+                    bar.update()
+                out.write(_frame(rows))
+        if writer is not None:
+            if unchanged and n_rows == len(old_index):
+                writer.abort()
+            else:
+                writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+
+    if reused:
+        log.info("%d of %d files already done with the same parameters", reused, len(seen))
+    _remove_stale(paths, cfg, keep=seen, keep_arrays=keep_arrays)
+    log.info("extract: %d rows -> %s (%s)", sum(counts.values()), paths.rel(paths.features_csv),
+             ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())) or "empty")
+    for status, stem, reason in problems:
+        log.warning("%s %s: %s", status, stem, reason)
+    return read_table(paths, ok_only=False) if return_table else None
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=FEATURES_COLUMNS)
+    frame["n_frames"] = frame["n_frames"].astype("Int64")
+    return frame
+
+
+@dataclass
+class _Entry:
+    """One input row on its way out: a job for the workers (``todo``) or a ready row."""
+
+    job: _Job | None
+    row: dict[str, Any] | None = None
+    vectors: dict[str, np.ndarray | None] | None = None
+    todo: bool = False
+    stored_row: int = -1  # where its vectors sat in the previous store, when copied from there
+
+
+def _plan(record: dict[str, Any], seen: set[str], markers: Markers, settings: _Settings,
+          old_store: FeatureStore | None) -> _Entry:
+    """What to do with one input row: a ready row (skipped, error, reused) or a job for the workers."""
+    job = _Job(key=file_key(record['label'], record['stem']), label=record["label"],
+               stem=record["stem"], rel=record["path"])
+    if record["status"] != "ok":
+        detail = f": {record['reason']}" if record["reason"] else ""
+        return _Entry(job, _row(job, "skipped", f"stage-02 status '{record['status']}'{detail}"))
+    if not job.stem or not job.rel:
+        return _Entry(job, _row(job, "error", "no stem or WAV path in metadata_transformed.csv: re-run transform"))
+    if job.key in seen:
+        return _Entry(job, _row(job, "error", f"duplicate label/stem '{job.key}': only the first row is computed"))
+    seen.add(job.key)
+    done = _reusable(markers, job, settings)
+    if done is None:
+        return _Entry(job, todo=True)
+    if done["status"] != "ok" or not settings.store_specs:
+        return _Entry(job, done)
+    stored = _stored_vectors(old_store, job.key, settings)
+    if stored is None:  # features done, but the store lacks this file's vectors: the worker reads them back
+        return _Entry(replace(job, vectors_only=True), todo=True)
+    return _Entry(job, done, stored[1], stored_row=stored[0])
+
+
+def _stored_vectors(store: FeatureStore | None, key: str,
+                    settings: _Settings) -> tuple[int, dict[str, np.ndarray]] | None:
+    """This file's row and vectors in the previous store, when it holds every view with the current settings."""
+    if store is None or key not in store.row_of():
+        return None
+    row = store.row_of()[key]
+    out = {}
+    for spec in settings.store_specs:
+        array = store.vectors(spec.name, settings_key(settings.views, spec))
+        if array is None:
+            return None
+        out[spec.name] = np.array(array[row])
+    return row, out
+
+
+def _check_input(paths: ProjectPaths) -> None:
+    source = paths.transformed_csv
+    if not source.is_file():
+        raise StageInputError(
+            f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
+    header = pd.read_csv(source, dtype=str, nrows=0).columns
+    missing = [c for c in _INPUT_COLUMNS if c not in header]
+    if missing:
+        raise StageInputError(
+            f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
+            f"re-run `audioclust transform --dataset {paths.dataset}`")
+
+
+def _read_input(paths: ProjectPaths) -> Iterator[pd.DataFrame]:
+    """``metadata_transformed.csv`` in chunks of :data:`CHUNK_ROWS` rows, text as text."""
+    with pd.read_csv(paths.transformed_csv, dtype=str, keep_default_na=False, usecols=list(_INPUT_COLUMNS),
+                     chunksize=CHUNK_ROWS) as chunks:
+        yield from chunks
+
+
+def _check_config(cfg: Config) -> None:
+    """Parameters that only make sense with the sample rate, checked once before any work."""
+    f, sr = cfg.features, cfg.audio.sample_rate
+    fmax = resolve_fmax(f.fmax, sr=sr, cutoff=cfg.audio.cutoff)
+    if fmax > sr / 2:
+        raise ConfigError(f"config key 'features.fmax' = {f.fmax} is above Nyquist ({sr / 2:g} Hz at "
+                          f"audio.sample_rate {sr}): lower it or set it to null")
+    if f.fmin >= fmax:
+        raise ConfigError(f"config key 'features.fmin' = {f.fmin} must be below the mel fmax ({fmax:g} Hz)")
+    if f.n_mfcc > f.n_mels:
+        raise ConfigError(f"config key 'features.n_mfcc' = {f.n_mfcc} must be <= features.n_mels ({f.n_mels})")
+
+
+def _marker_folder(paths: ProjectPaths) -> Path:
+    return paths.features / ".extract_done"
+
+
+def _reusable(markers: Markers, job: _Job, settings: _Settings) -> dict[str, Any] | None:
+    """The row of an earlier run of this file, when its marker, WAV and outputs all still match."""
+    row = markers.get(job.key)
+    if row is None or row.pop("source", None) != file_fingerprint(settings.paths.abs(job.rel)):
+        return None
+    if row.get("status") == "ok" and not all(p.is_file() for p in _outputs(job, settings)):
+        return None
+    return row
+
+
+
+def _outputs(job: _Job, settings: _Settings) -> list[Path]:
+    f = settings.cfg.features
+    suffixes = (".npy", ".png") if f.png else (".npy",)
+    label, stem = split_key(job.key)
+    return [settings.paths.feature_file(kind, label, stem, s) for kind in f.kinds for s in suffixes]
+
+
+def _row(job: _Job, status: str, reason: str = "", **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"stem": job.stem, "label": job.label, "path": job.rel, "status": status,
+                           "reason": reason, "n_frames": None}
+    row.update({name: math.nan for name in DESCRIPTORS})
+    row.update(values)
+    return row
+
+
+def _remove_stale(paths: ProjectPaths, cfg: Config, keep: set[str], keep_arrays: set[str]) -> None:
+    """Delete outputs and markers of files no longer listed (or no longer ok), and temp files of killed runs.
+
+    Only the folders of the requested kinds are cleaned: ``<kind>/<label>/<file>`` is kept when
+    ``<label>/<file stem>`` is in ``keep_arrays``; a marker when its key is in ``keep``.
+    """
+    for kind in cfg.features.kinds:
+        for path in (paths.features / kind).glob("*/*"):
+            if path.is_file() and key_of(path) not in keep_arrays:
+                path.unlink(missing_ok=True)
+    for path in _marker_folder(paths).glob("*/*"):
+        if path.is_file() and (path.suffix != ".json" or key_of(path) not in keep):
+            path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- worker side
+
+def _process(job: _Job, settings: _Settings) -> tuple[dict[str, Any], dict[str, np.ndarray | None] | None]:
+    """One file: its row, and its store vectors when ``ok`` and the store is on; never raises."""
+    if job.vectors_only:
+        row = Markers(_marker_folder(settings.paths), settings.params_hash).get(job.key)
+        if row is not None:
+            row.pop("source", None)
+            label, stem = split_key(job.key)
+            return row, vectors_of_files(settings.views, settings.paths, label, stem, list(settings.store_specs))
+    vectors: dict[str, np.ndarray | None] = {}
+    row = _compute(job, settings, vectors)
+    return row, (vectors if row["status"] == "ok" and settings.store_specs else None)
+
+
+def _compute(job: _Job, settings: _Settings, vectors: dict[str, np.ndarray | None]) -> dict[str, Any]:
+    """Compute and write one file's outputs, then its marker; fills ``vectors`` for the store; never raises."""
+    cfg, paths = settings.cfg, settings.paths
+    wav = paths.abs(job.rel)
+    try:
+        source = file_fingerprint(wav)
+        if source is None:
+            return _failed(job, settings, f"WAV not found: {job.rel} (re-run transform)")
+        try:
+            y, sr = sf.read(wav, dtype="float32", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            return _failed(job, settings, f"cannot read WAV: {exc}")
+        if y.ndim > 1:
+            y = y.mean(axis=1, dtype=np.float32)
+        if sr != cfg.audio.sample_rate:
+            return _failed(job, settings, f"WAV is at {sr} Hz, not audio.sample_rate {cfg.audio.sample_rate}: "
+                                          "re-run transform")
+        if not np.isfinite(y).all():
+            return _failed(job, settings, "WAV holds NaN or infinite samples")
+        if len(y) < cfg.features.n_fft:
+            _remove_outputs(job, settings)
+            row = _row(job, "too_short", f"{len(y)} samples, fewer than one STFT window "
+                                         f"(features.n_fft = {cfg.features.n_fft})", duration=len(y) / sr)
+        else:
+            features, desc = analyse(y, sr=sr, cutoff=cfg.audio.cutoff, **analysis_params(cfg))
+            label, stem = split_key(job.key)
+            images = {}
+            for kind, array in features.items():
+                write_npy(paths.feature_file(kind, label, stem, ".npy"), array)
+                if cfg.features.png:
+                    vmin, vmax = cfg.features.png_ranges[kind]
+                    images[kind] = to_image(array, vmin=vmin, vmax=vmax)
+                    write_bytes(paths.feature_file(kind, label, stem, ".png"), png_bytes(images[kind]))
+            # the PNGs' images serve the store's "Images" views too: no second mapping per file
+            vectors.update(vectors_of_features(settings.views, features, list(settings.store_specs), images))
+            row = _row(job, "ok", n_frames=1 + len(y) // cfg.features.hop_length, **desc)
+        # last: only now may a re-run trust the files above
+        Markers(_marker_folder(paths), settings.params_hash).put(job.key, {**row, "source": source})
+        return row
+    except Exception as exc:  # one bad file must not stop the stage: it becomes an error row
+        return _failed(job, settings, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(job: _Job, settings: _Settings, reason: str) -> dict[str, Any]:
+    _remove_outputs(job, settings)
+    return _row(job, "error", reason)
+
+
+def _remove_outputs(job: _Job, settings: _Settings) -> None:
+    """Drop outputs of an earlier run so no stale array sits beside a non-ok row."""
+    for path in _outputs(job, settings):
+        path.unlink(missing_ok=True)
