@@ -1,144 +1,134 @@
 """mkdocs hook: pages generated at build time, so that they cannot drift from their sources.
 
-- ``config-reference.md``: every key of ``configs/default.yaml`` with its default and its
-  comment, one table per section. The file is parsed twice: line by line for the comments
-  and with PyYAML for the values; the build fails when the two disagree or a key has no
-  comment.
+- ``config-reference.md``: every key of the configuration schema (the dataclasses of
+  ``audioclust.config``, the one source of the defaults) with its default, its allowed values
+  (``Literal`` choices, ``min``/``max`` bounds) and its description, one table per section.
+  ``configs/default.yaml`` is generated from the same schema; the build fails when the committed
+  file is not the generated one (regenerate it with
+  ``python -m audioclust.config > configs/default.yaml``).
 - ``changelog.md``: ``CHANGELOG.md`` of the repository root, as it is.
 
 Neither page is written into ``docs/``. To see the reference without building the site::
 
-    python docs/hooks.py [configs/default.yaml]
+    python docs/hooks.py
 """
 
 from __future__ import annotations
 
 import html
+import importlib
 import re
 import sys
-from dataclasses import dataclass
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
-import yaml
-
+REPO = Path(__file__).resolve().parents[1]
 REFERENCE_PAGE = "config-reference.md"
 CHANGELOG_PAGE = "changelog.md"
 
-_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<rest>.*)$")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 
-@dataclass
-class Entry:
-    """One key of the YAML file."""
-
-    path: tuple[str, ...]
-    value: str    # the value as written ('' for a mapping written as an indented block)
-    comment: str  # the key's comment on its own line ('' when it has none)
-
-
-def split_comment(text: str) -> tuple[str, str]:
-    """``value  # comment`` -> (value, comment); a ``#`` inside quotes belongs to the value."""
-    quote = ""
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
-            return text[:i].strip(), text[i + 1:].strip()
-    return text.strip(), ""
+def _config_module() -> types.ModuleType:
+    """``audioclust.config`` as it is now on disk (reloaded, so ``mkdocs serve`` sees edits)."""
+    try:
+        import audioclust.config as module
+    except ImportError:  # the package is not installed in this environment: use the checkout's
+        sys.path.insert(0, str(REPO / "src"))
+        import audioclust.config as module
+    return importlib.reload(module)
 
 
-def parse_entries(text: str) -> tuple[list[Entry], list[str]]:
-    """Every key of a block-style YAML mapping, in file order, and the file's leading comment lines."""
-    entries: list[Entry] = []
-    header: list[str] = []
-    stack: list[tuple[int, str]] = []  # (indent, key) of the enclosing mappings
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not entries and stripped.startswith("#"):
-            header.append(stripped.lstrip("#").strip())
-            continue
-        match = _KEY.match(line)
-        if not match:
-            continue
-        indent = len(match["indent"])
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        value, comment = split_comment(match["rest"])
-        path = (*(key for _, key in stack), match["key"])
-        entries.append(Entry(path=path, value=value, comment=comment))
-        if not value:
-            stack.append((indent, match["key"]))
-    return entries, header
+def _text(text: str) -> str:
+    """Plain text as Markdown table text: HTML and Markdown characters escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def _lookup(data: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = data[key]
-    return data
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
-def _leaves(data: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    if isinstance(data, dict) and data:
-        return [leaf for key, value in data.items() for leaf in _leaves(value, (*prefix, str(key)))]
-    return [prefix]
+def allowed(hint: Any, minimum: float | None = None, maximum: float | None = None) -> str:
+    """The values a key of type ``hint`` accepts, in words (Markdown)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        parts = [allowed(a, minimum, maximum) for a in args if a is not type(None)]
+        return " or ".join(parts + (["`null`"] if type(None) in args else []))
+    if origin is Literal:
+        return ", ".join(f"`{a}`" for a in args) if len(args) > 1 else f"`{args[0]}`"
+    if origin is list:
+        item = allowed(args[0], minimum, maximum)
+        return f"list of {item}" if typing.get_origin(args[0]) is not Literal else f"list, items from {item}"
+    if origin is dict:
+        value = allowed(args[1], minimum, maximum)
+        return f"mapping: name → {'one of ' if typing.get_origin(args[1]) is Literal else ''}{value}"
+    if hint is bool:
+        return "`true`, `false`"
+    if hint is str:
+        return "string"
+    if hint in (int, float):
+        kind = "integer" if hint is int else "number"
+        if minimum is not None and maximum is not None:
+            return f"{kind} in [{_number(minimum)}, {_number(maximum)}]"
+        if minimum is not None:
+            return f"{kind} ≥ {_number(minimum)}"
+        if maximum is not None:
+            return f"{kind} ≤ {_number(maximum)}"
+        return kind
+    if hint is Any:
+        return "any value"
+    return f"`{getattr(hint, '__name__', hint)}`"
 
 
-def check(entries: list[Entry], data: dict[str, Any], source: str) -> None:
-    """Raise ValueError when the line parse and PyYAML disagree or a leaf key has no comment."""
-    problems = []
-    seen = set()
-    for entry in entries:
-        seen.add(entry.path)
-        if entry.value and yaml.safe_load(entry.value) != _lookup(data, entry.path):
-            problems.append(f"{'.'.join(entry.path)}: the value as written does not parse to the loaded default")
-        if entry.value and not entry.comment:
-            problems.append(f"{'.'.join(entry.path)}: no comment")
-    # a value written inline ({a: 1}, [x, y]) is one entry; PyYAML's leaves lie below it
-    problems += [f"{'.'.join(leaf)}: not found by the line parser" for leaf in _leaves(data)
-                 if not any(leaf[:n] in seen for n in range(1, len(leaf) + 1))]
-    if problems:
-        raise ValueError(f"{source}: " + "; ".join(problems))
+def _row(name: str, default: str, allowed_text: str, doc: str) -> str:
+    return f"| `{name}` | {default} | {allowed_text} | {_text(doc)} |"
 
 
-def _text(comment: str) -> str:
-    """A YAML comment as Markdown table text: HTML and Markdown characters escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(comment, quote=False))
-
-
-def render(path: Path) -> str:
-    """The configuration reference page (Markdown) of the YAML file at ``path``."""
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    entries, header = parse_entries(text)
-    check(entries, data, str(path))
+def render(root: Path = REPO) -> str:
+    """The configuration reference page (Markdown), from the schema of ``audioclust.config``."""
+    config = _config_module()
+    committed = root / "configs" / "default.yaml"
+    if committed.is_file() and committed.read_text(encoding="utf-8") != config.default_yaml():
+        raise ValueError(f"{committed} is not the file the schema generates: run "
+                         "`python -m audioclust.config > configs/default.yaml`")
+    specs = list(config.schema())
+    head = ["| key | default | allowed values | description |", "|:---|:---|:---|:---|"]
     out = [
         "# Configuration reference",
         "",
-        f"Generated from `configs/{path.name}` when the site is built: every key, its default and the comment",
-        "next to it in that file. Set a key in `configs/<dataset>.yaml` (same nesting) or on the command line",
-        "with `--set section.key=value`; see [Configuration files](configuration.md).",
+        "Generated from the configuration schema (the dataclasses of `audioclust.config`) when the site",
+        "is built: every key, its default, the values it accepts and what it does. `configs/default.yaml`",
+        "is generated from the same schema and holds the same defaults and descriptions. Set a key in",
+        "`configs/<dataset>.yaml` (same nesting) or on the command line with `--set section.key=value`;",
+        "see [Configuration files](configuration.md).",
         "",
     ]
-    if header:
-        out += ["> " + _text(line) if line else ">" for line in header] + [""]
-    scalars = [e for e in entries if len(e.path) == 1 and e.value]
+    scalars = [s for s in specs if len(s.path) == 1 and not s.is_section]
     if scalars:
-        out += ["## Top level", "", "| key | default | description |", "|:---|:---|:---|"]
-        out += [f"| `{e.path[0]}` | `{e.value}` | {_text(e.comment)} |" for e in scalars]
+        out += ["## Top level", "", *head]
+        out += [_row(s.name, f"`{config.yaml_value(s.default)}`", allowed(s.hint, s.minimum, s.maximum), s.doc)
+                for s in scalars]
         out.append("")
-    for section in (e for e in entries if len(e.path) == 1 and not e.value):
-        out += [f"## {section.path[0]}", ""]
-        if section.comment:
-            out += [_text(section.comment[:1].upper() + section.comment[1:]), ""]
-        out += ["| key | default | description |", "|:---|:---|:---|"]
-        for e in entries:
-            if len(e.path) > 1 and e.path[0] == section.path[0]:
-                default = f"`{e.value}`" if e.value else "*(mapping: the rows below)*"
-                out.append(f"| `{'.'.join(e.path)}` | {default} | {_text(e.comment)} |")
+    for section in (s for s in specs if s.is_section):
+        level = "#" * (len(section.path) + 1)
+        out += [f"{level} {section.name}", "", _text(section.doc[:1].upper() + section.doc[1:]), ""]
+        keys = [s for s in specs if s.path[:-1] == section.path and not s.is_section]
+        if not keys:
+            continue
+        out += head
+        for s in keys:
+            if s.items and isinstance(s.default, dict) and s.default:
+                out.append(_row(s.name, "*(mapping: the rows below)*", allowed(s.hint, s.minimum, s.maximum), s.doc))
+                item_hint = typing.get_args(s.hint)[1]
+                out += [_row(f"{s.name}.{key}", f"`{config.yaml_value(value)}`",
+                             allowed(item_hint, s.minimum, s.maximum), s.items.get(key, ""))
+                        for key, value in s.default.items()]
+            else:
+                out.append(_row(s.name, f"`{config.yaml_value(s.default)}`",
+                                allowed(s.hint, s.minimum, s.maximum), s.doc))
         out.append("")
     return "\n".join(out)
 
@@ -149,7 +139,7 @@ def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
 
     root = Path(config["config_file_path"]).parent
-    files.append(File.generated(config, REFERENCE_PAGE, content=render(root / "configs" / "default.yaml")))
+    files.append(File.generated(config, REFERENCE_PAGE, content=render(root)))
     changelog = root / "CHANGELOG.md"
     if changelog.is_file():
         files.append(File.generated(config, CHANGELOG_PAGE, content=changelog.read_text(encoding="utf-8")))
@@ -157,4 +147,4 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render(Path(sys.argv[1] if len(sys.argv) > 1 else "configs/default.yaml")) + "\n")
+    sys.stdout.buffer.write((render() + "\n").encode("utf-8"))

@@ -183,7 +183,7 @@ def test_rerun_reuses_assets_and_a_changed_setting_remakes_them(built, monkeypat
     def no_tsne(*args, **kwargs):
         raise AssertionError("the projection should come from its cache")
 
-    monkeypatch.setattr(html_report, "embed_2d", no_tsne)
+    monkeypatch.setattr(projection, "embed_2d", no_tsne)
     root = str(paths.root)
     assert cli.main(["report", "--dataset", "tiny", "--root", root, *sum((["--set", s] for s in FAST), [])]) == 0
     assert first.stat().st_mtime_ns == stamp

@@ -1,4 +1,4 @@
-"""analysis."""
+"""Analyses beyond one clustering: the events inside one recording, and external groupings."""
 
 
 

@@ -1,4 +1,4 @@
-"""clustering."""
+"""Clustering: the estimators behind one registry, k selection, metrics and the label-free selection."""
 
 
 

@@ -1,4 +1,6 @@
-"""Selection."""
+"""The label-free choice: stability against a structureless reference, degenerate partitions, and
+the ``selected``/``eligible`` marks of a results table. Labels never enter here.
+"""
 
 from __future__ import annotations
 

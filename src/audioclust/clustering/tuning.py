@@ -1,4 +1,6 @@
-"""Tuning."""
+"""Grid search of a clusterer's parameters by an internal criterion (never by labels), and the
+stability gain that the ``stability`` criterion scores.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""core."""
+"""Infrastructure every layer uses: errors, atomic storage, caches, parallel maps, paths, labels."""
 
 
 

@@ -1,4 +1,7 @@
-"""Labels."""
+"""Label sources: where a file's label comes from (its folder, a pattern in its name, a CSV).
+
+Labels only ever score results; they never choose anything.
+"""
 
 from __future__ import annotations
 

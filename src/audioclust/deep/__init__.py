@@ -1,4 +1,4 @@
-"""deep."""
+"""The autoencoder: network components, data, one LightningModule per objective, training."""
 
 
 

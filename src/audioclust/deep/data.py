@@ -1,4 +1,6 @@
-"""Data."""
+"""The autoencoder's data: fixed-size feature images, per-file normalisation and one dataset-wide
+scale, as a torch dataset and a Lightning data module with a seeded validation split.
+"""
 
 from __future__ import annotations
 

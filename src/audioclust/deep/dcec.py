@@ -1,4 +1,4 @@
-"""Dcec."""
+"""DCEC's clustering objective: reconstruction plus KL(P || Q) of the Student-t soft assignment."""
 
 from __future__ import annotations
 

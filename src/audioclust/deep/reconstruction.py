@@ -1,4 +1,4 @@
-"""Reconstruction."""
+"""Pre-training objective: reconstruct the input image (MSE; the VAE adds its KL term)."""
 
 from __future__ import annotations
 

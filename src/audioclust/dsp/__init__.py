@@ -1,4 +1,4 @@
-"""dsp."""
+"""Signal processing: pure functions on arrays (decoding, filters, features, descriptors, images)."""
 
 
 

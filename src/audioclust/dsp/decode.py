@@ -1,4 +1,4 @@
-"""Decoding and signal processing: pure functions on float32 arrays.
+"""Decoding audio files into float32 arrays, with decode-based validation, and writing WAVs.
 
 Multi-channel signals have shape ``(channels, frames)``; mono signals ``(frames,)``.
 Decoding uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, AU, ...)

@@ -1,4 +1,6 @@
-"""Descriptors."""
+"""Scalar descriptors of one recording (spectral centroid, flatness, contrast, tempo ...), from the
+same STFT as the features.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Filters."""
+"""Signal processing on float32 arrays: mono mix-down, resampling, zero-phase low-pass, levels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Images."""
+"""Features as images: 8-bit PNG encoding and back, per-file normalisation, trimming to the
+active frames, and resizing to a fixed shape.
+"""
 
 from __future__ import annotations
 

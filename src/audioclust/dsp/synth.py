@@ -1,4 +1,4 @@
-"""Synth."""
+"""The demo's seven families of synthetic sounds (harmonic tones, chirps, noise bursts, clicks, AM/FM)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Summary."""
+"""The summary tables of stages 04 and 05 (CSV, Markdown, LaTeX): the label-free pick per
+feature, and the best-by-NMI rows marked as using labels.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""represent."""
+"""Representations: per-file vectors, the views built from them, the packed store, the projection."""
 
 
 

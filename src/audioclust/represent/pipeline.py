@@ -1,4 +1,4 @@
-"""Pipeline."""
+"""The dataset-wide transform of a view: impute, scale, clip, PCA (optionally whitened), UMAP."""
 
 from __future__ import annotations
 

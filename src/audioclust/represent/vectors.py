@@ -1,4 +1,6 @@
-"""Vectors."""
+"""One vector per file and view: statistics over time (``stats``), the coarse time course (``image``),
+or the autoencoder's input image (``ae``), from the arrays stage 03 saved.
+"""
 
 from __future__ import annotations
 

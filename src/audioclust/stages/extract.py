@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -79,6 +78,7 @@ from audioclust.represent.vectors import (
 from audioclust.represent.views import settings_key, store_specs
 from audioclust.results import FEATURES_COLUMNS, read_table
 from audioclust.stages._shared import analysis_params, views_settings, workers
+from audioclust.stages._skeleton import StageSummary, remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     old_store = FeatureStore.open(paths.feature_store) if specs else None
     writer = StoreWriter(paths.feature_store, {s.name: settings_key(views, s) for s in specs}) if specs else None
 
-    counts: Counter[str] = Counter()
-    problems: list[tuple[str, str, str]] = []
+    summary = StageSummary("extract", "path")
     seen: set[str] = set()
     keep_arrays: set[str] = set()
     reused = n_rows = n_ok = 0
@@ -173,12 +172,9 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                         entry.row, entry.vectors = next(results)
                     row = entry.row
                     rows.append(row)
-                    counts[row["status"]] += 1
                     if row["status"] == "ok":
                         keep_arrays.add(entry.job.key)
                         reused += not entry.todo
-                    elif row["status"] in ("error", "too_short") and len(problems) < 5:
-                        problems.append((row["status"], row["stem"], row["reason"]))
                     if writer is not None:
                         key = entry.job.key if entry.job else ""
                         # the old store stays when every row sits where it sat, with the same vectors
@@ -189,7 +185,9 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                         n_ok += row["status"] == "ok"
                     n_rows += 1
                     bar.update()
-                out.write(_frame(rows))
+                frame = _frame(rows)
+                out.write(frame)
+                summary.add(frame)
         if writer is not None:
             if unchanged and n_rows == len(old_index):
                 writer.abort()
@@ -205,10 +203,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     if reused:
         log.info("%d of %d files already done with the same parameters", reused, len(seen))
     _remove_stale(paths, cfg, keep=seen, keep_arrays=keep_arrays)
-    log.info("extract: %d rows -> %s (%s)", sum(counts.values()), paths.rel(paths.features_csv),
-             ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())) or "empty")
-    for status, stem, reason in problems:
-        log.warning("%s %s: %s", status, stem, reason)
+    summary.log(paths.rel(paths.features_csv))
     return read_table(paths, ok_only=False) if return_table else None
 
 
@@ -332,18 +327,16 @@ def _row(job: _Job, status: str, reason: str = "", **values: Any) -> dict[str, A
 
 
 def _remove_stale(paths: ProjectPaths, cfg: Config, keep: set[str], keep_arrays: set[str]) -> None:
-    """Delete outputs and markers of files no longer listed (or no longer ok), and temp files of killed runs.
+    """Delete outputs and markers of files no longer listed (or no longer ok).
 
     Only the folders of the requested kinds are cleaned: ``<kind>/<label>/<file>`` is kept when
     ``<label>/<file stem>`` is in ``keep_arrays``; a marker when its key is in ``keep``.
     """
     for kind in cfg.features.kinds:
-        for path in (paths.features / kind).glob("*/*"):
-            if path.is_file() and key_of(path) not in keep_arrays:
-                path.unlink(missing_ok=True)
-    for path in _marker_folder(paths).glob("*/*"):
-        if path.is_file() and (path.suffix != ".json" or key_of(path) not in keep):
-            path.unlink(missing_ok=True)
+        remove_unlisted((paths.features / kind).glob("*/*"), lambda p: key_of(p) in keep_arrays,
+                        f"stale {kind} file(s)")
+    remove_unlisted(_marker_folder(paths).glob("*/*"), lambda p: p.suffix == ".json" and key_of(p) in keep,
+                    "stale marker(s) of stage 03")
 
 
 # --------------------------------------------------------------------------- worker side

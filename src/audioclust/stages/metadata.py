@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, deque
-from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
@@ -31,6 +30,7 @@ from audioclust.core.storage import CsvStream, remove_stale_temps
 from audioclust.dsp.decode import probe
 from audioclust.results import read_metadata
 from audioclust.stages._shared import workers
+from audioclust.stages._skeleton import StageSummary, chunks
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     pending: deque[list[Path]] = deque()  # chunks handed to the probes, awaiting their results
 
     def feed() -> Iterator[list[Path]]:
-        for chunk in _chunks(iter_audio_files(raw, extensions), PROBE_CHUNK):
+        for chunk in chunks(iter_audio_files(raw, extensions), PROBE_CHUNK):
             pending.append(chunk)
             yield chunk
 
@@ -252,34 +252,21 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def _chunks(items: Iterator[Path], size: int) -> Iterator[list[Path]]:
-    while chunk := list(islice(items, size)):
-        yield chunk
-
-
-class _Summary:
-    """Counts for the log, gathered chunk by chunk."""
+class _Summary(StageSummary):
+    """Counts for the log, gathered chunk by chunk; also the ok files per label and their duration."""
 
     def __init__(self) -> None:
-        self.status: Counter[str] = Counter()
+        super().__init__("metadata", "path")
         self.labels: Counter[str] = Counter()
         self.duration = 0.0
-        self.problems: list[tuple[str, str, str]] = []
 
     def add(self, table: pd.DataFrame) -> None:
-        self.status.update(table["status"])
+        super().add(table)
         ok = table[table["status"] == "ok"]
         self.labels.update(ok["label"].replace("", "(none)"))
         self.duration += float(ok["duration"].sum())
-        bad = table[table["status"] != "ok"]
-        self.problems += list(bad[["path", "status", "reason"]].itertuples(index=False, name=None))[
-            :10 - len(self.problems)]
 
     def log(self, where: str) -> None:
-        log.info("metadata: %d file(s) → %s: %s", sum(self.status.values()), where,
-                 ", ".join(f"{s} {n}" for s, n in self.status.most_common()))
-        if self.labels:
-            log.info("ok files per label: %s; total duration %.1f s",
-                     ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items())), self.duration)
-        for path, status, reason in self.problems:
-            log.warning("%s: %s — %s", path, status, reason)
+        notes = [f"ok files per label: {', '.join(f'{k} {v}' for k, v in sorted(self.labels.items()))}; "
+                 f"total duration {self.duration:.1f} s"] if self.labels else []
+        super().log(where, *notes)

@@ -1,13 +1,11 @@
-"""Label sources, dataset adapters (stage 00) and the synthetic demo dataset.
+"""Stage 00: a dataset folder made ready, never written into when it holds somebody's files.
 
-* Label sources, used by stage 01 to give each file a label for scoring only:
-  ``folder`` (the first sub-folder under ``datasets/<name>/``), ``regex`` (one group of
-  a pattern searched in the file name), ``csv`` (``path,label`` rows, paths relative to
-  ``datasets/<name>/``) and ``none``. A file the source cannot label gets ``''``.
 * :func:`prepare` brings a known corpus (FSDD, UrbanSound8K, ESC-50, or any CSV of
   ``path,label``) into ``datasets/<name>/<label>/`` as symbolic links (or copies),
   never touching the source.
-* :func:`generate_demo` writes a small labelled set of synthetic sounds.
+* :func:`generate_demo` writes a small labelled set of synthetic sounds
+  (:mod:`audioclust.dsp.synth`).
+* :func:`bring_in` is notebook 00's one call: the demo, a corpus, or the files already there.
 """
 
 from __future__ import annotations

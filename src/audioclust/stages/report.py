@@ -69,6 +69,7 @@ from audioclust.represent.projection import (
 from audioclust.results import MAP_COLUMNS
 from audioclust.stages import _shared
 from audioclust.stages._shared import workers
+from audioclust.stages._skeleton import remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +230,9 @@ def _write_assets(cfg: Config, paths: ProjectPaths, result: ac_results.Result, o
 
 def _remove_stale(out: Path, keep: set[Path]) -> None:
     """Delete excerpts and thumbnails that no file of the report uses any more."""
-    removed = 0
     for sub in ("audio", "thumbs"):
-        for path in (out / sub).rglob("*") if (out / sub).is_dir() else ():
-            if path.is_file() and path not in keep:
-                path.unlink()
-                removed += 1
-    if removed:
-        log.info("report: removed %d stale asset files", removed)
+        if (out / sub).is_dir():
+            remove_unlisted((out / sub).rglob("*"), lambda p: p in keep, f"stale report {sub} file(s)")
 
 
 # --------------------------------------------------------------------------- grouping

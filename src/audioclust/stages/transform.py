@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from audioclust.dsp.decode import load_audio, write_wav
 from audioclust.dsp.filters import lowpass, peak_db, resample, sanitize, to_mono
 from audioclust.results import read_metadata
 from audioclust.stages._shared import workers
+from audioclust.stages._skeleton import StageSummary, remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -173,28 +173,21 @@ def _plan(chunk: pd.DataFrame, paths: ProjectPaths, markers: Markers,
 
 def _remove_stale(paths: ProjectPaths, keep: set[str]) -> None:
     """Delete WAVs in ``datasets/<name>_wav/`` that no ``ok`` row names (files removed or renamed since)."""
-    if not paths.wav.is_dir():
-        return
-    removed = 0
-    for p in paths.wav.rglob("*.wav"):
-        if paths.rel(p) not in keep:
-            p.unlink()
-            removed += 1
-    if removed:
-        log.info("removed %d stale WAV file(s) from %s", removed, paths.rel(paths.wav))
+    if paths.wav.is_dir():
+        remove_unlisted(paths.wav.rglob("*.wav"), lambda p: paths.rel(p) in keep,
+                        f"stale WAV file(s) from {paths.rel(paths.wav)}")
 
 
-class _Summary:
-    """Counts for the log, gathered chunk by chunk."""
+class _Summary(StageSummary):
+    """Counts for the log, gathered chunk by chunk; also what was reused and the non-finite samples replaced."""
 
     def __init__(self) -> None:
-        self.status: Counter[str] = Counter()
+        super().__init__("transform", "source_path", fine=("ok", "skipped"))
         self.processed = self.reused = self.nonfinite_files = self.nonfinite_samples = 0
         self.nonfinite_example = ""
-        self.problems: list[tuple[str, str, str]] = []
 
     def add(self, table: pd.DataFrame, processed: int) -> None:
-        self.status.update(table["status"])
+        super().add(table)
         self.processed += processed
         self.reused += int(len(table) - processed - (table["status"] == "skipped").sum())
         bad = table[table["nonfinite"].fillna(0) > 0]
@@ -202,17 +195,11 @@ class _Summary:
             self.nonfinite_example = self.nonfinite_example or bad["source_path"].iloc[0]
             self.nonfinite_files += len(bad)
             self.nonfinite_samples += int(bad["nonfinite"].sum())
-        failed = table[~table["status"].isin(["ok", "skipped"])]
-        self.problems += list(failed[["source_path", "status", "reason"]].itertuples(index=False, name=None))[
-            :10 - len(self.problems)]
 
     def log(self, where: str) -> None:
         log.info("transform: %d file(s) to process, %d reused, %d skipped (not ok in stage 01)",
                  self.processed, self.reused, self.status["skipped"])
-        log.info("transform: %d file(s) → %s: %s", sum(self.status.values()), where,
-                 ", ".join(f"{s} {n}" for s, n in self.status.most_common()))
+        super().log(where)
         if self.nonfinite_files:
             log.warning("%d file(s) held NaN/inf samples, replaced by 0 (%d samples), e.g. %s",
                         self.nonfinite_files, self.nonfinite_samples, self.nonfinite_example)
-        for path, status, reason in self.problems:
-            log.warning("%s: %s — %s", path, status, reason)

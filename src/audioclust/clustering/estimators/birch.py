@@ -1,4 +1,4 @@
-"""Birch."""
+"""BIRCH with a fixed number of clusters."""
 
 from __future__ import annotations
 

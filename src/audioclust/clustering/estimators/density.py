@@ -1,4 +1,4 @@
-"""Density."""
+"""Density-based clusterers: DBSCAN with its radius from the k-distance knee, and HDBSCAN."""
 
 from __future__ import annotations
 

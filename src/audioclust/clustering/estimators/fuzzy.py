@@ -1,4 +1,4 @@
-"""Fuzzy."""
+"""Fuzzy C-Means (scikit-fuzzy) behind the scikit-learn API, with the fuzzifier from the data's size."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mixture."""
+"""Gaussian mixtures as a clusterer: hard labels from the most probable component."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Clustering layer."""
+"""The clustering layer of DEC/DCEC: Student-t soft assignment to learned centres, and the
+sharpened target distribution it is trained towards.
+"""
 
 from __future__ import annotations
 
