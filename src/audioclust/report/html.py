@@ -188,9 +188,20 @@ def package_versions() -> dict[str, str]:
 def _provenance_context(config: dict[str, Any]) -> dict[str, Any]:
     """When, where and with what the page was written, and the merged config as YAML."""
     found = package_versions()
-    return {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "platform": platform.platform(),
+    return {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "platform": platform.platform(),
             "versions": _table(pd.DataFrame({"package": list(found), "version": list(found.values())})),
             "config": yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)}
+
+
+def _cards(part: pd.DataFrame, table: pd.DataFrame, cluster: int, mime: str) -> list[Markup]:
+    """The cards (:func:`audioclust.report.explore.member_card`) of the ranked members ``part``."""
+    out = []
+    for pos, dist in zip(part["position"], part["distance"]):
+        t = table.iloc[int(pos)]
+        # member_card escapes its text itself
+        out.append(Markup(explore.member_card(t["stem"], t["label"], cluster, t["thumb"] or None,
+                                              t["audio"] or None, mime, note=f"distance {dist:.2f}")))
+    return out
 
 
 def _clusters_context(report: Any, result: ac_results.Result, X: np.ndarray, table: pd.DataFrame,
@@ -206,16 +217,6 @@ def _clusters_context(report: Any, result: ac_results.Result, X: np.ndarray, tab
         c, size = int(info["cluster"]), int(info["size"])
         ranked = explore.members_by_distance(X, result.clusters, c)
         closest, farthest = explore.closest_and_farthest(ranked, report.n_members)
-
-        def cards(part: pd.DataFrame) -> list[Markup]:
-            out = []
-            for pos, dist in zip(part["position"], part["distance"]):
-                t = table.iloc[int(pos)]
-                # member_card escapes its text itself
-                out.append(Markup(explore.member_card(t["stem"], t["label"], c, t["thumb"] or None,
-                                                      t["audio"] or None, mime, note=f"distance {dist:.2f}")))
-            return out
-
         counts = makeup.loc[c]
         counts = counts[counts > 0].sort_values(ascending=False, kind="stable")
         makeup_frame = pd.DataFrame({"label": counts.index, "files": counts.to_numpy(),
@@ -226,8 +227,9 @@ def _clusters_context(report: Any, result: ac_results.Result, X: np.ndarray, tab
             members.append({"position": int(pos), "rank": rank, "stem": m["stem"], "audio": m["audio"],
                             "label": label_folder(m["label"]), "distance": float(dist)})
         entries.append({"cluster": c, "name": explore.cluster_name(c), "size": size, "share": float(info["share"]),
-                        "makeup": _table(makeup_frame, caption="Label make-up"), "closest": cards(closest),
-                        "farthest": cards(farthest), "members": members})
+                        "makeup": _table(makeup_frame, caption="Label make-up"),
+                        "closest": _cards(closest, table, c, mime), "farthest": _cards(farthest, table, c, mime),
+                        "members": members})
     return {"result": result.id, "overview": _table(overview, caption="Size and label make-up", row_attrs=rows),
             "links": [(int(c), explore.cluster_name(int(c))) for c in clusters["cluster"]], "clusters": entries}
 
