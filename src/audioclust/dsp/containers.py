@@ -20,8 +20,10 @@ Every truncation function returns a reason fit for a table row, or None.
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 #: MPEG audio bit rates in kbit/s by (MPEG-1?, layer) and the header's 4-bit index.
 _BITRATES = {
@@ -227,6 +229,20 @@ def ogg_truncation(path: str | Path) -> str | None:
     return None
 
 
+def _chunks(f: BinaryIO, size: int, byteorder: str) -> Iterator[tuple[bytes, int, int]]:
+    """``(id, position, declared size)`` of each chunk of an IFF-style file (RIFF/WAVE, FORM/AIFF) after its header.
+
+    The file is left positioned just after each chunk's 8-byte header when it is yielded.
+    """
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk = f.read(8)
+        declared = int.from_bytes(chunk[4:8], byteorder)
+        yield chunk[:4], pos, declared
+        pos += 8 + declared + (declared & 1)  # chunks are padded to an even size
+
+
 def wav_truncation(path: str | Path) -> str | None:
     """A reason when a RIFF/WAVE file's ``data`` chunk announces more bytes than the file holds.
 
@@ -240,18 +256,13 @@ def wav_truncation(path: str | Path) -> str | None:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return None
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(8)
-            declared = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"data":
+        for name, pos, declared in _chunks(f, size, "little"):
+            if name == b"data":
                 present = size - pos - 8
                 if declared in (0, 0xFFFFFFFF) or declared <= present:
                     return None
                 return (f"truncated WAV: its header announces {declared} bytes of audio but the file holds "
                         f"only {present} ({100 * present / declared:.0f}%); re-copy or re-export the file")
-            pos += 8 + declared + (declared & 1)  # chunks are padded to an even size
     return None
 
 
@@ -264,21 +275,16 @@ def aiff_truncation(path: str | Path) -> str | None:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"FORM" or head[8:12] not in (b"AIFF", b"AIFC"):
             return None
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk = f.read(8)
-            declared = int.from_bytes(chunk[4:8], "big")
-            if chunk[:4] == b"COMM":
+        for name, pos, _ in _chunks(f, size, "big"):
+            if name == b"COMM":
                 comm = f.read(22)
                 channels, frames = int.from_bytes(comm[0:2], "big"), int.from_bytes(comm[2:6], "big")
                 frame_bytes = channels * ((int.from_bytes(comm[6:8], "big") + 7) // 8)
                 if head[8:12] == b"AIFC" and comm[18:22] not in _AIFC_PCM:
                     return None  # compressed AIFF-C: its bytes are not frames x sample size
-            elif chunk[:4] == b"SSND":
+            elif name == b"SSND":
                 offset = int.from_bytes(f.read(4), "big")
                 present_bytes = max(size - pos - 16 - offset, 0)
-            pos += 8 + declared + (declared & 1)
     if not (frames and frame_bytes) or present_bytes is None or present_bytes // frame_bytes >= frames:
         return None
     present = present_bytes // frame_bytes

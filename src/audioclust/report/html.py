@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import importlib.metadata
 import importlib.resources
-import logging
 import platform
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,6 @@ from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import RESULT_COLUMNS
-
-log = logging.getLogger(__name__)
-
 
 #: distributions whose versions the report lists (those installed)
 PACKAGES = ["numpy", "scipy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr", "scikit-fuzzy", "umap-learn",
