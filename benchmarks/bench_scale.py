@@ -72,7 +72,7 @@ def write_family(folder: Path, family: str, n: int, seconds: float) -> None:
     for i in range(n):
         path = folder / family / f"{family}_{i:03d}.wav"
         if not path.is_file():
-            write_wav(path, demo_sound(family, i, seed=0, sr=16000, seconds=seconds), 16000, subtype="PCM_16")
+            write_wav(path, demo_sound(family, i, seed=0, sr=16000, seconds=seconds), sr=16000, subtype="PCM_16")
 
 
 def make_project(root: Path, n_files: int, clip_seconds: float) -> int:

@@ -20,7 +20,7 @@ SR = 22050
 def _gain_db(freq: float, cutoff: float = 2000.0, order: int = 8, sr: int = SR) -> float:
     """Measured gain of the low-pass on a 1 s sine, away from the edges."""
     x = tone(freq, seconds=1.0, sr=sr, amp=0.5)
-    y = filters.lowpass(x, sr, cutoff, order)
+    y = filters.lowpass(x, sr=sr, cutoff=cutoff, order=order)
     mid = slice(sr // 4, 3 * sr // 4)
     return 20 * np.log10(np.sqrt(np.mean(y[mid].astype(np.float64) ** 2)) / np.sqrt(np.mean(x[mid] ** 2.0)))
 
@@ -53,7 +53,7 @@ def test_lowpass_attenuation_on_a_chirp():
     """The envelope of a filtered linear chirp, read at the instants it crosses 1, 2 and 3 kHz."""
     t = np.arange(2 * SR) / SR
     x = signal.chirp(t, f0=100.0, t1=2.0, f1=5000.0, method="linear").astype(np.float32)
-    y = filters.lowpass(x, SR, 2000.0, 8)
+    y = filters.lowpass(x, sr=SR, cutoff=2000.0, order=8)
     envelope = np.abs(signal.hilbert(y.astype(np.float64)))
     for freq, expected in [(1000.0, 0.0), (2000.0, -6.02), (2600.0, _digital_butterworth_db(2600.0, 2000.0, 8, SR))]:
         at = int((freq - 100.0) / 4900.0 * 2.0 * SR)
@@ -69,7 +69,7 @@ def test_lowpass_has_zero_phase():
         mid = slice(SR // 4, 3 * SR // 4)
         return int(lags[np.argmax([np.dot(x[mid], np.roll(y, -k)[mid]) for k in lags])])
 
-    assert best_lag(filters.lowpass(x, SR, 2000.0, 8)) == 0
+    assert best_lag(filters.lowpass(x, sr=SR, cutoff=2000.0, order=8)) == 0
     # the same filter run once (causal) delays the signal: the check can fail
     causal = signal.sosfilt(signal.butter(8, 2000.0, fs=SR, output="sos"), x)
     assert best_lag(causal) > 0
@@ -77,20 +77,20 @@ def test_lowpass_has_zero_phase():
 
 def test_lowpass_keeps_shape_dtype_and_handles_tiny_signals():
     stereo = np.stack([tone(440.0), tone(880.0)])
-    out = filters.lowpass(stereo, SR, 2000.0, 8)
+    out = filters.lowpass(stereo, sr=SR, cutoff=2000.0, order=8)
     assert out.shape == stereo.shape and out.dtype == np.float32
     for n in (0, 1, 2, 5, 30):
         y = np.ones(n, dtype=np.float32)
-        assert filters.lowpass(y, SR, 2000.0, 8).shape == (n,)
+        assert filters.lowpass(y, sr=SR, cutoff=2000.0, order=8).shape == (n,)
 
 
 def test_lowpass_at_or_above_nyquist_is_skipped_with_a_warning(caplog):
     x = tone(440.0)
     with caplog.at_level(logging.WARNING, logger="audioclust.dsp.decode"):
-        out = filters.lowpass(x, SR, SR / 2, 8)
+        out = filters.lowpass(x, sr=SR, cutoff=SR / 2, order=8)
     assert np.array_equal(out, x)
     assert "Nyquist" in caplog.text
-    assert np.array_equal(filters.lowpass(x, SR, None, 8), x)
+    assert np.array_equal(filters.lowpass(x, sr=SR, cutoff=None, order=8), x)
 
 
 def test_resample_keeps_a_440_hz_tone_at_440_hz():
@@ -150,7 +150,7 @@ def test_integer_codes_map_to_full_scale(tmp_path):
 
 def test_write_wav_float_keeps_values_beyond_full_scale(tmp_path):
     y = np.array([0.0, 0.5, 1.0, 1.5, -1.5, 2.0, -1.0], dtype=np.float32)
-    audio.write_wav(tmp_path / "f.wav", y, SR)
+    audio.write_wav(tmp_path / "f.wav", y, sr=SR)
     back, sr = sf.read(tmp_path / "f.wav", dtype="float32")
     assert sr == SR and sf.info(tmp_path / "f.wav").subtype == "FLOAT"
     assert np.array_equal(back, y)
@@ -158,7 +158,7 @@ def test_write_wav_float_keeps_values_beyond_full_scale(tmp_path):
 
 def test_write_wav_pcm_saturates_instead_of_wrapping(tmp_path):
     y = np.array([0.0, 0.5, 1.0, 1.5, -1.5, 2.0, -1.0], dtype=np.float32)
-    audio.write_wav(tmp_path / "p.wav", y, SR, subtype="PCM_16")
+    audio.write_wav(tmp_path / "p.wav", y, sr=SR, subtype="PCM_16")
     back = sf.read(tmp_path / "p.wav", dtype="int16")[0]
     # +1.0, +1.5 and +2.0 stay at the positive maximum; a wrap would give -32768
     assert back.tolist() == [0, 16384, 32767, 32767, -32768, 32767, -32768]
@@ -166,11 +166,11 @@ def test_write_wav_pcm_saturates_instead_of_wrapping(tmp_path):
 
 def test_write_wav_is_atomic_mono_and_creates_folders(tmp_path):
     out = tmp_path / "a" / "b" / "x.wav"
-    audio.write_wav(out, tone(440.0)[None, :], SR)
+    audio.write_wav(out, tone(440.0)[None, :], sr=SR)
     assert sf.info(out).channels == 1
     assert [p.name for p in out.parent.iterdir()] == ["x.wav"]  # no temporary file left
     with pytest.raises(ValueError, match="mono"):
-        audio.write_wav(tmp_path / "s.wav", np.zeros((2, 10)), SR)
+        audio.write_wav(tmp_path / "s.wav", np.zeros((2, 10)), sr=SR)
     assert not (tmp_path / "s.wav").exists()
 
 

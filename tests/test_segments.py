@@ -118,7 +118,7 @@ def test_click_wavs_have_the_recording_length_and_clicks_at_the_cluster_onsets(t
     y, sr, _ = segments.make_rhythm_example(sr=SR, seed=1, seconds=4.0)
     quiet = 0.05 * y                                            # clicks (0.5) stand out from the recording
     path = tmp_path / "quiet.wav"
-    write_wav(path, quiet, sr)
+    write_wav(path, quiet, sr=sr)
     result, files = segments.run_segments(path, tmp_path / "out", cfg.segments, sample_rate=cfg.audio.sample_rate, seed=0)
     assert result.status == "ok" and files["folder"] == tmp_path / "out" / "quiet"
     clicks = files["clicks"]
@@ -162,7 +162,7 @@ def test_generated_example_run_writes_everything(tmp_path, cfg):
 
 def test_silence_gives_a_clear_result_not_a_crash(tmp_path, cfg):
     path = tmp_path / "silence.wav"
-    write_wav(path, np.zeros(SR, dtype=np.float32), SR)
+    write_wav(path, np.zeros(SR, dtype=np.float32), sr=SR)
     result, files = segments.run_segments(path, tmp_path / "out", cfg.segments, sample_rate=cfg.audio.sample_rate, seed=0)
     assert result.status == "silent" and "segments.silence_db" in result.reason
     assert result.table.empty and "zcr" in result.table.columns and result.labels == {}

@@ -105,31 +105,31 @@ def test_image_vector_is_bin_major():
 def test_trim_keeps_first_to_last_active_frame():
     loudest = np.array([-90.0, -50.0, -10.0, -25.0, -35.0, -80.0])
     level = np.vstack([loudest, loudest - 30.0])                 # the max over bins is row 0
-    assert images.active_frames(level, 20.0) == slice(2, 4)       # within 20 dB of -10: frames 2, 3
-    assert images.active_frames(level, 30.0) == slice(2, 5)
-    assert images.active_frames(level, None) == slice(None)
+    assert images.active_frames(level, top_db=20.0) == slice(2, 4)       # within 20 dB of -10: frames 2, 3
+    assert images.active_frames(level, top_db=30.0) == slice(2, 5)
+    assert images.active_frames(level, top_db=None) == slice(None)
     # a pause inside the active region is kept
-    assert images.active_frames(np.array([[-80.0, -5.0, -60.0, -10.0, -90.0]]), 20.0) == slice(1, 4)
+    assert images.active_frames(np.array([[-80.0, -5.0, -60.0, -10.0, -90.0]]), top_db=20.0) == slice(1, 4)
 
 
 def test_per_file_normalisation():
     rng = np.random.default_rng(1)
     a = (rng.normal(3.0, 2.0, (4, 50)) * np.arange(1, 5)[:, None]).astype(np.float32)
     a[3] = 7.0                                                   # a constant row
-    mv = images.normalise_per_file(a, "meanvar")
+    mv = images.normalise_per_file(a, mode="meanvar")
     np.testing.assert_allclose(mv.mean(axis=1), 0.0, atol=1e-6)
     np.testing.assert_allclose(mv[:3].std(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(mv[3], 0.0)                    # centred, not blown up
-    m = images.normalise_per_file(a, "mean")
+    m = images.normalise_per_file(a, mode="mean")
     np.testing.assert_allclose(m.mean(axis=1), 0.0, atol=1e-5)
     np.testing.assert_allclose(m[:3].std(axis=1), a[:3].std(axis=1), rtol=1e-5)
-    assert images.normalise_per_file(a, "none") is a
+    assert images.normalise_per_file(a, mode="none") is a
     # peak: dB re the file's loudest bin, so a quieter copy of the same sound is the same image
-    np.testing.assert_allclose(images.normalise_per_file(a, "peak"), a - a.max(), rtol=1e-6)
+    np.testing.assert_allclose(images.normalise_per_file(a, mode="peak"), a - a.max(), rtol=1e-6)
     np.testing.assert_allclose(vectors.image_vector(a - 30.0, 5, "peak"), vectors.image_vector(a, 5, "peak"), atol=1e-4)
-    assert images.normalise_per_file(a, "peak").max() == 0.0
+    assert images.normalise_per_file(a, mode="peak").max() == 0.0
     with pytest.raises(ValueError, match="per_file"):
-        images.normalise_per_file(a, "max")
+        images.normalise_per_file(a, mode="max")
 
 
 def test_pool_bins_averages_groups():
@@ -214,7 +214,7 @@ def test_image_view_is_trimmed_and_cmvn_for_mfcc(project):
     cfg, paths = make_features(project, overrides={"views.image.pca": None, "views.scale": "none"})
     by = {v.spec.name: v for v in build(cfg, paths)}
     mel = np.load(paths.feature_file("mel", "low", "low_0", ".npy"))
-    region = images.active_frames(mel, 20.0)
+    region = images.active_frames(mel, top_db=20.0)
     assert region.start > 0 and region.stop < mel.shape[1]       # the silent edges are cut
     # mel images are dB re the file's loudest bin (default per_file for mel: peak)
     kept = mel[:, region]

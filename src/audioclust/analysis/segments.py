@@ -498,7 +498,7 @@ def write_clicks(y: np.ndarray, result: SegmentResult, folder: str | Path, cfg: 
             path = Path(folder) / name / f"cluster_{cluster}.wav"
             mix = click_mix(y, result.sr, result.onsets[labels == cluster], click_freq=cfg.click_freq,
                             click_duration=cfg.click_duration, gain=cfg.click_gain)
-            write_wav(path, mix, result.sr)
+            write_wav(path, mix, sr=result.sr)
             out[name][cluster] = path
     return out
 
@@ -597,7 +597,7 @@ def load_recording(path: str | Path, sr: int) -> np.ndarray:
         When the file cannot be decoded.
     """
     y, file_sr = load_audio(path)
-    return resample(to_mono(y), file_sr, sr)
+    return resample(to_mono(y), orig_sr=file_sr, target_sr=sr)
 
 
 def run_segments(path: str | Path | None, out_dir: str | Path, settings: Any, *, sample_rate: int, seed: int = 0

@@ -298,7 +298,7 @@ def _open_audioread(path: Path, sf_reason: str) -> Any:
         raise AudioReadError(f"{sf_reason}; ffmpeg cannot decode it either{detail}") from exc
 
 
-def write_wav(path: str | Path, y: np.ndarray, sr: int, subtype: str = "FLOAT") -> None:
+def write_wav(path: str | Path, y: np.ndarray, *, sr: int, subtype: str = "FLOAT") -> None:
     """Write a mono WAV atomically.
 
     The default subtype is 32-bit ``FLOAT``: it stores the float32 pipeline signal

@@ -28,7 +28,7 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     return y if y.ndim == 1 else y.mean(axis=0, dtype=np.float32)
 
 
-def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample along the last axis with soxr (high quality); the same rate returns ``y`` as is.
 
     Parameters
@@ -45,7 +45,7 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return librosa.resample(y=y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
 
 
-def lowpass(y: np.ndarray, sr: int, cutoff: float | None, order: int) -> np.ndarray:
+def lowpass(y: np.ndarray, *, sr: int, cutoff: float | None, order: int) -> np.ndarray:
     """Zero-phase Butterworth low-pass along the last axis.
 
     The filter (second-order sections) runs forward and backward (``sosfiltfilt``),

@@ -75,7 +75,7 @@ def read_png(data: Any) -> np.ndarray:
 STD_FLOOR = 1e-6
 
 
-def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
+def active_frames(level_db: np.ndarray, *, top_db: float | None) -> slice:
     """The active region of a file: first..last frame whose loudest bin is within ``top_db`` of the loudest frame.
 
     Parameters
@@ -98,7 +98,7 @@ def active_frames(level_db: np.ndarray, top_db: float | None) -> slice:
     return slice(int(keep[0]), int(keep[-1]) + 1)
 
 
-def normalise_per_file(array: np.ndarray, mode: str) -> np.ndarray:
+def normalise_per_file(array: np.ndarray, *, mode: str) -> np.ndarray:
     """Normalise one file's feature: ``none``, ``peak``, ``mean`` or ``meanvar``.
 
     ``peak`` subtracts the array's maximum (a dB feature becomes dB re the file's loudest
@@ -181,8 +181,8 @@ def fixed_size_image(
         ref = a if level_db is None else np.asarray(level_db, dtype=np.float64)
         if ref.ndim != 2 or ref.shape[1] != a.shape[1]:
             raise ValueError(f"level_db of shape {ref.shape} does not match the {a.shape[1]} frames of the array")
-        a = a[:, active_frames(ref, trim_db)]
-    a = normalise_per_file(a, per_file)
+        a = a[:, active_frames(ref, top_db=trim_db)]
+    a = normalise_per_file(a, mode=per_file)
     image = np.ascontiguousarray(a.T, dtype=np.float32)
     T, F = (int(s) for s in size)
     if image.shape != (T, F):

@@ -87,7 +87,7 @@ DEMO_FAMILIES: dict[str, Callable[[np.random.Generator, np.ndarray, int], np.nda
 }
 
 
-def demo_sound(label: str, index: int, seed: int = 0, sr: int = 22050, seconds: float = 1.0) -> np.ndarray:
+def demo_sound(label: str, index: int, *, seed: int = 0, sr: int = 22050, seconds: float = 1.0) -> np.ndarray:
     """One demo sound: family ``label``, jittered by ``(seed, family, index)``.
 
     The duration is ``seconds`` ±20 %, the peak −12…−1 dBFS, plus white noise

@@ -105,7 +105,7 @@ def image_vector(array: np.ndarray, n_frames: int, per_file: str = "none") -> np
     -------
     ndarray of shape (n_bins * n_frames,), float32, bin-major.
     """
-    return resample_frames(normalise_per_file(array, per_file), n_frames).ravel()
+    return resample_frames(normalise_per_file(array, mode=per_file), n_frames).ravel()
 
 
 # --------------------------------------------------------------------------- building
@@ -167,7 +167,7 @@ def file_vectors(settings: ViewsSettings, arrays: dict[str, np.ndarray | None],
         region = slice(None)
         if level is not None and level.shape[1] == array.shape[1]:
             if s.trim_db not in regions:  # one active region per threshold and file, not per view
-                regions[s.trim_db] = active_frames(level, s.trim_db)
+                regions[s.trim_db] = active_frames(level, top_db=s.trim_db)
             region = regions[s.trim_db]
         pooled = pool_bins(array[:, region], settings.views.max_bins)
         if spec.kind == "stats":

@@ -301,7 +301,7 @@ def generate_demo(folder: str | Path, seed: int = 0, n_per_class: int = 20, sr: 
             rel = f"{label}/{label}_{i:03d}.wav"
             path = folder / rel
             if not (same and path.is_file() and path.stat().st_size == old_files.get(rel)):
-                write_wav(path, demo_sound(label, i, seed=seed, sr=sr, seconds=seconds), sr, subtype="PCM_16")
+                write_wav(path, demo_sound(label, i, seed=seed, sr=sr, seconds=seconds), sr=sr, subtype="PCM_16")
                 written += 1
             files[rel] = path.stat().st_size
     for rel in set(old_files) - set(files):

@@ -59,7 +59,7 @@ def transform_file(job: dict[str, Any], audio: dict[str, Any], marker_folder: st
         if y.size == 0:
             raise AudioReadError("no audio frames after decoding")
         y = resample(y, orig_sr=sr, target_sr=audio["sample_rate"])
-        y = lowpass(y, audio["sample_rate"], audio["cutoff"], audio["order"])
+        y = lowpass(y, sr=audio["sample_rate"], cutoff=audio["cutoff"], order=audio["order"])
     except AudioReadError as exc:
         out.unlink(missing_ok=True)
         return {**row, "status": "error", "reason": str(exc)}
@@ -73,7 +73,7 @@ def transform_file(job: dict[str, Any], audio: dict[str, Any], marker_folder: st
         row.update(status="silent", reason=f"peak {peak:.1f} dBFS after the transform is below "
                                            f"audio.silence_db ({audio['silence_db']:g} dBFS)")
     else:
-        write_wav(out, y, audio["sample_rate"])
+        write_wav(out, y, sr=audio["sample_rate"])
         row.update(status="ok", reason="", path=job["out_rel"])
     Markers(Path(marker_folder), params_hash).put(job["marker"], {**row, "source_fingerprint": job["source_fingerprint"]})
     return row
