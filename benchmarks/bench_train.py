@@ -126,14 +126,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    cfg = load_config(overrides=[f"autoencoder.num_threads={args.threads}", *args.overrides]).autoencoder
+    full = load_config(overrides=[f"autoencoder.num_threads={args.threads}", *args.overrides])
+    cfg, images = full.autoencoder, full.images
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     arrays, truth = fsdd_mels(args.n) if args.data == "fsdd" else synthetic_mels(args.n)
     t_make = time.perf_counter() - start
     start = time.perf_counter()
-    dataset = FeaturesDataset(arrays, size=cfg.input_size, scale=cfg.scale, trim_db=cfg.trim_db,
-                              per_file=cfg.per_file.get("mel", "none"))
+    dataset = FeaturesDataset(arrays, size=cfg.input_size, scale=cfg.scale, trim_db=images.trim_db,
+                              per_file=images.per_file.get("mel", "none"))
     t_dataset = time.perf_counter() - start
     del arrays
 
@@ -174,8 +175,8 @@ def main() -> None:
     print(f"\n{args.data}: {len(dataset)} images {cfg.input_size[0]}×{cfg.input_size[1]}, "
           f"architecture {cfg.architecture}, latent {cfg.latent_dims[0]}, lr {cfg.lr}, max_epochs {cfg.max_epochs}, "
           f"patience {cfg.patience}, min_delta {cfg.min_delta}, lr_patience {cfg.lr_patience}, "
-          f"val_fraction {cfg.val_fraction}, num_workers {cfg.num_workers}, trim_db {cfg.trim_db}, "
-          f"per_file {cfg.per_file.get('mel', 'none')}; "
+          f"val_fraction {cfg.val_fraction}, num_workers {cfg.num_workers}, trim_db {images.trim_db}, "
+          f"per_file {images.per_file.get('mel', 'none')}; "
           f"data made in {t_make:.1f} s, resized and scaled in {t_dataset:.1f} s; "
           f"torch {torch.__version__}, {psutil.cpu_count(logical=True)} logical CPUs, "
           f"load average {psutil.getloadavg()[0]:.1f}\n")

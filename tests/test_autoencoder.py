@@ -126,8 +126,8 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     ckpt = demo.abs(saved["checkpoint"].iloc[0])
     module = AutoencoderModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
     files = autoencoder.feature_files(demo, features[features["status"] == "ok"], "mel", "npy")
-    ae = cfg.autoencoder       # the stage's input: mel trimmed on itself, in dB re its peak
-    images = FeaturesDataset(files, size=[32, 16], trim_db=ae.trim_db, per_file=ae.per_file["mel"]).images
+    # the stage's input: mel trimmed on itself, in dB re its peak
+    images = FeaturesDataset(files, size=[32, 16], trim_db=cfg.images.trim_db, per_file=cfg.images.per_file["mel"]).images
     with torch.no_grad():
         mse = F.mse_loss(module.model(images)[0], images).item()
     assert saved["recon_mse"].iloc[0] == pytest.approx(mse, rel=1e-4)

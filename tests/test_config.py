@@ -95,3 +95,15 @@ def test_section_hash_changes_only_with_its_sections():
     assert section_hash(a, "audio") == section_hash(b, "audio")
     assert section_hash(a, "features") != section_hash(b, "features")
     assert len(section_hash(a, "audio")) == 12
+
+
+@pytest.mark.parametrize("old, new", [("views.image.per_file", "images.per_file"), ("autoencoder.trim_db", "images.trim_db")])
+def test_a_moved_key_says_where_it_went(old, new):
+    with pytest.raises(ConfigError, match=f"config key '{old}' .* is now '{new}'"):
+        load_config(overrides=[f"{old}=null"])
+
+
+def test_image_preparation_is_declared_once_for_views_and_autoencoder():
+    cfg = load_config(overrides=["images.trim_db=12", "images.per_file={mel: meanvar}"])
+    assert not hasattr(cfg.views.image, "trim_db") and not hasattr(cfg.autoencoder, "per_file")
+    assert (cfg.images.trim_db, cfg.images.per_file) == (12.0, {"mel": "meanvar"})

@@ -31,6 +31,10 @@ def cfg():
     }).autoencoder
 
 
+#: The default image preparation (the ``images`` section): mel images trimmed at 20 dB, dB re the file's peak.
+IMAGES = load_config().images
+
+
 def two_families(n: int = 24, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
     """Arrays (n_bins=10, n_frames 8..15): energy in the low bins for family 0, the high bins for 1."""
     rng = np.random.default_rng(seed)
@@ -44,6 +48,7 @@ def two_families(n: int = 24, seed: int = 0) -> tuple[list[np.ndarray], np.ndarr
 
 
 def train(cfg, arrays, tmp_path, seed=0, **kwargs):
+    kwargs = {"trim_db": IMAGES.trim_db, "per_file": IMAGES.per_file["mel"], **kwargs}
     return train_autoencoder("dcec", arrays, cfg, seed, tmp_path / "logs", tmp_path / "ckpt", progress=False, **kwargs)
 
 

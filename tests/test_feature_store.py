@@ -178,14 +178,14 @@ def test_store_off_writes_no_store_and_views_build_it(setup):
 
 def test_autoencoder_images_come_from_the_store(setup):
     project, paths = setup
-    cfg = cfg_of(project, "autoencoder.input_size=[16, 8]", "autoencoder.per_file={mel: peak}")
+    cfg = cfg_of(project, "autoencoder.input_size=[16, 8]", "images.per_file={mel: peak}")
     extract.run(cfg, paths)
     table = results.read_table(paths)
     images = views.stored_ae_images(views_settings(cfg), paths, table, "mel")
     assert images.shape == (4, 16, 8)
     for i, (label, stem) in enumerate(zip(table["label"], table["stem"])):
         mel = np.load(paths.feature_file("mel", label or "unlabelled", stem, ".npy"))
-        expected = fixed_size_image(mel, size=(16, 8), trim_db=cfg.autoencoder.trim_db, per_file="peak")
+        expected = fixed_size_image(mel, size=(16, 8), trim_db=cfg.images.trim_db, per_file="peak")
         np.testing.assert_array_equal(images[i], expected)
         assert -30.0 < images[i].max() <= 0.0                      # peak: dB re the file's loudest bin, then averaged
     other = cfg_of(project, "autoencoder.input_size=[32, 8]")      # another input size: not in the store

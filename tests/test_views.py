@@ -230,7 +230,7 @@ def test_image_view_is_trimmed_and_cmvn_for_mfcc(project):
 def test_npy_and_png_views_agree_within_quantisation(project):
     cfg, paths = make_features(project, overrides={"views.sources": ["npy", "png"], "views.features": ["mel"],
                                                    "views.image.pca": None, "views.scale": "none",
-                                                   "views.image.trim_db": None})
+                                                   "images.trim_db": None})
     by = {v.spec.name: v for v in build(cfg, paths)}
     vmin, vmax = cfg.features.png_ranges["mel"]
     half_step = (vmax - vmin) / 255 / 2

@@ -135,11 +135,25 @@ PerFile = Literal[PER_FILE_MODES]
 
 
 @dataclass
+class ImagesConfig:
+    trim_db: float | None = _f(
+        20.0, min=0.0,
+        doc="align in time: keep the first..last frame whose loudest bin is within this many dB of the "
+            "file's loudest frame (mel, else spectrogram, decides), so silence before or after a sound "
+            "neither shifts nor stretches its image; null: whole file")
+    per_file: dict[str, PerFile] = _f(
+        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"},
+        doc="per-file normalisation: peak (dB re the file's loudest bin: the recording level goes, so single "
+            "quiet files do not make clusters of their own) | mean (each row over time) | meanvar (and its "
+            "spread: CMVN removes the channel and much of the speaker from cepstra) | none; unlisted: none")
+
+
+@dataclass
 class StatsViewConfig:
     trim_db: float | None = _f(
         None, min=0.0,
         doc="stats over the whole file: background and pauses describe the source too; a number trims "
-            "as image.trim_db")
+            "as images.trim_db")
     clip: float | None = _f(
         None, min=0.1,
         doc="with views.scale standard: z-scores beyond +-clip are set to +-clip (one far-out file cannot "
@@ -154,21 +168,10 @@ class StatsViewConfig:
 
 @dataclass
 class ImageViewConfig:
-    trim_db: float | None = _f(
-        20.0, min=0.0,
-        doc="align in time: keep the first..last frame whose loudest bin is within this many dB of the "
-            "file's loudest frame (mel, else spectrogram, decides); silence before or after any sound "
-            "would shift its image; null: whole file")
     n_frames: int = _f(
         8, min=1,
-        doc="frames the image is resampled to (linear interpolation over the trimmed region): the coarse "
-            "time course, robust to tempo")
-    per_file: dict[str, PerFile] = _f(
-        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"},
-        doc="per-file normalisation: peak (dB re the file's loudest bin: the recording level goes, so single "
-            "quiet files do not make clusters of their own) | mean (each row over time) | meanvar (and its "
-            "spread: CMVN removes the channel and much of the speaker from cepstra) | none; the stats view "
-            "keeps level and static spectrum; unlisted: none")
+        doc="frames the image is resampled to (linear interpolation over the trimmed region, images.trim_db): "
+            "the coarse time course, robust to tempo")
     clip: float | None = _f(None, min=0.1, doc="z-score clip (as stats.clip)")
     pca: float | None = _f(40.0, min=1e-6, doc="PCA of the image view (as stats.pca)")
     whiten: bool = _f(False, doc="whiten the image view's components")
@@ -349,15 +352,6 @@ class AutoencoderConfig:
         "percentile",
         doc="one map for the whole dataset onto [0, 1] after the per-file steps: percentile (1st..99th, "
             "clipped) | minmax | none")
-    trim_db: float | None = _f(
-        20.0, min=0.0,
-        doc="per file, before resizing: keep the first..last frame whose loudest bin is within this many dB "
-            "of the loudest frame (mel, else spectrogram, decides), so silence does not decide the stretch; "
-            "null: whole file")
-    per_file: dict[str, PerFile] = _f(
-        {"spectrogram": "peak", "mel": "peak", "mfcc": "meanvar", "mfcc_no_c0": "meanvar"},
-        doc="per-file normalisation: peak (dB re the file's loudest bin: recording level removed) | meanvar "
-            "(each row over time, CMVN) | none; unlisted: none")
     latent_dims: list[int] = _f([10], min=1, doc="embedding sizes to train (a sweep: one model each)")
     batch_size: int = _f(
         64, min=1,
@@ -508,6 +502,10 @@ class Config:
         doc="stage 04: clusterers, k or its estimation, label-free selection, size limits, figures")
     views: ViewsConfig = _section(
         ViewsConfig, doc="stage 04: how each saved feature becomes one vector per file")
+    images: ImagesConfig = _section(
+        ImagesConfig,
+        doc="stages 04 and 05: how a feature becomes an image of its time course (the image views and the "
+            "autoencoder's input)")
     segments: SegmentsConfig = _section(
         SegmentsConfig, doc="segment clustering: the events inside one recording (notebook 07)")
     grouping: GroupingConfig = _section(
@@ -517,6 +515,13 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: Keys that moved, and where to: a config file that still uses one gets a message saying so.
+MOVED: dict[str, str] = {
+    "views.image.trim_db": "images.trim_db", "views.image.per_file": "images.per_file",
+    "autoencoder.trim_db": "images.trim_db", "autoencoder.per_file": "images.per_file",
+}
 
 
 # --------------------------------------------------------------------------- loading
@@ -600,6 +605,9 @@ def _apply(obj: Any, data: dict[str, Any], prefix: str, origin: str) -> None:
         name = f"{prefix}{key}"
         if key not in fields:
             allowed = ", ".join(prefix + k for k in fields)
+            if name in MOVED:
+                raise ConfigError(f"config key '{name}' (from {origin}) is now '{MOVED[name]}': one setting for the "
+                                  "image views and the autoencoder's input; rename it")
             raise ConfigError(f"unknown config key '{name}' (from {origin}); allowed keys here: {allowed}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
@@ -680,9 +688,9 @@ def _check_cross_fields(cfg: Config) -> None:
     if cfg.dataset.labels == "csv" and not cfg.dataset.label_csv:
         raise ConfigError("config key 'dataset.labels' = 'csv' needs 'dataset.label_csv' (a CSV of path,label)")
     v = cfg.views
-    for kind in v.image.per_file:
+    for kind in cfg.images.per_file:
         if kind not in FEATURE_KINDS:
-            raise ConfigError(f"unknown feature '{kind}' in 'views.image.per_file'; allowed: {', '.join(FEATURE_KINDS)}")
+            raise ConfigError(f"unknown feature '{kind}' in 'images.per_file'; allowed: {', '.join(FEATURE_KINDS)}")
     for name in ("stats", "image", "descriptors"):
         pca = getattr(v, name).pca
         if pca is not None and pca >= 1 and pca != int(pca):
@@ -722,7 +730,7 @@ def section_hash(cfg: Config, *sections: str, extra: Any = None) -> str:
 #: before 05). The dataclass field order of :class:`Config` stays as it is; nested keys follow
 #: their dataclass.
 YAML_ORDER: tuple[str, ...] = ("seed", "dataset", "audio", "features", "parallel", "cluster",
-                               "autoencoder", "views", "segments", "grouping", "report")
+                               "autoencoder", "views", "images", "segments", "grouping", "report")
 
 YAML_HEADER: tuple[str, ...] = (
     "audioclust defaults: every parameter, its default and what it does.",

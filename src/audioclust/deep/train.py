@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -44,6 +42,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
+from audioclust.core.cache import stable_hash
 from audioclust.core.errors import AudioclustError, ConfigError
 from audioclust.core.storage import pid_suffix, read_json, write_json
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
@@ -87,7 +86,7 @@ def pretraining_hash(dataset: FeaturesDataset, architecture: str, latent_dim: in
     section = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_PRETRAINING}
     payload = {"data": dataset.fingerprint(), "architecture": architecture, "latent_dim": int(latent_dim),
                "autoencoder": section, "seed": int(seed), "extra": extra}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return stable_hash(payload)
 
 
 @contextlib.contextmanager
@@ -122,7 +121,8 @@ def train_autoencoder(
     ckpt_dir: str | Path,
     latent_dim: int | None = None,
     keys: Sequence[str] | None = None,
-    feature: str = "mel",
+    trim_db: float | None = None,
+    per_file: str = "none",
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[pl.Callback] = (),
     progress: bool = True,
@@ -138,22 +138,22 @@ def train_autoencoder(
     ----------
     model_name : ``dcec``, ``conv4`` or ``vae``.
     data : a :class:`FeaturesDataset`, or arrays / paths to build one with ``cfg.input_size``,
-        ``cfg.scale``, ``cfg.trim_db`` and ``cfg.per_file[feature]`` (and ``keys``).
+        ``cfg.scale``, ``trim_db`` and ``per_file`` (and ``keys``).
     cfg : the ``autoencoder`` config section (:class:`audioclust.config.AutoencoderConfig`).
     seed : feeds ``seed_everything``, the split and the shuffling.
     log_dir : CSV and TensorBoard logs go to ``<log_dir>/<run name>/<hash>/``.
     ckpt_dir : folder of checkpoints.
     latent_dim : size of the embedding; default ``cfg.latent_dims[0]``.
     keys : sample names for the data fingerprint when ``data`` is not a dataset (ignored otherwise).
-    feature : the feature kind of ``data`` when it is not a dataset (its ``cfg.per_file`` entry).
+    trim_db, per_file : the images' active-region threshold and per-file normalisation when ``data``
+        is not a dataset (the ``images`` config section).
     trainer_kwargs : extra ``pl.Trainer`` arguments (e.g. ``fast_dev_run=True``); part of the hash.
     callbacks : extra Lightning callbacks (e.g. timers), added to early stopping and checkpointing;
         not part of the hash, so they must not change the training.
     progress : show Lightning's progress bar.
     """
     dataset = data if isinstance(data, FeaturesDataset) else FeaturesDataset(
-        data, size=cfg.input_size, scale=cfg.scale, keys=keys, trim_db=cfg.trim_db,
-        per_file=cfg.per_file.get(feature, "none"))
+        data, size=cfg.input_size, scale=cfg.scale, keys=keys, trim_db=trim_db, per_file=per_file)
     latent_dim = int(cfg.latent_dims[0] if latent_dim is None else latent_dim)
     dm = FeaturesDataModule(dataset, batch_size=cfg.batch_size, val_fraction=cfg.val_fraction,
                             num_workers=cfg.num_workers, seed=seed)

@@ -115,7 +115,8 @@ def _reference(settings: ViewsSettings) -> str | None:
 
 
 def _trim_db(settings: ViewsSettings, spec: ViewSpec) -> float | None:
-    return settings.autoencoder.trim_db if spec.kind == AE_KIND else view_settings(settings, spec).trim_db
+    """The active-region threshold of a view: ``images.trim_db`` for images, the kind's own for stats."""
+    return settings.images.trim_db if spec.kind in (AE_KIND, "image") else view_settings(settings, spec).trim_db
 
 
 def _read_array(paths: ProjectPaths, settings: ViewsSettings, kind: str, label: str, stem: str, source: str) -> np.ndarray:
@@ -159,21 +160,22 @@ def file_vectors(settings: ViewsSettings, arrays: dict[str, np.ndarray | None],
             out[spec] = None
             continue
         if spec.kind == AE_KIND:
-            ae = settings.autoencoder
-            out[spec] = fixed_size_image(array, size=(ae.input_size[0], ae.input_size[1]), level_db=level,
-                                         trim_db=ae.trim_db, per_file=ae.per_file.get(spec.feature, "none")).ravel()
+            size = settings.autoencoder.input_size
+            out[spec] = fixed_size_image(array, size=(size[0], size[1]), level_db=level, trim_db=settings.images.trim_db,
+                                         per_file=settings.images.per_file.get(spec.feature, "none")).ravel()
             continue
-        s = view_settings(settings, spec)
+        trim_db = _trim_db(settings, spec)
         region = slice(None)
         if level is not None and level.shape[1] == array.shape[1]:
-            if s.trim_db not in regions:  # one active region per threshold and file, not per view
-                regions[s.trim_db] = active_frames(level, top_db=s.trim_db)
-            region = regions[s.trim_db]
+            if trim_db not in regions:  # one active region per threshold and file, not per view
+                regions[trim_db] = active_frames(level, top_db=trim_db)
+            region = regions[trim_db]
         pooled = pool_bins(array[:, region], settings.views.max_bins)
         if spec.kind == "stats":
             out[spec] = stats_vector(pooled)
         else:
-            out[spec] = image_vector(pooled, s.n_frames, s.per_file.get(spec.feature, "none"))
+            out[spec] = image_vector(pooled, view_settings(settings, spec).n_frames,
+                                     settings.images.per_file.get(spec.feature, "none"))
     return out
 
 
@@ -248,6 +250,7 @@ class ViewsSettings:
     feature_kinds : the features stage 03 extracted (``features.kinds``).
     png_ranges : the value range of each feature's 8-bit image (``features.png_ranges``).
     views : the ``views`` section: which views, how each kind is pooled, scaled, reduced.
+    images : the ``images`` section: active-region threshold and per-file normalisation of images.
     autoencoder : the ``autoencoder`` section: its input images are views too.
     seed : seeds PCA, UMAP and the samplers.
     analysis : the ``features`` and ``audio`` sections as dicts: what the saved arrays depend
@@ -257,6 +260,7 @@ class ViewsSettings:
     feature_kinds: tuple[str, ...]
     png_ranges: dict[str, list[float]]
     views: Any
+    images: Any
     autoencoder: Any
     seed: int
     analysis: dict[str, Any]

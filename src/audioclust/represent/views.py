@@ -9,8 +9,8 @@ into a vector, then the matrix is imputed, scaled and optionally reduced:
     ``[mean(b_0..b_n), std(..), delta_mean(..), delta_std(..)]``: ``4 * n_bins`` values.
 ``image``
     The time-frequency image itself, made comparable across files of different length:
-    trimmed to its active region (``views.image.trim_db``), normalised per file
-    (``views.image.per_file``: ``peak`` makes a dB feature dB re the file's loudest bin, so
+    trimmed to its active region (``images.trim_db``), normalised per file
+    (``images.per_file``: ``peak`` makes a dB feature dB re the file's loudest bin, so
     the recording level does not decide; ``mean`` removes the per-file offset of every
     coefficient, ``meanvar`` also its spread — cepstral mean and variance normalisation,
     which removes much of the speaker and channel from MFCCs), resampled along time to
@@ -57,6 +57,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,7 @@ from audioclust.represent.vectors import (
     ViewSpec,
     ViewsSettings,
     _reference,
+    _trim_db,
     vectors_of_files,
     view_settings,
 )
@@ -144,14 +146,13 @@ def store_specs(settings: ViewsSettings) -> list[ViewSpec]:
 
 def settings_key(settings: ViewsSettings, spec: ViewSpec) -> str:
     """Hash of everything that makes one file's vector of this view (not the dataset-wide transform)."""
+    own: dict[str, Any] = {"trim_db": _trim_db(settings, spec)}
     if spec.kind == AE_KIND:
-        ae = settings.autoencoder
-        own = {"input_size": list(ae.input_size), "trim_db": ae.trim_db, "per_file": ae.per_file.get(spec.feature, "none")}
-    else:
-        kind = dataclasses.asdict(view_settings(settings, spec))
-        own = {k: kind[k] for k in ("trim_db", "n_frames") if k in kind}
-        if spec.kind == "image":
-            own["per_file"] = kind["per_file"].get(spec.feature, "none")
+        own.update(input_size=list(settings.autoencoder.input_size))
+    elif spec.kind == "image":
+        own.update(n_frames=view_settings(settings, spec).n_frames)
+    if spec.kind in (AE_KIND, "image"):
+        own.update(per_file=settings.images.per_file.get(spec.feature, "none"))
     extra = {"version": _CACHE_VERSION, "spec": dataclasses.astuple(spec), "max_bins": settings.views.max_bins,
              "reference": _reference(settings), "own": own}
     return stable_hash({**settings.analysis, "extra": extra})
@@ -283,7 +284,7 @@ def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFram
     specs = view_specs(settings) if specs is None else specs
     files = [file_key(lab, stem) for lab, stem in zip(table["label"], table["stem"])]
     if any(s.kind != DESCRIPTOR_FEATURE for s in specs) and _reference(settings) is None and any(
-            view_settings(settings, s).trim_db is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):
+            _trim_db(settings, s) is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):
         log.warning("trim_db is set but neither mel nor spectrogram was extracted: views are not trimmed")
 
     raw = _stored_or_built(settings, paths, table, files, [s for s in specs if s.kind != DESCRIPTOR_FEATURE],

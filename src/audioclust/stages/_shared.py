@@ -36,7 +36,7 @@ def analysis_params(cfg: Config) -> dict[str, Any]:
 def views_settings(cfg: Config) -> ViewsSettings:
     """What building views needs from the config (:class:`~audioclust.represent.vectors.ViewsSettings`)."""
     return ViewsSettings(feature_kinds=tuple(cfg.features.kinds), png_ranges=dict(cfg.features.png_ranges),
-                         views=cfg.views, autoencoder=cfg.autoencoder, seed=cfg.seed,
+                         views=cfg.views, images=cfg.images, autoencoder=cfg.autoencoder, seed=cfg.seed,
                          analysis={"features": dataclasses.asdict(cfg.features), "audio": dataclasses.asdict(cfg.audio)})
 
 

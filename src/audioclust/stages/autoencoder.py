@@ -5,8 +5,8 @@ NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size
 ``autoencoder.latent_dims``:
 
 0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
-   to its active region (``autoencoder.trim_db``, decided on the mel spectrogram:
-   :func:`level_arrays`), normalised per file (``autoencoder.per_file``: dB re the file's
+   to its active region (``images.trim_db``, decided on the mel spectrogram:
+   :func:`level_arrays`), normalised per file (``images.per_file``: dB re the file's
    peak for spectrograms, CMVN for MFCC) and resized to ``autoencoder.input_size``; then one
    dataset-wide map onto [0, 1] (``autoencoder.scale``). So the autoencoder spends its
    capacity on the sound's spectral shape and time course, not on its level, its leading
@@ -71,7 +71,7 @@ from tqdm.auto import tqdm
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
 from audioclust.clustering.selection import autoencoder_criterion, mark_selected
-from audioclust.config import FEATURE_KINDS, Config
+from audioclust.config import Config
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.core.storage import read_json, remove_stale_temps, write_csv, write_npy
@@ -159,10 +159,6 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     if not ae.features or not ae.latent_dims:
         raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
                           "least one value, e.g. [mel] and [10]")
-    unknown = sorted(set(ae.per_file) - set(FEATURE_KINDS))
-    if unknown:
-        raise ConfigError(f"unknown feature {unknown[0]!r} in 'autoencoder.per_file'; allowed: "
-                          f"{', '.join(FEATURE_KINDS)}")
     table = read_table(paths)
     n = len(table)
     if n < 3:
@@ -252,12 +248,12 @@ def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature
     if images is not None:
         return FeaturesDataset(list(images), size=ae.input_size, scale=ae.scale, keys=keys, prepared=True)
     return FeaturesDataset(_read_arrays(cfg, paths, table, feature), size=ae.input_size, scale=ae.scale,
-                           keys=keys, levels=level_arrays(cfg, paths, table, feature), trim_db=ae.trim_db,
-                           per_file=ae.per_file.get(feature, "none"))
+                           keys=keys, levels=level_arrays(cfg, paths, table, feature), trim_db=cfg.images.trim_db,
+                           per_file=cfg.images.per_file.get(feature, "none"))
 
 
 def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray] | None:
-    """The dB arrays that decide each file's active region (``autoencoder.trim_db``), in ``table`` order.
+    """The dB arrays that decide each file's active region (``images.trim_db``), in ``table`` order.
 
     The reference is the file's mel spectrogram, else its spectrogram (the first of
     :data:`audioclust.represent.vectors.TRIM_REFERENCES` that stage 03 extracted), read from the
@@ -269,8 +265,7 @@ def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature:
     the feature is its own reference, or no dB feature was extracted (logged; nothing is
     trimmed then).
     """
-    ae = cfg.autoencoder
-    if ae.trim_db is None:
+    if cfg.images.trim_db is None:
         return None
     reference = next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
     if reference is None:
