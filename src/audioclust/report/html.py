@@ -28,13 +28,12 @@ import yaml
 from markupsafe import Markup
 
 from audioclust import __version__
-from audioclust import results as ac_results
 from audioclust.clustering.metrics import NOISE
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report.tables import format_frame, format_value
-from audioclust.results import RESULT_COLUMNS
+from audioclust.results import RESULT_COLUMNS, Result
 
 #: distributions whose versions the report lists (those installed)
 PACKAGES = ["numpy", "scipy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr", "scikit-fuzzy", "umap-learn",
@@ -200,8 +199,8 @@ def _cards(part: pd.DataFrame, table: pd.DataFrame, cluster: int, mime: str) -> 
     return out
 
 
-def _clusters_context(report: Any, result: ac_results.Result, X: np.ndarray, table: pd.DataFrame,
-                      full: ac_results.Result) -> dict[str, Any]:
+def _clusters_context(report: Any, result: Result, X: np.ndarray, table: pd.DataFrame,
+                      full: Result) -> dict[str, Any]:
     """Overview and one entry per cluster: sizes and make-up of ``full``, members from ``result``."""
     clusters = explore.cluster_table(full)
     makeup = explore.label_makeup(full)
@@ -230,7 +229,7 @@ def _clusters_context(report: Any, result: ac_results.Result, X: np.ndarray, tab
             "links": [(int(c), explore.cluster_name(int(c))) for c in clusters["cluster"]], "clusters": entries}
 
 
-def _map_data(result: ac_results.Result, table: pd.DataFrame) -> dict[str, Any]:
+def _map_data(result: Result, table: pd.DataFrame) -> dict[str, Any]:
     """The data behind the sound map (columns of equal length), written as JSON by the template."""
     return {
         "x": table["x"].tolist(), "y": table["y"].tolist(), "name": table["stem"].tolist(),
@@ -241,7 +240,7 @@ def _map_data(result: ac_results.Result, table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _headline(result: ac_results.Result) -> dict[str, Any]:
+def _headline(result: Result) -> dict[str, Any]:
     """The result in one paragraph: id, type, algorithm, sizes, scores."""
     r = result.row
     scores = []
@@ -256,9 +255,9 @@ def _headline(result: ac_results.Result) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the page
 
-def render(paths: ProjectPaths, result: ac_results.Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
+def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
            seed: int, config: dict[str, Any], grouping: dict[str, Any] | None = None,
-           full: ac_results.Result | None = None) -> str:
+           full: Result | None = None) -> str:
     """The whole page as text (see :mod:`audioclust.stages.report`).
 
     Parameters

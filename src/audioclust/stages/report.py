@@ -44,7 +44,6 @@ from typing import Any
 
 import pandas as pd
 
-from audioclust import results as ac_results
 from audioclust.config import Config, section_hash
 from audioclust.core.cache import file_fingerprint
 from audioclust.core.errors import AudioclustError
@@ -66,7 +65,7 @@ from audioclust.represent.projection import (
     project,
     sample_positions,
 )
-from audioclust.results import MAP_COLUMNS
+from audioclust.results import MAP_COLUMNS, Result, load_result
 from audioclust.stages import _shared
 from audioclust.stages._shared import workers
 from audioclust.stages._skeleton import remove_unlisted
@@ -104,7 +103,7 @@ def write_report(cfg: Config, paths: ProjectPaths) -> Path:
 def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     r = cfg.report
     out = report_folder(paths)
-    result = ac_results.load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    result = load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     X = _shared.result_matrix(cfg, paths, result)
     full = result
     if r.max_files is not None and len(result.files) > r.max_files:
@@ -172,7 +171,7 @@ def _make_assets(job: _Job, settings: _Settings) -> dict[str, Any]:
     return row
 
 
-def _write_assets(cfg: Config, paths: ProjectPaths, result: ac_results.Result, out: Path) -> pd.DataFrame:
+def _write_assets(cfg: Config, paths: ProjectPaths, result: Result, out: Path) -> pd.DataFrame:
     """Excerpts and thumbnails of every file of the result (reused when up to date)."""
     r = cfg.report
     fmt = explore.audio_format(r.audio_format)
@@ -237,7 +236,7 @@ def _remove_stale(out: Path, keep: set[Path]) -> None:
 
 # --------------------------------------------------------------------------- grouping
 
-def _grouping(cfg: Config, paths: ProjectPaths, result: ac_results.Result, out: Path) -> dict[str, Any] | None:
+def _grouping(cfg: Config, paths: ProjectPaths, result: Result, out: Path) -> dict[str, Any] | None:
     """The comparison with ``grouping.pairs_csv`` (None when not set; the error text when it fails)."""
     if not cfg.grouping.pairs_csv:
         return None
