@@ -1,11 +1,9 @@
-"""Atomic writes and per-item completion markers.
+"""Atomic writes: every file is written to a temporary sibling and renamed into place.
 
-Every file is written to a temporary sibling and renamed into place, so a killed
-run never leaves a half-written file under its final name. Temporary names carry the
-writing process's id, so the next run removes what a killed run left
-(:func:`remove_stale_temps`) and never what a run still in progress is writing. A stage marks an item
-done by writing a small JSON *marker* last; a re-run trusts an item's outputs only
-when its marker exists and carries the current parameter hash.
+A killed run never leaves a half-written file under its final name. Temporary names carry
+the writing process's id, so the next run removes what a killed run left
+(:func:`remove_stale_temps`) and never what a run still in progress is writing. What a stage
+has finished is recorded by :class:`audioclust.core.cache.Markers`, written last.
 """
 
 from __future__ import annotations
