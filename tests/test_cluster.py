@@ -176,7 +176,7 @@ def test_unknown_grid_parameter_fails_before_work(project):
 
 
 def test_cluster_is_a_cli_stage():
-    assert ("cluster", cluster.run) in [(n, f) for n, f, _ in STAGES]
+    assert "cluster" in [n for n, _, _ in STAGES]
 
 
 def test_embed_2d_shapes_and_seed():

@@ -11,29 +11,56 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from audioclust import __version__
 from audioclust.config import Config, load_config
 from audioclust.core.errors import AudioclustError
 from audioclust.core.paths import ProjectPaths
-from audioclust.stages import autoencoder, cluster, extract, metadata, report, transform
-from audioclust.stages.prepare import generate_demo, prepare
 
 log = logging.getLogger(__name__)
 
 
+# Each stage is imported when it runs: stage 05 brings torch and Lightning, seconds to import,
+# which `audioclust --help` and the light stages should not pay.
+def _metadata(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import metadata
+    metadata.run(cfg, paths, return_table=False)  # streamed to disk: not read back
+
+
+def _transform(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import transform
+    transform.run(cfg, paths, return_table=False)
+
+
+def _extract(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import extract
+    extract.run(cfg, paths, return_table=False)
+
+
+def _cluster(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import cluster
+    cluster.run(cfg, paths)
+
+
+def _autoencoder(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import autoencoder
+    autoencoder.run(cfg, paths)
+
+
+def _report(cfg: Config, paths: ProjectPaths) -> None:
+    from audioclust.stages import report
+    report.run(cfg, paths)
+
+
 # (name, stage function, one-line help), in pipeline order
-STAGES: list[tuple[str, Callable[..., Any], str]] = [
-    ("metadata", metadata.run, "stage 01: scan audio files into metadata/<name>/metadata.csv"),
-    ("transform", transform.run, "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
-    ("extract", extract.run, "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
-    ("cluster", cluster.run, "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
-    ("autoencoder", autoencoder.run, "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
-    ("report", report.run, "write results/<name>/report/index.html: tables, figures, clusters, sound map"),
+STAGES: list[tuple[str, Callable[[Config, ProjectPaths], None], str]] = [
+    ("metadata", _metadata, "stage 01: scan audio files into metadata/<name>/metadata.csv"),
+    ("transform", _transform, "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
+    ("extract", _extract, "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
+    ("cluster", _cluster, "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
+    ("autoencoder", _autoencoder, "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
+    ("report", _report, "write results/<name>/report/index.html: tables, figures, clusters, sound map"),
 ]
-#: Stages that stream their table to disk: the command line does not read it back.
-STREAMING = {"metadata", "transform", "extract"}
 
 
 def run_stage(name: str, cfg: Config, paths: ProjectPaths) -> None:
@@ -41,10 +68,7 @@ def run_stage(name: str, cfg: Config, paths: ProjectPaths) -> None:
     run = {n: func for n, func, _ in STAGES}[name]
     start = time.perf_counter()
     log.info("== %s: dataset %s ==", name, paths.dataset)
-    if name in STREAMING:
-        run(cfg, paths, return_table=False)
-    else:
-        run(cfg, paths)
+    run(cfg, paths)
     log.info("== %s done in %.1f s ==", name, time.perf_counter() - start)
 
 
@@ -126,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             run_chain(cfg, paths, args.stages)
         elif args.command in ("demo", "generate-demo"):
+            from audioclust.stages.prepare import generate_demo
             n = generate_demo(paths.raw, seed=cfg.seed)
             log.info("demo dataset: %d files in %s", n, paths.raw)
             if args.command == "demo":
                 run_chain(cfg, paths)
                 _print_outputs(paths)
         elif args.command == "prepare":
+            from audioclust.stages.prepare import prepare
             n = prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)
             log.info("prepared %d files in %s", n, paths.raw)
         elif args.command == "notebooks":
