@@ -171,19 +171,21 @@ class ColumnMeanImputer(TransformerMixin, BaseEstimator):
         return X
 
 
-class ZScoreScaler(TransformerMixin, BaseEstimator):
-    """``(X - mean) / std`` per column, with the population standard deviation; a zero std divides by 1.
+class _ColumnScaler(TransformerMixin, BaseEstimator):
+    """``(X - offset_) / scale_`` per column, both learned by :meth:`_fit_columns`; a zero scale divides by 1.
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_dims,)
+    offset_ : ndarray of shape (n_dims,)
     scale_ : ndarray of shape (n_dims,)
-        The standard deviations, 1 where they are 0.
     n_features_in_ : int
     """
 
+    def _fit_columns(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
     def fit(self, X, y=None):
-        """Learn the column means and standard deviations.
+        """Learn each column's offset and scale.
 
         Parameters
         ----------
@@ -195,13 +197,12 @@ class ZScoreScaler(TransformerMixin, BaseEstimator):
         self
         """
         X = _matrix(X, self, reset=True)
-        std = X.std(axis=0)
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
+        self.offset_, scale = self._fit_columns(X)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
 
     def transform(self, X):
-        """Scale.
+        """Scale (new recordings may fall outside the range of the fitted ones).
 
         Parameters
         ----------
@@ -212,51 +213,21 @@ class ZScoreScaler(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, n_dims), float64
         """
         check_is_fitted(self, "scale_")
-        return (_matrix(X, self) - self.mean_) / self.scale_
+        return (_matrix(X, self) - self.offset_) / self.scale_
 
 
-class RangeScaler(TransformerMixin, BaseEstimator):
-    """``(X - min) / (max - min)`` per column (the fitted range to [0, 1]); a zero range divides by 1.
+class ZScoreScaler(_ColumnScaler):
+    """``(X - mean) / std`` per column, with the population standard deviation (``views.scale: standard``)."""
 
-    Attributes
-    ----------
-    data_min_ : ndarray of shape (n_dims,)
-    scale_ : ndarray of shape (n_dims,)
-        ``max - min``, 1 where it is 0.
-    n_features_in_ : int
-    """
+    def _fit_columns(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X.mean(axis=0), X.std(axis=0)
 
-    def fit(self, X, y=None):
-        """Learn the column ranges.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_dims), finite
-        y : ignored
+class RangeScaler(_ColumnScaler):
+    """``(X - min) / (max - min)`` per column: the fitted range onto [0, 1] (``views.scale: minmax``)."""
 
-        Returns
-        -------
-        self
-        """
-        X = _matrix(X, self, reset=True)
-        span = np.ptp(X, axis=0)
-        self.data_min_ = X.min(axis=0)
-        self.scale_ = np.where(span > 0, span, 1.0)
-        return self
-
-    def transform(self, X):
-        """Scale.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_dims)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_dims), float64 (new recordings may fall outside [0, 1])
-        """
-        check_is_fitted(self, "scale_")
-        return (_matrix(X, self) - self.data_min_) / self.scale_
+    def _fit_columns(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X.min(axis=0), np.ptp(X, axis=0)
 
 
 class VariancePCA(TransformerMixin, BaseEstimator):
