@@ -20,7 +20,7 @@ from audioclust.core.storage import write_bytes, write_csv, write_npy
 from audioclust.dsp.descriptors import DESCRIPTORS
 from audioclust.dsp.images import png_bytes
 from audioclust.report import explore
-from audioclust.stages import _shared
+from audioclust.stages import report as report_stage
 
 SR = 22050
 FILES = [("a", "a_0"), ("a", "a_1"), ("b", "b_0"), ("b", "b_1"), ("", "u_0")]
@@ -102,7 +102,7 @@ def test_labels_of_other_files_ask_for_a_rerun(tmp_path):
 def test_result_matrix_rebuilds_the_view_and_reads_embeddings(tmp_path):
     cfg, paths = _project(tmp_path)
     result = ac_results.load_result(paths, "descriptors.kmeans")
-    X = _shared.result_matrix(cfg, paths, result)
+    X = report_stage.result_matrix(cfg, paths, result)
     raw = pd.read_csv(paths.features_csv).iloc[:5][list(DESCRIPTORS)].to_numpy(dtype=np.float64)
     expected = (raw - raw.mean(axis=0)) / raw.std(axis=0)  # views.scale standard, no PCA for descriptors
     np.testing.assert_allclose(X, expected, atol=1e-5)
@@ -113,13 +113,13 @@ def test_result_matrix_rebuilds_the_view_and_reads_embeddings(tmp_path):
     write_csv(ae / "labels.csv", pd.DataFrame({"stem": [s for _, s in FILES], "label": [lab for lab, _ in FILES],
                                                "mel.dcec_z2.npy.dcec": [1, 1, 0, 0, 0]}))
     with pytest.raises(StageInputError, match="no embedding"):
-        _shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
+        report_stage.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
     Z = np.arange(10, dtype=np.float32).reshape(5, 2)
     write_npy(ae / "embeddings" / "mel.dcec_z2.npy" / "dcec.npy", Z)
-    np.testing.assert_array_equal(_shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder")), Z)
+    np.testing.assert_array_equal(report_stage.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder")), Z)
     write_npy(ae / "embeddings" / "mel.dcec_z2.npy" / "dcec.npy", Z[:4])
     with pytest.raises(StageInputError, match="one row per file"):
-        _shared.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
+        report_stage.result_matrix(cfg, paths, ac_results.load_result(paths, source="autoencoder"))
 
 
 def test_autoencoder_rows_are_chosen_by_the_criterion_stage_05_used(tmp_path):

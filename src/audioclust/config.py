@@ -33,7 +33,6 @@ from audioclust.core.vocab import FEATURE_KINDS, K_METHODS, PER_FILE_MODES
 FeatureKind = Literal[FEATURE_KINDS]
 
 
-
 def _f(default: Any, *, doc: str, items: Mapping[str, str] | None = None, **bounds: float) -> Any:
     """A field with a default (copied if mutable), its one-line description and optional bounds.
 

@@ -158,7 +158,6 @@ def select_params(
     return fitted[best], best_params, table
 
 
-
 # --------------------------------------------------------------------------- selection
 
 def stability_gain(

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 SCALE_RULES = ("percentile", "minmax", "none")
 
 
-
 # --------------------------------------------------------------------------- data
 
 def load_feature(path: str | Path) -> np.ndarray:

@@ -150,7 +150,6 @@ def _frame_descriptors(magnitude: np.ndarray, *, sr: int, n_fft: int) -> np.ndar
     return np.vstack([rms, centroid, bandwidth, rolloff, flatness, contrast]).astype(np.float64)
 
 
-
 @lru_cache(maxsize=8)
 def _window_energy(n_fft: int) -> float:
     return float(np.sum(_window(n_fft).astype(np.float64) ** 2))

@@ -3,7 +3,7 @@
 A *result* is one row of a stage's ``results.csv`` (stage 04 ``clustering`` or stage 05
 ``autoencoder``) with its column of ``labels.csv``. :func:`load_result` reads it and joins
 each file's WAV from ``features.csv``; without an id it takes the label-free choice
-(:func:`choose_result`). :func:`result_matrix` gives the matrix that was clustered (stage
+(:func:`choose_result`). :func:`audioclust.stages.report.result_matrix` gives the matrix that was clustered (stage
 04: the row's view, read from the view cache or rebuilt; stage 05: the saved embedding), in
 which :func:`members_by_distance` ranks a cluster's members by their distance to the
 cluster's centre. :func:`cluster_table` and :func:`label_makeup` say what each cluster holds.
@@ -116,7 +116,7 @@ def members_by_distance(X: np.ndarray, labels: Sequence[int] | np.ndarray, clust
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_dims)
-        The matrix that was clustered (:func:`result_matrix`).
+        The matrix that was clustered (:func:`audioclust.stages.report.result_matrix`).
     labels : array-like of shape (n_samples,)
         Cluster of each row.
     cluster : the cluster (for noise, ``-1``, the mean of the noise points is used).
@@ -403,7 +403,7 @@ def cluster_html(report: Any, paths: ProjectPaths, result: Result, X: np.ndarray
 
     Parameters
     ----------
-    X : ndarray of shape (n_files, n_dims), the clustered matrix (:func:`result_matrix`).
+    X : ndarray of shape (n_files, n_dims), the clustered matrix (:func:`audioclust.stages.report.result_matrix`).
     n : members shown at each end; None: ``report.n_members``.
     """
     n = report.n_members if n is None else n

@@ -16,14 +16,9 @@ import numpy as np
 from audioclust.clustering.kselect import KSelection, estimate_k
 from audioclust.clustering.registry import check_params, get_spec
 from audioclust.config import ClusterConfig, Config
-from audioclust.core.errors import StageInputError
 from audioclust.core.parallel import Workers
-from audioclust.core.paths import ProjectPaths
 from audioclust.dsp.extraction import ANALYSIS_PARAMS
-from audioclust.report.explore import EMBEDDING_FILES
-from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec, ViewsSettings
-from audioclust.represent.views import build_views
-from audioclust.results import SOURCES, Result, read_table
+from audioclust.represent.vectors import ViewsSettings
 
 log = logging.getLogger(__name__)
 
@@ -90,41 +85,6 @@ def grid_from_config(cfg: ClusterConfig, name: str) -> dict[str, list[Any]]:
     grid = cfg.grids.get(name, get_spec(name).grid)
     check_params(name, dict.fromkeys(grid))
     return dict(grid)
-
-
-def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarray:
-    """The matrix that was clustered, one row per file of ``result.files``.
-
-    Stage 04: the view of the row (feature, kind, source) through
-    :func:`audioclust.represent.views.build_views`, which reads its cache when ``cfg`` has the
-    settings stage 04 ran with (else the view is rebuilt with the current ones). Stage 05:
-    ``embeddings/<view>/pretrained.npy`` (``ae_kmeans``) or ``dcec.npy`` (``dcec``).
-
-    Returns
-    -------
-    ndarray of shape (n_files, n_dims), float32
-
-    Raises
-    ------
-    StageInputError
-        The embedding is missing or the matrix does not have one row per file.
-    """
-    row = result.row
-    if result.source == "autoencoder":
-        name = EMBEDDING_FILES.get(str(row.get("stage")))
-        path = result.folder / "embeddings" / str(row.get("view")) / (name or "")
-        if name is None or not path.is_file():
-            raise StageInputError(f"no embedding for {result.id} at {paths.rel(path)}: re-run "
-                                  f"`audioclust autoencoder --dataset {paths.dataset}`")
-        X = np.load(path, allow_pickle=False)
-    else:
-        feature, kind = str(row["feature"]), str(row["kind"])
-        spec = ViewSpec(feature, kind, "csv" if kind == DESCRIPTOR_FEATURE else str(row["source"]))
-        X = build_views(views_settings(cfg), paths, read_table(paths), specs=[spec])[0].X
-    if X.ndim != 2 or X.shape[0] != len(result.files):
-        raise StageInputError(f"the matrix of {result.id} has shape {X.shape}, not one row per file "
-                              f"({len(result.files)}): re-run `audioclust {SOURCES[result.source]} --dataset {paths.dataset}`")
-    return np.asarray(X, dtype=np.float32)
 
 
 def given_k(cfg: Config) -> int | None:

@@ -365,7 +365,6 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
              f"; {len(stale)} files of an earlier run removed" if stale else "")
 
 
-
 def _write_tables(results: pd.DataFrame, fitted: dict[str, _Fitted], grids: list[pd.DataFrame],
                   kselect: dict[str, KSelection], table: pd.DataFrame, out: Path) -> None:
     write_csv(out / "results.csv", results)

@@ -310,7 +310,6 @@ def _reusable(markers: Markers, job: _Job, settings: _Settings) -> dict[str, Any
     return row
 
 
-
 def _outputs(job: _Job, settings: _Settings) -> list[Path]:
     f = settings.cfg.features
     suffixes = (".npy", ".png") if f.png else (".npy",)

@@ -42,11 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from audioclust.config import Config, section_hash
 from audioclust.core.cache import file_fingerprint
-from audioclust.core.errors import AudioclustError
+from audioclust.core.errors import AudioclustError, StageInputError
 from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths, file_key, label_folder
 from audioclust.core.storage import (
@@ -59,15 +60,17 @@ from audioclust.core.storage import (
 )
 from audioclust.report import explore
 from audioclust.report import figures as plots
+from audioclust.report.explore import EMBEDDING_FILES
 from audioclust.report.html import _url, render, report_folder
 from audioclust.represent.projection import (
     _normalise,
     project,
     sample_positions,
 )
-from audioclust.results import MAP_COLUMNS, Result, load_result
-from audioclust.stages import _shared
-from audioclust.stages._shared import workers
+from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec
+from audioclust.represent.views import build_views
+from audioclust.results import MAP_COLUMNS, SOURCES, Result, load_result, read_table
+from audioclust.stages._shared import views_settings, workers
 from audioclust.stages._skeleton import remove_unlisted
 
 log = logging.getLogger(__name__)
@@ -104,7 +107,7 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     r = cfg.report
     out = report_folder(paths)
     result = load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    X = _shared.result_matrix(cfg, paths, result)
+    X = result_matrix(cfg, paths, result)
     full = result
     if r.max_files is not None and len(result.files) > r.max_files:
         keep = sample_positions(result.clusters, r.max_files, cfg.seed)
@@ -146,7 +149,6 @@ class _Job:
     png: str
     audio_out: str
     thumb_out: str
-
 
 
 def _make_assets(job: _Job, settings: _Settings) -> dict[str, Any]:
@@ -263,3 +265,38 @@ def _log_summary(out: Path, index: Path, table: pd.DataFrame) -> None:
              "page %.0f kB", len(table), ", ".join(f"{s}: {c}" for s, c in sorted(counts.items())), total / 1e6,
              sizes["audio"] / 1e6, sizes["audio"] / ok / 1e3, sizes["thumbs"] / 1e6, index.stat().st_size / 1e3)
     log.info("report: open %s", index.resolve().as_uri())
+
+
+def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarray:
+    """The matrix that was clustered, one row per file of ``result.files``.
+
+    Stage 04: the view of the row (feature, kind, source) through
+    :func:`audioclust.represent.views.build_views`, which reads its cache when ``cfg`` has the
+    settings stage 04 ran with (else the view is rebuilt with the current ones). Stage 05:
+    ``embeddings/<view>/pretrained.npy`` (``ae_kmeans``) or ``dcec.npy`` (``dcec``).
+
+    Returns
+    -------
+    ndarray of shape (n_files, n_dims), float32
+
+    Raises
+    ------
+    StageInputError
+        The embedding is missing or the matrix does not have one row per file.
+    """
+    row = result.row
+    if result.source == "autoencoder":
+        name = EMBEDDING_FILES.get(str(row.get("stage")))
+        path = result.folder / "embeddings" / str(row.get("view")) / (name or "")
+        if name is None or not path.is_file():
+            raise StageInputError(f"no embedding for {result.id} at {paths.rel(path)}: re-run "
+                                  f"`audioclust autoencoder --dataset {paths.dataset}`")
+        X = np.load(path, allow_pickle=False)
+    else:
+        feature, kind = str(row["feature"]), str(row["kind"])
+        spec = ViewSpec(feature, kind, "csv" if kind == DESCRIPTOR_FEATURE else str(row["source"]))
+        X = build_views(views_settings(cfg), paths, read_table(paths), specs=[spec])[0].X
+    if X.ndim != 2 or X.shape[0] != len(result.files):
+        raise StageInputError(f"the matrix of {result.id} has shape {X.shape}, not one row per file "
+                              f"({len(result.files)}): re-run `audioclust {SOURCES[result.source]} --dataset {paths.dataset}`")
+    return np.asarray(X, dtype=np.float32)
