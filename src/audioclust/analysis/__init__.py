@@ -1,5 +1,1 @@
 """Analyses beyond one clustering: the events inside one recording, and external groupings."""
-
-
-
-

@@ -1,5 +1,1 @@
 """Infrastructure every layer uses: errors, atomic storage, caches, parallel maps, paths, labels."""
-
-
-
-

@@ -1,5 +1,1 @@
 """The autoencoder: network components, data, one LightningModule per objective, training."""
-
-
-
-

@@ -1,5 +1,1 @@
 """Signal processing: pure functions on arrays (decoding, filters, features, descriptors, images)."""
-
-
-
-

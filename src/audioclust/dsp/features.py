@@ -169,4 +169,3 @@ def mfcc(mel_db: np.ndarray, *, n_mfcc: int, top_db: float | None = 80.0) -> np.
     if top_db is not None and mel_db.size:
         mel_db = np.maximum(mel_db, mel_db.max() - top_db)
     return librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc).astype(np.float32, copy=False)
-

@@ -1,5 +1,1 @@
 """Representations: per-file vectors, the views built from them, the packed store, the projection."""
-
-
-
-
