@@ -77,23 +77,17 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         with sf.SoundFile(path) as f:
             sr = int(f.samplerate)
             expected = _expected_frames(path, f)
-            if expected is not None and f.frames < expected.frames - expected.slack:
-                # libsndfile stops at its own (too small) estimate of an MP3's length
-                raise _ShortEstimate(f"libsndfile decodes only {f.frames / sr:.2f} s of its {expected.frames / sr:.2f} s "
-                                     f"(a variable bit rate MP3 without a Xing header)")
-            y = _read_all(f, expected.frames + expected.slack if expected else None)
+            short = _stops_early(path, f, expected)
+            if short is None:
+                y = _read_all(f, expected.frames + expected.slack if expected else None)
     except sf.SoundFileError as exc:
         return _read_audioread(path, _soundfile_reason(path, exc))
-    except _ShortEstimate as exc:
-        return _read_audioread(path, f"cannot decode .{_ext(path)} file with libsndfile: {exc}")
+    if short is not None:
+        return _read_audioread(path, short)
     if expected is not None and y.shape[1] < expected.frames - expected.slack:
         raise AudioReadError(f"damaged .{_ext(path)} file: decoding stopped after {y.shape[1] / sr:.2f} s of its "
                              f"{expected.frames / sr:.2f} s; re-copy or re-export the file")
     return y, sr
-
-
-class _ShortEstimate(Exception):
-    """libsndfile would stop before the end of the stream."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +112,16 @@ def _expected_frames(path: Path, f: sf.SoundFile) -> _Expected | None:
         raise AudioReadError(layout.reason)
     # a decoder may drop or add up to one MPEG frame at either end (encoder delay without a LAME tag)
     return _Expected(layout.frames, 2 * layout.samples_per_frame)
+
+
+def _stops_early(path: Path, f: sf.SoundFile, expected: _Expected | None) -> str | None:
+    """Why libsndfile cannot read the whole file, when it would stop at its own too small
+    estimate of an MP3's length (a variable bit rate without a Xing header); else None."""
+    if expected is None or f.frames >= expected.frames - expected.slack:
+        return None
+    sr = f.samplerate
+    return (f"cannot decode .{_ext(path)} file with libsndfile: it decodes only {f.frames / sr:.2f} s of its "
+            f"{expected.frames / sr:.2f} s (a variable bit rate MP3 without a Xing header)")
 
 
 def _read_all(f: sf.SoundFile, frames: int | None) -> np.ndarray:
@@ -189,10 +193,7 @@ def probe(path: str | Path) -> dict[str, Any]:
             expected = _expected_frames(path, f)
             if expected is not None:
                 frames = expected.frames
-                if f.frames < frames - expected.slack:
-                    short = (f"cannot decode .{_ext(path)} file with libsndfile: it decodes only "
-                             f"{f.frames / sr:.2f} s of its {frames / sr:.2f} s (a variable bit rate MP3 "
-                             f"without a Xing header)")
+                short = _stops_early(path, f, expected)
                 complete = len(f.read(min(frames, PROBE_BLOCK), dtype="float32")) > 0 or frames == 0
             elif f.format == "MP3" or not 0 <= f.frames < _UNKNOWN_FRAMES:
                 frames = _read_all(f, None).shape[1]  # no real measure but decoding
