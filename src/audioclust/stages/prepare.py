@@ -263,7 +263,7 @@ def bring_in(dest: str | Path, corpus: str | None = "auto", source: str | Path |
     if not dest.is_dir():
         raise DatasetError(f"dataset folder {dest} does not exist: put your audio files there (one sub-folder per "
                            "label, if you have labels), or set CORPUS to bring a corpus in")
-    return sum(1 for rel in _foreign_files(dest, set()))
+    return len(_foreign_files(dest, set()))
 
 
 def generate_demo(folder: str | Path, seed: int = 0, n_per_class: int = 20, sr: int = 22050,
