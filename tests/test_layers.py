@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "audioclust"
 
 #: Layers from the bottom up; a module may import its own layer and those before it.
-LAYERS = ["core", "config", "dsp", "represent", "clustering", "deep", "results", "report", "analysis",
+LAYERS = ["core", "config", "dsp", "corpora", "embed", "represent", "clustering", "deep", "results", "report", "analysis",
           "notebooks", "stages", "cli"]
 
 

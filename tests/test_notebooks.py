@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from audioclust.core.errors import DatasetError
@@ -55,10 +56,15 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
             shutil.copy2(f, mine / family.name / f.name)
     before = _tree(mine)
     paths = ProjectPaths(project, "mine")
-    done = run_notebooks(paths, overrides=["parallel.n_jobs=1"], parameters={"MAX_EPOCHS": 2})
+    done = run_notebooks(paths, overrides=["parallel.n_jobs=1", "embeddings.models=[aisfx]"],
+                         parameters={"MAX_EPOCHS": 2})
     assert [p.name for p in done] == [p.name for p in notebook_files(REPO)]
     assert _tree(mine) == before
     assert len(before) == 7 + 42 and paths.features_csv.is_file()
+    # the shipped model ran in notebook 03 and its view was clustered in notebook 04
+    assert len(list((paths.features / "aisfx").glob("*/*.npy"))) == 42
+    results = pd.read_csv(paths.results / "clustering" / "results.csv")
+    assert (results.loc[results["feature"] == "aisfx", "status"] == "ok").sum() >= 1
 
 
 def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project):

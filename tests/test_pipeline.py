@@ -253,7 +253,7 @@ def test_new_recordings_with_another_width_are_refused():
 def test_steps_and_pca_summary():
     pipe = make_view_pipeline(scale="minmax", clip=3.0, pca=0.9, umap=2)
     assert isinstance(pipe, Pipeline)
-    assert [name for name, _ in pipe.steps] == ["impute", "scale", "clip", "pca", "float32", "umap"]
+    assert [name for name, _ in pipe.steps] == ["impute", "l2", "scale", "clip", "pca", "float32", "umap"]
     assert pipe.named_steps["clip"] == "passthrough"             # clipping is for z-scores only
     assert pca_summary(make_view_pipeline().fit(MATRICES["ints"])) == (None, None)
     ratio, n = pca_summary(make_view_pipeline(pca=0.9).fit(MATRICES["ints"]))

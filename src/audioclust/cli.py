@@ -37,6 +37,14 @@ def _extract(cfg: Config, paths: ProjectPaths) -> None:
     extract.run(cfg, paths, return_table=False)
 
 
+def _embed(cfg: Config, paths: ProjectPaths) -> None:
+    if not cfg.embeddings.models:  # nothing to do: torch is not even imported
+        log.info("embed: embeddings.models is empty: nothing to do")
+        return
+    from audioclust.stages import embed
+    embed.run(cfg, paths, return_table=False)
+
+
 def _cluster(cfg: Config, paths: ProjectPaths) -> None:
     from audioclust.stages import cluster
     cluster.run(cfg, paths)
@@ -57,6 +65,8 @@ STAGES: list[tuple[str, Callable[[Config, ProjectPaths], None], str]] = [
     ("metadata", _metadata, "stage 01: scan audio files into metadata/<name>/metadata.csv"),
     ("transform", _transform, "stage 02: decode, mono, resample, low-pass, write datasets/<name>_wav/"),
     ("extract", _extract, "stage 03: spectrogram, mel, chroma, MFCC (NPY + PNG) and descriptors"),
+    ("embed", _embed, "stage 03: embeddings of the pretrained models of embeddings.models (aisfx, resemblyzer, "
+                      "local checkpoints)"),
     ("cluster", _cluster, "stage 04: cluster every feature view with every algorithm; tables, summary, figures"),
     ("autoencoder", _autoencoder, "stage 05: DCEC convolutional autoencoder: embeddings + K-Means, and DCEC's own clustering"),
     ("report", _report, "write results/<name>/report/index.html: tables, figures, clusters, sound map"),

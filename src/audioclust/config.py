@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import types
 import typing
@@ -28,7 +29,14 @@ import yaml
 
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError
-from audioclust.core.vocab import FEATURE_KINDS, K_METHODS, PER_FILE_MODES
+from audioclust.core.vocab import (
+    EMBEDDING_POOLINGS,
+    EMBEDDING_TYPES,
+    FEATURE_KINDS,
+    K_METHODS,
+    PER_FILE_MODES,
+    SHIPPED_EMBEDDINGS,
+)
 
 FeatureKind = Literal[FEATURE_KINDS]
 
@@ -192,6 +200,19 @@ class DescriptorsViewConfig:
 
 
 @dataclass
+class EmbeddingViewConfig:
+    pooling: Literal[EMBEDDING_POOLINGS] = _f(
+        "mean", doc="how a file's frame embeddings become one vector: mean | meanstd (mean and spread) | max")
+    l2: bool = _f(
+        True, doc="unit length per file before scaling: an embedding's direction carries its meaning, its length "
+                  "follows loudness and duration")
+    clip: float | None = _f(None, min=0.1, doc="z-score clip (as stats.clip)")
+    pca: float | None = _f(0.95, min=1e-6, doc="PCA of the embedding view (as stats.pca)")
+    whiten: bool = _f(False, doc="whiten the embedding view's components")
+    umap: int | None = _f(None, min=1, doc="UMAP components after PCA (as stats.umap)")
+
+
+@dataclass
 class ViewsConfig:
     features: list[ViewFeature] = _f(
         ["mel", "mfcc", "mfcc_no_c0", "chroma", "spectrogram", "descriptors"],
@@ -228,6 +249,26 @@ class ViewsConfig:
         ImageViewConfig, doc="the image views: the time course, trimmed and resampled")
     descriptors: DescriptorsViewConfig = _section(
         DescriptorsViewConfig, doc="the descriptors view: the scalar columns of features.csv")
+    embedding: EmbeddingViewConfig = _section(
+        EmbeddingViewConfig, doc="the embedding views: one per model of embeddings.models")
+
+
+#: the keys of one entry of ``embeddings.models`` written as a mapping
+EMBEDDING_MODEL_KEYS: tuple[str, ...] = ("name", "type", "path", "layer", "sample_rate", "batch_size")
+
+
+@dataclass
+class EmbeddingsConfig:
+    models: list[str | dict[str, Any]] = _f(
+        [],
+        doc="pretrained models whose embeddings are features (a view each): aisfx (sound effects) and "
+            "resemblyzer (voices) ship with the package; a local checkpoint is {name, type: huggingface | "
+            "torchscript | onnx, path (absolute or from the project root), layer, sample_rate, batch_size}")
+    device: Literal["auto", "cpu", "cuda", "mps"] = _f(
+        "auto", doc="where the models run: auto (cuda, then mps, else cpu)")
+    batch_size: int = _f(16, min=1, doc="blocks or files per forward pass, for models that do not set their own")
+    files_per_step: int = _f(
+        64, min=1, doc="files decoded and resampled per step (memory: their audio at the model's rate)")
 
 
 AlgorithmName = Literal["kmeans", "minibatch_kmeans", "fcm", "gmm", "agglomerative", "spectral",
@@ -339,10 +380,11 @@ class AutoencoderConfig:
     enabled: bool = _f(True, doc="run stage 05 (autoencoder embedding + DCEC)")
     architecture: Literal["dcec", "conv4", "vae"] = _f(
         "dcec", doc="dcec (DCEC CAE) | conv4 (four conv blocks) | vae (variational, DCEC backbone)")
-    features: list[FeatureKind] = _f(
+    features: list[str] = _f(
         ["mel", "mfcc"],
         doc="stage-03 features to train on, one model each: mel (dB re peak) keeps the spectral envelope, "
-            "mfcc (CMVN) the course over time")
+            "mfcc (CMVN) the course over time; a model of embeddings.models trains DEC's fully connected "
+            "autoencoder on its embedding view")
     source: Literal["npy", "png"] = _f(
         "npy", doc="read the features from their npy arrays or their 8-bit png images")
     input_size: list[int] = _f(
@@ -496,6 +538,8 @@ class Config:
         ParallelConfig, doc="per-file stages: worker processes, Dask scheduler, batch size, retries")
     autoencoder: AutoencoderConfig = _section(
         AutoencoderConfig, doc="stage 05: autoencoder embedding + DCEC (architecture, input images, training)")
+    embeddings: EmbeddingsConfig = _section(
+        EmbeddingsConfig, doc="stage 03: pretrained audio models whose embeddings become features")
     cluster: ClusterConfig = _section(
         ClusterConfig,
         doc="stage 04: clusterers, k or its estimation, label-free selection, size limits, figures")
@@ -565,6 +609,10 @@ def load_config(
     for origin, data in sources:
         _apply(cfg, data, prefix="", origin=origin)
     _check_cross_fields(cfg)
+    if root is not None:  # a model's path may be relative to the project root: from here on it is absolute
+        for entry in cfg.embeddings.models:
+            if isinstance(entry, dict) and entry.get("path") and not Path(entry["path"]).expanduser().is_absolute():
+                entry["path"] = str((Path(root) / entry["path"]).resolve())
     return cfg
 
 
@@ -690,7 +738,8 @@ def _check_cross_fields(cfg: Config) -> None:
     for kind in cfg.images.per_file:
         if kind not in FEATURE_KINDS:
             raise ConfigError(f"unknown feature '{kind}' in 'images.per_file'; allowed: {', '.join(FEATURE_KINDS)}")
-    for name in ("stats", "image", "descriptors"):
+    _check_embedding_models(cfg.embeddings.models)
+    for name in ("stats", "image", "descriptors", "embedding"):
         pca = getattr(v, name).pca
         if pca is not None and pca >= 1 and pca != int(pca):
             raise ConfigError(f"config key 'views.{name}.pca' = {pca} must be a fraction of variance in (0, 1) "
@@ -702,6 +751,11 @@ def _check_cross_fields(cfg: Config) -> None:
     if unknown:
         raise ConfigError(f"unknown algorithm {unknown[0]!r} in 'cluster.grids'; allowed: {', '.join(ALGORITHMS)}")
 
+    models = {m if isinstance(m, str) else m.get("name") for m in cfg.embeddings.models}
+    for feature in cfg.autoencoder.features:
+        if feature not in FEATURE_KINDS and feature not in models:
+            raise ConfigError(f"config key 'autoencoder.features' lists {feature!r}: neither a feature "
+                              f"({', '.join(FEATURE_KINDS)}) nor a model of embeddings.models")
     if len(cfg.autoencoder.input_size) != 2:
         raise ConfigError(f"config key 'autoencoder.input_size' = {cfg.autoencoder.input_size} must be [time, frequency]")
     sg = cfg.segments
@@ -712,6 +766,50 @@ def _check_cross_fields(cfg: Config) -> None:
                           "(e.g. [zcr, rms]) or be [] for the first two PCA components")
     if len(cfg.report.thumbnail_size) != 2:
         raise ConfigError(f"config key 'report.thumbnail_size' = {cfg.report.thumbnail_size} must be [width, height]")
+
+#: names an embedding model cannot take: the features' folders and the views' own words
+_RESERVED_NAMES = frozenset(FEATURE_KINDS) | {"descriptors", "views", "store", "embeddings"}
+
+
+def _check_embedding_models(models: list[Any]) -> None:
+    """Each entry of ``embeddings.models`` is a shipped name or a mapping with a usable name and type."""
+    names: list[str] = []
+    for i, entry in enumerate(models):
+        where = f"config key 'embeddings.models[{i}]'"
+        if isinstance(entry, str):
+            if entry not in SHIPPED_EMBEDDINGS:
+                raise ConfigError(f"{where} = {entry!r} is not a shipped model ({', '.join(SHIPPED_EMBEDDINGS)}); "
+                                  "for a local checkpoint give a mapping {name, type, path}")
+            names.append(entry)
+            continue
+        unknown = sorted(set(entry) - set(EMBEDDING_MODEL_KEYS))
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: "
+                              f"{', '.join(EMBEDDING_MODEL_KEYS)}")
+        name, kind = entry.get("name"), entry.get("type")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name in _RESERVED_NAMES:
+            raise ConfigError(f"{where} needs a 'name' of lower-case letters, digits and _ (it names the feature "
+                              f"folder and the view), not one of {', '.join(sorted(_RESERVED_NAMES))}; got {name!r}")
+        if kind not in EMBEDDING_TYPES:
+            raise ConfigError(f"{where} 'type' = {kind!r}; choose one of {', '.join(EMBEDDING_TYPES)}")
+        if kind in SHIPPED_EMBEDDINGS and entry.get("path") is not None:
+            raise ConfigError(f"{where}: {kind} ships with its weights; leave 'path' out")
+        if kind not in SHIPPED_EMBEDDINGS and not entry.get("path"):
+            raise ConfigError(f"{where}: a {kind} model needs 'path' (its directory or file on this disk)")
+        if kind in ("torchscript", "onnx") and not entry.get("sample_rate"):
+            raise ConfigError(f"{where}: a {kind} model needs 'sample_rate' (the rate it expects, in Hz)")
+        for key in ("layer", "sample_rate", "batch_size"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or (key != "layer" and value < 1)):
+                raise ConfigError(f"{where} '{key}' = {value!r} must be a{' positive' if key != 'layer' else 'n'} "
+                                  "integer")
+        names.append(name)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"config key 'embeddings.models' names {', '.join(twice)} twice: give each model its "
+                          "own name")
+
 
 # --------------------------------------------------------------------------- hashing
 
@@ -728,7 +826,7 @@ def section_hash(cfg: Config, *sections: str, extra: Any = None) -> str:
 #: Order of the top-level keys in ``configs/default.yaml`` and the reference (stage order: 04
 #: before 05). The dataclass field order of :class:`Config` stays as it is; nested keys follow
 #: their dataclass.
-YAML_ORDER: tuple[str, ...] = ("seed", "dataset", "audio", "features", "parallel", "cluster",
+YAML_ORDER: tuple[str, ...] = ("seed", "dataset", "audio", "features", "embeddings", "parallel", "cluster",
                                "autoencoder", "views", "images", "segments", "grouping", "report")
 
 YAML_HEADER: tuple[str, ...] = (

@@ -1,7 +1,8 @@
 """The tables that stages write and read, in one place: their columns and their readers.
 
 * stages 01-02: ``metadata.csv`` and ``metadata_transformed.csv`` (:func:`read_metadata`);
-* stage 03: ``features.csv`` (:data:`FEATURES_COLUMNS`, :func:`read_table`);
+* stage 03: ``features.csv`` (:data:`FEATURES_COLUMNS`, :func:`read_table`) and ``embeddings.csv``
+  (:data:`EMBEDDINGS_COLUMNS`);
 * stages 04-05: ``results.csv`` (:data:`CLUSTER_COLUMNS`, :data:`AUTOENCODER_COLUMNS`, which share
   their identity, choice and score columns) and ``labels.csv``; :func:`read_results`,
   :func:`load_result` (a :class:`Result`: one row with its cluster of every file);
@@ -52,6 +53,9 @@ def read_metadata(path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- stage 03: features.csv
 
 FEATURES_COLUMNS: list[str] = ["stem", "label", "path", "status", "reason", "n_frames", *DESCRIPTORS]
+
+#: ``features/<name>/embeddings.csv``: one row per file and model (the embedding part of stage 03)
+EMBEDDINGS_COLUMNS: list[str] = ["stem", "label", "path", "model", "status", "reason", "n_frames", "dim"]
 
 def read_table(paths: ProjectPaths, ok_only: bool = True) -> pd.DataFrame:
     """The ``ok`` rows of ``features.csv`` in file order (index reset), labels as strings ('' = none).

@@ -77,6 +77,11 @@ class ProjectPaths:
         return self.features / "features.csv"
 
     @property
+    def embeddings_csv(self) -> Path:
+        """``features/<name>/embeddings.csv``: one row per file and embedding model."""
+        return self.features / "embeddings.csv"
+
+    @property
     def feature_store(self) -> Path:
         """``features/<name>/store/``: the packed view vectors (:mod:`audioclust.represent.store`)."""
         return self.features / "store"

@@ -8,3 +8,12 @@ PER_FILE_MODES: tuple[str, ...] = ("none", "peak", "mean", "meanvar")
 
 #: Criteria that estimate the number of clusters (:mod:`audioclust.clustering.kselect`).
 K_METHODS: tuple[str, ...] = ("elbow", "silhouette", "davies_bouldin", "calinski_harabasz", "gap")
+
+#: Pretrained embedding models whose weights ship in their pip wheels (:mod:`audioclust.embed`).
+SHIPPED_EMBEDDINGS: tuple[str, ...] = ("aisfx", "resemblyzer")
+
+#: Kinds of embedding model: the shipped ones, and a user's local checkpoint of each format.
+EMBEDDING_TYPES: tuple[str, ...] = SHIPPED_EMBEDDINGS + ("huggingface", "torchscript", "onnx")
+
+#: How an embedding's frames become one vector per file (:func:`audioclust.embed.pooling.pool_frames`).
+EMBEDDING_POOLINGS: tuple[str, ...] = ("mean", "meanstd", "max")

@@ -1,4 +1,4 @@
-"""The dataset-wide transform of a view as a scikit-learn pipeline: impute, scale, clip, PCA, UMAP.
+"""The dataset-wide transform of a view as a scikit-learn pipeline: impute, L2, scale, clip, PCA, UMAP.
 
 :func:`make_view_pipeline` builds the pipeline; fitted on a collection (``fit`` or
 ``fit_transform``), it places new recordings in the same space with ``transform``::
@@ -14,6 +14,8 @@ Steps, in order (a step that is off is ``"passthrough"``, so the names are alway
 ``impute``
     :class:`ColumnMeanImputer`: non-finite entries -> the column's mean over the finite ones
     (0 when none is), as float64.
+``l2``
+    scikit-learn's ``Normalizer``: each row to unit length (embedding views; off for the others).
 ``scale``
     :class:`ZScoreScaler` (``standard``), :class:`RangeScaler` (``minmax``) or off (``none``).
     A column with zero spread is divided by 1. scikit-learn's ``StandardScaler`` and
@@ -40,7 +42,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, Normalizer
 from sklearn.utils.validation import check_is_fitted
 
 log = logging.getLogger(__name__)
@@ -425,6 +427,7 @@ class SampledUMAP(TransformerMixin, BaseEstimator):
 
 def make_view_pipeline(
     *,
+    l2: bool = False,
     scale: str = "standard",
     clip: float | None = None,
     pca: float | None = None,
@@ -435,10 +438,14 @@ def make_view_pipeline(
     umap_max_samples: int | None = None,
     random_state: int = 0,
 ) -> Pipeline:
-    """The unfitted transform of a view: impute, scale, clip, PCA, float32, UMAP.
+    """The unfitted transform of a view: impute, L2, scale, clip, PCA, float32, UMAP.
 
     Parameters
     ----------
+    l2 : bool
+        Scale each row to unit Euclidean length first (after imputation): for pretrained
+        embeddings, whose direction carries the meaning and whose length follows loudness
+        or duration.
     scale : ``standard`` | ``minmax`` | ``none``
     clip : float or None
         With ``standard`` scaling, z-scores beyond ±clip are set to ±clip, so that one
@@ -461,7 +468,7 @@ def make_view_pipeline(
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Steps ``impute``, ``scale``, ``clip``, ``pca``, ``float32``, ``umap`` (``"passthrough"``
+        Steps ``impute``, ``l2``, ``scale``, ``clip``, ``pca``, ``float32``, ``umap`` (``"passthrough"``
         when off). Takes (n_samples, n_dims) and gives (n_samples, n_out) float32.
 
     Raises
@@ -476,6 +483,7 @@ def make_view_pipeline(
                if scale == "standard" and clip is not None else "passthrough")
     return Pipeline([
         ("impute", ColumnMeanImputer()),
+        ("l2", Normalizer(norm="l2") if l2 else "passthrough"),
         ("scale", scaler),
         ("clip", clipper),
         ("pca", "passthrough" if pca is None else VariancePCA(n_components=pca, whiten=whiten)),
@@ -510,6 +518,7 @@ def pca_summary(pipe: Pipeline) -> tuple[np.ndarray | None, int | None]:
 def transform(
     raw: np.ndarray,
     *,
+    l2: bool = False,
     scale: str = "standard",
     clip: float | None = None,
     pca: float | None = None,
@@ -525,7 +534,7 @@ def transform(
     Parameters
     ----------
     raw : ndarray of shape (n_samples, n_dims)
-    scale, clip, pca, whiten, umap, umap_neighbors, umap_min_dist, umap_max_samples, random_state
+    l2, scale, clip, pca, whiten, umap, umap_neighbors, umap_min_dist, umap_max_samples, random_state
         See :func:`make_view_pipeline`.
 
     Returns
@@ -534,7 +543,7 @@ def transform(
     explained_variance_ratio : ndarray of shape (min(n_samples, n_dims),) or None
     n_components : int or None
     """
-    pipe = make_view_pipeline(scale=scale, clip=clip, pca=pca, whiten=whiten, umap=umap,
+    pipe = make_view_pipeline(l2=l2, scale=scale, clip=clip, pca=pca, whiten=whiten, umap=umap,
                               umap_neighbors=umap_neighbors, umap_min_dist=umap_min_dist,
                               umap_max_samples=umap_max_samples, random_state=random_state)
     X = pipe.fit_transform(raw)

@@ -1,12 +1,13 @@
 """One vector per file and view: statistics over time (``stats``), the coarse time course (``image``),
-or the autoencoder's input image (``ae``), from the arrays stage 03 saved.
+a pretrained model's frames pooled over time (``embedding``), or the autoencoder's input image
+(``ae``), from the arrays stage 03 saved.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from audioclust.dsp.images import (
     read_png,
     to_image,
 )
+from audioclust.embed.pooling import pool_frames
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,10 @@ def _reference(settings: ViewsSettings) -> str | None:
 
 
 def _trim_db(settings: ViewsSettings, spec: ViewSpec) -> float | None:
-    """The active-region threshold of a view: ``images.trim_db`` for images, the kind's own for stats."""
+    """The active-region threshold of a view: ``images.trim_db`` for images, the kind's own for stats;
+    None for embeddings (the model saw the whole file)."""
+    if spec.kind == EMBEDDING_KIND:
+        return None
     return settings.images.trim_db if spec.kind in (AE_KIND, "image") else view_settings(settings, spec).trim_db
 
 
@@ -158,6 +163,9 @@ def file_vectors(settings: ViewsSettings, arrays: dict[str, np.ndarray | None],
         array = arrays.get(spec.feature)
         if array is None or array.ndim != 2 or array.shape[1] == 0:
             out[spec] = None
+            continue
+        if spec.kind == EMBEDDING_KIND:  # the model saw the whole file: no trimming, no bin pooling
+            out[spec] = pool_frames(array.T, mode=settings.views.embedding.pooling)
             continue
         if spec.kind == AE_KIND:
             size = settings.autoencoder.input_size
@@ -237,6 +245,9 @@ SOURCES: tuple[str, ...] = ("npy", "png")
 #: the store's kind for the autoencoder's input images (stage 05), next to the views' kinds
 AE_KIND = "ae"
 
+#: the view kind of a pretrained model's embedding (its feature is the model's name)
+EMBEDDING_KIND = "embedding"
+
 
 # --------------------------------------------------------------------------- specs
 
@@ -255,6 +266,8 @@ class ViewsSettings:
     seed : seeds PCA, UMAP and the samplers.
     analysis : the ``features`` and ``audio`` sections as dicts: what the saved arrays depend
         on, so part of every cache key.
+    embeddings : model name -> what its saved frames depend on (the model's weights and options),
+        for each model of ``embeddings.models``: each is a view of kind ``embedding``.
     """
 
     feature_kinds: tuple[str, ...]
@@ -264,6 +277,7 @@ class ViewsSettings:
     autoencoder: Any
     seed: int
     analysis: dict[str, Any]
+    embeddings: dict[str, str] = field(default_factory=dict)
 
 @dataclass(frozen=True)
 class ViewSpec:
@@ -271,8 +285,8 @@ class ViewSpec:
 
     Attributes
     ----------
-    feature : a feature kind of stage 03, or ``descriptors``.
-    kind : ``stats``, ``image`` or ``descriptors``.
+    feature : a feature kind of stage 03, an embedding model's name, or ``descriptors``.
+    kind : ``stats``, ``image``, ``embedding`` or ``descriptors``.
     source : ``npy``, ``png`` or ``csv`` (descriptors).
     """
 

@@ -73,6 +73,7 @@ from audioclust.represent.store import FeatureStore
 from audioclust.represent.vectors import (
     AE_KIND,
     DESCRIPTOR_FEATURE,
+    EMBEDDING_KIND,
     ViewSpec,
     ViewsSettings,
     _reference,
@@ -117,7 +118,8 @@ class View:
 
 
 def view_specs(settings: ViewsSettings) -> list[ViewSpec]:
-    """The views the config asks for, in ``views.features`` × ``views.kinds`` × ``views.sources`` order.
+    """The views the config asks for, in ``views.features`` × ``views.kinds`` × ``views.sources`` order,
+    then one ``embedding`` view per model of ``embeddings.models``.
 
     A feature that stage 03 did not write (not in ``features.kinds``) is left out with a warning.
     """
@@ -131,13 +133,15 @@ def view_specs(settings: ViewsSettings) -> list[ViewSpec]:
             log.warning("views.features lists %s but features.kinds does not: it has no arrays, left out", feature)
             continue
         specs.extend(ViewSpec(feature, kind, source) for kind in v.kinds for source in v.sources)
+    specs.extend(ViewSpec(model, EMBEDDING_KIND, "npy") for model in settings.embeddings)
     return specs
 
 
 def store_specs(settings: ViewsSettings) -> list[ViewSpec]:
-    """What the packed store holds: the views of the config (but the descriptors, already in
-    ``features.csv``) and, when stage 05 is enabled, the autoencoder's input images (kind ``ae``)."""
-    specs = [s for s in view_specs(settings) if s.kind != DESCRIPTOR_FEATURE]
+    """What stage 03 packs into the store: the views of the config (but the descriptors, already in
+    ``features.csv``, and the embeddings, which stage 04 adds when it first reads them) and, when
+    stage 05 is enabled, the autoencoder's input images (kind ``ae``)."""
+    specs = [s for s in view_specs(settings) if s.kind not in (DESCRIPTOR_FEATURE, EMBEDDING_KIND)]
     ae = settings.autoencoder
     if ae.enabled:
         specs += [ViewSpec(f, AE_KIND, ae.source) for f in ae.features if f in settings.feature_kinds]
@@ -153,6 +157,8 @@ def settings_key(settings: ViewsSettings, spec: ViewSpec) -> str:
         own.update(n_frames=view_settings(settings, spec).n_frames)
     if spec.kind in (AE_KIND, "image"):
         own.update(per_file=settings.images.per_file.get(spec.feature, "none"))
+    if spec.kind == EMBEDDING_KIND:  # the frames depend on the model, not on the features section
+        own.update(model=settings.embeddings.get(spec.feature), pooling=settings.views.embedding.pooling)
     extra = {"version": _CACHE_VERSION, "spec": dataclasses.astuple(spec), "max_bins": settings.views.max_bins,
              "reference": _reference(settings), "own": own}
     return stable_hash({**settings.analysis, "extra": extra})
@@ -165,6 +171,8 @@ def _key(settings: ViewsSettings, spec: ViewSpec, files: list[str]) -> str:
     raw = settings_key(settings, spec) if spec.kind != DESCRIPTOR_FEATURE else stable_hash(settings.analysis)
     extra = {"raw": raw, "files": files, "scale": v.scale, "clip": s.clip, "pca": s.pca, "whiten": s.whiten,
              "umap": s.umap}
+    if spec.kind == EMBEDDING_KIND:
+        extra.update(l2=s.l2)
     if s.umap is not None:
         extra.update(umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                      umap_max_samples=v.umap_max_samples)
@@ -188,6 +196,9 @@ def _raw_matrices(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFr
     out = {}
     for spec, vecs in rows.items():
         sizes = {v.size for v in vecs if v is not None}
+        if not sizes and spec.kind == EMBEDDING_KIND:
+            raise StageInputError(f"no file has a {spec.feature} embedding: run `audioclust embed --dataset "
+                                  f"{paths.dataset}` (stage 03 computes them when embeddings.models lists the model)")
         if not sizes:
             raise StageInputError(f"no file has a readable {spec.feature}.{spec.source}: re-run `audioclust extract "
                                   f"--dataset {paths.dataset}` (with features.png: true for png views)")
@@ -301,7 +312,8 @@ def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFram
             X = data["X"]
         else:
             s, v = view_settings(settings, spec), settings.views
-            X, ratio, n_comp = transform(raw[spec], scale=v.scale, clip=s.clip, pca=s.pca, whiten=s.whiten,
+            X, ratio, n_comp = transform(raw[spec], l2=spec.kind == EMBEDDING_KIND and s.l2, scale=v.scale,
+                                         clip=s.clip, pca=s.pca, whiten=s.whiten,
                                          umap=s.umap, umap_neighbors=v.umap_neighbors, umap_min_dist=v.umap_min_dist,
                                          umap_max_samples=v.umap_max_samples, random_state=settings.seed)
             write_memo(cache_path(paths, spec), key, X=X,

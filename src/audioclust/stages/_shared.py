@@ -15,9 +15,11 @@ import numpy as np
 
 from audioclust.clustering.kselect import KSelection, estimate_k
 from audioclust.clustering.registry import check_params, get_spec
-from audioclust.config import ClusterConfig, Config
+from audioclust.config import ClusterConfig, Config, section_hash
 from audioclust.core.parallel import Workers
 from audioclust.dsp.extraction import ANALYSIS_PARAMS
+from audioclust.embed.spec import ModelSpec
+from audioclust.embed.fingerprint import model_key
 from audioclust.represent.vectors import ViewsSettings
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,25 @@ def views_settings(cfg: Config) -> ViewsSettings:
     """What building views needs from the config (:class:`~audioclust.represent.vectors.ViewsSettings`)."""
     return ViewsSettings(feature_kinds=tuple(cfg.features.kinds), png_ranges=dict(cfg.features.png_ranges),
                          views=cfg.views, images=cfg.images, autoencoder=cfg.autoencoder, seed=cfg.seed,
-                         analysis={"features": dataclasses.asdict(cfg.features), "audio": dataclasses.asdict(cfg.audio)})
+                         analysis={"features": dataclasses.asdict(cfg.features), "audio": dataclasses.asdict(cfg.audio)},
+                         embeddings={spec.name: embedding_key(cfg, spec) for spec in embedding_models(cfg)})
+
+
+def embedding_models(cfg: Config) -> list[ModelSpec]:
+    """The models of ``embeddings.models`` as :class:`~audioclust.embed.base.ModelSpec` (a shipped name
+    becomes a spec of its own type; a model without ``batch_size`` takes ``embeddings.batch_size``)."""
+    specs = []
+    for entry in cfg.embeddings.models:
+        entry = {"name": entry, "type": entry} if isinstance(entry, str) else dict(entry)
+        entry["batch_size"] = entry.get("batch_size") or cfg.embeddings.batch_size
+        specs.append(ModelSpec(**entry))
+    return specs
+
+
+def embedding_key(cfg: Config, spec: ModelSpec) -> str:
+    """What one model's saved frames depend on: the model (:func:`~audioclust.embed.fingerprint.model_key`)
+    and the stage-02 audio it hears (``audio`` section)."""
+    return model_key(spec) + "-" + section_hash(cfg, "audio")
 
 
 def workers(cfg: Config) -> Workers:

@@ -2,7 +2,9 @@
 
 For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`` files,
 NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
-``autoencoder.latent_dims``:
+``autoencoder.latent_dims`` (a model of ``embeddings.models`` listed there instead gets DEC:
+the fully connected autoencoder ``mlp`` on its embedding view, the matrix stage 04 clusters,
+then the same K-Means and clustering stage):
 
 0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
    to its active region (``images.trim_db``, decided on the mel spectrogram:
@@ -91,8 +93,8 @@ from audioclust.report import figures as plots
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_summaries
 from audioclust.represent.projection import embed_2d
-from audioclust.represent.vectors import SOURCE_NAMES, TRIM_REFERENCES
-from audioclust.represent.views import stored_ae_images
+from audioclust.represent.vectors import EMBEDDING_KIND, SOURCE_NAMES, TRIM_REFERENCES, ViewSpec
+from audioclust.represent.views import build_views, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
 from audioclust.stages._shared import choose_k, given_k, views_settings
 
@@ -165,9 +167,13 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
     if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
-    stored = {feature: stored_ae_images(views_settings(cfg), paths, table, feature) for feature in ae.features}
+    embedded = set(views_settings(cfg).embeddings)
+    stored = {feature: stored_ae_images(views_settings(cfg), paths, table, feature) for feature in ae.features
+              if feature not in embedded}
     for feature in ae.features:  # every missing input is reported before any training
-        if stored[feature] is None:
+        if feature in embedded:
+            embedding_vectors(cfg, paths, table, feature)
+        elif stored[feature] is None:
             feature_files(paths, table, feature, ae.source)
     labels = table["label"].fillna("").astype(str).to_numpy()
     labelled = labels != ""
@@ -180,9 +186,12 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     assignments: dict[str, np.ndarray] = {}
     selections: dict[str, KSelection] = {}
     for feature in ae.features:
-        dataset = input_dataset(cfg, paths, table, feature, stored.pop(feature))
+        if feature in embedded:
+            dataset, architecture = embedding_dataset(cfg, paths, table, feature), "mlp"
+        else:
+            dataset, architecture = input_dataset(cfg, paths, table, feature, stored.pop(feature)), ae.architecture
         for latent in ae.latent_dims:
-            model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled)
+            model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture)
             rows += model.rows
             assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
             if model.selection is not None:
@@ -252,6 +261,32 @@ def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature
                            per_file=cfg.images.per_file.get(feature, "none"))
 
 
+def embedding_vectors(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, model: str) -> np.ndarray:
+    """A pretrained model's embedding view for every row of ``table``: the matrix stage 04 clusters.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_dims), float32: pooled, unit length, scaled and reduced as
+    ``views.embedding`` says (:func:`audioclust.represent.views.build_views`).
+
+    Raises
+    ------
+    StageInputError
+        No file has this model's embedding (run ``audioclust embed``).
+    """
+    spec = ViewSpec(model, EMBEDDING_KIND, "npy")
+    return build_views(views_settings(cfg), paths, table, specs=[spec])[0].X
+
+
+def embedding_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, model: str) -> FeaturesDataset:
+    """The embedding view of ``model`` as DEC's input: each file a (1, D) "image", not rescaled
+    (the view is standardised already), keyed like the images so checkpoints are reused."""
+    X = embedding_vectors(cfg, paths, table, model)
+    keys = [paths.rel(paths.feature_file(model, label_folder(label), stem, ".npy"))
+            for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
+    return FeaturesDataset(list(X[:, None, :]), size=(1, X.shape[1]), scale="none", keys=keys, prepared=True)
+
+
 def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray] | None:
     """The dB arrays that decide each file's active region (``images.trim_db``), in ``table`` order.
 
@@ -290,7 +325,7 @@ def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature:
 # --------------------------------------------------------------------------- one model
 
 def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
-              labels: np.ndarray, labelled: np.ndarray) -> ModelRun:
+              labels: np.ndarray, labelled: np.ndarray, architecture: str | None = None) -> ModelRun:
     """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
 
     Parameters
@@ -299,10 +334,13 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     dataset : the images of ``feature`` for every ok file.
     feature : its name; latent : the embedding size.
     labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
+    architecture : the autoencoder; None: ``autoencoder.architecture`` (``mlp`` for an embedding).
     """
     ae, seed = cfg.autoencoder, cfg.seed
-    view = f"{feature}.{ae.architecture}_z{latent}.{ae.source}"
-    trained = train_autoencoder(ae.architecture, dataset, ae, seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
+    architecture = architecture or ae.architecture
+    source = "npy" if architecture == "mlp" else ae.source
+    view = f"{feature}.{architecture}_z{latent}.{source}"
+    trained = train_autoencoder(architecture, dataset, ae, seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
                                 latent_dim=latent)
     with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
         z = embed(trained.module, trained.datamodule)
@@ -316,9 +354,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
     marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
     base = {
-        "feature": feature, "view": view, "type": f"{ae.architecture} autoencoder z={latent} "
-                                                  f"({SOURCE_NAMES[ae.source]})",
-        "kind": "autoencoder", "source": ae.source, "architecture": ae.architecture, "latent_dim": latent,
+        "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({SOURCE_NAMES[source]})",
+        "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
         "k": k, "k_source": k_source, "status": "ok", "reason": "", "selected": False,
         "epochs": trained.epochs, "reused": trained.reused,
         "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
@@ -405,10 +442,11 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
         jobs.append((f"loss.{view}", lambda: plots.loss_curves(metrics, title=view)))
     examples = example_indices(labels, N_EXAMPLES)
     images = model.dataset.images[examples]
-    jobs.append((f"reconstructions.{view}", lambda: plots.reconstruction_grid(
-        {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
-         "after DCEC": _reconstruct(dcec.module.model, images)},
-        [labels[i] or str(i) for i in examples], title=view)))
+    if images.shape[2] > 1:  # an image, not an embedding vector (which has nothing to look at)
+        jobs.append((f"reconstructions.{view}", lambda: plots.reconstruction_grid(
+            {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
+             "after DCEC": _reconstruct(dcec.module.model, images)},
+            [labels[i] or str(i) for i in examples], title=view)))
     jobs.append((f"dcec_history.{view}", lambda: plots.dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
     if model.selection is not None:
         sel = model.selection
@@ -439,4 +477,5 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
     return pd.read_csv(path)
 
 
-__all__ = ['ModelRun', 'embedding_k', 'feature_files', 'input_dataset', 'level_arrays', 'run', 'run_model', 'training_log']
+__all__ = ['ModelRun', 'embedding_dataset', 'embedding_k', 'embedding_vectors', 'feature_files', 'input_dataset',
+           'level_arrays', 'run', 'run_model', 'training_log']

@@ -181,8 +181,9 @@ def _check_config(cfg: Config) -> None:
     for name in cfg.cluster.algorithms:
         estimators.get_spec(name)
         _shared.grid_from_config(cfg.cluster, name)
-    if not cfg.views.features:
-        raise ConfigError("config key 'views.features' is empty: list at least one feature, e.g. [mfcc]")
+    if not cfg.views.features and not cfg.embeddings.models:
+        raise ConfigError("config keys 'views.features' and 'embeddings.models' are both empty: list at least one "
+                          "feature (e.g. [mfcc]) or model (e.g. [aisfx])")
 
 
 def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.ndarray,

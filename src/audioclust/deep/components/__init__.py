@@ -15,12 +15,14 @@ from audioclust.deep.components.autoencoders import (
     Conv4Autoencoder,
     ConvVAE,
     DCECAutoencoder,
+    MLPAutoencoder,
 )
 
 MODELS: dict[str, type[Autoencoder]] = {
     "dcec": DCECAutoencoder,
     "conv4": Conv4Autoencoder,
     "vae": ConvVAE,
+    "mlp": MLPAutoencoder,
 }
 
 
@@ -30,8 +32,8 @@ def build_model(name: str, input_shape: tuple[int, int, int] = (1, 96, 48), late
 
     Parameters
     ----------
-    name : one of :data:`MODELS` (``dcec``, ``conv4``, ``vae``).
-    input_shape : (1, T, F), the shape of one image (time × frequency).
+    name : one of :data:`MODELS` (``dcec``, ``conv4``, ``vae``; ``mlp`` for vectors).
+    input_shape : (1, T, F), the shape of one image (time × frequency); (1, 1, D) for a vector.
     latent_dim : size of the embedding.
     **kwargs : extra arguments of the architecture (``beta`` for ``vae``).
     """

@@ -1,6 +1,7 @@
-"""Convolutional autoencoders for fixed-size feature images.
+"""Autoencoders for fixed-size feature images, and for vectors (a pretrained model's embedding).
 
-Every model takes images of shape ``(N, 1, T, F)`` (time × frequency) and exposes
+Every model takes images of shape ``(N, 1, T, F)`` (time × frequency; a vector of D values is
+an image of shape ``(1, 1, D)``) and exposes
 
 - ``encode(x) -> z`` of shape ``(N, latent_dim)`` — the embedding used for clustering;
 - ``decode(z) -> x_hat`` of shape ``(N, 1, T, F)``, exactly the input shape, for any T, F;
@@ -227,3 +228,55 @@ class ConvVAE(DCECAutoencoder):
         recon = F.mse_loss(x_hat, x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1).mean() / math.prod(x.shape[1:])
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+
+
+class MLPAutoencoder(Autoencoder):
+    """The fully connected autoencoder of DEC (Xie, Girshick & Farhadi, ICML 2016), for vectors.
+
+    Encoder: D → 500 → 500 → 2000 (ReLU after each) → linear embedding; the decoder mirrors it
+    with a linear output. With the clustering layer on its embedding, DCEC's clustering stage
+    is DEC's. It refines a pretrained model's embedding (``autoencoder.features`` naming a
+    model of ``embeddings.models``), where convolutions over a vector's entries would mean
+    nothing.
+
+    Parameters
+    ----------
+    input_shape : (1, 1, D): one vector of D values.
+    latent_dim : size of the embedding.
+    """
+
+    hidden = (500, 500, 2000)
+
+    def __init__(self, input_shape: tuple[int, int, int] = (1, 1, 64), latent_dim: int = 10) -> None:
+        super().__init__()
+        self.input_shape = _check_shape(input_shape, latent_dim)
+        self.latent_dim = int(latent_dim)
+        n_in = math.prod(self.input_shape)
+        self.bottleneck = (self.hidden[-1],)
+        widths = (n_in, *self.hidden)
+        encoder: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            encoder += [nn.Linear(a, b), nn.ReLU()]
+        self.features = nn.Sequential(*encoder)
+        self.embedding = nn.Linear(self.hidden[-1], self.latent_dim)
+        self.expand = nn.Sequential(nn.Linear(self.latent_dim, self.hidden[-1]), nn.ReLU())
+        decoder: list[nn.Module] = []
+        back = widths[::-1]
+        for i, (a, b) in enumerate(zip(back[:-1], back[1:])):
+            decoder.append(nn.Linear(a, b))
+            if i < len(back) - 2:
+                decoder.append(nn.ReLU())
+        self.decoder = nn.Sequential(*decoder, nn.Unflatten(1, self.input_shape))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 1, D) → (N, latent_dim)."""
+        return self.embedding(self.features(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, latent_dim) → (N, 1, 1, D)."""
+        return self.decoder(self.expand(z))
+
+    @torch.no_grad()
+    def init_output(self, mean: float) -> None:
+        """Set the output layer's bias to ``mean`` (as the convolutional models do)."""
+        [m for m in self.decoder.modules() if isinstance(m, nn.Linear)][-1].bias.fill_(float(mean))
