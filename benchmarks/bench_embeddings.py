@@ -107,7 +107,7 @@ def _brief(row: pd.Series | None) -> dict:
 
 
 def run_set(root: Path, name: str, corpora: Path, models: list[str], limit: int | None, n_jobs: int,
-            analyse_only: bool = False) -> dict:
+            analyse_only: bool = False, dec: bool = False) -> dict:
     corpus, column = name.split(":")
     paths = bring(root, corpus, column, corpora, limit)
     k = sum(1 for p in paths.raw.iterdir() if p.is_dir())
@@ -132,6 +132,27 @@ def run_set(root: Path, name: str, corpora: Path, models: list[str], limit: int 
         if len(own):
             out["models"][model] = {"pick": _brief(pick(own, crit, k)), "best": _brief(_best(own, crit, k))}
     out["views"] = view_ranking(results, crit, k)
+    if dec:
+        out["dec"] = dec_rows(cfg, paths, models, results, k, times)
+    return out
+
+
+def dec_rows(cfg, paths: ProjectPaths, models: list[str], results: pd.DataFrame, k: int, times: dict) -> dict:
+    """Stage 05 on each model's embedding view (DEC's autoencoder, then K-Means and DEC's clustering)
+    next to K-Means on the view itself: does the refinement earn its place?"""
+    cfg.autoencoder.features = list(models)
+    start = time.perf_counter()
+    run_stage("autoencoder", cfg, paths)
+    times["autoencoder"] = round(time.perf_counter() - start, 1)
+    ae = pd.read_csv(paths.results / "autoencoder" / "results.csv")
+    out = {}
+    for model in models:
+        km = results[(results["feature"] == model) & (results["algorithm"] == "kmeans")]
+        rows = ae[ae["feature"] == model].set_index("stage")
+        out[model] = {"view_kmeans": float(km["nmi"].max()) if len(km) else None,
+                      **{stage: {"nmi": float(r["nmi"]), "acc": float(r["acc"]), "epochs": int(r["epochs"]),
+                                 "train_s": float(r["train_s"]), "runtime_s": float(r["runtime_s"])}
+                         for stage, r in rows.iterrows()}}
     return out
 
 
@@ -167,6 +188,18 @@ def _best(results: pd.DataFrame, criterion: str, k: int) -> pd.Series | None:
     return best_by_nmi(rows)
 
 
+def dec_markdown(runs: list[dict]) -> str:
+    lines = ["| labels | model | K-Means on the view | AE + K-Means | DEC | epochs | train (s) | DEC (s) |",
+             "|:---|:---|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        for model, r in run.get("dec", {}).items():
+            km, dec = r["ae_kmeans"], r["dcec"]
+            lines.append(f"| {run['set']} | {model} | {r['view_kmeans']:.2f} | {km['nmi']:.2f} / {km['acc']:.2f} | "
+                         f"{dec['nmi']:.2f} / {dec['acc']:.2f} | {km['epochs']} | {km['train_s']:.0f} | "
+                         f"{dec['runtime_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(runs: list[dict], models: list[str]) -> str:
     head = ["labels", "k", "files", "pick without", "NMI / ACC", "pick with", "NMI / ACC",
             "best without", "best with"] + [f"{m} pick" for m in models] + ["embed (s)"]
@@ -199,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="FSDD: a seeded sample of this many recordings")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")
+    parser.add_argument("--dec", action="store_true",
+                        help="also run stage 05 on each model's embedding view (DEC) and report it")
     parser.add_argument("--analyse-only", action="store_true",
                         help="read the results an earlier run left in --root instead of running the stages")
     args = parser.parse_args(argv)
@@ -210,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         (configs / "default.yaml").write_text((REPO / "configs" / "default.yaml").read_text())
     runs = []
     for name in args.sets:
-        runs.append(run_set(args.root, name, args.corpora, args.models, args.limit, args.n_jobs, args.analyse_only))
+        runs.append(run_set(args.root, name, args.corpora, args.models, args.limit, args.n_jobs, args.analyse_only,
+                            args.dec))
         print(markdown(runs, args.models), flush=True)
         print(ranking_markdown(runs, "stability"), flush=True)
+        if args.dec:
+            print(dec_markdown(runs), flush=True)
         if args.out:
             args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
                                             "models": args.models, "runs": runs}, indent=1))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from audioclust.embed import torchscript
-from audioclust.embed.base import ModelError, ModelSpec
+from audioclust.embed.spec import ModelError, ModelSpec
 from audioclust.embed.torchscript import TorchScriptModel
 
 CPU = torch.device("cpu")

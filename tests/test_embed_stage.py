@@ -16,7 +16,8 @@ from test_extract import SMALL, SR, make_stage02
 from audioclust.cli import main
 from audioclust.config import load_config
 from audioclust.core.paths import ProjectPaths
-from audioclust.embed.base import ModelError
+from audioclust.embed.spec import ModelError
+from audioclust.represent.vectors import ViewSpec
 from audioclust.represent.views import build_views
 from audioclust.results import read_table
 from audioclust.stages import cluster, embed, extract
@@ -157,13 +158,16 @@ def test_a_model_path_that_does_not_exist_is_a_clear_error(setup, caplog):
     assert code == 2 and "nowhere.pt" in caplog.text
 
 
-def test_stage_04_without_the_embeddings_says_to_run_embed(setup):
+def test_stage_04_without_the_embeddings_leaves_the_view_out_and_says_to_run_embed(setup, caplog):
     project, paths = setup
     cfg = cfg_of(project, "views.features=[mfcc]", "views.kinds=[stats]", "views.sources=[npy]", "cluster.k=2",
-                 "cluster.algorithms=[kmeans]")
+                 "cluster.algorithms=[kmeans]", "cluster.figures=false")
     extract.run(cfg, paths)
-    with pytest.raises(Exception, match="audioclust embed"):
-        cluster.run(cfg, paths)
+    results = cluster.run(cfg, paths)
+    assert results["feature"].tolist() == ["mfcc"]
+    assert "run `audioclust embed --dataset ds`" in caplog.text
+    with pytest.raises(Exception, match="audioclust embed"):  # asked for by name, it is an error
+        build_views(views_settings(cfg), paths, read_table(paths), specs=[ViewSpec("blocks", "embedding", "npy")])
 
 
 def test_stage_05_refines_an_embedding_with_decs_fully_connected_autoencoder(setup):

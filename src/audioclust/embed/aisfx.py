@@ -16,7 +16,6 @@ package's Essentia path), so the spectrogram is transposed. And the package refu
 
 from __future__ import annotations
 
-import importlib.metadata
 import warnings
 from pathlib import Path
 
@@ -28,15 +27,13 @@ from aisfx.models.cnn2d import EmbeddingNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from audioclust.core.cache import stable_hash
 from audioclust.embed.base import (
     EmbeddingModel,
-    ModelSpec,
     check_signals,
     forward_batches,
     split_rows,
-    weights_digest,
 )
+from audioclust.embed.spec import ModelSpec
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -77,11 +74,6 @@ class AisfxModel(EmbeddingModel):
         self.device = device
         self.batch_size = spec.batch_size
         self.net = _load_network().to(device)
-        self.identity = stable_hash({
-            "type": "aisfx", "version": importlib.metadata.version("aisfx"), "weights": weights_digest([WEIGHTS]),
-            "librosa": librosa.__version__,
-            "input": [SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS, F_MIN, F_MAX, NORM_MIN, NORM_MAX,
-                      BLOCK_FRAMES, BLOCK_HOP]}, length=16)
 
     def embed(self, signals: list[np.ndarray]) -> list[np.ndarray]:
         """Block embeddings of each signal; the blocks of all signals share forward passes.

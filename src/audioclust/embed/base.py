@@ -8,15 +8,13 @@ and used through :meth:`EmbeddingModel.embed`: mono signals at the model's rate 
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from audioclust.embed.spec import ModelError, ModelSpec
+from audioclust.embed.spec import ModelError
 
 #: device names :func:`pick_device` accepts (``cuda:N`` names one GPU)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -31,8 +29,6 @@ class EmbeddingModel(ABC):
     sample_rate : the rate in Hz that :meth:`embed` expects its signals at.
     dim : size of one frame embedding.
     hop_seconds : time between successive frame embeddings (the frames' time axis).
-    identity : stable hash of the weights and of every option that changes the outputs
-        (cache markers compare it); ``batch_size`` and the device are not part of it.
     device : where the forward passes run.
     """
 
@@ -40,7 +36,6 @@ class EmbeddingModel(ABC):
     sample_rate: int
     dim: int
     hop_seconds: float
-    identity: str
     device: torch.device
 
     @abstractmethod
@@ -95,26 +90,6 @@ def pick_device(preference: str = "auto") -> torch.device:
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ModelError(f"device {preference!r}: Apple MPS is not available here: use device auto or cpu")
     return torch.device(name)
-
-
-def weights_digest(paths: Iterable[str | Path]) -> str:
-    """SHA-256 of the files' names and contents, in the order given (the same weights anywhere on any disk).
-
-    Parameters
-    ----------
-    paths : weight and config files.
-
-    Returns
-    -------
-    str : hex digest.
-    """
-    digest = hashlib.sha256()
-    for path in paths:
-        path = Path(path)
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()
 
 
 def check_signals(signals: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -48,7 +48,9 @@ def _weights(spec: ModelSpec) -> Any:
             version = importlib.metadata.version(spec.type)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        return {"version": version, "file": file_fingerprint(folder / SHIPPED_WEIGHTS[spec.type])}
+        # their input features are librosa's: another librosa may give other mels
+        return {"version": version, "file": file_fingerprint(folder / SHIPPED_WEIGHTS[spec.type]),
+                "librosa": importlib.metadata.version("librosa")}
     path = Path(spec.path or "")
     if path.is_dir():  # a Hugging Face directory: its config and weight files
         return {p.name: file_fingerprint(p) for p in sorted(path.iterdir()) if p.is_file()}

@@ -62,8 +62,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from audioclust.embed.base import ModelError, ModelSpec
-from audioclust.embed.fingerprint import model_key
+from audioclust.embed.spec import ModelError, ModelSpec
 from audioclust.embed.torchscript import WindowedModel, smallest_input, window_samples
 
 logger = logging.getLogger(__name__)
@@ -105,7 +104,6 @@ class HuggingFaceModel(WindowedModel):
         folder = _checkpoint_folder(spec)
         self.name = spec.name
         self.device = torch.device(device)
-        self.identity = model_key(spec)
         self._layer = -1 if spec.layer is None else int(spec.layer)
         self._batch_size = max(1, spec.batch_size)
         model, extractor = _load(folder)

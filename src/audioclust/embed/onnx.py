@@ -14,10 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from audioclust.embed.base import ModelError, ModelSpec
-from audioclust.embed.fingerprint import model_key
-from audioclust.embed.torchscript import WindowedModel, checkpoint_file, frames_of, required_rate, smallest_input, \
-    window_samples
+from audioclust.embed.spec import ModelError, ModelSpec
+from audioclust.embed.torchscript import (
+    WindowedModel,
+    checkpoint_file,
+    frames_of,
+    required_rate,
+    smallest_input,
+    window_samples,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +50,6 @@ class OnnxModel(WindowedModel):
         path = checkpoint_file(spec, "ONNX", ".onnx")
         self.name = spec.name
         self.sample_rate = required_rate(spec)
-        self.identity = model_key(spec)
         try:
             import onnxruntime
         except ImportError:

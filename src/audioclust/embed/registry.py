@@ -10,7 +10,8 @@ import importlib.util
 from pathlib import Path
 
 from audioclust.core.vocab import EMBEDDING_TYPES, SHIPPED_EMBEDDINGS
-from audioclust.embed.base import EmbeddingModel, ModelError, ModelSpec, pick_device
+from audioclust.embed.base import EmbeddingModel, pick_device
+from audioclust.embed.spec import ModelError, ModelSpec
 
 #: models whose weights ship inside their pip wheels (no path)
 SHIPPED: tuple[str, ...] = SHIPPED_EMBEDDINGS

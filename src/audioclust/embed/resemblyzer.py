@@ -22,7 +22,6 @@ frames' time axis therefore runs over the trimmed signal: successive windows are
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import warnings
 from pathlib import Path
 
@@ -31,15 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from audioclust.core.cache import stable_hash
 from audioclust.embed.base import (
     EmbeddingModel,
-    ModelSpec,
     check_signals,
     forward_batches,
     split_rows,
-    weights_digest,
 )
+from audioclust.embed.spec import ModelSpec
 
 with warnings.catch_warnings():  # resemblyzer imports scipy.ndimage.morphology, deprecated in SciPy
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -100,10 +97,6 @@ class ResemblyzerModel(EmbeddingModel):
         self.device = device
         self.batch_size = spec.batch_size
         self.net = _load_network().to(device)
-        self.identity = stable_hash({
-            "type": "resemblyzer", "version": importlib.metadata.version("resemblyzer"),
-            "weights": weights_digest([WEIGHTS]), "windows": [RATE, MIN_COVERAGE], "preprocess": True},
-            length=16)
 
     def embed(self, signals: list[np.ndarray]) -> list[np.ndarray]:
         """Window embeddings of each signal; the windows of all signals share forward passes.

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audioclust.embed.base import EmbeddingModel, ModelError, ModelSpec, check_signals
-from audioclust.embed.fingerprint import model_key
+from audioclust.embed.base import EmbeddingModel, check_signals
+from audioclust.embed.spec import ModelError, ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,6 @@ class TorchScriptModel(WindowedModel):
         self.name = spec.name
         self.device = torch.device(device)
         self.sample_rate = required_rate(spec)
-        self.identity = model_key(spec)
         self._batch_size = max(1, spec.batch_size)
         self._window = window_samples(self.sample_rate)
         try:

@@ -271,6 +271,15 @@ def stored_ae_images(settings: ViewsSettings, paths: ProjectPaths, table: pd.Dat
     return matrix.reshape(len(files), int(settings.autoencoder.input_size[0]), int(settings.autoencoder.input_size[1]))
 
 
+def _embedded(paths: ProjectPaths, spec: ViewSpec) -> bool:
+    """Whether the embed stage ran for this model; a model that did not is left out, with a warning."""
+    if (paths.features / spec.feature).is_dir():
+        return True
+    log.warning("embeddings.models lists %s, but it has no embeddings: run `audioclust embed --dataset %s`; "
+                "its view is left out", spec.feature, paths.dataset)
+    return False
+
+
 def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFrame,
                 specs: list[ViewSpec] | None = None, store_rows: pd.DataFrame | None = None) -> list[View]:
     """Every view of the config: raw vectors from the packed store, transformed matrices from the cache.
@@ -283,7 +292,8 @@ def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFram
     table : DataFrame
         The rows to use: ok rows of ``features.csv`` (:func:`audioclust.results.read_table`).
     specs : list of ViewSpec or None
-        None: :func:`view_specs` of the settings.
+        None: :func:`view_specs` of the settings, but the embedding views of models the embed
+        stage has not run for (left out with a warning).
     store_rows : DataFrame or None
         Every row of ``features.csv``: views missing from the packed store are added to it
         when ``table`` is all its ok rows. None: the store is only read.
@@ -292,7 +302,8 @@ def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFram
     -------
     list of View, in ``specs`` order; every ``X`` has ``len(table)`` rows in table order.
     """
-    specs = view_specs(settings) if specs is None else specs
+    if specs is None:
+        specs = [s for s in view_specs(settings) if s.kind != EMBEDDING_KIND or _embedded(paths, s)]
     files = [file_key(lab, stem) for lab, stem in zip(table["label"], table["stem"])]
     if any(s.kind != DESCRIPTOR_FEATURE for s in specs) and _reference(settings) is None and any(
             _trim_db(settings, s) is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):

@@ -49,8 +49,9 @@ from audioclust.core.cache import Markers, file_fingerprint
 from audioclust.core.errors import StageInputError
 from audioclust.core.paths import ProjectPaths, file_key, key_of, split_key
 from audioclust.core.storage import remove_stale_temps, write_csv, write_npy
-from audioclust.embed.base import EmbeddingModel, ModelSpec
+from audioclust.embed.base import EmbeddingModel
 from audioclust.embed.registry import load_model
+from audioclust.embed.spec import ModelSpec
 from audioclust.results import EMBEDDINGS_COLUMNS
 from audioclust.stages._shared import embedding_key, embedding_models
 from audioclust.stages._skeleton import StageSummary, chunks, remove_unlisted
