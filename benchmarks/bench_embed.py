@@ -130,7 +130,7 @@ def _package_resemblyzer() -> Callable[[list[Path]], list[np.ndarray]]:
 def _ours(kind: str, batch_size: int, per_call: int) -> Callable[[list[Path]], list[np.ndarray]]:
     import soxr
 
-    from audioclust.embed.base import ModelSpec
+    from audioclust.embed.spec import ModelSpec
     from audioclust.embed.registry import load_model
 
     model = load_model(ModelSpec(name=kind, type=kind, batch_size=batch_size), device="cpu")

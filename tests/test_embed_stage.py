@@ -192,4 +192,4 @@ def test_stage_05_refines_an_embedding_with_decs_fully_connected_autoencoder(set
 
 def test_autoencoder_features_must_be_features_or_embedding_models(project):
     with pytest.raises(Exception, match="neither a feature"):
-        load_config(project, "ds", overrides=["autoencoder.features=[aisfx]"])
+        load_config(project, "ds", overrides=["autoencoder.features=[wavlm]"])

@@ -260,7 +260,7 @@ EMBEDDING_MODEL_KEYS: tuple[str, ...] = ("name", "type", "path", "layer", "sampl
 @dataclass
 class EmbeddingsConfig:
     models: list[str | dict[str, Any]] = _f(
-        [],
+        ["aisfx", "resemblyzer"],
         doc="pretrained models whose embeddings are features (a view each): aisfx (sound effects) and "
             "resemblyzer (voices) ship with the package; a local checkpoint is {name, type: huggingface | "
             "torchscript | onnx, path (absolute or from the project root), layer, sample_rate, batch_size}")
