@@ -27,12 +27,7 @@ from aisfx.models.cnn2d import EmbeddingNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from audioclust.embed.base import (
-    EmbeddingModel,
-    check_signals,
-    forward_batches,
-    split_rows,
-)
+from audioclust.embed.base import NetworkModel
 from audioclust.embed.spec import ModelSpec
 
 SAMPLE_RATE = 44100
@@ -49,7 +44,7 @@ DIM = 512
 WEIGHTS = Path(aisfx.__file__).resolve().parent / "models" / "checkpoint.pth"
 
 
-class AisfxModel(EmbeddingModel):
+class AisfxModel(NetworkModel):
     """The aiSFX embedding network (``EmbeddingNet('max', 3, 1, 64)``, the X-Sequential-CE weights).
 
     Parameters
@@ -67,31 +62,12 @@ class AisfxModel(EmbeddingModel):
     """
 
     def __init__(self, spec: ModelSpec, device: torch.device) -> None:
-        self.name = spec.name
-        self.sample_rate = SAMPLE_RATE
-        self.dim = DIM
-        self.hop_seconds = BLOCK_HOP * HOP_LENGTH / SAMPLE_RATE
-        self.device = device
-        self.batch_size = spec.batch_size
-        self.net = _load_network().to(device)
+        super().__init__(spec, device, _load_network(), sample_rate=SAMPLE_RATE, dim=DIM,
+                         hop_seconds=BLOCK_HOP * HOP_LENGTH / SAMPLE_RATE)
 
-    def embed(self, signals: list[np.ndarray]) -> list[np.ndarray]:
-        """Block embeddings of each signal; the blocks of all signals share forward passes.
-
-        Parameters
-        ----------
-        signals : mono float32 arrays of shape (n_samples,) at 44.1 kHz, n_samples >= 1.
-
-        Returns
-        -------
-        list of float32 arrays of shape (n_blocks, 512).
-        """
-        signals = check_signals(signals)
-        if not signals:
-            return []
-        blocks = [blocks_of(spectrogram(y)) for y in signals]
-        rows = forward_batches(self.net, np.concatenate(blocks), batch_size=self.batch_size, device=self.device)
-        return split_rows(rows, [len(b) for b in blocks])
+    def inputs(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        """The blocks of each signal (at 44.1 kHz): arrays of shape (n_blocks, 100, 96)."""
+        return [blocks_of(spectrogram(y)) for y in signals]
 
 
 def spectrogram(y: np.ndarray) -> np.ndarray:

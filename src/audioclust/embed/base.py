@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from audioclust.embed.spec import ModelError
+from audioclust.embed.spec import ModelError, ModelSpec
 
 #: device names :func:`pick_device` accepts (``cuda:N`` names one GPU)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -154,3 +154,34 @@ def split_rows(rows: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
     list of ndarrays of shape (count, dim).
     """
     return np.split(rows, np.cumsum(counts)[:-1])
+
+
+class NetworkModel(EmbeddingModel):
+    """A torch network applied to fixed-size inputs cut from each signal (blocks, windows): the
+    inputs of all signals share forward passes of ``batch_size``, one frame per input.
+
+    Parameters
+    ----------
+    spec : ModelSpec (its name and batch size).
+    device : where the network runs.
+    net : the network, on the CPU; it is moved to ``device``.
+    sample_rate, dim, hop_seconds : as :class:`EmbeddingModel`.
+    """
+
+    def __init__(self, spec: ModelSpec, device: torch.device, net: torch.nn.Module, *, sample_rate: int,
+                 dim: int, hop_seconds: float) -> None:
+        self.name, self.device, self.batch_size = spec.name, device, spec.batch_size
+        self.sample_rate, self.dim, self.hop_seconds = sample_rate, dim, hop_seconds
+        self.net = net.to(device)
+
+    @abstractmethod
+    def inputs(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        """The network's inputs of each signal: one array of shape (n_inputs, ...) per signal, n_inputs >= 1."""
+
+    def embed(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        signals = check_signals(signals)
+        if not signals:
+            return []
+        parts = self.inputs(signals)
+        rows = forward_batches(self.net, np.concatenate(parts), batch_size=self.batch_size, device=self.device)
+        return split_rows(rows, [len(p) for p in parts])

@@ -30,12 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from audioclust.embed.base import (
-    EmbeddingModel,
-    check_signals,
-    forward_batches,
-    split_rows,
-)
+from audioclust.embed.base import NetworkModel
 from audioclust.embed.spec import ModelSpec
 
 with warnings.catch_warnings():  # resemblyzer imports scipy.ndimage.morphology, deprecated in SciPy
@@ -69,7 +64,7 @@ class SpeakerEncoder(nn.Module):
         return raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-12)
 
 
-class ResemblyzerModel(EmbeddingModel):
+class ResemblyzerModel(NetworkModel):
     """Resemblyzer's pretrained voice encoder, windows of many signals per LSTM pass.
 
     Parameters
@@ -88,35 +83,18 @@ class ResemblyzerModel(EmbeddingModel):
     """
 
     def __init__(self, spec: ModelSpec, device: torch.device) -> None:
-        self.name = spec.name
-        self.sample_rate = hparams.sampling_rate
-        self.dim = hparams.model_embedding_size
-        samples_per_frame = self.sample_rate * hparams.mel_window_step // 1000
-        frame_step = int(np.round(self.sample_rate / RATE / samples_per_frame))  # as compute_partial_slices
-        self.hop_seconds = frame_step * samples_per_frame / self.sample_rate
-        self.device = device
-        self.batch_size = spec.batch_size
-        self.net = _load_network().to(device)
+        rate = hparams.sampling_rate
+        samples_per_frame = rate * hparams.mel_window_step // 1000
+        frame_step = int(np.round(rate / RATE / samples_per_frame))  # as compute_partial_slices
+        super().__init__(spec, device, _load_network(), sample_rate=rate, dim=hparams.model_embedding_size,
+                         hop_seconds=frame_step * samples_per_frame / rate)
 
-    def embed(self, signals: list[np.ndarray]) -> list[np.ndarray]:
-        """Window embeddings of each signal; the windows of all signals share forward passes.
-
-        Parameters
-        ----------
-        signals : mono float32 arrays of shape (n_samples,) at 16 kHz, n_samples >= 1.
-
-        Returns
-        -------
-        list of float32 arrays of shape (n_windows, 256).
-        """
-        signals = check_signals(signals)
-        if not signals:
-            return []
+    def inputs(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        """The mel windows of each signal (at 16 kHz): arrays of shape (n_windows, 160, 40); the mel
+        projection of all signals is one matrix product."""
         wavs, mel_slices = zip(*(padded_for_windows(preprocess(y)) for y in signals))
         mels = mel_spectrograms(list(wavs))
-        windows = np.concatenate([np.stack([mel[s] for s in slices]) for mel, slices in zip(mels, mel_slices)])
-        rows = forward_batches(self.net, windows, batch_size=self.batch_size, device=self.device)
-        return split_rows(rows, [len(slices) for slices in mel_slices])
+        return [np.stack([mel[s] for s in slices]) for mel, slices in zip(mels, mel_slices)]
 
 
 def preprocess(y: np.ndarray) -> np.ndarray:

@@ -279,6 +279,7 @@ class ViewsSettings:
     analysis: dict[str, Any]
     embeddings: dict[str, str] = field(default_factory=dict)
 
+
 @dataclass(frozen=True)
 class ViewSpec:
     """Which matrix: a feature, a view kind and a source.

@@ -135,7 +135,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                         lambda p: p.suffix == ".json" and key_of(p) in keep, f"stale marker(s) of {spec.name}")
     summary = StageSummary("embed", "path", fine=("ok", "skipped"))
     summary.add(frame)
-    summary.log(paths.rel(paths.embeddings_csv),
+    summary.log(paths.rel(paths.embeddings_csv), f"embed: one row per file and model ({len(table)} × {len(specs)})",
                 *([f"{n_reused} of {len(files) * len(specs)} embeddings already done with the same model"]
                   if n_reused else []))
     return frame if return_table else None
