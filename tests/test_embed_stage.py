@@ -95,6 +95,7 @@ def test_embed_writes_each_files_frames_rows_and_reasons(setup):
         assert got.shape == want.shape == (3, int(len(SIGNALS[stem]) * MODEL_SR / SR) // BLOCK)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
         assert rows.loc[stem, "n_frames"] == want.shape[1] and rows.loc[stem, "dim"] == 3
+        assert rows.loc[stem, "hop_seconds"] == pytest.approx(0.1)  # 1,600 samples at 16 kHz
     # a sine's RMS is its amplitude over sqrt(2): the model heard the right signal at the right rate
     np.testing.assert_allclose(saved(paths, "low", "a")[0, 1:-1], 0.5 / np.sqrt(2), rtol=2e-3)
     assert pd.read_csv(paths.embeddings_csv).shape[0] == 6

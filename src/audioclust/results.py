@@ -55,7 +55,8 @@ def read_metadata(path: Path) -> pd.DataFrame:
 FEATURES_COLUMNS: list[str] = ["stem", "label", "path", "status", "reason", "n_frames", *DESCRIPTORS]
 
 #: ``features/<name>/embeddings.csv``: one row per file and model (the embedding part of stage 03)
-EMBEDDINGS_COLUMNS: list[str] = ["stem", "label", "path", "model", "status", "reason", "n_frames", "dim"]
+EMBEDDINGS_COLUMNS: list[str] = ["stem", "label", "path", "model", "status", "reason", "n_frames", "dim",
+                                  "hop_seconds"]
 
 def read_table(paths: ProjectPaths, ok_only: bool = True) -> pd.DataFrame:
     """The ``ok`` rows of ``features.csv`` in file order (index reset), labels as strings ('' = none).

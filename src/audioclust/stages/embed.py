@@ -27,8 +27,8 @@ the model's key (its options, weights and the ``audio`` section:
 :func:`~audioclust.stages._shared.embedding_key`) and the WAV's size and modification time; a
 re-run skips a file whose marker matches and whose NPY exists, and does not even load a model
 whose files are all done. An unreadable WAV is marked too (until it changes, reading it again
-fails again); a file the model failed on is not, so it is retried. Embeddings of files that left the table are deleted from the folders
-of the configured models.
+fails again); a file the model failed on is not, so it is retried. Embeddings of files that left
+the table are deleted from the folders of the configured models.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _reusable(markers: Markers, f: _File, spec: ModelSpec, paths: ProjectPaths) 
 
 def _row(f: _File, model: str, status: str, reason: str = "", **values: Any) -> dict[str, Any]:
     return {"stem": f.stem, "label": f.label, "path": f.rel, "model": model, "status": status, "reason": reason,
-            "n_frames": values.get("n_frames"), "dim": values.get("dim")}
+            "n_frames": values.get("n_frames"), "dim": values.get("dim"), "hop_seconds": values.get("hop_seconds")}
 
 
 def _read_wav(paths: ProjectPaths, f: _File) -> tuple[np.ndarray | None, int, str]:
@@ -262,7 +262,7 @@ def _embed_step(paths: ProjectPaths, model: EmbeddingModel, step: list[_File],
             continue
         label, stem = split_key(f.key)
         write_npy(paths.feature_file(model.name, label, stem, ".npy"), np.ascontiguousarray(frames.T, np.float32))
-        row = _row(f, model.name, "ok", n_frames=frames.shape[0], dim=frames.shape[1])
+        row = _row(f, model.name, "ok", n_frames=frames.shape[0], dim=frames.shape[1], hop_seconds=model.hop_seconds)
         markers.put(f.key, {**row, "source": audio[f.key][3]})  # last: now a re-run may trust the NPY
         rows[(f.key, model.name)] = row
 
