@@ -767,6 +767,7 @@ def _check_cross_fields(cfg: Config) -> None:
     if len(cfg.report.thumbnail_size) != 2:
         raise ConfigError(f"config key 'report.thumbnail_size' = {cfg.report.thumbnail_size} must be [width, height]")
 
+
 #: names an embedding model cannot take: the features' folders and the views' own words
 _RESERVED_NAMES = frozenset(FEATURE_KINDS) | {"descriptors", "views", "store", "embeddings"}
 
