@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="read the results an earlier run left in --root instead of running the stages")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.root, args.corpora = args.root.resolve(), args.corpora.resolve()  # the label CSVs list absolute paths
     args.root.mkdir(parents=True, exist_ok=True)
     configs = args.root / "configs"
     if not configs.is_dir():
