@@ -101,7 +101,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     files, early = _plan_files(table)
     markers = {s.name: Markers(paths.features / ".embed_done" / s.name, embedding_key(cfg, s)) for s in specs}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    todo: dict[str, list[_File]] = {}
+    todo: dict[str, list[ModelSpec]] = {}  # file key -> the models it still needs
     for spec in specs:
         for f in files:
             done = _reusable(markers[spec.name], f, spec, paths)
