@@ -18,8 +18,8 @@ from audioclust.clustering.registry import check_params, get_spec
 from audioclust.config import ClusterConfig, Config, section_hash
 from audioclust.core.parallel import Workers
 from audioclust.dsp.extraction import ANALYSIS_PARAMS
-from audioclust.embed.spec import ModelSpec
 from audioclust.embed.fingerprint import model_key
+from audioclust.embed.spec import ModelSpec
 from audioclust.represent.vectors import ViewsSettings
 
 log = logging.getLogger(__name__)

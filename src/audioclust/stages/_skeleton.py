@@ -17,6 +17,9 @@ from typing import TypeVar
 
 import pandas as pd
 
+from audioclust.core.errors import StageInputError
+from audioclust.core.paths import ProjectPaths
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -76,6 +79,26 @@ def remove_unlisted(candidates: Iterable[Path], keep: Callable[[Path], bool], wh
     if removed:
         log.info("removed %d %s", removed, what)
     return removed
+
+
+#: The columns of ``metadata_transformed.csv`` (stage 02) that stage 03's two parts, features and
+#: embeddings, read.
+TRANSFORMED_COLUMNS: tuple[str, ...] = ("label", "stem", "path", "status", "reason")
+
+
+def check_transformed(paths: ProjectPaths) -> None:
+    """Stage 02's table exists and has :data:`TRANSFORMED_COLUMNS`; otherwise a :class:`StageInputError`
+    saying to run transform."""
+    source = paths.transformed_csv
+    if not source.is_file():
+        raise StageInputError(
+            f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
+    header = pd.read_csv(source, dtype=str, nrows=0).columns
+    missing = [c for c in TRANSFORMED_COLUMNS if c not in header]
+    if missing:
+        raise StageInputError(
+            f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
+            f"re-run `audioclust transform --dataset {paths.dataset}`")
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -46,7 +46,6 @@ from tqdm.auto import tqdm
 
 from audioclust.config import Config
 from audioclust.core.cache import Markers, file_fingerprint
-from audioclust.core.errors import StageInputError
 from audioclust.core.paths import ProjectPaths, file_key, key_of, split_key
 from audioclust.core.storage import remove_stale_temps, write_csv, write_npy
 from audioclust.embed.base import EmbeddingModel
@@ -54,11 +53,15 @@ from audioclust.embed.registry import load_model
 from audioclust.embed.spec import ModelSpec
 from audioclust.results import EMBEDDINGS_COLUMNS
 from audioclust.stages._shared import embedding_key, embedding_models
-from audioclust.stages._skeleton import StageSummary, chunks, remove_unlisted
+from audioclust.stages._skeleton import (
+    TRANSFORMED_COLUMNS,
+    StageSummary,
+    check_transformed,
+    chunks,
+    remove_unlisted,
+)
 
 log = logging.getLogger(__name__)
-
-_INPUT_COLUMNS = ("label", "stem", "path", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -142,16 +145,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
 
 
 def _read_input(paths: ProjectPaths) -> pd.DataFrame:
-    source = paths.transformed_csv
-    if not source.is_file():
-        raise StageInputError(
-            f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
-    table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    missing = [c for c in _INPUT_COLUMNS if c not in table.columns]
-    if missing:
-        raise StageInputError(f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
-                              f"re-run `audioclust transform --dataset {paths.dataset}`")
-    return table[list(_INPUT_COLUMNS)]
+    check_transformed(paths)
+    return pd.read_csv(paths.transformed_csv, dtype=str, keep_default_na=False, usecols=list(TRANSFORMED_COLUMNS))
 
 
 def _plan_files(table: pd.DataFrame) -> tuple[list[_File], list[dict[str, Any] | None]]:

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from audioclust.config import Config, section_hash
 from audioclust.core.cache import Markers, file_fingerprint
-from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.errors import ConfigError
 from audioclust.core.parallel import parallel_imap
 from audioclust.core.paths import (
     ProjectPaths,
@@ -78,12 +78,15 @@ from audioclust.represent.vectors import (
 from audioclust.represent.views import settings_key, store_specs
 from audioclust.results import FEATURES_COLUMNS, read_table
 from audioclust.stages._shared import analysis_params, views_settings, workers
-from audioclust.stages._skeleton import StageSummary, remove_unlisted
+from audioclust.stages._skeleton import (
+    TRANSFORMED_COLUMNS,
+    StageSummary,
+    check_transformed,
+    remove_unlisted,
+)
 
 log = logging.getLogger(__name__)
 
-#: The columns of ``metadata_transformed.csv`` that stage 03 reads.
-_INPUT_COLUMNS = ("label", "stem", "path", "status", "reason")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
         When the mel band limits do not fit the sample rate.
     """
     remove_stale_temps(*paths.generated())
-    _check_input(paths)
+    check_transformed(paths)
     _check_config(cfg)
     views = views_settings(cfg)
     specs = tuple(store_specs(views)) if cfg.views.store else ()
@@ -263,22 +266,9 @@ def _stored_vectors(store: FeatureStore | None, key: str,
     return row, out
 
 
-def _check_input(paths: ProjectPaths) -> None:
-    source = paths.transformed_csv
-    if not source.is_file():
-        raise StageInputError(
-            f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
-    header = pd.read_csv(source, dtype=str, nrows=0).columns
-    missing = [c for c in _INPUT_COLUMNS if c not in header]
-    if missing:
-        raise StageInputError(
-            f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
-            f"re-run `audioclust transform --dataset {paths.dataset}`")
-
-
 def _read_input(paths: ProjectPaths) -> Iterator[pd.DataFrame]:
     """``metadata_transformed.csv`` in chunks of :data:`CHUNK_ROWS` rows, text as text."""
-    with pd.read_csv(paths.transformed_csv, dtype=str, keep_default_na=False, usecols=list(_INPUT_COLUMNS),
+    with pd.read_csv(paths.transformed_csv, dtype=str, keep_default_na=False, usecols=list(TRANSFORMED_COLUMNS),
                      chunksize=CHUNK_ROWS) as chunks:
         yield from chunks
 
