@@ -93,7 +93,7 @@ from audioclust.report import figures as plots
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_summaries
 from audioclust.represent.projection import embed_2d
-from audioclust.represent.vectors import EMBEDDING_KIND, SOURCE_NAMES, TRIM_REFERENCES, ViewSpec
+from audioclust.represent.vectors import EMBEDDING_KIND, SOURCE_NAMES, TRIM_REFERENCES, ViewSpec, ViewsSettings
 from audioclust.represent.views import build_views, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
 from audioclust.stages._shared import choose_k, given_k, views_settings
@@ -167,13 +167,14 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
     if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
-    embedded = set(views_settings(cfg).embeddings)
-    stored = {feature: stored_ae_images(views_settings(cfg), paths, table, feature) for feature in ae.features
-              if feature not in embedded}
-    for feature in ae.features:  # every missing input is reported before any training
-        if feature in embedded:
-            embedding_vectors(cfg, paths, table, feature)
-        elif stored[feature] is None:
+    settings = views_settings(cfg)
+    # every missing input is reported before any training
+    vectors = {feature: embedding_vectors(settings, paths, table, feature) for feature in ae.features
+               if feature in settings.embeddings}
+    stored = {feature: stored_ae_images(settings, paths, table, feature) for feature in ae.features
+              if feature not in vectors}
+    for feature, images in stored.items():
+        if images is None:
             feature_files(paths, table, feature, ae.source)
     labels = table["label"].fillna("").astype(str).to_numpy()
     labelled = labels != ""
@@ -186,8 +187,8 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     assignments: dict[str, np.ndarray] = {}
     selections: dict[str, KSelection] = {}
     for feature in ae.features:
-        if feature in embedded:
-            dataset, architecture = embedding_dataset(cfg, paths, table, feature), "mlp"
+        if feature in vectors:
+            dataset, architecture = embedding_dataset(paths, table, feature, vectors.pop(feature)), "mlp"
         else:
             dataset, architecture = input_dataset(cfg, paths, table, feature, stored.pop(feature)), ae.architecture
         for latent in ae.latent_dims:
@@ -261,7 +262,7 @@ def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature
                            per_file=cfg.images.per_file.get(feature, "none"))
 
 
-def embedding_vectors(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, model: str) -> np.ndarray:
+def embedding_vectors(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFrame, model: str) -> np.ndarray:
     """A pretrained model's embedding view for every row of ``table``: the matrix stage 04 clusters.
 
     Returns
@@ -275,13 +276,12 @@ def embedding_vectors(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, mod
         No file has this model's embedding (run ``audioclust embed``).
     """
     spec = ViewSpec(model, EMBEDDING_KIND, "npy")
-    return build_views(views_settings(cfg), paths, table, specs=[spec])[0].X
+    return build_views(settings, paths, table, specs=[spec])[0].X
 
 
-def embedding_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, model: str) -> FeaturesDataset:
-    """The embedding view of ``model`` as DEC's input: each file a (1, D) "image", not rescaled
-    (the view is standardised already), keyed like the images so checkpoints are reused."""
-    X = embedding_vectors(cfg, paths, table, model)
+def embedding_dataset(paths: ProjectPaths, table: pd.DataFrame, model: str, X: np.ndarray) -> FeaturesDataset:
+    """The embedding view ``X`` of ``model`` (:func:`embedding_vectors`) as DEC's input: each file a (1, D)
+    "image", not rescaled (the view is standardised already), keyed like the images so checkpoints are reused."""
     keys = [paths.rel(paths.feature_file(model, label_folder(label), stem, ".npy"))
             for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
     return FeaturesDataset(list(X[:, None, :]), size=(1, X.shape[1]), scale="none", keys=keys, prepared=True)
