@@ -38,9 +38,6 @@ def _extract(cfg: Config, paths: ProjectPaths) -> None:
 
 
 def _embed(cfg: Config, paths: ProjectPaths) -> None:
-    if not cfg.embeddings.models:  # nothing to do: torch is not even imported
-        log.info("embed: embeddings.models is empty: nothing to do")
-        return
     from audioclust.stages import embed
     embed.run(cfg, paths, return_table=False)
 

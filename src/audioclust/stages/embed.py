@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +48,6 @@ from audioclust.config import Config
 from audioclust.core.cache import Markers, file_fingerprint
 from audioclust.core.paths import ProjectPaths, file_key, key_of, split_key
 from audioclust.core.storage import remove_stale_temps, write_csv, write_npy
-from audioclust.embed.base import EmbeddingModel
-from audioclust.embed.registry import load_model
 from audioclust.embed.spec import ModelSpec
 from audioclust.results import EMBEDDINGS_COLUMNS
 from audioclust.stages._shared import embedding_key, embedding_models
@@ -60,6 +58,9 @@ from audioclust.stages._skeleton import (
     chunks,
     remove_unlisted,
 )
+
+if TYPE_CHECKING:  # torch comes in with the models, when one has work to do
+    from audioclust.embed.base import EmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ def _read_wav(paths: ProjectPaths, f: _File) -> tuple[np.ndarray | None, int, st
 def _embed(cfg: Config, paths: ProjectPaths, files: list[_File], todo: dict[str, list[ModelSpec]],
            markers: dict[str, Markers], rows: dict[tuple[str, str], dict[str, Any]]) -> None:
     """Embed ``files`` step by step with the models ``todo`` lists for each; fills ``rows``."""
+    from audioclust.embed.registry import load_model
+
     needed = {s.name: s for specs in todo.values() for s in specs}
     models: dict[str, EmbeddingModel] = {}
     for name, spec in needed.items():
