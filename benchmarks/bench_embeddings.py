@@ -90,10 +90,16 @@ def bring(root: Path, corpus: str, column: str, corpora: Path, limit: int | None
     return paths
 
 
-def pick(results: pd.DataFrame, criterion: str, k: int) -> pd.Series:
-    """The overall label-free row of ``results`` (the selection redone on exactly these rows)."""
+def marked(results: pd.DataFrame, criterion: str, k: int) -> pd.DataFrame:
+    """A copy of ``results`` with the label-free selection redone on exactly these rows."""
     rows = results.copy()
     mark_selected(rows, criterion, k)
+    return rows
+
+
+def pick(results: pd.DataFrame, criterion: str, k: int) -> pd.Series:
+    """The overall label-free row of ``results``."""
+    rows = marked(results, criterion, k)
     chosen = rows[rows["selected"].astype(bool)]
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     return chosen.loc[(pd.to_numeric(chosen[criterion]) * sign).idxmax()]
@@ -159,8 +165,7 @@ def dec_rows(cfg, paths: ProjectPaths, models: list[str], results: pd.DataFrame,
 def view_ranking(results: pd.DataFrame, criterion: str, k: int) -> list[dict]:
     """Each feature's label-free row with its criterion and NMI: does the criterion rank the views
     (embeddings and hand-made features alike) as their agreement with the labels does?"""
-    rows = results.copy()
-    mark_selected(rows, criterion, k)
+    rows = marked(results, criterion, k)
     chosen = rows[rows["selected"].astype(bool)]
     return [{"feature": r["feature"], "type": r["type"], "algorithm": r["algorithm"], "n_dims": int(r["n_dims"]),
              criterion: float(r[criterion]), "nmi": float(r["nmi"])} for _, r in chosen.iterrows()]
@@ -183,9 +188,7 @@ def ranking_markdown(runs: list[dict], criterion: str) -> str:
 
 
 def _best(results: pd.DataFrame, criterion: str, k: int) -> pd.Series | None:
-    rows = results.copy()
-    mark_selected(rows, criterion, k)
-    return best_by_nmi(rows)
+    return best_by_nmi(marked(results, criterion, k))
 
 
 def dec_markdown(runs: list[dict]) -> str:
