@@ -56,6 +56,13 @@ log = logging.getLogger("bench_embeddings")
 CHAIN = ["metadata", "transform", "extract", "embed", "cluster"]
 
 
+def make_project(root: Path) -> None:
+    """``root`` as a project folder with this checkout's ``configs/default.yaml`` (rewritten each time: a new key
+    must not meet an old file)."""
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    (root / "configs" / "default.yaml").write_text((REPO / "configs" / "default.yaml").read_text())
+
+
 def bring(root: Path, corpus: str, column: str, corpora: Path, limit: int | None) -> ProjectPaths:
     """The dataset folder of one label set, made ready in ``root``."""
     paths = ProjectPaths(root, f"{corpus}_{column}")
@@ -112,8 +119,10 @@ def _brief(row: pd.Series | None) -> dict:
             "nmi": float(row["nmi"]), "acc": float(row["acc"])}
 
 
-def run_set(root: Path, name: str, corpora: Path, models: list[str], limit: int | None, n_jobs: int,
-            analyse_only: bool = False, dec: bool = False) -> dict:
+def run_chain(root: Path, name: str, corpora: Path, models: list[str], limit: int | None, n_jobs: int,
+              analyse_only: bool = False):
+    """Bring the label set ``corpus:column`` into ``root`` and run :data:`CHAIN` on it with ``cluster.k`` = its
+    number of classes; return (config, paths, k, seconds per stage)."""
     corpus, column = name.split(":")
     paths = bring(root, corpus, column, corpora, limit)
     k = sum(1 for p in paths.raw.iterdir() if p.is_dir())
@@ -124,6 +133,12 @@ def run_set(root: Path, name: str, corpora: Path, models: list[str], limit: int 
         start = time.perf_counter()
         run_stage(stage, cfg, paths)
         times[stage] = round(time.perf_counter() - start, 1)
+    return cfg, paths, k, times
+
+
+def run_set(root: Path, name: str, corpora: Path, models: list[str], limit: int | None, n_jobs: int,
+            analyse_only: bool = False, dec: bool = False) -> dict:
+    cfg, paths, k, times = run_chain(root, name, corpora, models, limit, n_jobs, analyse_only)
     results = pd.read_csv(paths.results / "clustering" / "results.csv", keep_default_na=False,
                           na_values=[""])
     results = results[results["status"] == "ok"]
@@ -242,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.root, args.corpora = args.root.resolve(), args.corpora.resolve()  # the label CSVs list absolute paths
-    args.root.mkdir(parents=True, exist_ok=True)
-    configs = args.root / "configs"
-    if not configs.is_dir():
-        configs.mkdir()
-        (configs / "default.yaml").write_text((REPO / "configs" / "default.yaml").read_text())
+    make_project(args.root)
     runs = []
     for name in args.sets:
         runs.append(run_set(args.root, name, args.corpora, args.models, args.limit, args.n_jobs, args.analyse_only,

@@ -44,6 +44,17 @@ def test_kmeans_finds_the_three_classes(project):
     assert results.groupby("feature")["selected"].sum().to_dict() == {"descriptors": 1, "mel": 1, "mfcc": 1}
     grids = pd.read_csv(out / "grids.csv")
     assert set(grids["id"]) == set(results.loc[results["status"] == "ok", "id"])
+    # two features' selected rows find the three classes, the third's something else: two structures, the
+    # pick is the centre of the one two features see
+    structures = pd.read_csv(out / "structures.csv")
+    assert structures["n_features"].tolist() == [2, 1] and structures["pick"].tolist() == [True, False]
+    assert structures.loc[0, "nmi"] == pytest.approx(1.0) and structures.loc[0, "agreement"] == pytest.approx(1.0)
+    assert structures.loc[1, "nmi"] < 0.5
+    picked = results[results["pick"].astype(bool)]
+    assert len(picked) == 1 and picked["selected"].all() and picked["id"].iloc[0] == structures.loc[0, "representative"]
+    assert sorted(results.loc[results["selected"], "structure"]) == [1, 1, 2]
+    assert results.loc[~results["selected"], "structure"].isna().all()
+    assert "## Structures" in (out / "summary.md").read_text() and "tab:structures-" in (out / "summary.tex").read_text()
 
 
 def test_summary_marks_the_best_by_nmi_row(project):
@@ -166,6 +177,13 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
 def test_missing_features_csv_tells_to_run_extract(project):
     with pytest.raises(StageInputError, match="audioclust extract"):
         cluster.run(load_config(project, "nothing"), ProjectPaths(project, "nothing"))
+
+
+def test_focus_on_an_unknown_feature_fails_before_work(project):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans"], "cluster.focus": ["chroma"]})
+    with pytest.raises(ConfigError, match="cluster.focus.*chroma"):
+        cluster.run(cfg, paths)
+    assert not (paths.results / "clustering" / "results.csv").exists()
 
 
 def test_unknown_grid_parameter_fails_before_work(project):

@@ -82,6 +82,19 @@ def test_label_free_choice_is_the_best_selected_row_by_the_criterion(tmp_path):
     assert result.files["path"].iloc[2] == "datasets/fake_wav/b/b_0.wav"
 
 
+def test_label_free_choice_is_the_row_stage_04_picked(tmp_path):
+    cfg, paths = _project(tmp_path)
+    out = paths.results / "clustering"
+    table = pd.read_csv(out / "results.csv")
+    table["structure"] = [2, 1, None, None]
+    table["pick"] = [False, True, False, False]
+    table.loc[0, "silhouette"] = 0.99         # the criterion would choose mel.x.kmeans: the pick comes first
+    write_csv(out / "results.csv", table)
+    result = ac_results.load_result(paths)
+    assert result.id == "descriptors.kmeans"
+    assert result.how == "label-free pick, structure 1 of 2; the others are alternatives, see structures.csv"
+
+
 def test_given_unknown_and_missing_results_are_explained(tmp_path):
     cfg, paths = _project(tmp_path)
     given = ac_results.load_result(paths, "mel.x.fcm")

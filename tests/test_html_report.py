@@ -245,3 +245,28 @@ def test_large_result_shows_a_sample_with_true_sizes(built):
     for c, size in sizes.items():                                  # the sections give the true sizes
         assert f"{size} files (" in page
     html_report.run(cfg, paths)  # the module's other tests expect the full report
+
+
+def test_structures_section_and_alternative_colourings(built):
+    cfg, paths, _ = built
+    out = paths.results / "clustering"
+    original = (out / "structures.csv").read_text()
+    structures = pd.read_csv(out / "structures.csv")
+    assert len(structures) == 1 and "id=\"structures\"" in _page(paths)
+    shown = results.load_result(paths).id
+    other = next(i for i in pd.read_csv(out / "results.csv")["id"] if i != shown)
+    second = structures.iloc[0].copy()
+    second.update({"structure": 2, "pick": False, "features": "chroma", "representative": other})
+    pd.concat([structures, second.to_frame().T]).to_csv(out / "structures.csv", index=False)
+    try:
+        html_report.run(cfg, paths)
+        page = _page(paths)
+        alternatives = _map_data(page)["alternatives"]
+        labels = pd.read_csv(out / "labels.csv", keep_default_na=False, dtype={"stem": str})
+        assert [a["key"] for a in alternatives] == ["structure-2"]
+        assert alternatives[0]["cluster"] == labels[other].astype(int).tolist()
+        assert 'value="structure-2"> structure 2: chroma' in page
+        assert "The files group in 2 distinct ways" in page and "1 (pick)" in page
+    finally:
+        (out / "structures.csv").write_text(original)
+        html_report.run(cfg, paths)

@@ -305,6 +305,18 @@ class ClusterConfig:
             "| calinski_harabasz | davies_bouldin (lower is better) | stability (ARI between partitions of "
             "half-samples minus the same on a Gaussian of the view's shape: comparable across views, "
             "the slowest)")
+    pick: Literal["structures", "criterion"] = _f(
+        "structures",
+        doc="the overall label-free row (report, sound map) among the features' selected rows: structures "
+            "(rows whose partitions agree form a structure; the pick is the most central row of the structure "
+            "most features see, the others are reported as alternatives) | criterion (the best criterion)")
+    structure_agreement: float = _f(
+        0.3, min=0.0, max=1.0,
+        doc="adjusted mutual information from which two features' selected partitions count as one structure")
+    focus: list[str] = _f(
+        [],
+        doc="features (or embedding models) whose selected rows form the structures and the pick: your prior "
+            "about what matters, e.g. [chroma] for pitch class, [resemblyzer] for voices; [] = all")
     tune_criterion: Criterion = _f(
         "silhouette",
         doc="label-free score that picks each algorithm's grid point within one view (where scales agree; "
@@ -502,8 +514,8 @@ class ReportConfig:
         doc="whose result the clusters and the sound map show: clustering (stage 04) | autoencoder (stage 05)")
     result: str | None = _f(
         None,
-        doc="a row id of that stage's results.csv; null: the label-free choice (best internal criterion "
-            "among the selected rows)")
+        doc="a row id of that stage's results.csv; null: the label-free pick (cluster.pick; stage 05: the best "
+            "internal criterion among its selected rows)")
     projection: Literal["tsne", "pca", "umap"] = _f(
         "tsne", doc="2-D projection of the sound map (seeded): tsne | pca | umap (umap-learn)")
     audio_seconds: float = _f(

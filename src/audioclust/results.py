@@ -103,7 +103,7 @@ STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
 
 #: ``results.csv`` of stage 04: one row per view x algorithm.
 CLUSTER_COLUMNS: list[str] = [
-    *_IDENTITY, "algorithm", *_CHOICE, "degenerate", *EXTERNAL, *INTERNAL, *STABILITY,
+    *_IDENTITY, "algorithm", *_CHOICE, "degenerate", "structure", "pick", *EXTERNAL, *INTERNAL, *STABILITY,
     "partition_coefficient", "partition_entropy", "n_noise", "min_cluster_size", "runtime_s", "fit_s",
     "stability_s", *_SIZE,
 ]
@@ -198,8 +198,10 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     """The label-free choice among a stage's results.
 
     Among the ``ok`` rows (with labels in ``labels.csv`` when ``available`` is given), the
-    ``selected`` ones (one per feature, chosen by the stage without labels) compete on the
-    internal ``criterion``; the best wins. Without any selected row every ok row competes.
+    row stage 04 marked ``pick`` (:func:`audioclust.clustering.structures.mark_structures`)
+    when there is one; otherwise (stage 05) the ``selected`` ones (one per feature, chosen by
+    the stage without labels) compete on the internal ``criterion`` and the best wins. Without
+    any selected row every ok row competes.
 
     Parameters
     ----------
@@ -223,7 +225,13 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
         ok = ok[ok["id"].isin(set(available))]
     if ok.empty:
         raise StageInputError("no result with status ok and cluster labels: check results.csv (status, reason)")
-    selected = ok["selected"].astype(str).str.lower() == "true" if "selected" in ok.columns else None
+    picked = ok[_flag(ok, "pick")]
+    if len(picked):
+        rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
+        total = pd.to_numeric(ok["structure"], errors="coerce").max()
+        others = "; the others are alternatives, see structures.csv" if total > 1 else ""
+        return str(picked["id"].iloc[0]), f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
+    selected = _flag(ok, "selected") if "selected" in ok.columns else None
     pool, what = (ok[selected], "selected rows (one per feature)") if selected is not None and selected.any() \
         else (ok, "ok rows")
     score = pd.to_numeric(pool[criterion], errors="coerce") if criterion in pool.columns else pd.Series(dtype=float)
@@ -232,6 +240,13 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
         how = f"label-free: best {criterion} ({score[best]:.3f}) among {len(pool)} {what}"
         return str(pool.loc[best, "id"]), how
     return str(pool["id"].iloc[0]), f"label-free: first of {len(pool)} {what} (no {criterion} in results.csv)"
+
+
+def _flag(table: pd.DataFrame, column: str) -> pd.Series:
+    """A boolean column of a table read from CSV (False where absent)."""
+    if column not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table[column].astype(str).str.lower() == "true"
 
 
 def load_result(paths: ProjectPaths, result_id: str | None = None, source: str = "clustering",

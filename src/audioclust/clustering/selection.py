@@ -60,11 +60,11 @@ def stability(X, fit_predict, labels=None, n_resamples: int = 5, fraction: float
     scores = []
     for _ in range(n_resamples):
         rows = np.sort(rng.choice(n, size=size, replace=False))
-        scores.append(skm.adjusted_rand_score(_noise_apart(labels[rows]), _noise_apart(fit_predict(X[rows]))))
+        scores.append(skm.adjusted_rand_score(noise_apart(labels[rows]), noise_apart(fit_predict(X[rows]))))
     return float(np.mean(scores))
 
 
-def _noise_apart(labels) -> np.ndarray:
+def noise_apart(labels) -> np.ndarray:
     """Labels as int codes, each noise point (-1) given a code of its own."""
     codes = np.unique(np.asarray(labels).ravel(), return_inverse=True)[1].astype(np.int64)
     noise = np.asarray(labels).ravel() == NOISE

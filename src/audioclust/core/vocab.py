@@ -17,3 +17,15 @@ EMBEDDING_TYPES: tuple[str, ...] = SHIPPED_EMBEDDINGS + ("huggingface", "torchsc
 
 #: How an embedding's frames become one vector per file (:func:`audioclust.embed.pooling.pool_frames`).
 EMBEDDING_POOLINGS: tuple[str, ...] = ("mean", "meanstd", "max")
+
+#: What each feature and shipped model mainly encodes, in words (the report's structures).
+FEATURE_MEANINGS: dict[str, str] = {
+    "spectrogram": "spectrum",
+    "mel": "spectral shape",
+    "mfcc": "spectral envelope (timbre, level)",
+    "mfcc_no_c0": "spectral envelope (timbre)",
+    "chroma": "pitch class",
+    "descriptors": "loudness, brightness, rhythm",
+    "aisfx": "sound events (pretrained)",
+    "resemblyzer": "voice (pretrained speaker model)",
+}

@@ -32,6 +32,7 @@ from audioclust.clustering.metrics import NOISE
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
+from audioclust.report.summary import structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import RESULT_COLUMNS, Result
 
@@ -229,9 +230,21 @@ def _clusters_context(report: Any, result: Result, X: np.ndarray, table: pd.Data
             "links": [(int(c), explore.cluster_name(int(c))) for c in clusters["cluster"]], "clusters": entries}
 
 
-def _map_data(result: Result, table: pd.DataFrame) -> dict[str, Any]:
-    """The data behind the sound map (columns of equal length), written as JSON by the template."""
+def _map_data(result: Result, table: pd.DataFrame, structures: pd.DataFrame | None,
+              alternatives: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The data behind the sound map (columns of equal length), written as JSON by the template.
+
+    ``alternatives`` colour the same points by another structure's clusters (a radio button each).
+    """
+    alts = []
+    if structures is not None:
+        for _, s in structures.iterrows():
+            if s["representative"] in alternatives:
+                alts.append({"key": f"structure-{int(s['structure'])}",
+                             "title": f"structure {int(s['structure'])}: {s['features']}",
+                             "cluster": alternatives[s["representative"]].astype(int).tolist()})
     return {
+        "alternatives": alts,
         "x": table["x"].tolist(), "y": table["y"].tolist(), "name": table["stem"].tolist(),
         "label": [label_folder(lab) for lab in table["label"]], "cluster": table["cluster"].astype(int).tolist(),
         "audio": table["audio"].tolist(), "thumb": table["thumb"].tolist(),
@@ -257,7 +270,8 @@ def _headline(result: Result) -> dict[str, Any]:
 
 def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
            seed: int, config: dict[str, Any], grouping: dict[str, Any] | None = None,
-           full: Result | None = None) -> str:
+           full: Result | None = None, structures: pd.DataFrame | None = None,
+           alternatives: dict[str, np.ndarray] | None = None) -> str:
     """The whole page as text (see :mod:`audioclust.stages.report`).
 
     Parameters
@@ -272,13 +286,16 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
     grouping : the comparison with the external grouping (its ``summary`` or ``error``); None: no section.
     full : the whole result when ``result`` and ``table`` hold a sample of its files
         (:func:`~audioclust.represent.projection.sample_positions`); None: ``result``.
+    structures : stage 04's ``structures.csv``; None: no Structures section.
+    alternatives : the clusters (rows as ``result.files``) of each other structure's representative, by id.
 
     Returns
     -------
     str, the HTML document.
     """
     full = result if full is None else full
-    nav = [("map", "Sound map"), ("clusters", "Clusters"), ("tables", "Tables"), ("figures", "Figures")]
+    nav = [("map", "Sound map")] + ([("structures", "Structures")] if structures is not None else []) + [
+        ("clusters", "Clusters"), ("tables", "Tables"), ("figures", "Figures")]
     if grouping is not None:
         nav.append(("grouping", "Grouping"))
     nav.append(("provenance", "Provenance"))
@@ -287,7 +304,10 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
         "n_full": len(full.files), "css": _static("report.css"), "js": _static("report.js"),
         "soundmap": {"projection": {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}[report.projection],
                      "seed": seed, "seconds": report.audio_seconds, "n_audio": int((table["audio"] != "").sum()),
-                     "data": _map_data(result, table)},
+                     "data": _map_data(result, table, structures, alternatives or {})},
+        "structures": None if structures is None else {
+            "table": _table(structure_table(structures), caption="clustering/structures.csv"),
+            "n": len(structures), "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any())},
         "clusters": _clusters_context(report, result, X, table, full),
         "tables": _tables_context(paths), "figures": _figures_context(paths),
         "grouping": _grouping_context(grouping, report_folder(paths)),

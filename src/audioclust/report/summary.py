@@ -157,6 +157,9 @@ def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) ->
         _append_section(ae_csv.parent, ae, dataset)
     if classical is not None:
         written += write_summary(classical, classical_csv.parent, criterion=criterion, dataset=dataset)
+        structures_csv = classical_csv.parent / "structures.csv"
+        if structures_csv.is_file():
+            _append_structures(classical_csv.parent, pd.read_csv(structures_csv), dataset)
         if ae is not None:
             _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
             _append_section(classical_csv.parent, ae, dataset)
@@ -192,3 +195,34 @@ def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
     write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
         table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
         label=f"tab:autoencoder-embeddings-{dataset}"))
+
+
+STRUCTURE_TABLE_COLUMNS = ["Structure", "Features that agree", "They describe", "Representative", "k",
+                           "Agreement (AMI)", "NMI", "ACC"]
+
+
+def structure_table(structures: pd.DataFrame) -> pd.DataFrame:
+    """``structures.csv`` in words: one row per structure, the pick first (see
+    :mod:`audioclust.clustering.structures`)."""
+    rows = [{"Structure": f"{int(r['structure'])}" + (" (pick)" if str(r["pick"]).lower() == "true" else ""),
+             "Features that agree": r["features"], "They describe": r["describes"],
+             "Representative": f"{r['view']}, {r['algorithm']}",
+             "k": int(r["n_clusters"]) if pd.notna(r["n_clusters"]) else None,
+             "Agreement (AMI)": float(r["agreement"]), "NMI": float(r["nmi"]), "ACC": float(r["acc"])}
+            for _, r in structures.iterrows()]
+    return pd.DataFrame(rows, columns=STRUCTURE_TABLE_COLUMNS)
+
+
+def _append_structures(folder: Path, structures: pd.DataFrame, dataset: str) -> None:
+    """Append the structures table to ``summary.md`` and ``summary.tex``."""
+    table = structure_table(structures)
+    notes = ("Each feature's label-free row captures one structure of the collection; rows whose partitions agree "
+             "(adjusted mutual information >= cluster.structure_agreement) form one. The pick (report, sound map) is "
+             "the most central row of the structure most features see; the others are alternatives a user may have "
+             "meant. Labels were not used; NMI and ACC use them (evaluation only).")
+    md = folder / "summary.md"
+    write_text(md, md.read_text(encoding="utf-8") + "\n## Structures\n\n" + markdown_table(table) + f"\n{notes}\n")
+    tex = folder / "summary.tex"
+    write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
+        table, caption=f"Distinct structures of {dataset} found without labels (NMI and ACC use the labels).",
+        label=f"tab:structures-{dataset}"))

@@ -35,6 +35,16 @@ Label-free selection
     small k somewhat (two groups are easier to reproduce than seven), which the Gaussian
     reference, clustered at the same k, partly offsets.
 
+Structures and the overall pick
+    A collection often holds several structures (instrument and pitch class, word and
+    voice), and each feature's selected row captures one. The selected rows whose
+    partitions agree (adjusted mutual information >= ``cluster.structure_agreement``) form a
+    structure (:mod:`audioclust.clustering.structures`); ``structures.csv`` lists them, the
+    one most features see first. ``pick`` marks the overall label-free row that the report
+    and the sound map show: with ``cluster.pick: structures`` the most central row of
+    structure 1, with ``criterion`` the selected row with the best criterion. The other
+    structures are the alternatives the report offers.
+
 Large collections
     Algorithms whose memory grows as n² (agglomerative, spectral, affinity propagation)
     are skipped above ``cluster.max_samples_quadratic`` files: their row has ``status``
@@ -49,7 +59,7 @@ Large collections
     the scatter then shows the sampled files only).
 
 Outputs in ``results/<name>/clustering/``: ``results.csv`` (one row per view × algorithm),
-``labels.csv`` (``stem, label`` and one column of cluster labels per row ``id``),
+``structures.csv`` (one row per structure), ``labels.csv`` (``stem, label`` and one column of cluster labels per row ``id``),
 ``grids.csv`` (every grid point tried), ``k_selection.csv`` (when k is estimated),
 ``summary.csv|md|tex`` (:func:`audioclust.report.summary.write_summaries`: with stage 05's rows when
 it has run) and ``figures/`` (PNG + PDF, :mod:`audioclust.report.figures`).
@@ -80,6 +90,7 @@ from audioclust.clustering import tuning
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, NOISE, external_scores
 from audioclust.clustering.selection import mark_selected
+from audioclust.clustering.structures import mark_structures
 from audioclust.config import Config
 from audioclust.core.errors import AudioclustError, ConfigError
 from audioclust.core.parallel import parallel_map
@@ -162,13 +173,16 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     _log_problems(results)
 
     mark_selected(results, cfg.cluster.criterion, given_k(cfg))
+    structures = mark_structures(results, {key: f.labels for key, f in fitted.items()}, cfg.cluster.criterion,
+                                 cfg.cluster.structure_agreement, cfg.cluster.pick, cfg.cluster.focus)
     _write_tables(results, fitted, grids, kselect, table, out)
+    write_csv(out / "structures.csv", structures)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
         with threadpool_limits(limits=1):
             _figures(cfg, results, {v.spec.name: v for v in views}, fitted, kselect, labels, labelled,
                      out / "figures")
-    _log_summary(results, cfg.cluster.criterion)
+    _log_summary(results, structures, cfg.cluster.criterion)
     return results
 
 
@@ -181,6 +195,10 @@ def _check_config(cfg: Config) -> None:
     for name in cfg.cluster.algorithms:
         estimators.get_spec(name)
         _shared.grid_from_config(cfg.cluster, name)
+    unknown = sorted(set(cfg.cluster.focus) - set(cfg.views.features) - {m.name for m in _shared.embedding_models(cfg)})
+    if unknown:
+        raise ConfigError(f"config key 'cluster.focus' names {', '.join(unknown)}, which is neither in "
+                          "'views.features' nor in 'embeddings.models'")
     if not cfg.views.features and not cfg.embeddings.models:
         raise ConfigError("config keys 'views.features' and 'embeddings.models' are both empty: list at least one "
                           "feature (e.g. [mfcc]) or model (e.g. [aisfx])")
@@ -280,12 +298,15 @@ def _log_problems(results: pd.DataFrame) -> None:
         log.warning("%s failed: %s", row["id"], row["reason"])
 
 
-def _log_summary(results: pd.DataFrame, criterion: str) -> None:
+def _log_summary(results: pd.DataFrame, structures: pd.DataFrame, criterion: str) -> None:
     counts = Counter(results["status"])
     log.info("cluster: %d rows (%s)", len(results), ", ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
     for _, row in results[results["selected"]].iterrows():
         log.info("selected for %s: %s on %s, k=%s, %s=%.3f, NMI=%s", row["feature"], row["algorithm"], row["view"],
                  row["k"], criterion, row[criterion], "n/a" if pd.isna(row["nmi"]) else f"{row['nmi']:.3f}")
+    for _, s in structures.iterrows():
+        log.info("structure %d%s: %d feature(s) agree (%s); representative %s", s["structure"],
+                 " (the pick)" if s["pick"] else "", s["n_features"], s["features"], s["representative"])
 
 
 # --------------------------------------------------------------------------- figures

@@ -108,11 +108,13 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     out = report_folder(paths)
     result = load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     X = result_matrix(cfg, paths, result)
+    structures, alternatives = _structures(paths, result)
     full = result
     if r.max_files is not None and len(result.files) > r.max_files:
         keep = sample_positions(result.clusters, r.max_files, cfg.seed)
         result = dataclasses.replace(result, files=result.files.iloc[keep].reset_index(drop=True))
         X = X[keep]
+        alternatives = {key: clusters[keep] for key, clusters in alternatives.items()}
         log.info("report: %d files; the map and the cluster sections show a seeded sample of %d (report.max_files)",
                  len(full.files), len(keep))
     Y = project(X, r.projection, cfg.seed, cache=out / _PROJECTION_CACHE)
@@ -123,11 +125,28 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
 
     grouping = _grouping(cfg, paths, result, out)
     page = render(paths, result, X, table, report=cfg.report, seed=cfg.seed, config=cfg.to_dict(), grouping=grouping,
-                  full=full)
+                  full=full, structures=structures, alternatives=alternatives)
     index = out / "index.html"
     write_text(index, page)
     _log_summary(out, index, table)
     return index, table
+
+
+def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]]:
+    """Stage 04's ``structures.csv`` and the clusters of each other structure's representative, files
+    in ``result.files`` order (stage 05's results have no structures: None, {})."""
+    folder = paths.results / "clustering"
+    if result.source != "clustering" or not (folder / "structures.csv").is_file():
+        return None, {}
+    structures = pd.read_csv(folder / "structures.csv")
+    others = [rep for rep in structures["representative"].astype(str) if rep != result.id]
+    if not others:
+        return structures, {}
+    labels = pd.read_csv(folder / "labels.csv", usecols=lambda c: c in others)
+    if len(labels) != len(result.files):
+        raise StageInputError(f"{paths.rel(folder / 'labels.csv')} does not list the files of the result: re-run "
+                              f"`audioclust cluster --dataset {paths.dataset}`")
+    return structures, {rep: labels[rep].to_numpy(dtype=int) for rep in others if rep in labels.columns}
 
 
 # --------------------------------------------------------------------------- assets

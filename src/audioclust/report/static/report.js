@@ -43,6 +43,12 @@
     label: {values: data.label, name: function (k) { return k; },
             cats: categories(data.label, function (k) { return k === "unlabelled"; })}
   };
+  // the other structures found without labels colour the same points by their own clusters
+  data.alternatives.forEach(function (alt) {
+    var values = alt.cluster.map(String);
+    modes[alt.key] = {values: values, name: function (k) { return clusterName(Number(k)); },
+                      cats: categories(values, function (k) { return Number(k) === data.noiseCluster; })};
+  });
 
   function px(i) { return PAD + data.x[i] * (W - 2 * PAD); }
   function py(i) { return H - PAD - data.y[i] * (H - 2 * PAD); }

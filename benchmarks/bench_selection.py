@@ -1,0 +1,146 @@
+"""Regret of the label-free choice: how far what a user without labels gets falls below the best selectable row.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_selection.py --root /tmp/bench_embed \\
+        [--sets demo:label textures:class instruments:instrument instruments:pitch_class speech:word speech:voice \\
+                fsdd:digit fsdd:speaker] [--corpora /work/corpora] [--analyse-only] [--out selection.json]
+
+Each label set is brought in and run through stages 01–04 exactly as :mod:`bench_embeddings` does (same
+``--root``, so one folder serves both; ``cluster.k`` = the number of classes, the only thing the labels set).
+The generated corpora come from ``python -m audioclust.corpora KIND /work/corpora/KIND --size bench``.
+
+From one stage-04 run per label set it reports, with NMI against that label set (the labels score, they choose
+nothing):
+
+- ``best``: the best row the selection could choose (eligible rows, by NMI);
+- regret of the overall pick **before** (``cluster.pick: criterion``: the features' selected row with the best
+  stability) and **after** (``cluster.pick: structures``, :mod:`audioclust.clustering.structures`);
+- regret of the best of the structures' representatives (the pick and its alternatives): does some
+  structure the report shows hold the labelled one?
+- the regret of each feature's own selected row;
+- the after-pick and the alternatives at other ``cluster.structure_agreement`` thresholds (is the default
+  a plateau or a knife edge?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bench_embeddings import make_project, run_chain
+from sklearn.metrics import normalized_mutual_info_score
+
+from audioclust.clustering.structures import mark_structures
+
+log = logging.getLogger("bench_selection")
+THRESHOLDS = (0.2, 0.3, 0.4)
+
+
+def regrets(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray, criterion: str,
+            threshold: float) -> dict:
+    """Best NMI and the regrets of one stage-04 table (see the module's text)."""
+    nmi = {i: normalized_mutual_info_score(truth, p) for i, p in partitions.items()}
+    eligible = results[results["eligible"].astype(bool)]
+    best = max(nmi[i] for i in eligible["id"])
+    out: dict = {"best": best}
+    for pick in ("criterion", "structures"):
+        rows = results.copy()
+        table = mark_structures(rows, partitions, criterion, threshold, pick)
+        chosen = rows.loc[rows["pick"].astype(bool), "id"].iloc[0]
+        out[pick] = {"id": chosen, "nmi": nmi[chosen], "regret": best - nmi[chosen]}
+    out["alternatives"] = {"n": len(table), "regret": best - max(nmi[r] for r in table["representative"]),
+                           "representatives": [{"id": r, "features": f, "nmi": nmi[r]}
+                                               for r, f in zip(table["representative"], table["features"])]}
+    out["features"] = {row["feature"]: best - nmi[row["id"]] for _, row in results[results["selected"]].iterrows()}
+    return out
+
+
+def analyse(cfg, paths) -> dict:
+    folder = paths.results / "clustering"
+    results = pd.read_csv(folder / "results.csv", keep_default_na=False, na_values=[""])
+    for column in ("selected", "eligible"):
+        results[column] = results[column].astype(str).str.lower() == "true"
+    labels = pd.read_csv(folder / "labels.csv", dtype={"stem": str, "label": str}, keep_default_na=False)
+    labelled = labels["label"].to_numpy() != ""
+    truth = labels["label"].to_numpy()[labelled]
+    partitions = {i: labels[i].to_numpy()[labelled] for i in results["id"] if i in labels.columns}
+    results = results[results["id"].isin(partitions)].reset_index(drop=True)
+    c = cfg.cluster
+    out = regrets(results, partitions, truth, c.criterion, c.structure_agreement)
+    out["thresholds"] = {str(t): {"after": r["structures"]["regret"], "alternatives": r["alternatives"]["regret"],
+                                  "n": r["alternatives"]["n"]}
+                         for t in THRESHOLDS for r in [regrets(results, partitions, truth, c.criterion, t)]}
+    return out
+
+
+def markdown(runs: list[dict]) -> str:
+    lines = ["| labels | k | files | best NMI | before: pick (regret) | after: pick (regret) | "
+             "structures | best structure (regret) |", "|:---|---:|---:|---:|:---|:---|---:|---:|"]
+    for r in runs:
+        before, after = r["criterion"], r["structures"]
+        lines.append(f"| {r['set']} | {r['k']} | {r['files']} | {r['best']:.2f} | "
+                     f"{before['id']} ({before['regret']:.2f}) | {after['id']} ({after['regret']:.2f}) | "
+                     f"{r['alternatives']['n']} | {r['alternatives']['regret']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def features_markdown(runs: list[dict]) -> str:
+    features = list(dict.fromkeys(f for r in runs for f in r["features"]))
+    lines = ["| labels | " + " | ".join(features) + " |", "|:---|" + "---:|" * len(features)]
+    for r in runs:
+        lines.append(f"| {r['set']} | " + " | ".join(f"{r['features'][f]:.2f}" if f in r["features"] else "–"
+                                                   for f in features) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def thresholds_markdown(runs: list[dict]) -> str:
+    lines = ["| labels | " + " | ".join(f"AMI {t}: pick / best structure (n)" for t in THRESHOLDS) + " |",
+             "|:---|" + "---:|" * len(THRESHOLDS)]
+    for r in runs:
+        cells = [f"{r['thresholds'][str(t)]['after']:.2f} / {r['thresholds'][str(t)]['alternatives']:.2f} "
+                 f"({r['thresholds'][str(t)]['n']})" for t in THRESHOLDS]
+        lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True, help="project folder to build in (kept: re-runs reuse it)")
+    parser.add_argument("--sets", nargs="+",
+                        default=["demo:label", "textures:class", "instruments:instrument", "instruments:pitch_class",
+                                 "speech:word", "speech:voice", "fsdd:digit", "fsdd:speaker"],
+                        help="corpus:label pairs")
+    parser.add_argument("--corpora", type=Path, default=Path("/work/corpora"),
+                        help="folder of the generated corpora and their label CSVs")
+    parser.add_argument("--models", nargs="+", default=["aisfx", "resemblyzer"])
+    parser.add_argument("--limit", type=int, help="FSDD: a seeded sample of this many recordings")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="read the results an earlier run left in --root instead of running the stages")
+    parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.root, args.corpora = args.root.resolve(), args.corpora.resolve()
+    make_project(args.root)
+    runs = []
+    for name in args.sets:
+        cfg, paths, k, times = run_chain(args.root, name, args.corpora, args.models, args.limit, args.n_jobs,
+                                         args.analyse_only)
+        runs.append({"set": name, "k": k, "files": int(len(pd.read_csv(paths.features_csv))), "seconds": times,
+                     **analyse(cfg, paths)})
+        print(markdown(runs), features_markdown(runs), thresholds_markdown(runs), sep="\n", flush=True)
+        if args.out:
+            args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
+                                            "runs": runs}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""Distinct structures among the features' label-free rows, and the overall pick.
+
+A collection often holds several reproducible structures at once: notes group by instrument
+and by pitch class, spoken words by word and by voice. Each feature's ``selected`` row
+(:func:`audioclust.clustering.selection.mark_selected`) captures whichever its view makes most
+stable, and the most stable row overall is not necessarily the structure most views see: on
+FSDD the most stable row grouped speakers while the MFCC images grouped digits, on multi-voice
+speech a level-dominated MFCC row grouped neither words nor voices.
+
+So the rows are compared with each other instead. Two partitions belong to one structure when
+their adjusted mutual information (AMI, chance-corrected, so the threshold means the same at
+any number of files and clusters) is at least ``threshold``; groups are cut from an
+average-linkage tree of ``1 - AMI``. A structure's representative is its medoid: the member
+that agrees most with the other members (ties: the better criterion), so one feature's
+idiosyncrasy does not decide. Structures are ranked by how many features see them, then by
+their members' summed criterion; the first one's representative is the overall pick, the
+others are alternatives a user may have meant. Labels never enter here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from sklearn.metrics import adjusted_mutual_info_score
+
+from audioclust.clustering.metrics import HIGHER_IS_BETTER
+from audioclust.clustering.selection import noise_apart
+from audioclust.core.vocab import FEATURE_MEANINGS
+
+#: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only)
+STRUCTURE_COLUMNS: list[str] = ["structure", "pick", "n_features", "features", "describes", "agreement",
+                                "representative", "view", "algorithm", "n_clusters", "nmi", "acc"]
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One group of rows whose partitions agree.
+
+    Attributes
+    ----------
+    rank : 1 = the structure most features see.
+    members : the rows' ids, in the order given.
+    representative : the member that agrees most with the others.
+    agreement : mean AMI between the members (NaN for a single member).
+    """
+
+    rank: int
+    members: tuple[str, ...]
+    representative: str
+    agreement: float
+
+
+def agreement_matrix(partitions: list[np.ndarray]) -> np.ndarray:
+    """Pairwise adjusted mutual information of the partitions (noise points as singletons).
+
+    Parameters
+    ----------
+    partitions : each an array of shape (n_samples,) of cluster labels, ``-1`` = noise.
+
+    Returns
+    -------
+    ndarray of shape (n, n), symmetric, 1 on the diagonal.
+    """
+    codes = [noise_apart(p) for p in partitions]
+    n = len(codes)
+    out = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = out[j, i] = adjusted_mutual_info_score(codes[i], codes[j])
+    return out
+
+
+def find_structures(ids: list[str], partitions: list[np.ndarray], scores: list[float],
+                    threshold: float = 0.3) -> list[Structure]:
+    """Group the rows by agreement and rank the groups (see the module's text).
+
+    Parameters
+    ----------
+    ids : row ids, one per partition (each feature's selected row).
+    partitions : the rows' cluster labels on the same files.
+    scores : each row's criterion, higher = better (breaks ties).
+    threshold : AMI from which two partitions count as one structure, in [0, 1].
+
+    Returns
+    -------
+    list of Structure, rank 1 first; empty for no rows.
+    """
+    if not ids:
+        return []
+    similarity = agreement_matrix(partitions)
+    if len(ids) == 1:
+        groups = np.array([1])
+    else:
+        tree = linkage(squareform(1.0 - similarity, checks=False), method="average")
+        groups = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    score = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf)
+    found = []
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        within = similarity[np.ix_(members, members)]
+        centrality = (within.sum(axis=1) - 1.0) / max(len(members) - 1, 1)
+        medoid = members[np.lexsort((score[members], centrality))[-1]]
+        pairs = within[np.triu_indices(len(members), k=1)]
+        found.append((len(members), float(np.sum(np.where(np.isfinite(score[members]), score[members], 0.0))),
+                      tuple(ids[i] for i in members), ids[medoid], float(pairs.mean()) if pairs.size else np.nan))
+    found.sort(key=lambda s: (-s[0], -s[1]))
+    return [Structure(rank=r, members=m, representative=rep, agreement=a)
+            for r, (_, _, m, rep, a) in enumerate(found, start=1)]
+
+
+def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
+                    threshold: float = 0.3, pick: str = "structures", focus: list[str] | tuple = ()) -> pd.DataFrame:
+    """Find the structures among the ``selected`` rows; mark ``structure`` and ``pick`` in ``results``.
+
+    Parameters
+    ----------
+    results : a stage-04 results table after :func:`~audioclust.clustering.selection.mark_selected`.
+    partitions : cluster labels by row id (at least the selected rows).
+    criterion : the column that made ``selected`` (ties, and ``pick: criterion``).
+    threshold : see :func:`find_structures`.
+    pick : ``structures`` (the representative of structure 1) | ``criterion`` (the selected row
+        with the best criterion); either way the structures are reported.
+    focus : features whose selected rows take part (the user's prior, ``cluster.focus``); empty: all.
+
+    Returns
+    -------
+    DataFrame with :data:`STRUCTURE_COLUMNS`, one row per structure (also sets
+    ``results["structure"]``: the rank of a selected row's structure, and ``results["pick"]``:
+    True on the overall label-free row).
+    """
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    selected = results[results["selected"].astype(bool) & results["id"].isin(partitions)
+                       & (results["feature"].isin(focus) if len(focus) else True)]
+    ids = selected["id"].tolist()
+    structures = find_structures(ids, [partitions[i] for i in ids],
+                                 (pd.to_numeric(selected[criterion], errors="coerce") * sign).tolist(), threshold)
+    results["structure"] = pd.array([pd.NA] * len(results), dtype="Int64")
+    results["pick"] = False
+    rows = []
+    by_id = results.set_index("id")
+    for s in structures:
+        results.loc[results["id"].isin(s.members), "structure"] = s.rank
+        rep = by_id.loc[s.representative]
+        features = [by_id.loc[m, "feature"] for m in s.members]
+        rows.append({"structure": s.rank, "pick": False, "n_features": len(features), "features": ", ".join(features),
+                     "describes": "; ".join(dict.fromkeys(describe(f) for f in features)),
+                     "agreement": s.agreement, "representative": s.representative, "view": rep["view"],
+                     "algorithm": rep["algorithm"], "n_clusters": rep["n_clusters"], "nmi": rep["nmi"],
+                     "acc": rep["acc"]})
+    table = pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
+    if structures:
+        if pick == "criterion":
+            chosen = (pd.to_numeric(selected[criterion], errors="coerce") * sign).idxmax()
+            chosen_id = results.loc[chosen, "id"]
+        else:
+            chosen_id = structures[0].representative
+        results.loc[results["id"] == chosen_id, "pick"] = True
+        rank = next(s.rank for s in structures if chosen_id in s.members)
+        table.loc[table["structure"] == rank, "pick"] = True
+    return table
+
+
+def describe(feature: str) -> str:
+    """What a feature mainly encodes, in words (a model the user brought: its name)."""
+    return FEATURE_MEANINGS.get(feature, f"{feature} (pretrained model)")
