@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= demo
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup demo test test-fast notebooks bench bench-scale bench-embeddings clean-outputs docs
+.PHONY: setup demo test test-fast notebooks bench bench-scale bench-embeddings bench-selection corpora clean-outputs docs
 
 setup: $(STAMP)
 
@@ -50,13 +50,22 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py --out results/bench/scale.json --plot docs/scaling.png
 
 ## bench-embeddings: pretrained embeddings: speed against the packages' loops, and quality with and without them on 8 label sets (FSDD and generated instruments, speech, textures; ~1 h on 2 cores)
-bench-embeddings: $(STAMP)
-	mkdir -p results/bench/corpora
-	for kind in instruments speech textures; do $(BIN)/python -m audioclust.corpora $$kind results/bench/corpora/$$kind --size bench || exit 1; done
+bench-embeddings: corpora
 	$(BIN)/python benchmarks/bench_embed.py --wavs ../shared/datasets/fsdd/recordings --out results/bench/embed_speed.json
 	$(BIN)/python benchmarks/bench_embeddings.py --root results/bench/embed --corpora results/bench/corpora \
 		--sets demo:label textures:class instruments:instrument instruments:pitch_class speech:word speech:voice \
 		fsdd:digit fsdd:speaker --out results/bench/embed_quality.json
+
+## bench-selection: regret of the label-free pick before and after the structures, on the 8 label sets of bench-embeddings (shares its folder: ~40 min on 2 cores when that ran first)
+bench-selection: corpora
+	$(BIN)/python benchmarks/bench_selection.py --root results/bench/embed --corpora results/bench/corpora \
+		--out results/bench/selection.json
+
+# the generated corpora of the embedding and selection benchmarks (made once)
+corpora: $(STAMP)
+	mkdir -p results/bench/corpora
+	for kind in instruments speech textures; do test -d results/bench/corpora/$$kind || \
+		$(BIN)/python -m audioclust.corpora $$kind results/bench/corpora/$$kind --size bench || exit 1; done
 
 ## clean-outputs DATASET=name: remove generated outputs of one dataset (never datasets/<name>/)
 clean-outputs:
