@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= demo
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup demo test test-fast notebooks bench bench-scale bench-embeddings bench-selection corpora clean-outputs docs
+.PHONY: setup demo test test-fast notebooks gallery bench bench-scale bench-embeddings bench-selection corpora clean-outputs docs
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ test-fast: $(STAMP)
 ## notebooks DATASET=name: run notebooks 00.. in order with papermill into results/<name>/notebooks/
 notebooks: $(STAMP)
 	$(BIN)/audioclust notebooks --dataset $(DATASET)
+
+## gallery: the documentation's figure gallery (docs/gallery/, docs/gallery.md) from a small demo project (~3 min)
+gallery: $(STAMP)
+	$(BIN)/python docs/gallery.py
 
 ## bench: speed and quality benchmarks on ../shared/datasets/fsdd (numbers as JSON in results/bench/)
 bench: $(STAMP)

@@ -239,10 +239,12 @@ def markdown(runs: list[dict], models: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def project_arguments(description: str, sets: list[str]) -> argparse.ArgumentParser:
+    """The command line this benchmark shares with :mod:`bench_selection`: the folder, the label sets and
+    how to run the stages on them."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", type=Path, required=True, help="project folder to build in (kept: re-runs reuse it)")
-    parser.add_argument("--sets", nargs="+", default=["demo:label", "fsdd:digit", "fsdd:speaker"],
+    parser.add_argument("--sets", nargs="+", default=sets,
                         help="corpus:label pairs (fsdd:digit, demo:label, instruments:instrument, ...)")
     parser.add_argument("--corpora", type=Path, default=Path("/work/corpora"),
                         help="folder of the generated corpora and their label CSVs")
@@ -250,10 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="FSDD: a seeded sample of this many recordings")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")
-    parser.add_argument("--dec", action="store_true",
-                        help="also run stage 05 on each model's embedding view (DEC) and report it")
     parser.add_argument("--analyse-only", action="store_true",
                         help="read the results an earlier run left in --root instead of running the stages")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = project_arguments(__doc__.split("\n\n")[0], ["demo:label", "fsdd:digit", "fsdd:speaker"])
+    parser.add_argument("--dec", action="store_true",
+                        help="also run stage 05 on each model's embedding view (DEC) and report it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.root, args.corpora = args.root.resolve(), args.corpora.resolve()  # the label CSVs list absolute paths

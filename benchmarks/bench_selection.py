@@ -26,16 +26,14 @@ nothing):
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_embeddings import make_project, run_chain
+from bench_embeddings import make_project, project_arguments, run_chain
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import normalized_mutual_info_score
 
@@ -127,20 +125,9 @@ def thresholds_markdown(runs: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, required=True, help="project folder to build in (kept: re-runs reuse it)")
-    parser.add_argument("--sets", nargs="+",
-                        default=["demo:label", "textures:class", "instruments:instrument", "instruments:pitch_class",
-                                 "speech:word", "speech:voice", "fsdd:digit", "fsdd:speaker"],
-                        help="corpus:label pairs")
-    parser.add_argument("--corpora", type=Path, default=Path("/work/corpora"),
-                        help="folder of the generated corpora and their label CSVs")
-    parser.add_argument("--models", nargs="+", default=["aisfx", "resemblyzer"])
-    parser.add_argument("--limit", type=int, help="FSDD: a seeded sample of this many recordings")
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--analyse-only", action="store_true",
-                        help="read the results an earlier run left in --root instead of running the stages")
-    parser.add_argument("--out", type=Path, help="also write the numbers as JSON here")
+    parser = project_arguments(__doc__.split("\n\n")[0], [
+        "demo:label", "textures:class", "instruments:instrument", "instruments:pitch_class", "speech:word",
+        "speech:voice", "fsdd:digit", "fsdd:speaker"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.root, args.corpora = args.root.resolve(), args.corpora.resolve()

@@ -133,9 +133,9 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     assert saved["recon_mse"].iloc[0] == pytest.approx(mse, rel=1e-4)
 
     figures = {p.name for p in (out / "figures").iterdir()}
-    for stem in ["loss.mel.dcec_z4.npy", "reconstructions.mel.dcec_z4.npy", "dcec_history.mel.dcec_z4.npy",
-                 "scatter_pca.mel.dcec_z4.npy.ae_kmeans", "scatter_pca.mel.dcec_z4.npy.dcec",
-                 "contingency.mel.dcec_z4.npy.dcec"]:
+    for stem in ["loss_mel_dcec_z4_npy", "reconstructions_mel_dcec_z4_npy", "dcec_history_mel_dcec_z4_npy",
+                 "scatter_pca_mel_dcec_z4_npy_ae_kmeans", "scatter_pca_mel_dcec_z4_npy_dcec",
+                 "contingency_mel_dcec_z4_npy_dcec"]:
         assert {f"{stem}.png", f"{stem}.pdf"} <= figures
     assert "latent_size.png" not in figures                       # one latent size only
 
@@ -172,7 +172,9 @@ def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame
     csv = pd.read_csv(summary / "summary.csv")
     assert list(csv["Type"]) == ["stats (Arrays)"] * 2 + ["dcec autoencoder z=4 (Arrays)"] * 2
     tex = (summary / "summary.tex").read_text()
-    assert tex.count(r"\begin{table}") == 2 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
+    # the main table, stage 04's structures and the autoencoder's own section
+    assert tex.count(r"\begin{table}") == 3 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
+    assert "tab:structures-" in tex
     assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
 
 

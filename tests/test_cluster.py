@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -108,6 +110,26 @@ def test_quadratic_algorithms_are_skipped_above_the_limit(project, caplog):
     assert "mel.stats.npy.agglomerative" not in labels.columns
 
 
+def test_degenerate_views_are_one_counted_warning_per_algorithm(project, caplog):
+    # HDBSCAN with a noise share of at most 5 %: on some views every grid point is degenerate
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "hdbscan"],
+                                                   "cluster.max_noise_share": 0.05,
+                                                   "cluster.grids": {"hdbscan": {"min_cluster_size": [4, 20]}}})
+    caplog.set_level(logging.WARNING)
+    results = cluster.run(cfg, paths)
+    hdbscan = results[results["algorithm"] == "hdbscan"]
+    bad = hdbscan[hdbscan["degenerate"] != ""]
+    assert 0 < len(bad) < len(hdbscan) == 5                     # 5 views, some of them degenerate
+    assert (results.loc[results["algorithm"] == "kmeans", "degenerate"] == "").all()
+    said = [r.getMessage() for r in caplog.records if "degenerate" in r.getMessage()]
+    rules = Counter(bad["degenerate"].map(selection.degenerate_rule)).most_common()
+    assert said == [f"hdbscan: every grid point degenerate on {len(bad)} of 5 views ("
+                    + ", ".join(f"{rule}: {n}" for rule, n in rules)
+                    + "); see the degenerate column of results/tiny/clustering/results.csv"]
+    # the measured values are left out, so that views with the same problem count together
+    assert all(rule in ("fewer than 2 clusters", "noise share > 0.05") for rule, _ in rules)
+
+
 def test_hdbscan_is_skipped_above_the_slow_limit(project):
     cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "hdbscan"],
                                                    "cluster.max_samples_slow": 20,
@@ -156,22 +178,25 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
     monkeypatch.setattr(cluster, "embed_2d", recording_embed_2d)
     folder = paths.results / "clustering" / "figures"
     folder.mkdir(parents=True)
-    for name in ["contingency.mel.stats.npy.gmm.png", "scatter_pca.mel.stats.npy.gmm.pdf", "my_notes.png"]:
+    earlier = ["contingency_mel_stats_npy_gmm.png", "scatter_pca_mel_stats_npy_gmm.pdf",
+               "scatter_pca.mel.stats.npy.gmm.png"]                    # the last: named as by earlier versions
+    for name in [*earlier, "my_notes.png"]:
         (folder / name).write_bytes(b"an earlier run's file")
     results = cluster.run(cfg, paths)
     # figures of rows an earlier run drew, and this one does not, are gone; other files stay
-    assert not (folder / "contingency.mel.stats.npy.gmm.png").exists()
-    assert not (folder / "scatter_pca.mel.stats.npy.gmm.pdf").exists()
+    assert not any((folder / name).exists() for name in earlier)
     assert (folder / "my_notes.png").read_bytes() == b"an earlier run's file"
     # 24 files: t-SNE on a seeded sample of 15 (cluster.tsne_max_samples), PCA on all
     assert ("tsne", 15) in embedded and ("pca", 24) in embedded and ("tsne", 24) not in embedded
     stems = {p.stem for p in folder.glob("*.png")} - {"my_notes"}
     assert stems == {p.stem for p in folder.glob("*.pdf")}
-    selected = results.loc[results["selected"], "id"].iloc[0]
-    for stem in ["explained_variance.mel", "k_selection.mel.image.npy", f"scatter_pca.{selected}",
-                 f"scatter_tsne.{selected}", f"contingency.{selected}", "dendrogram.mel.image.npy",
-                 "fcm_memberships.mel.image.npy"]:
+    selected = results.loc[results["selected"], "id"].iloc[0]            # e.g. mel.image.npy.kmeans
+    row = selected.replace(".", "_")
+    for stem in ["explained_variance_mel", "k_selection_mel_image_npy", f"scatter_pca_{row}",
+                 f"scatter_tsne_{row}", f"contingency_{row}", "dendrogram_mel_image_npy",
+                 "fcm_memberships_mel_image_npy"]:
         assert stem in stems
+    assert all("." not in stem for stem in stems)
 
 
 def test_missing_features_csv_tells_to_run_extract(project):

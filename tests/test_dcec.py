@@ -1,4 +1,5 @@
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -307,6 +308,32 @@ def test_a_truncated_checkpoint_is_set_aside_and_retrained(cfg, tmp_path, caplog
     assert aside.read_bytes() == raw[: len(raw) // 2]
     np.testing.assert_allclose(embed(again.module, again.datamodule), z1, atol=1e-6)  # the same seed retrains the same
     assert train(cfg, arrays, tmp_path).reused  # and the new checkpoint is trusted again
+
+
+#: what Lightning writes by itself: its progress bar, its device lines, its advice
+LIGHTNING_TEXT = ("Epoch", "it/s", "GPU available", "TPU available", "Tip:", "Seed set", "LOCAL_RANK")
+
+
+def test_lightning_is_quiet_unless_verbose(cfg, tmp_path, capfd, caplog):
+    arrays, _ = two_families(16)
+    caplog.set_level("INFO")
+    trained = train_autoencoder("dcec", arrays, cfg, 0, tmp_path / "logs", tmp_path / "ckpt")  # progress: default
+    run_dcec(trained.module, trained.datamodule, 2, cfg, seed=0)
+    shown = "".join(capfd.readouterr()) + caplog.text
+    assert not [text for text in LIGHTNING_TEXT if text in shown]
+    ours = [r.getMessage() for r in caplog.records if r.name == "audioclust.deep.train"]
+    assert len(ours) == 2  # one line per training: the pre-training and DCEC
+    assert ours[0].startswith("trained dcec_z4_s0 on 16 samples (4 for validation) on cpu: 2 epochs in ")
+    assert ", best val_loss " in ours[0] and ours[1].startswith("DCEC k=2: stopped by ")
+    assert not [r for r in caplog.records if r.name.startswith(("pytorch_lightning", "lightning"))]
+
+    # -v (DEBUG logging): Lightning speaks again, bar included, and its loggers are back as they were
+    caplog.clear()
+    caplog.set_level("DEBUG", logger="audioclust")
+    train_autoencoder("dcec", arrays, cfg, 0, tmp_path / "logs_again", tmp_path / "again")
+    shown = "".join(capfd.readouterr()) + caplog.text
+    assert "Epoch" in shown and "GPU available" in shown
+    assert logging.getLogger("pytorch_lightning").level == logging.INFO
 
 
 def test_same_seed_same_embedding(cfg, tmp_path):

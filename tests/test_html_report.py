@@ -93,6 +93,11 @@ def test_every_reference_is_a_relative_local_file_that_exists(built):
     assert figures
     shown = sorted(unquote(v).rsplit("/", 1)[-1] for tag, _, v in parser.refs if tag == "img" and "/figures/" in v)
     assert shown == figures
+    # the index groups them by kind, named in words, in the order of the analysis
+    index = re.search(r'<nav class="figindex".*?</nav>', page, re.S).group(0)
+    groups = re.findall(r"<b>(.*?)</b> \((\d+)\)", index)
+    assert [g for g, _ in groups] == ["Explained variance", "PCA scatter", "Labels against clusters", "Dendrogram"]
+    assert sum(int(n) for _, n in groups) == len(figures)
 
 
 def test_map_data_has_one_point_per_file_with_its_cluster(built):

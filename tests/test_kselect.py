@@ -130,6 +130,6 @@ def test_bad_inputs_are_explained():
         estimate_k(X, range(6, 9))
     # ks >= n_samples are dropped, the rest is used
     sel = estimate_k(X, range(2, 10), methods=["silhouette"], n_init=2)
-    assert sel.table["k"].tolist() == [2, 3, 4, 5]
+    assert sel.table["k"].tolist() == [2, 3, 4, 5] and sel.dropped == (6, 7, 8, 9)
     with pytest.raises(ConfigError, match="cluster.k_min"):
         load_config(overrides=["cluster.k_min=5", "cluster.k_max=3"])

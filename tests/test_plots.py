@@ -21,10 +21,10 @@ def test_save_figure_writes_png_300_dpi_and_pdf_and_closes(tmp_path):
     assert paths[1].read_bytes()[:5] == b"%PDF-"
     assert fig.axes == []                                         # closed: artists dropped
     assert not list((tmp_path / "sub").glob(".*tmp"))            # no temporary file left
-    # dots in the name are kept: a view built from PNG images is named ...image.png...
+    # the suffixes are appended to the whole name
     fig, _ = plots.new_figure()
-    assert [p.name for p in plots.save_figure(fig, tmp_path / "k_selection.mel.image.png")] == [
-        "k_selection.mel.image.png.png", "k_selection.mel.image.png.pdf"]
+    assert [p.name for p in plots.save_figure(fig, tmp_path / "k_selection_mel_image_png")] == [
+        "k_selection_mel_image_png.png", "k_selection_mel_image_png.pdf"]
 
 
 def test_style_is_applied_only_inside_the_context():
@@ -52,8 +52,8 @@ def test_k_selection_marks_each_choice_and_the_consensus():
     table = pd.DataFrame({"k": [2, 3, 4], "inertia": [10.0, 4.0, 3.0], "silhouette": [0.3, 0.6, 0.4],
                           "gap": [0.1, 0.5, 0.55], "gap_s": [0.05, 0.05, 0.05]})
     fig = plots.k_selection(table, {"elbow": 3, "silhouette": 3, "gap": 3}, consensus=3, title="x")
-    panels = fig.axes
-    assert [ax.get_title() for ax in panels] == ["inertia (elbow)", "silhouette (max)", "gap statistic"]
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["Inertia (elbow)", "Silhouette (max)", "Gap statistic"]
     star = [line for line in panels[1].lines if line.get_marker() == "*"][0]
     assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.6]
     assert any(list(line.get_xdata()) == [3, 3] and line.get_linestyle() == "--" for line in panels[0].lines)
@@ -64,8 +64,9 @@ def test_scatter_has_cluster_and_label_panels_and_noise_in_grey():
     Y = np.arange(12, dtype=float).reshape(6, 2)
     fig = plots.scatter_2d(Y, np.array([0, 0, 1, 1, -1, -1]), np.array(["a", "a", "b", "b", "a", "b"]), "PCA")
     left, right = fig.axes[0], fig.axes[1]
-    assert left.get_title() == "PCA: clusters" and right.get_title() == "PCA: true labels"
-    assert [t.get_text() for t in left.get_legend().get_texts()] == ["0", "1", "noise"]
+    assert left.get_title() == "Clusters" and right.get_title() == "Labels"
+    assert left.get_xlabel() == "PC 1" and right.get_ylabel() == "PC 2"
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["0 (a)", "1 (b)", "noise"]
     assert len(left.collections) == 3 and len(right.collections) == 2
     assert matplotlib.colors.to_hex(left.collections[2].get_facecolor()[0]) == "#999999"
     assert len(plots.scatter_2d(Y, np.zeros(6)).axes) == 1    # no labels: one panel
@@ -118,7 +119,8 @@ def test_autoencoder_figures_plot_the_numbers_they_are_given():
     fig = plots.latent_size_curve(results, names={"ae_kmeans": "K-Means"})
     assert len(fig.axes) == 2
     assert fig.axes[0].get_lines()[0].get_xydata().tolist() == [[2, 0.3], [10, 0.1]]   # sorted by latent size
-    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["mel, K-Means", "mel, dcec"]
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["Mel-spectrogram, K-Means",
+                                                                      "Mel-spectrogram, DCEC"]
     plots.close(fig)
 
 
@@ -136,7 +138,7 @@ def test_dcec_history_crosses_the_updates_that_emptied_a_cluster():
 def test_reconstruction_grid_one_row_per_version_on_the_first_rows_range():
     inputs = np.stack([np.full((1, 4, 2), v, dtype=np.float32) for v in (0.0, 1.0)])     # (2, 1, T=4, F=2)
     fig = plots.reconstruction_grid({"input": inputs, "autoencoder": inputs[:, 0] * 0.5}, ["a", "b"])
-    assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    assert len(fig.axes) == 4 + 1 and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]    # + the colour bar
     image = fig.axes[3].get_images()[0]
     assert image.get_array().shape == (2, 4)                             # drawn frequency up, time across
     assert image.get_clim() == (0.0, 1.0)

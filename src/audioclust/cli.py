@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(datasets/, metadata/, features/, results/ ...); see README.md.",
     )
     parser.add_argument("--version", action="version", version=f"audioclust {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and Lightning's own progress bars and notices in stage 05")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, _, help_text in STAGES:
@@ -158,15 +159,13 @@ def main(argv: list[str] | None = None) -> int:
             run_chain(cfg, paths, args.stages)
         elif args.command in ("demo", "generate-demo"):
             from audioclust.stages.prepare import generate_demo
-            n = generate_demo(paths.raw, seed=cfg.seed)
-            log.info("demo dataset: %d files in %s", n, paths.raw)
+            generate_demo(paths.raw, seed=cfg.seed)  # logs how many files, and where
             if args.command == "demo":
                 run_chain(cfg, paths)
                 _print_outputs(paths)
         elif args.command == "prepare":
             from audioclust.stages.prepare import prepare
-            n = prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)
-            log.info("prepared %d files in %s", n, paths.raw)
+            prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)  # logs what it did
         elif args.command == "notebooks":
             from audioclust.notebooks import run_notebooks
             for out in run_notebooks(paths, overrides=args.overrides):

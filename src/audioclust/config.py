@@ -604,9 +604,10 @@ def load_config(
             if path is not None and path.is_file():
                 sources.append((str(path), _read_yaml(path)))
     if config_file is not None:
-        path = Path(config_file)
+        path = Path(config_file).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            where = "" if path.is_absolute() else f" (a relative path is read from the current folder, {Path.cwd()})"
+            raise ConfigError(f"config file {path.absolute()} does not exist{where}")
         sources.append((str(path), _read_yaml(path)))
     if overrides:
         items = overrides.items() if isinstance(overrides, dict) else map(_parse_set, overrides)

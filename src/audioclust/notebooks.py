@@ -4,17 +4,20 @@ Executed copies go to ``results/<name>/notebooks/``; the committed notebooks sta
 without outputs. Notebook 00 writes the demo set only for the dataset named ``demo``; a
 user's dataset folder is read, never written. Every notebook's first cell is a papermill ``parameters`` cell
 with ``DATASET``, ``ROOT`` and ``SET`` (config overrides); extra parameters are
-passed only to notebooks that declare them.
+passed only to notebooks that declare them. The kernels show progress as plain log lines
+(:mod:`audioclust.core.progress`), which the executed copies keep.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from audioclust.core.errors import AudioclustError, DatasetError
-from audioclust.core.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths, root_hint
+from audioclust.core.progress import ENV as PROGRESS_ENV
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +47,28 @@ def run_notebooks(
 
     files = [p for p in notebook_files(paths.root) if only is None or p.name[:2] in only]
     if not files:
-        raise AudioclustError(f"no notebooks found in {paths.root / 'notebooks'}")
+        raise AudioclustError(f"no notebooks found in {paths.root / 'notebooks'}{root_hint(paths.root)}")
     if not paths.raw.is_dir() and paths.dataset != "demo" and not (parameters or {}).get("CORPUS"):
         # notebook 00 brings in nothing for a user's dataset: fail before any notebook runs
-        raise DatasetError(f"dataset folder {paths.raw} does not exist: put your audio files there, or pass "
-                           "--root if the project lives elsewhere")
+        raise DatasetError(f"dataset folder {paths.raw} does not exist: put your audio files there"
+                           f"{root_hint(paths.root)}")
     out_dir = paths.notebooks_out
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for nb in files:
-        declared = set(pm.inspect_notebook(str(nb)))
-        params = {"DATASET": paths.dataset, "ROOT": str(paths.root), "SET": list(overrides or [])}
-        params.update({k: v for k, v in (parameters or {}).items() if k in declared})
-        out = out_dir / nb.name
-        log.info("running %s", nb.name)
-        pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent),
-                            kernel_name="python3", progress_bar=False)
-        done.append(out)
+    # the kernels inherit this: nobody watches their widgets, which would be saved as static 0 % bars
+    previous = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = previous or "plain"
+    try:
+        for nb in files:
+            declared = set(pm.inspect_notebook(str(nb)))
+            params = {"DATASET": paths.dataset, "ROOT": str(paths.root), "SET": list(overrides or [])}
+            params.update({k: v for k, v in (parameters or {}).items() if k in declared})
+            out = out_dir / nb.name
+            log.info("running %s", nb.name)
+            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent),
+                                kernel_name="python3", progress_bar=False)
+            done.append(out)
+    finally:
+        if previous is None:
+            del os.environ[PROGRESS_ENV]
     return done

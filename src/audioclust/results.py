@@ -22,7 +22,7 @@ import pandas as pd
 from audioclust.clustering.metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.core.errors import ConfigError, StageInputError
-from audioclust.core.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths, root_hint
 from audioclust.dsp.descriptors import DESCRIPTORS
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ def read_table(paths: ProjectPaths, ok_only: bool = True) -> pd.DataFrame:
     """
     source = paths.features_csv
     if not source.is_file():
-        raise StageInputError(f"{paths.rel(source)} not found: "
-                              f"run `audioclust extract --dataset {paths.dataset}` first")
+        raise StageInputError(f"{source} not found: run `audioclust extract --dataset {paths.dataset}` "
+                              f"first{root_hint(paths.root)}")
     table = pd.read_csv(source, dtype={"stem": str, "label": str, "path": str, "status": str, "reason": str},
                         keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in DESCRIPTORS})
     missing = [c for c in ("stem", "label", "status", *DESCRIPTORS) if c not in table.columns]

@@ -327,7 +327,8 @@ def contingency_figure(items: pd.DataFrame, title: str = "") -> Figure:
     """
     table = plots.matched_contingency(items["community"].to_numpy(), items["cluster"].to_numpy())
     n_rows, n_cols = table.shape
-    fig, axes = plots.new_figure(width=max(3.0, 0.45 * n_cols + 1.5), height=max(2.5, 0.35 * n_rows + 1.0))
+    fig, axes = plots.new_figure(width=min(plots.PAGE_WIDTH, max(plots.COLUMN_WIDTH, 0.3 * n_cols + 2.2)),
+                                 height=min(9.0, max(2.4, 0.22 * n_rows + 1.3)))
     ax = axes[0, 0]
     values = table.to_numpy()
     image = ax.imshow(values, cmap=plots.HEATMAP, aspect="auto")
@@ -339,7 +340,8 @@ def contingency_figure(items: pd.DataFrame, title: str = "") -> Figure:
     if values.size <= 400:
         threshold = values.max() / 2
         for (r, c), v in np.ndenumerate(values):
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=6, color="black" if v >= threshold else "white")
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=plots.MIN_FONT_SIZE,
+                    color="black" if v >= threshold else "white")
     fig.colorbar(image, ax=ax, label="items")
     ax.set_title(title)
     return fig

@@ -534,7 +534,8 @@ def scatter_figure(result: SegmentResult, columns: list[str] | None = None, titl
     columns : two feature names (scaled values on the axes), or None / [] for PCA 2-D.
     """
     Y, xlabel, ylabel = _scatter_axes(result, list(columns or []))
-    fig, axes = plots.new_figure(1, len(result.labels), width=3.4, height=3.0)
+    fig, axes = plots.new_figure(1, len(result.labels), width=min(plots.PAGE_WIDTH, 3.4 * len(result.labels)),
+                                 height=3.0)
     for ax, (name, labels) in zip(axes[0], result.labels.items()):
         for cluster in sorted(set(labels.tolist())):
             mask = labels == cluster
@@ -567,7 +568,7 @@ def waveform_figure(y: np.ndarray, result: SegmentResult, title: str = "") -> Fi
     result : its :class:`SegmentResult` (``ok``).
     """
     t, low, high = _envelope(np.asarray(y, dtype=np.float32), result.sr)
-    fig, axes = plots.new_figure(len(result.labels), 1, width=7.0, height=1.9)
+    fig, axes = plots.new_figure(len(result.labels), 1, width=plots.PAGE_WIDTH, height=1.9 * len(result.labels))
     for ax, (name, labels) in zip(axes[:, 0], result.labels.items()):
         ax.fill_between(t, low, high, color="#bbbbbb", linewidth=0, rasterized=True)
         for cluster in sorted(set(labels.tolist())):

@@ -42,10 +42,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from tqdm.auto import tqdm
 
 from audioclust.clustering.metrics import calinski_harabasz, davies_bouldin, silhouette
 from audioclust.core.errors import AudioclustError, ConfigError
+from audioclust.core.progress import progress
 from audioclust.core.vocab import K_METHODS
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,15 @@ class KSelection:
         Criterion name -> chosen k (a criterion that is NaN for every k is left out).
     consensus : int
         The criteria's consensus (:func:`consensus` over the candidate ks).
+    dropped : tuple of int
+        Candidates left out: k must lie between 1 and n_samples - 1 (the caller says so once,
+        not once per matrix).
     """
 
     table: pd.DataFrame
     choices: dict[str, int]
     consensus: int
+    dropped: tuple[int, ...] = ()
 
 
 def consensus(choices: Iterable[int], ks: Sequence[int] | None = None) -> int:
@@ -251,14 +255,11 @@ def estimate_k(
     n = X.shape[0]
     candidates = sorted({int(k) for k in k_range})
     ks = [k for k in candidates if 1 <= k < n]
-    if len(ks) < len(candidates):
-        log.warning("k candidates %s dropped: k must be between 1 and n_samples - 1 = %d",
-                    sorted(set(candidates) - set(ks)), n - 1)
     if not ks:
         raise ConfigError(f"no usable k in {candidates} for {n} samples: lower cluster.k_min / cluster.k_max")
 
     rows = []
-    for k in tqdm(ks, desc="k selection", unit="k", disable=None):
+    for k in progress(ks, "k selection", unit="k", inner=True):  # the stage reports per view
         km = KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(X)
         row = {"k": k, "inertia": float(km.inertia_)}
         if "silhouette" in methods:
@@ -291,8 +292,9 @@ def estimate_k(
                 continue
             best = np.nanargmin(values) if method == "davies_bouldin" else np.nanargmax(values)
             choices[method] = ks[int(best)]
-    result = KSelection(table=table, choices=choices, consensus=consensus(choices.values(), ks))
-    log.info("k selection over %s: %s -> consensus k = %d", ks, choices, result.consensus)
+    result = KSelection(table=table, choices=choices, consensus=consensus(choices.values(), ks),
+                        dropped=tuple(k for k in candidates if k not in ks))
+    log.debug("k selection over %s: %s -> consensus k = %d", ks, choices, result.consensus)
     return result
 
 

@@ -5,6 +5,7 @@ the ``selected``/``eligible`` marks of a results table. Labels never enter here.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,25 @@ def degenerate(labels, n_clusters: int | None = None, min_cluster_share: float =
     if sizes.min() < min_cluster_share * mean:
         return f"smallest cluster {sizes.min()} < {min_cluster_share:g} x mean {mean:.1f}"
     return ""
+
+
+#: the reasons of :func:`degenerate` (and of :func:`~audioclust.clustering.estimators.fuzzy.uniform_memberships`)
+#: that carry measured values, and the rule each applies
+_RULES = [
+    (re.compile(r"^noise share \S+ > (\S+)$"), r"noise share > \1"),
+    (re.compile(r"^\d+ of \d+ clusters$"), "fewer clusters than asked for"),
+    (re.compile(r"^smallest cluster \d+ < (\S+) x mean \S+$"), r"smallest cluster < \1 x mean size"),
+    (re.compile(r"^memberships ~ 1/\d+ .*$"), "memberships ~ 1/c (m too large)"),
+]
+
+
+def degenerate_rule(reason: str) -> str:
+    """The rule behind a reason of :func:`degenerate`, without the values measured, so that the
+    reasons of many views can be counted: ``noise share 0.63 > 0.5`` gives ``noise share > 0.5``."""
+    for pattern, rule in _RULES:
+        if pattern.match(reason):
+            return pattern.sub(rule, reason)
+    return reason
 
 
 def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:

@@ -150,11 +150,12 @@ def select_params(
     best = order[0]
     if fitted[best] is None:
         raise AudioclustError(f"{name}: every grid point failed to fit; first error: {rows[0]['error']}")
-    if rows[best]["degenerate"]:
-        log.warning("%s: every grid point is degenerate (%s)", name, rows[best]["degenerate"])
+    # the table says it (``degenerate`` of the selected point); a stage logs one summary of its rows
+    # (stage 04 runs this in worker processes, once per view)
+    log.debug("%s: best of %d grid points by %s: %s%s", name, len(points), criterion, points[best],
+              f" (every point is degenerate: {rows[best]['degenerate']})" if rows[best]["degenerate"] else "")
     table["selected"] = table["rank"] == 1
     best_params = {**params, **points[best]}
-    log.info("%s: best of %d grid points by %s: %s", name, len(points), criterion, points[best])
     return fitted[best], best_params, table
 
 

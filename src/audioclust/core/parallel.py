@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from audioclust.core.errors import ConfigError
+from audioclust.core.progress import Progress
 
 #: batches per worker thread kept in flight on a Dask cluster: enough to hide the round trip
 _IN_FLIGHT_PER_THREAD = 3
@@ -67,21 +67,23 @@ def parallel_imap(
     workers: Workers,
     desc: str | None,
     total: int | None = None,
+    unit: str = "file",
 ) -> Iterator[Any]:
-    """Yield ``func(item)`` for every item, in input order, computed in parallel, with a progress bar.
+    """Yield ``func(item)`` for every item, in input order, computed in parallel, showing its progress.
 
     Parameters
     ----------
     func : picklable callable (a module-level function or a ``functools.partial`` of one).
     items : iterable, consumed lazily (a generator is fine).
     workers : where to run (:class:`Workers`).
-    desc : progress-bar label; None: no bar (the caller shows its own).
-    total : number of items, for the progress bar (``len(items)`` when it has one).
+    desc : what the progress says (:class:`~audioclust.core.progress.Progress`); None: nothing (the caller
+        shows its own).
+    total : number of items, for the progress (``len(items)`` when it has one).
+    unit : one item in the progress (``file``, ``view``).
     """
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    bar = tqdm(total=total, desc=desc, unit="file", disable=True if desc is None or total == 0 else None)
-    try:
+    with Progress(total, desc, unit) as bar:
         if workers.scheduler:
             results = _dask_imap(func, items, workers)
         elif effective_jobs(workers.n_jobs) == 1:
@@ -91,14 +93,12 @@ def parallel_imap(
         for result in results:
             bar.update()
             yield result
-    finally:
-        bar.close()
 
 
 def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: Workers, desc: str | None,
-                 total: int | None = None) -> list[Any]:
+                 total: int | None = None, unit: str = "file") -> list[Any]:
     """``list(parallel_imap(...))``: every result at once, in input order."""
-    return list(parallel_imap(func, items, workers, desc, total))
+    return list(parallel_imap(func, items, workers, desc, total, unit))
 
 
 def _serial_imap(func: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:

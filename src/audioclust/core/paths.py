@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audioclust.core.errors import DatasetError
+from audioclust.core.progress import in_kernel
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,17 @@ def find_root(root: str | Path | None = None) -> Path:
         if (folder / "configs" / "default.yaml").is_file():
             return folder
     raise DatasetError(f"no project folder (one with configs/default.yaml) above {here}: pass ROOT / --root")
+
+
+def root_hint(root: Path) -> str:
+    """For an error about a missing project path: how to point at another project folder, when ``root``
+    was taken from the current folder (the command line's default ``--root``, or a notebook's
+    ``ROOT = None``, which looks upwards from the notebook); ``""`` when it lies elsewhere."""
+    root, here = Path(root).resolve(), Path.cwd().resolve()
+    if root != here and root not in here.parents:
+        return ""
+    how = 'set ROOT = "PROJECT_FOLDER" in the first cell' if in_kernel() else "pass --root PROJECT_FOLDER"
+    return f" (the project folder {root} was taken from the current folder; {how} if the project is elsewhere)"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader
 
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import AudioclustError, ConfigError
+from audioclust.core.progress import Progress
 from audioclust.core.storage import pid_suffix, read_json, write_json
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
 from audioclust.deep.dcec import HISTORY_COLUMNS, DCECModule, DCECResult
@@ -102,14 +103,71 @@ def cpu_threads(n: int = 0) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
+#: Lightning's loggers, whose INFO lines (GPU available, LOCAL_RANK, Tip: ..., Seed set) repeat at every
+#: training what a run of the pipeline does not need
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+
+
+def verbose() -> bool:
+    """Whether Lightning may speak for itself: ``-v``/``--verbose`` (DEBUG logging of audioclust)."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 @contextlib.contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's advice that does not apply here (in-memory data needs no workers)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*number of training batches.*log_every_n_steps.*")
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
-        yield
+    """Hide Lightning's advice that does not apply here (in-memory data needs no workers) and, unless
+    :func:`verbose`, its INFO lines; the levels are restored after."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    if not verbose():
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*number of training batches.*log_every_n_steps.*")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+class _Progress(pl.Callback):
+    """A training's progress in the console's form (:mod:`audioclust.core.progress`), in place of
+    Lightning's bar: epochs of a pre-training, or the batches (iterations) of DCEC."""
+
+    def __init__(self, desc: str, unit: str, total: int) -> None:
+        self.desc, self.unit, self.total = desc, unit, total
+        self.bar: Progress | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the caller logs the closing line (epochs, time, loss)
+        self.bar = Progress(self.total, self.desc, self.unit, final=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.bar is not None and self.unit == "epoch":
+            self.bar.update()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.bar is not None and self.unit == "iteration":
+            self.bar.update()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if self.bar is not None:
+            self.bar.close(complete=False)
+
+
+def _progress_kwargs(progress: bool | None, desc: str, unit: str, total: int) -> dict[str, Any]:
+    """The Trainer's progress: Lightning's bar when ``progress`` (None: when :func:`verbose`), else :class:`_Progress`."""
+    if verbose() if progress is None else progress:
+        return {"enable_progress_bar": True, "callbacks": []}
+    return {"enable_progress_bar": False, "callbacks": [_Progress(desc, unit, total)]}
 
 
 def train_autoencoder(
@@ -125,7 +183,7 @@ def train_autoencoder(
     per_file: str = "none",
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[pl.Callback] = (),
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Pre-train an autoencoder on reconstruction, or reuse its checkpoint.
 
@@ -150,7 +208,8 @@ def train_autoencoder(
     trainer_kwargs : extra ``pl.Trainer`` arguments (e.g. ``fast_dev_run=True``); part of the hash.
     callbacks : extra Lightning callbacks (e.g. timers), added to early stopping and checkpointing;
         not part of the hash, so they must not change the training.
-    progress : show Lightning's progress bar.
+    progress : show Lightning's progress bar; False: the console's progress (:mod:`audioclust.core.progress`);
+        None: Lightning's when ``-v``/``--verbose`` (:func:`verbose`).
     """
     dataset = data if isinstance(data, FeaturesDataset) else FeaturesDataset(
         data, size=cfg.input_size, scale=cfg.scale, keys=keys, trim_db=trim_db, per_file=per_file)
@@ -170,39 +229,41 @@ def train_autoencoder(
             log.info("reusing %s (trained %d epochs in %.1f s)", final.name, done["epochs"], done["seconds"])
             return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash)
 
-    pl.seed_everything(seed, workers=True)
     monitor = "val_loss" if dm.has_validation else "train_loss"
-    module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
-                               lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
-    module.model.init_output(float(dataset.images[dm.train_indices].mean()))
     staging = ckpt_dir / f"{run_name}_{params_hash}{pid_suffix()}"
     shutil.rmtree(staging, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=staging, filename="best", monitor=monitor, mode="min", save_top_k=1)
+    shown = _progress_kwargs(progress, f"training {run_name}", "epoch", cfg.max_epochs)
     kwargs: dict[str, Any] = dict(
         max_epochs=cfg.max_epochs, accelerator="auto", devices=1,
         callbacks=[EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience, min_delta=cfg.min_delta),
-                   checkpoint, LearningRateMonitor(logging_interval="epoch"), *callbacks],
+                   checkpoint, LearningRateMonitor(logging_interval="epoch"), *shown["callbacks"], *callbacks],
         logger=[CSVLogger(log_dir, name=run_name, version=params_hash),
                 TensorBoardLogger(log_dir, name=run_name, version=params_hash)],
-        log_every_n_steps=1, enable_progress_bar=progress, enable_model_summary=False,
+        log_every_n_steps=1, enable_progress_bar=shown["enable_progress_bar"], enable_model_summary=False,
     )
     if not dm.has_validation:
         kwargs["limit_val_batches"] = 0
     kwargs.update(trainer_kwargs or {})
-    trainer = pl.Trainer(**kwargs)
-    log.info("training %s on %d samples (%d for validation), %s", run_name, len(dataset), len(dm.val_indices),
-             final.name)
-    start = time.perf_counter()
-    with cpu_threads(cfg.num_threads), _quiet_lightning():
-        trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
-    if trainer.interrupted:
-        raise AudioclustError(f"training of {run_name} was interrupted; run the stage again to retrain")
-    epochs = int(trainer.current_epoch)
-    if checkpoint.best_model_path:
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(best["state_dict"])
-    trainer.save_checkpoint(staging / "final.ckpt")
+    log.debug("training %s on %d samples (%d for validation), %s", run_name, len(dataset), len(dm.val_indices),
+              final.name)
+    with _quiet_lightning():  # Lightning speaks when seeding, building the trainer, fitting and saving
+        pl.seed_everything(seed, workers=True)
+        module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
+                                   lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
+        module.model.init_output(float(dataset.images[dm.train_indices].mean()))
+        trainer = pl.Trainer(**kwargs)
+        start = time.perf_counter()
+        with cpu_threads(cfg.num_threads):
+            trainer.fit(module, datamodule=dm)
+        seconds = time.perf_counter() - start
+        if trainer.interrupted:
+            raise AudioclustError(f"training of {run_name} was interrupted; run the stage again to retrain")
+        epochs = int(trainer.current_epoch)
+        if checkpoint.best_model_path:
+            best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(best["state_dict"])
+        trainer.save_checkpoint(staging / "final.ckpt")
     os.replace(staging / "final.ckpt", final)
     shutil.rmtree(staging, ignore_errors=True)
     best_score = checkpoint.best_model_score
@@ -210,7 +271,8 @@ def train_autoencoder(
                         "seed": seed, "epochs": epochs, "seconds": round(seconds, 3), "monitor": monitor,
                         "best_score": None if best_score is None else float(best_score),
                         "n_samples": len(dataset), "data_fingerprint": dataset.fingerprint()})
-    log.info("trained %s: %d epochs in %.1f s, best %s %s", run_name, epochs, seconds, monitor,
+    log.info("trained %s on %d samples (%d for validation) on %s: %d epochs in %.1f s, best %s %s", run_name,
+             len(dataset), len(dm.val_indices), trainer.strategy.root_device.type, epochs, seconds, monitor,
              "n/a" if best_score is None else f"{float(best_score):.5f}")
     module.cpu().eval()
     return TrainResult(module, dm, False, epochs, seconds, final, params_hash)
@@ -273,7 +335,7 @@ def run_dcec(
     seed: int,
     log_dir: str | Path | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> DCECResult:
     """The DCEC clustering stage on every sample of ``datamodule``.
 
@@ -296,7 +358,8 @@ def run_dcec(
     seed : feeds ``seed_everything``, K-Means and the shuffling.
     log_dir : CSV logs (per-step losses) go to ``<log_dir>/dcec_k<K>_s<seed>/``; None: no logs.
     trainer_kwargs : extra ``pl.Trainer`` arguments.
-    progress : show Lightning's progress bar.
+    progress : show Lightning's progress bar; False: the console's progress (:mod:`audioclust.core.progress`);
+        None: Lightning's when ``-v``/``--verbose`` (:func:`verbose`).
     """
     from sklearn.cluster import KMeans
 
@@ -306,8 +369,8 @@ def run_dcec(
     model = copy.deepcopy(autoencoder.model if isinstance(autoencoder, AutoencoderModule) else autoencoder)
     model.cpu().train()
     start = time.perf_counter()
-    pl.seed_everything(seed, workers=True)
     with cpu_threads(cfg.num_threads), _quiet_lightning():
+        pl.seed_everything(seed, workers=True)
         z = embed(model, datamodule)
         km = KMeans(n_clusters=n_clusters, n_init=cfg.kmeans_n_init, random_state=seed).fit(z)
         module = DCECModule(model, km.cluster_centers_, datamodule.full_dataloader(), km.labels_,
@@ -316,8 +379,8 @@ def run_dcec(
         kwargs: dict[str, Any] = dict(
             max_steps=cfg.max_iter, max_epochs=-1, accelerator="auto", devices=1,
             logger=CSVLogger(log_dir, name=f"dcec_k{n_clusters}_s{seed}") if log_dir is not None else False,
-            enable_checkpointing=False, log_every_n_steps=10, enable_progress_bar=progress,
-            enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+            enable_checkpointing=False, log_every_n_steps=10, enable_model_summary=False, num_sanity_val_steps=0,
+            limit_val_batches=0, **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", cfg.max_iter),
         )
         kwargs.update(trainer_kwargs or {})
         trainer = pl.Trainer(**kwargs)

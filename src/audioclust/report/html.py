@@ -32,6 +32,7 @@ from audioclust.clustering.metrics import NOISE
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
+from audioclust.report import names
 from audioclust.report.summary import structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import RESULT_COLUMNS, Result
@@ -130,26 +131,28 @@ def _tables_context(paths: ProjectPaths) -> list[dict[str, Any]]:
 
 
 def _figures_context(paths: ProjectPaths) -> dict[str, Any]:
-    """Every figure PNG of the stages, linked relatively, grouped by stage and kind (the file name's prefix)."""
+    """Every figure PNG of the stages, linked relatively, grouped by stage and kind (the file name's
+    prefix, :func:`audioclust.report.names.figure_kind`), kinds in the order of ``names.FIGURE_KINDS``."""
     stages, n = [], 0
+    order = list(names.FIGURE_KINDS)
     for stage, title in STAGE_TITLES.items():
         pngs = sorted((paths.results / stage / "figures").glob("*.png"))
         if not pngs:
             continue
         families: dict[str, list[Path]] = {}
         for png in pngs:
-            families.setdefault(png.name.split(".", 1)[0], []).append(png)
+            families.setdefault(names.figure_kind(png.stem), []).append(png)
         entries = []
-        for family, files in families.items():
+        for family in sorted(families, key=lambda f: (order.index(f) if f in order else len(order), f)):
             figs = []
-            for png in files:
+            for png in families[family]:
                 n += 1
-                name = png.name[: -len(".png")]
                 pdf = png.with_suffix(".pdf")
-                figs.append({"n": n, "anchor": f"fig-{n}", "file": png.name, "name": name,
-                             "short": name[len(family) + 1:] or name, "src": _url(["..", stage, "figures", png.name]),
+                figs.append({"n": n, "anchor": f"fig-{n}", "file": png.name, "name": png.stem,
+                             "short": names.figure_subject(png.stem) or png.stem,
+                             "src": _url(["..", stage, "figures", png.name]),
                              "pdf": _url(["..", stage, "figures", pdf.name]) if pdf.is_file() else None})
-            entries.append({"name": family.replace("_", " "), "figures": figs})
+            entries.append({"name": names.FIGURE_KINDS.get(family, family.replace("_", " ")), "figures": figs})
         stages.append({"stage": stage, "title": title, "families": entries})
     return {"n": n, "stages": stages}
 

@@ -61,11 +61,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from audioclust.core.cache import read_memo, stable_hash, write_memo
 from audioclust.core.errors import StageInputError
 from audioclust.core.paths import ProjectPaths, file_key
+from audioclust.core.progress import progress
 from audioclust.dsp.descriptors import DESCRIPTORS
 from audioclust.represent import store as feature_store
 from audioclust.represent.pipeline import transform
@@ -189,11 +189,11 @@ def _raw_matrices(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFr
     """One pass over the saved files of ``table`` for every spec: spec -> (n_samples, n_dims)."""
     rows: dict[ViewSpec, list[np.ndarray | None]] = {s: [] for s in specs}
     records = table[["label", "stem"]].itertuples(index=False)
-    for label, stem in tqdm(records, total=len(table), desc="views (reading features)", unit="file", disable=None):
+    for label, stem in progress(records, "views (reading features)", total=len(table)):
         vectors = vectors_of_files(settings, paths, label, stem, specs)
         for spec in specs:
             rows[spec].append(vectors[spec.name])
-    out = {}
+    out, unreadable = {}, {}
     for spec, vecs in rows.items():
         sizes = {v.size for v in vecs if v is not None}
         if not sizes and spec.kind == EMBEDDING_KIND:
@@ -207,11 +207,11 @@ def _raw_matrices(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFr
                                   f"({sorted(sizes)}): re-run `audioclust extract` so every file uses the same "
                                   "parameters")
         dim = sizes.pop()
-        bad = sum(v is None for v in vecs)
-        if bad:
-            log.warning("%s: %d of %d files could not be read; their rows are imputed with column means",
-                        spec.name, bad, len(vecs))
+        unreadable[spec.name] = sum(v is None for v in vecs)
         out[spec] = np.vstack([np.full(dim, np.nan, np.float32) if v is None else v for v in vecs])
+    if any(unreadable.values()):  # one file's problem concerns every view of its feature: one line for all
+        log.warning("views: files that could not be read have their rows imputed with column means: %s (of %d)",
+                    ", ".join(f"{name} {n}" for name, n in unreadable.items() if n), len(table))
     return out
 
 

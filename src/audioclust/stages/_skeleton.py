@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
@@ -18,7 +18,7 @@ from typing import TypeVar
 import pandas as pd
 
 from audioclust.core.errors import StageInputError
-from audioclust.core.paths import ProjectPaths
+from audioclust.core.paths import ProjectPaths, root_hint
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,17 @@ class StageSummary:
                  ", ".join(f"{s} {n}" for s, n in self.status.most_common()) or "none")
         for note in notes:
             log.info("%s", note)
-        for name, status, reason in self.problems:
-            log.warning("%s: %s — %s", name, status, reason)
-        if self.n_problems > len(self.problems):
-            log.warning("%s: and %d more file(s) with a problem: see the reason column of %s", self.stage,
-                        self.n_problems - len(self.problems), where)
+        log_listed(self.stage, [f"{name}: {status} — {reason}" for name, status, reason in self.problems],
+                   self.n_problems, f"the reason column of {where}")
+
+
+def log_listed(stage: str, listed: Sequence[str], total: int, where: str) -> None:
+    """Log the first problems of a stage (``listed``, at most :data:`MAX_LISTED`), one a line, then how many
+    more of the ``total`` there are and ``where`` they all are (``the reason column of metadata/x/metadata.csv``)."""
+    for line in listed[:MAX_LISTED]:
+        log.warning("%s", line)
+    if total > len(listed[:MAX_LISTED]):
+        log.warning("%s: ... and %d more: see %s", stage, total - len(listed[:MAX_LISTED]), where)
 
 
 def remove_unlisted(candidates: Iterable[Path], keep: Callable[[Path], bool], what: str) -> int:
@@ -92,7 +98,7 @@ def check_transformed(paths: ProjectPaths) -> None:
     source = paths.transformed_csv
     if not source.is_file():
         raise StageInputError(
-            f"{paths.rel(source)} not found: run `audioclust transform --dataset {paths.dataset}` first")
+            f"{source} not found: run `audioclust transform --dataset {paths.dataset}` first{root_hint(paths.root)}")
     header = pd.read_csv(source, dtype=str, nrows=0).columns
     missing = [c for c in TRANSFORMED_COLUMNS if c not in header]
     if missing:

@@ -68,7 +68,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
@@ -76,6 +75,7 @@ from audioclust.clustering.selection import autoencoder_criterion, mark_selected
 from audioclust.config import Config
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, label_folder
+from audioclust.core.progress import progress
 from audioclust.core.storage import read_json, remove_stale_temps, write_csv, write_npy
 from audioclust.deep.data import FeaturesDataset
 from audioclust.deep.dcec import DCECResult
@@ -90,6 +90,7 @@ from audioclust.deep.train import (
 )
 from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
+from audioclust.report import names
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_summaries
 from audioclust.represent.projection import embed_2d
@@ -211,7 +212,8 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         write_csv(out / "k_selection.csv", selection_table(selections))
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
-        plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES), out / "figures" / "latent_size")
+        plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES),
+                          out / "figures" / names.figure_stem("latent_size"))
     _log_summary(results, criterion)
     return results
 
@@ -402,6 +404,9 @@ def embedding_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None
     (k, ``"given"`` or ``"auto"``, the :class:`KSelection` or None)
     """
     k, k_source, selection = choose_k(cfg, z)
+    if selection is not None and selection.dropped:
+        log.warning("k selection left out k = %s: k must be below the number of files",
+                    ", ".join(map(str, selection.dropped)))
     if k is None or k < 2:
         log.warning("k selection on the embedding chose k = %s; clustering with k = 2 (DCEC needs two clusters)", k)
         k = 2
@@ -433,37 +438,41 @@ def _fmt(value: float) -> str:
 
 def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np.ndarray, labelled: np.ndarray,
                    folder: Path) -> None:
-    """Every figure of one model (see the module docstring)."""
+    """Every figure of one model (see the module docstring); titles and file names in words
+    (:mod:`audioclust.report.names`)."""
     view, seed, trained, dcec = model.view, cfg.seed, model.trained, model.dcec
-    shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
+    shown_labels = labels if labelled.any() else None   # "" (unlabelled) is drawn in light grey
+    title = names.view_name(view)
     jobs: list[tuple[str, Callable[[], Figure]]] = []
     metrics = training_log(paths, trained)
     if metrics is not None:
-        jobs.append((f"loss.{view}", lambda: plots.loss_curves(metrics, title=view)))
+        jobs.append((names.figure_stem("loss", view), lambda: plots.loss_curves(metrics, title=title)))
     examples = example_indices(labels, N_EXAMPLES)
     images = model.dataset.images[examples]
     if images.shape[2] > 1:  # an image, not an embedding vector (which has nothing to look at)
-        jobs.append((f"reconstructions.{view}", lambda: plots.reconstruction_grid(
+        jobs.append((names.figure_stem("reconstructions", view), lambda: plots.reconstruction_grid(
             {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
              "after DCEC": _reconstruct(dcec.module.model, images)},
-            [labels[i] or str(i) for i in examples], title=view)))
-    jobs.append((f"dcec_history.{view}", lambda: plots.dcec_history(dcec.history, cfg.autoencoder.tol, title=view)))
+            [labels[i] or str(i) for i in examples], title=title, feature=view.split(".", 1)[0])))
+    jobs.append((names.figure_stem("dcec_history", view), lambda: plots.dcec_history(
+        dcec.history, cfg.autoencoder.tol, title=title)))
     if model.selection is not None:
         sel = model.selection
-        jobs.append((f"k_selection.{view}", lambda: plots.k_selection(sel.table, sel.choices, sel.consensus,
-                                                                       title=view)))
+        jobs.append((names.figure_stem("k_selection", view), lambda: plots.k_selection(
+            sel.table, sel.choices, sel.consensus, title=title)))
     methods = ["pca", "tsne"] if cfg.cluster.tsne else ["pca"]
     for row in model.rows:
         Z, pred = model.embeddings[row["stage"]], model.labels[row["stage"]]
         for method in methods:
             with threadpool_limits(limits=1):
                 Y = embed_2d(Z, method, seed)
-            jobs.append((f"scatter_{method}.{row['id']}", lambda Y=Y, p=pred, m=method, r=row["id"]: plots.scatter_2d(
-                Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA", title=r)))
+            jobs.append((names.figure_stem(f"scatter_{method}", row["id"]), lambda Y=Y, p=pred, m=method, r=row:
+                         plots.scatter_2d(Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA",
+                                          title=names.row_name(r))))
         if labelled.any():
-            jobs.append((f"contingency.{row['id']}", lambda p=pred, r=row["id"]: plots.contingency_heatmap(
-                labels[labelled], p[labelled], title=r)))
-    for stem, make in tqdm(jobs, desc=f"figures {view}", unit="figure", disable=None):
+            jobs.append((names.figure_stem("contingency", row["id"]), lambda p=pred, r=row: plots.contingency_heatmap(
+                labels[labelled], p[labelled], title=names.row_name(r))))
+    for stem, make in progress(jobs, f"figures {view}", unit="figure"):
         plots.save_figure(make(), folder / stem)
 
 

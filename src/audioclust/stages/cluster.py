@@ -83,20 +83,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from audioclust.clustering import registry as estimators
 from audioclust.clustering import tuning
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, NOISE, external_scores
-from audioclust.clustering.selection import mark_selected
+from audioclust.clustering.selection import degenerate_rule, mark_selected
 from audioclust.clustering.structures import mark_structures
 from audioclust.config import Config
 from audioclust.core.errors import AudioclustError, ConfigError
 from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths
+from audioclust.core.progress import progress
 from audioclust.core.storage import remove_stale_temps, write_csv
 from audioclust.report import figures as plots
+from audioclust.report import names
 from audioclust.report.summary import best_by_nmi, write_summaries
 from audioclust.represent.projection import embed_2d
 from audioclust.represent.vectors import ViewSpec
@@ -165,12 +166,13 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     out = paths.results / "clustering"
 
     work = partial(_cluster_view, cfg=cfg, labels=labels, labelled=labelled)
-    parts: list[_ViewResult] = parallel_map(work, [(v.spec, v.X) for v in views], workers(cfg), desc="cluster (views)")
+    parts: list[_ViewResult] = parallel_map(work, [(v.spec, v.X) for v in views], workers(cfg), desc="cluster",
+                                            unit="view")
     results = pd.DataFrame([row for part in parts for row in part.rows], columns=CLUSTER_COLUMNS)
     fitted = {key: f for part in parts for key, f in part.fitted.items()}
     kselect = {v.spec.name: part.kselect for v, part in zip(views, parts) if part.kselect is not None}
     grids = [g for part in parts for g in part.grids]
-    _log_problems(results)
+    _log_problems(results, kselect, paths.rel(out / "results.csv"))
 
     mark_selected(results, cfg.cluster.criterion, given_k(cfg))
     structures = mark_structures(results, {key: f.labels for key, f in fitted.items()}, cfg.cluster.criterion,
@@ -274,7 +276,8 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
                 name, X, k if spec.needs_k else None, cfg.seed, params, labels=pred,
                 n_resamples=c.stability_resamples, max_samples=c.stability_max_samples))
         except (ValueError, np.linalg.LinAlgError) as exc:
-            log.warning("%s: stability failed (%s: %s); the row cannot be selected", row["id"], type(exc).__name__, exc)
+            # said once for every view by the parent (_log_problems): this runs in a worker process
+            row["reason"] = f"stability failed ({type(exc).__name__}: {exc}); the row cannot be selected"
         row["stability_s"] = time.perf_counter() - start
     if not spec.needs_k:
         row["k"] = row["n_clusters"]
@@ -290,12 +293,35 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
     return row, _Fitted(labels=pred, info=info), grid
 
 
-def _log_problems(results: pd.DataFrame) -> None:
-    """One warning per skipped algorithm and one per failed row."""
-    for name, part in results[results["status"] == "skipped"].groupby("algorithm"):
-        log.warning("%s skipped on %d view(s): %s", name, len(part), part["reason"].iloc[0])
-    for _, row in results[results["status"] == "error"].iterrows():
-        log.warning("%s failed: %s", row["id"], row["reason"])
+def _log_problems(results: pd.DataFrame, kselect: dict[str, KSelection], table: str) -> None:
+    """Each kind of problem once, with the number of views it concerns; ``table`` (results.csv) has every row.
+
+    The views were clustered in worker processes, which log nothing of this themselves: their
+    rows hold the facts (``status``, ``reason``, ``degenerate``).
+    """
+    n_views = results["view"].nunique()
+    for name, part in results[results["status"] == "skipped"].groupby("algorithm", sort=False):
+        log.warning("%s skipped on %d of %d views: %s", name, len(part), n_views, part["reason"].iloc[0])
+    for name, part in results[results["status"] == "error"].groupby("algorithm", sort=False):
+        log.warning("%s failed on %d of %d views (%s); see the reason column of %s", name, len(part), n_views,
+                    _counted(part["reason"]), table)
+    ok = results[results["status"] == "ok"]
+    for name, part in ok[ok["degenerate"].fillna("") != ""].groupby("algorithm", sort=False):
+        log.warning("%s: every grid point degenerate on %d of %d views (%s); see the degenerate column of %s",
+                    name, len(part), n_views, _counted(part["degenerate"].map(degenerate_rule)), table)
+    unstable = ok[ok["reason"].fillna("").str.startswith("stability failed")]
+    if len(unstable):
+        log.warning("stability failed on %d row(s), which cannot be selected, e.g. %s; see the reason column of %s",
+                    len(unstable), unstable["id"].iloc[0], table)
+    dropped = {view: s.dropped for view, s in kselect.items() if s.dropped}
+    if dropped:
+        log.warning("k selection left out k = %s on %d of %d views: k must be below the number of files",
+                    ", ".join(map(str, sorted({k for ks in dropped.values() for k in ks}))), len(dropped), n_views)
+
+
+def _counted(reasons: pd.Series) -> str:
+    """``fewer than 2 clusters: 14, noise share > 0.5: 6``: each reason and its count, most common first."""
+    return ", ".join(f"{reason}: {n}" for reason, n in Counter(reasons).most_common())
 
 
 def _log_summary(results: pd.DataFrame, structures: pd.DataFrame, criterion: str) -> None:
@@ -311,29 +337,34 @@ def _log_summary(results: pd.DataFrame, structures: pd.DataFrame, criterion: str
 
 # --------------------------------------------------------------------------- figures
 
-#: name prefixes of the figures this stage writes (and may remove when a re-run no longer draws them)
-FIGURE_KINDS: tuple[str, ...] = ("explained_variance.", "k_selection.", "scatter_pca.", "scatter_tsne.",
-                                 "contingency.", "dendrogram.", "fcm_memberships.")
+#: the figure kinds this stage writes (a re-run removes those of rows it no longer draws)
+FIGURE_KINDS: tuple[str, ...] = ("explained_variance", "k_selection", "scatter_pca", "scatter_tsne", "contingency",
+                                 "dendrogram", "fcm_memberships")
 
 
 def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted: dict[str, _Fitted],
              kselect: dict[str, KSelection], labels: np.ndarray, labelled: np.ndarray, folder: Path) -> None:
     """Explained variance per feature, k selection per view, and for the selected / best rows:
-    scatter (PCA; t-SNE for the selected), contingency, dendrogram and FCM memberships of the selected view."""
+    scatter (PCA; t-SNE for the selected), contingency, dendrogram and FCM memberships of the selected view.
+
+    File names and titles are words (:mod:`audioclust.report.names`): ``scatter_tsne_mel_image_png_kmeans``,
+    "Mel-spectrogram image (PNG), K-Means, k = 6"."""
     seed = cfg.seed
     jobs = []
     for feature in pd.unique(results["feature"]):
         vs = {n: v for n, v in views.items() if v.spec.feature == feature and v.explained_variance_ratio is not None}
         if vs:
-            jobs.append((f"explained_variance.{feature}", lambda vs=vs, f=feature: plots.explained_variance(
-                {n: v.explained_variance_ratio for n, v in vs.items()}, {n: v.n_components for n, v in vs.items()},
-                title=f"{f}: PCA of each view")))
+            jobs.append((names.figure_stem("explained_variance", feature), lambda vs=vs, f=feature:
+                         plots.explained_variance({n: v.explained_variance_ratio for n, v in vs.items()},
+                                                  {n: v.n_components for n, v in vs.items()},
+                                                  title=f"{names.feature_name(f)}: PCA of each view")))
     for name, sel in kselect.items():
-        jobs.append((f"k_selection.{name}", lambda s=sel, n=name: plots.k_selection(
-            s.table, s.choices, s.consensus, title=n)))
+        jobs.append((names.figure_stem("k_selection", name), lambda s=sel, n=name: plots.k_selection(
+            s.table, s.choices, s.consensus, title=names.view_name(n))))
 
     ok = results[results["status"] == "ok"]
-    shown_labels = np.where(labelled, labels, "unlabelled") if labelled.any() else None
+    title_of = {row["id"]: names.row_name(row) for _, row in ok.iterrows()}
+    shown_labels = labels if labelled.any() else None   # "" (unlabelled) is drawn in light grey
     chosen: list[tuple[str, bool]] = [(i, True) for i in ok.loc[ok["selected"], "id"]]
     for feature in pd.unique(ok["feature"]):
         best = best_by_nmi(ok[ok["feature"] == feature])   # the summary's best row
@@ -358,29 +389,31 @@ def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted:
             embeddings[(vname, "pca")] = (embed_2d(views[vname].X, "pca", seed), np.arange(n))
         for method in ["pca", "tsne"] if (vname, "tsne") in embeddings and is_selected else ["pca"]:
             Y, rows = embeddings[(vname, method)]
-            jobs.append((f"scatter_{method}.{row_id}", lambda Y=Y, rows=rows, f=f, m=method, r=row_id:
+            jobs.append((names.figure_stem(f"scatter_{method}", row_id), lambda Y=Y, rows=rows, f=f, m=method, r=row_id:
                          plots.scatter_2d(Y, f.labels[rows], None if shown_labels is None else shown_labels[rows],
-                                          method="t-SNE" if m == "tsne" else "PCA", title=r)))
+                                          method="t-SNE" if m == "tsne" else "PCA", title=title_of[r])))
         if labelled.any():
-            jobs.append((f"contingency.{row_id}", lambda f=f, r=row_id: plots.contingency_heatmap(
-                labels[labelled], f.labels[labelled], title=r)))
+            jobs.append((names.figure_stem("contingency", row_id), lambda f=f, r=row_id: plots.contingency_heatmap(
+                labels[labelled], f.labels[labelled], title=title_of[r])))
         if not is_selected:
             continue
         agg = fitted.get(f"{vname}.agglomerative")
         if agg is not None:
-            jobs.append((f"dendrogram.{vname}", lambda i=agg.info, X=views[vname].X, v=vname: plots.dendrogram(
-                X, linkage=i["linkage"], n_clusters=i["n_clusters"], title=f"{v}: agglomerative ({i['linkage']})")))
+            jobs.append((names.figure_stem("dendrogram", vname), lambda i=agg.info, X=views[vname].X, v=vname:
+                         plots.dendrogram(X, linkage=i["linkage"], n_clusters=i["n_clusters"],
+                                          title=f"{names.view_name(v)}, agglomerative ({i['linkage']} linkage)")))
         fcm = fitted.get(f"{vname}.fcm")
         if fcm is not None:
-            jobs.append((f"fcm_memberships.{vname}", lambda i=fcm.info, v=vname: plots.membership_histogram(
-                i["u"], title=f"{v}: Fuzzy C-Means (m = {i['m']:.3g})")))
+            jobs.append((names.figure_stem("fcm_memberships", vname), lambda i=fcm.info, v=vname:
+                         plots.membership_histogram(i["u"], title=f"{names.view_name(v)}, Fuzzy C-Means "
+                                                                  f"(m = {i['m']:.3g})")))
     written = set()
-    for stem, make in tqdm(jobs, desc="figures", unit="figure", disable=None):
+    for stem, make in progress(jobs, "figures", unit="figure"):
         written.update(plots.save_figure(make(), folder / stem))
     # a re-run that selects other rows must not leave the old rows' figures beside the new ones
     existing = folder.iterdir() if folder.is_dir() else []
     stale = [p for p in existing
-             if p.suffix in (".png", ".pdf") and p.name.startswith(FIGURE_KINDS) and p not in written]
+             if p.suffix in (".png", ".pdf") and names.figure_kind(p.stem) in FIGURE_KINDS and p not in written]
     for path in stale:
         path.unlink()
     log.info("cluster: %d figures (PNG + PDF) in %s%s", len(jobs), folder,

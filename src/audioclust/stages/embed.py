@@ -42,11 +42,11 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
-from tqdm.auto import tqdm
 
 from audioclust.config import Config
 from audioclust.core.cache import Markers, file_fingerprint
 from audioclust.core.paths import ProjectPaths, file_key, key_of, split_key
+from audioclust.core.progress import Progress
 from audioclust.core.storage import remove_stale_temps, write_csv, write_npy
 from audioclust.embed.spec import ModelSpec
 from audioclust.results import EMBEDDINGS_COLUMNS
@@ -211,8 +211,8 @@ def _embed(cfg: Config, paths: ProjectPaths, files: list[_File], todo: dict[str,
         log.info("embed: %s (%s, %d-d at %d Hz) on %s", name, spec.type, models[name].dim,
                  models[name].sample_rate, models[name].device)
     steps = list(chunks(files, cfg.embeddings.files_per_step))
-    bar = tqdm(total=len(files), desc="embed", unit="file", disable=None)
-    with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next step while the models run
+    # the reader reads the next step while the models run
+    with Progress(len(files), "embed") as bar, ThreadPoolExecutor(max_workers=1) as reader:
         pending = reader.submit(_read_step, paths, steps[0])
         for i, step in enumerate(steps):
             audio = pending.result()
@@ -223,7 +223,6 @@ def _embed(cfg: Config, paths: ProjectPaths, files: list[_File], todo: dict[str,
                 mine = [f for f in step if any(s.name == name for s in todo[f.key])]
                 _embed_step(paths, model, mine, audio, resampled, markers[name], rows)
             bar.update(len(step))
-    bar.close()
 
 
 def _read_step(paths: ProjectPaths, step: list[_File]) -> dict[str, tuple[np.ndarray | None, int, str, Any]]:

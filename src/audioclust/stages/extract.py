@@ -45,7 +45,6 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from audioclust.config import Config, section_hash
 from audioclust.core.cache import Markers, file_fingerprint
@@ -57,6 +56,7 @@ from audioclust.core.paths import (
     key_of,
     split_key,
 )
+from audioclust.core.progress import Progress
 from audioclust.core.storage import (
     CsvStream,
     count_rows,
@@ -162,7 +162,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     unchanged = old_store is not None and set(old_store.views) == {s.name for s in specs}
     old_index = [] if old_store is None else list(
         old_store.index[["key", "label", "stem", "status"]].itertuples(index=False, name=None))
-    bar = tqdm(total=count_rows(paths.transformed_csv), desc="extract", unit="file", disable=None)
+    bar = Progress(count_rows(paths.transformed_csv), "extract")
     try:
         with CsvStream(paths.features_csv, FEATURES_COLUMNS) as out:
             for chunk in _read_input(paths):
@@ -197,6 +197,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
             else:
                 writer.commit()
     except BaseException:
+        bar.close(complete=False)
         if writer is not None:
             writer.abort()
         raise

@@ -19,13 +19,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from audioclust.config import Config
 from audioclust.core.errors import AudioReadError, DatasetError
 from audioclust.core.labels import LabelResolver
 from audioclust.core.parallel import parallel_imap
-from audioclust.core.paths import ProjectPaths, label_folder, safe_name
+from audioclust.core.paths import ProjectPaths, label_folder, root_hint, safe_name
+from audioclust.core.progress import Progress
 from audioclust.core.storage import CsvStream, remove_stale_temps
 from audioclust.dsp.decode import probe
 from audioclust.results import read_metadata
@@ -197,7 +197,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
             f"dataset folder {raw} does not exist: put the audio files there (one sub-folder per label, "
             f"or any layout with dataset.labels regex/csv/none), or create it with "
             f"`audioclust generate-demo --dataset {paths.dataset}` (synthetic demo) or "
-            f"`audioclust prepare <fsdd|urbansound8k|esc50|csv> --dataset {paths.dataset} --source DIR`")
+            f"`audioclust prepare <fsdd|urbansound8k|esc50|csv> --dataset {paths.dataset} --source DIR`"
+            f"{root_hint(paths.root)}")
     extensions = {e.lower().lstrip(".") for e in (*cfg.dataset.extensions, *cfg.dataset.ffmpeg_extensions)}
     skipped: dict[str, int] = {}
     n_files = sum(1 for _ in iter_audio_files(raw, extensions, skipped))  # a cheap first pass: the total
@@ -221,7 +222,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     infos = parallel_imap(probe_rows, feed(), workers(cfg), desc=None) if n_files >= PARALLEL_MIN_FILES \
         else map(probe_rows, feed())
     with CsvStream(paths.metadata_csv, COLUMNS) as out, \
-            tqdm(total=n_files, desc="metadata", unit="file", disable=None) as bar:
+            Progress(n_files, "metadata") as bar:
         for chunk_infos in infos:
             files = pending.popleft()
             names = [_printable(f.relative_to(raw).as_posix()) for f in files]

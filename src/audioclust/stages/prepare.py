@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from audioclust.core.errors import DatasetError
-from audioclust.core.paths import safe_name
+from audioclust.core.paths import root_hint, safe_name
 from audioclust.core.storage import atomic_path, read_json, write_csv, write_json
 from audioclust.dsp.decode import write_wav
 from audioclust.dsp.synth import DEMO_FAMILIES, demo_sound
@@ -261,8 +261,10 @@ def bring_in(dest: str | Path, corpus: str | None = "auto", source: str | Path |
             raise DatasetError(f"corpus {corpus!r} needs SOURCE: the corpus folder (for csv: the CSV file)")
         return prepare(corpus, source, dest, label=label, mode=mode)
     if not dest.is_dir():
+        dest = dest.resolve()
         raise DatasetError(f"dataset folder {dest} does not exist: put your audio files there (one sub-folder per "
-                           "label, if you have labels), or set CORPUS to bring a corpus in")
+                           f"label, if you have labels), or set CORPUS to bring a corpus in"
+                           f"{root_hint(dest.parent.parent)}")  # dest is <project>/datasets/<name>
     return len(_foreign_files(dest, set()))
 
 

@@ -71,7 +71,7 @@ from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec
 from audioclust.represent.views import build_views
 from audioclust.results import MAP_COLUMNS, SOURCES, Result, load_result, read_table
 from audioclust.stages._shared import views_settings, workers
-from audioclust.stages._skeleton import remove_unlisted
+from audioclust.stages._skeleton import MAX_LISTED, log_listed, remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -274,8 +274,10 @@ def _grouping(cfg: Config, paths: ProjectPaths, result: Result, out: Path) -> di
 
 def _log_summary(out: Path, index: Path, table: pd.DataFrame) -> None:
     counts = Counter(table["audio_status"])
-    for _, bad in table[table["audio_status"] != "ok"].head(3).iterrows():
-        log.warning("report: no audio for %s/%s: %s", label_folder(bad["label"]), bad["stem"], bad["reason"])
+    bad = table[table["audio_status"] != "ok"]
+    log_listed("report", [f"report: no audio for {label_folder(row['label'])}/{row['stem']}: {row['reason']}"
+                          for _, row in bad.head(MAX_LISTED).iterrows()],
+               len(bad), f"the reason column of {out / 'map.csv'}")
     sizes = {sub: sum(p.stat().st_size for p in (out / sub).rglob("*") if p.is_file()) if (out / sub).is_dir() else 0
              for sub in ("audio", "thumbs")}
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

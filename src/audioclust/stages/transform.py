@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from audioclust.config import Config, section_hash
 from audioclust.core.cache import Markers, file_fingerprint
 from audioclust.core.errors import AudioReadError, StageInputError
 from audioclust.core.parallel import parallel_imap
-from audioclust.core.paths import ProjectPaths, file_key, label_folder
+from audioclust.core.paths import ProjectPaths, file_key, label_folder, root_hint
+from audioclust.core.progress import Progress
 from audioclust.core.storage import CsvStream, count_rows, remove_stale_temps
 from audioclust.dsp.decode import load_audio, write_wav
 from audioclust.dsp.filters import lowpass, peak_db, resample, sanitize, to_mono
@@ -105,8 +105,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     """
     remove_stale_temps(*paths.generated())
     if not paths.metadata_csv.is_file():
-        raise StageInputError(f"{paths.rel(paths.metadata_csv)} not found: run "
-                              f"`audioclust metadata --dataset {paths.dataset}` first")
+        raise StageInputError(f"{paths.metadata_csv} not found: run `audioclust metadata --dataset {paths.dataset}` "
+                              f"first{root_hint(paths.root)}")
     a = cfg.audio
     cutoff = a.cutoff
     if cutoff is not None and cutoff >= a.sample_rate / 2:
@@ -121,7 +121,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     summary = _Summary()
     keep: set[str] = set()
     with CsvStream(paths.transformed_csv, COLUMNS) as out, \
-            tqdm(total=count_rows(paths.metadata_csv), desc="transform", unit="file", disable=None) as bar:
+            Progress(count_rows(paths.metadata_csv), "transform") as bar:
         with pd.read_csv(paths.metadata_csv, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS) as chunks:
             for chunk in chunks:
                 rows, jobs = _plan(chunk, paths, markers, a.sample_rate)
