@@ -426,7 +426,8 @@ def _log_summary(results: pd.DataFrame, criterion: str) -> None:
                  r["epochs"], r["train_s"], r["recon_mse"],
                  f"; DCEC {r['dcec_iterations']:.0f} iterations, stopped by {r['stopped_by']} ({r['runtime_s']:.1f} s)"
                  if r["stage"] == "dcec" else "")
-    log.info("autoencoder: %d rows (%d models, %d reused)", len(results), len(results) // len(AE_STAGES),
+    models = len(results) // len(AE_STAGES)
+    log.info("autoencoder: %d rows (%d model%s, %d reused)", len(results), models, "" if models == 1 else "s",
              int(results["reused"].sum()) // len(AE_STAGES))
 
 
