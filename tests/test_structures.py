@@ -24,6 +24,17 @@ def test_agreement_is_ami_with_noise_points_as_singletons():
     assert m[1, 2] == pytest.approx(1.0) and np.allclose(m, m.T) and np.allclose(np.diag(m), 1)
 
 
+def test_agreement_on_many_files_uses_one_seeded_sample():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 4, 3000)
+    b = np.where(rng.random(3000) < 0.8, a, rng.integers(0, 4, 3000))       # a, with a fifth of the files moved
+    rows = np.sort(np.random.default_rng(0).choice(3000, size=500, replace=False))
+    sampled = agreement_matrix([a, b], max_samples=500)
+    assert sampled[0, 1] == pytest.approx(ami(a[rows], b[rows]))
+    assert sampled[0, 1] != pytest.approx(ami(a, b)) and abs(sampled[0, 1] - ami(a, b)) < 0.05
+    assert agreement_matrix([a, b])[0, 1] == pytest.approx(ami(a, b))      # below the limit: every file
+
+
 def test_structures_group_agreeing_rows_and_rank_by_support():
     ids = ["a1", "a2", "a3", "b1", "b2"]
     found = find_structures(ids, [A, A2, A, B, B_RELABELLED], [0.5, 0.9, 0.1, 0.95, 0.2], threshold=0.3)
