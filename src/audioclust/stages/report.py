@@ -139,6 +139,8 @@ def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | Non
     if result.source != "clustering" or not (folder / "structures.csv").is_file():
         return None, {}
     structures = pd.read_csv(folder / "structures.csv")
+    if structures.empty:  # no feature had an eligible row
+        return None, {}
     others = [rep for rep in structures["representative"].astype(str) if rep != result.id]
     if not others:
         return structures, {}
