@@ -158,8 +158,9 @@ def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) ->
     if classical is not None:
         written += write_summary(classical, classical_csv.parent, criterion=criterion, dataset=dataset)
         structures_csv = classical_csv.parent / "structures.csv"
-        if structures_csv.is_file():
-            _append_structures(classical_csv.parent, pd.read_csv(structures_csv), dataset)
+        structures = pd.read_csv(structures_csv) if structures_csv.is_file() else None
+        if structures is not None and len(structures):
+            _append_structures(classical_csv.parent, structures, dataset)
         if ae is not None:
             _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
             _append_section(classical_csv.parent, ae, dataset)
