@@ -252,26 +252,33 @@ def test_large_result_shows_a_sample_with_true_sizes(built):
     html_report.run(cfg, paths)  # the module's other tests expect the full report
 
 
-def test_structures_section_and_alternative_colourings(built):
+def test_structures_section_and_alternative_maps(built):
     cfg, paths, _ = built
     out = paths.results / "clustering"
-    original = (out / "structures.csv").read_text()
+    assert len(pd.read_csv(out / "structures.csv")) == 1 and 'id="structures"' in _page(paths)
+    # a second feature, and its row made structure 2's representative
+    wider = load_config(paths.root, "tiny", overrides=FAST + ["views.features=[mfcc, descriptors]"])
+    cluster.run(wider, paths)
     structures = pd.read_csv(out / "structures.csv")
-    assert len(structures) == 1 and "id=\"structures\"" in _page(paths)
+    rows = pd.read_csv(out / "results.csv").set_index("id")
     shown = results.load_result(paths).id
-    other = next(i for i in pd.read_csv(out / "results.csv")["id"] if i != shown)
+    other = next(i for i in rows.index if rows.loc[i, "view"] != rows.loc[shown, "view"])   # another matrix
     second = structures.iloc[0].copy()
-    second.update({"structure": 2, "pick": False, "features": "chroma", "representative": other})
-    pd.concat([structures, second.to_frame().T]).to_csv(out / "structures.csv", index=False)
+    second.update({"structure": 2, "pick": False, "features": rows.loc[other, "feature"], "representative": other})
+    pd.concat([structures.iloc[:1], second.to_frame().T]).to_csv(out / "structures.csv", index=False)
     try:
-        html_report.run(cfg, paths)
+        html_report.run(wider, paths)
         page = _page(paths)
-        alternatives = _map_data(page)["alternatives"]
+        data = _map_data(page)
         labels = pd.read_csv(out / "labels.csv", keep_default_na=False, dtype={"stem": str})
-        assert [a["key"] for a in alternatives] == ["structure-2"]
-        assert alternatives[0]["cluster"] == labels[other].astype(int).tolist()
-        assert 'value="structure-2"> structure 2: chroma' in page
+        (alt,) = data["alternatives"]
+        assert alt["key"] == "structure-2" and alt["cluster"] == labels[other].astype(int).tolist()
+        # its own map: the projection of its view, not of the pick's
+        assert len(alt["x"]) == len(alt["y"]) == len(data["x"]) and alt["x"] != data["x"]
+        assert min(alt["x"]) >= 0 and max(max(alt["x"]), max(alt["y"])) <= 1
+        assert (html_report.report_folder(paths) / ".projection.structure-2.npz").is_file()
+        assert f'value="structure-2"> structure 2: {rows.loc[other, "feature"]}' in page
         assert "The files group in 2 distinct ways" in page and "1 (pick)" in page
     finally:
-        (out / "structures.csv").write_text(original)
+        cluster.run(cfg, paths)
         html_report.run(cfg, paths)

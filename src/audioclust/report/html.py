@@ -234,18 +234,21 @@ def _clusters_context(report: Any, result: Result, X: np.ndarray, table: pd.Data
 
 
 def _map_data(result: Result, table: pd.DataFrame, structures: pd.DataFrame | None,
-              alternatives: dict[str, np.ndarray]) -> dict[str, Any]:
+              alternatives: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
     """The data behind the sound map (columns of equal length), written as JSON by the template.
 
-    ``alternatives`` colour the same points by another structure's clusters (a radio button each).
+    ``alternatives`` are the other structures' maps (a radio button each): the same files, by
+    representative id, with that row's ``cluster`` and its own layout ``x``, ``y``.
     """
     alts = []
     if structures is not None:
         for _, s in structures.iterrows():
-            if s["representative"] in alternatives:
+            alt = alternatives.get(s["representative"])
+            if alt is not None:
                 alts.append({"key": f"structure-{int(s['structure'])}",
                              "title": f"structure {int(s['structure'])}: {s['features']}",
-                             "cluster": alternatives[s["representative"]].astype(int).tolist()})
+                             "cluster": np.asarray(alt["cluster"]).astype(int).tolist(),
+                             "x": np.asarray(alt["x"]).tolist(), "y": np.asarray(alt["y"]).tolist()})
     return {
         "alternatives": alts,
         "x": table["x"].tolist(), "y": table["y"].tolist(), "name": table["stem"].tolist(),
@@ -274,7 +277,7 @@ def _headline(result: Result) -> dict[str, Any]:
 def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
            seed: int, config: dict[str, Any], grouping: dict[str, Any] | None = None,
            full: Result | None = None, structures: pd.DataFrame | None = None,
-           alternatives: dict[str, np.ndarray] | None = None) -> str:
+           alternatives: dict[str, dict[str, np.ndarray]] | None = None) -> str:
     """The whole page as text (see :mod:`audioclust.stages.report`).
 
     Parameters
@@ -290,7 +293,8 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
     full : the whole result when ``result`` and ``table`` hold a sample of its files
         (:func:`~audioclust.represent.projection.sample_positions`); None: ``result``.
     structures : stage 04's ``structures.csv``; None: no Structures section.
-    alternatives : the clusters (rows as ``result.files``) of each other structure's representative, by id.
+    alternatives : each other structure's representative, by id: its ``cluster``, ``x`` and ``y`` (rows as
+        ``result.files``; the layout is the projection of the matrix it clustered).
 
     Returns
     -------

@@ -69,7 +69,7 @@ from audioclust.represent.projection import (
 )
 from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec
 from audioclust.represent.views import build_views
-from audioclust.results import MAP_COLUMNS, SOURCES, Result, load_result, read_table
+from audioclust.results import MAP_COLUMNS, SOURCES, Result, load_result, read_results, read_table
 from audioclust.stages._shared import views_settings, workers
 from audioclust.stages._skeleton import MAX_LISTED, log_listed, remove_unlisted
 
@@ -108,16 +108,22 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     out = report_folder(paths)
     result = load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     X = result_matrix(cfg, paths, result)
-    structures, alternatives = _structures(paths, result)
+    structures, others = _structures(paths, result)
     full = result
+    keep = np.arange(len(result.files))
     if r.max_files is not None and len(result.files) > r.max_files:
         keep = sample_positions(result.clusters, r.max_files, cfg.seed)
         result = dataclasses.replace(result, files=result.files.iloc[keep].reset_index(drop=True))
         X = X[keep]
-        alternatives = {key: clusters[keep] for key, clusters in alternatives.items()}
         log.info("report: %d files; the map and the cluster sections show a seeded sample of %d (report.max_files)",
                  len(full.files), len(keep))
     Y = project(X, r.projection, cfg.seed, cache=out / _PROJECTION_CACHE)
+    # each other structure on its own map: its clusters, in the projection of the matrix it clustered
+    alternatives = {}
+    for rank, alt in others.items():
+        x, y = _normalise(project(result_matrix(cfg, paths, alt)[keep], r.projection, cfg.seed,
+                                  cache=out / f".projection.structure-{rank}.npz"))
+        alternatives[alt.id] = {"cluster": alt.clusters[keep], "x": x, "y": y}
     table = _write_assets(cfg, paths, result, out)
     table["x"], table["y"] = _normalise(Y)
     table = table[MAP_COLUMNS]
@@ -132,23 +138,27 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     return index, table
 
 
-def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | None, dict[str, np.ndarray]]:
-    """Stage 04's ``structures.csv`` and the clusters of each other structure's representative, files
-    in ``result.files`` order (stage 05's results have no structures: None, {})."""
+def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | None, dict[int, Result]]:
+    """Stage 04's ``structures.csv`` and, by structure, each other structure's representative as a
+    :class:`Result` of the same files (stage 05's results have no structures: None, {})."""
     folder = paths.results / "clustering"
     if result.source != "clustering" or not (folder / "structures.csv").is_file():
         return None, {}
     structures = pd.read_csv(folder / "structures.csv")
     if structures.empty:  # no feature had an eligible row
         return None, {}
-    others = [rep for rep in structures["representative"].astype(str) if rep != result.id]
+    others = {int(rank): str(rep) for rank, rep in zip(structures["structure"], structures["representative"])
+              if str(rep) != result.id}
     if not others:
         return structures, {}
-    labels = pd.read_csv(folder / "labels.csv", usecols=lambda c: c in others)
-    if len(labels) != len(result.files):
-        raise StageInputError(f"{paths.rel(folder / 'labels.csv')} does not list the files of the result: re-run "
-                              f"`audioclust cluster --dataset {paths.dataset}`")
-    return structures, {rep: labels[rep].to_numpy(dtype=int) for rep in others if rep in labels.columns}
+    rows = read_results(paths).set_index("id")
+    labels = pd.read_csv(folder / "labels.csv", usecols=lambda c: c in set(others.values()))
+    if len(labels) != len(result.files) or not set(others.values()) <= set(labels.columns) & set(rows.index):
+        raise StageInputError(f"{paths.rel(folder / 'structures.csv')} does not match the rest of "
+                              f"{paths.rel(folder)}: re-run `audioclust cluster --dataset {paths.dataset}`")
+    return structures, {rank: dataclasses.replace(result, id=rep, row=rows.loc[rep].rename(rep), how="alternative",
+                                                  files=result.files.assign(cluster=labels[rep].to_numpy(dtype=int)))
+                        for rank, rep in others.items()}
 
 
 # --------------------------------------------------------------------------- assets

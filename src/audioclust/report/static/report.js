@@ -43,15 +43,16 @@
     label: {values: data.label, name: function (k) { return k; },
             cats: categories(data.label, function (k) { return k === "unlabelled"; })}
   };
-  // the other structures found without labels colour the same points by their own clusters
+  // the other structures found without labels: the same files by their own clusters, on their own map
   data.alternatives.forEach(function (alt) {
     var values = alt.cluster.map(String);
-    modes[alt.key] = {values: values, name: function (k) { return clusterName(Number(k)); },
+    modes[alt.key] = {values: values, name: function (k) { return clusterName(Number(k)); }, x: alt.x, y: alt.y,
+                      title: alt.title,
                       cats: categories(values, function (k) { return Number(k) === data.noiseCluster; })};
   });
 
-  function px(i) { return PAD + data.x[i] * (W - 2 * PAD); }
-  function py(i) { return H - PAD - data.y[i] * (H - 2 * PAD); }
+  function px(i) { return PAD + (modes[mode].x || data.x)[i] * (W - 2 * PAD); }
+  function py(i) { return H - PAD - (modes[mode].y || data.y)[i] * (H - 2 * PAD); }
 
   for (var i = 0; i < n; i++) {
     var p = document.createElementNS(NS, "path");
@@ -101,6 +102,10 @@
     el.appendChild(document.createTextNode("label: " + data.label[i]));
     el.appendChild(document.createElement("br"));
     el.appendChild(document.createTextNode(clusterName(data.cluster[i])));
+    if (modes[mode].title) {  // an alternative structure is shown: its cluster too
+      el.appendChild(document.createElement("br"));
+      el.appendChild(document.createTextNode(modes[mode].title + ": " + clusterName(Number(modes[mode].values[i]))));
+    }
     if (data.thumb[i]) {
       var img = document.createElement("img");
       img.src = data.thumb[i];
