@@ -38,58 +38,69 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust.clustering.structures import mark_structures
+from audioclust.results import true_flags
 
 log = logging.getLogger("bench_selection")
 THRESHOLDS = (0.2, 0.3, 0.4)
 
 
-def regrets(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray, criterion: str,
-            threshold: float) -> dict:
-    """Best NMI and the regrets of one stage-04 table (see the module's text)."""
-    nmi = {i: normalized_mutual_info_score(truth, p) for i, p in partitions.items()}
-    eligible = results[results["eligible"].astype(bool)]
-    best = max(nmi[i] for i in eligible["id"])
-    out: dict = {"best": best}
-    for pick in ("criterion", "structures"):
-        rows = results.copy()
-        table = mark_structures(rows, partitions, criterion, threshold, pick)
-        chosen = rows.loc[rows["pick"].astype(bool), "id"].iloc[0]
-        out[pick] = {"id": chosen, "nmi": nmi[chosen], "regret": best - nmi[chosen]}
-    # the alternative to the medoid: a consensus partition of structure 1's members (co-association, average
-    # linkage, as many clusters as the pick)
-    members = [i for i in rows.loc[rows["structure"] == 1, "id"]]
-    if len(members) > 1:
-        together = np.mean([partitions[i][:, None] == partitions[i][None, :] for i in members], axis=0)
-        k = int(rows.loc[rows["pick"].astype(bool), "n_clusters"].iloc[0])
-        consensus = AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average").fit_predict(
-            1.0 - together)
-        out["consensus"] = {"nmi": normalized_mutual_info_score(truth, consensus),
-                            "regret": best - normalized_mutual_info_score(truth, consensus)}
-    else:
-        out["consensus"] = out["structures"]
-    out["alternatives"] = {"n": len(table), "regret": best - max(nmi[r] for r in table["representative"]),
-                           "representatives": [{"id": r, "features": f, "nmi": nmi[r]}
-                                               for r, f in zip(table["representative"], table["features"])]}
-    out["features"] = {row["feature"]: best - nmi[row["id"]] for _, row in results[results["selected"]].iterrows()}
-    return out
+def marked(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str, threshold: float,
+           pick: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A copy of ``results`` with ``structure`` and ``pick`` marked by that rule, and its structures table."""
+    rows = results.copy()
+    return rows, mark_structures(rows, partitions, criterion, threshold, pick)
+
+
+def consensus(rows: pd.DataFrame, partitions: dict[str, np.ndarray]) -> np.ndarray:
+    """The alternative to the medoid: a consensus partition of structure 1's members (co-association, average
+    linkage, as many clusters as the pick); the pick itself when the structure has one member."""
+    members = rows.loc[rows["structure"] == 1, "id"].tolist()
+    picked = rows.loc[rows["pick"], "id"].iloc[0]
+    if len(members) < 2:
+        return partitions[picked]
+    together = np.mean([partitions[i][:, None] == partitions[i][None, :] for i in members], axis=0)
+    k = int(rows.loc[rows["pick"], "n_clusters"].iloc[0])
+    return AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average").fit_predict(1.0 - together)
 
 
 def analyse(cfg, paths) -> dict:
+    """Best NMI and the regrets of one label set's stage-04 tables (see the module's text)."""
     folder = paths.results / "clustering"
     results = pd.read_csv(folder / "results.csv", keep_default_na=False, na_values=[""])
-    for column in ("selected", "eligible"):
-        results[column] = results[column].astype(str).str.lower() == "true"
+    for column in ("selected", "eligible", "pick"):
+        results[column] = true_flags(results, column)
     labels = pd.read_csv(folder / "labels.csv", dtype={"stem": str, "label": str}, keep_default_na=False)
     labelled = labels["label"].to_numpy() != ""
     truth = labels["label"].to_numpy()[labelled]
     partitions = {i: labels[i].to_numpy()[labelled] for i in results["id"] if i in labels.columns}
     results = results[results["id"].isin(partitions)].reset_index(drop=True)
+    nmi = {i: normalized_mutual_info_score(truth, p) for i, p in partitions.items()}
+    best = max(nmi[i] for i in results.loc[results["eligible"], "id"])
+
+    def regret(row_id: str) -> dict:
+        return {"id": row_id, "nmi": nmi[row_id], "regret": best - nmi[row_id]}
+
+    def best_structure(table: pd.DataFrame) -> float:
+        return best - max(nmi[r] for r in table["representative"])
+
     c = cfg.cluster
-    out = regrets(results, partitions, truth, c.criterion, c.structure_agreement)
-    out["thresholds"] = {str(t): {"after": r["structures"]["regret"], "alternatives": r["alternatives"]["regret"],
-                                  "n": r["alternatives"]["n"]}
-                         for t in THRESHOLDS for r in [regrets(results, partitions, truth, c.criterion, t)]}
-    return out
+    before, _ = marked(results, partitions, c.criterion, c.structure_agreement, "criterion")
+    after, table = marked(results, partitions, c.criterion, c.structure_agreement, "structures")
+    together = normalized_mutual_info_score(truth, consensus(after, partitions))
+    sweep = {t: marked(results, partitions, c.criterion, t, "structures") for t in THRESHOLDS}
+    return {
+        "best": best,
+        "criterion": regret(before.loc[before["pick"], "id"].iloc[0]),
+        "structures": regret(after.loc[after["pick"], "id"].iloc[0]),
+        "consensus": {"nmi": together, "regret": best - together},
+        "alternatives": {"n": len(table), "regret": best_structure(table),
+                         "representatives": [{"id": r, "features": f, "nmi": nmi[r]}
+                                             for r, f in zip(table["representative"], table["features"])]},
+        "features": {row["feature"]: best - nmi[row["id"]] for _, row in results[results["selected"]].iterrows()},
+        "thresholds": {str(t): {"after": best - nmi[rows.loc[rows["pick"], "id"].iloc[0]],
+                                "alternatives": best_structure(tab), "n": len(tab)}
+                       for t, (rows, tab) in sweep.items()},
+    }
 
 
 def markdown(runs: list[dict]) -> str:

@@ -225,13 +225,13 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
         ok = ok[ok["id"].isin(set(available))]
     if ok.empty:
         raise StageInputError("no result with status ok and cluster labels: check results.csv (status, reason)")
-    picked = ok[_flag(ok, "pick")]
+    picked = ok[true_flags(ok, "pick")]
     if len(picked):
         rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
         total = pd.to_numeric(ok["structure"], errors="coerce").max()
         others = "; the others are alternatives, see structures.csv" if total > 1 else ""
         return str(picked["id"].iloc[0]), f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
-    selected = _flag(ok, "selected") if "selected" in ok.columns else None
+    selected = true_flags(ok, "selected") if "selected" in ok.columns else None
     pool, what = (ok[selected], "selected rows (one per feature)") if selected is not None and selected.any() \
         else (ok, "ok rows")
     score = pd.to_numeric(pool[criterion], errors="coerce") if criterion in pool.columns else pd.Series(dtype=float)
@@ -242,8 +242,8 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     return str(pool["id"].iloc[0]), f"label-free: first of {len(pool)} {what} (no {criterion} in results.csv)"
 
 
-def _flag(table: pd.DataFrame, column: str) -> pd.Series:
-    """A boolean column of a table read from CSV (False where absent)."""
+def true_flags(table: pd.DataFrame, column: str) -> pd.Series:
+    """A boolean column of a table read from CSV (``True``/``true`` or a bool), False where the column is absent."""
     if column not in table.columns:
         return pd.Series(False, index=table.index)
     return table[column].astype(str).str.lower() == "true"

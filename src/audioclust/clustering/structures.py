@@ -109,16 +109,17 @@ def find_structures(ids: list[str], partitions: list[np.ndarray], scores: list[f
     else:
         tree = linkage(squareform(1.0 - similarity, checks=False), method="average")
         groups = fcluster(tree, t=1.0 - threshold, criterion="distance")
-    score = np.nan_to_num(np.asarray(scores, dtype=float), nan=-np.inf)
+    score = np.asarray(scores, dtype=float)
     found = []
     for group in np.unique(groups):
         members = np.flatnonzero(groups == group)
         within = similarity[np.ix_(members, members)]
         centrality = (within.sum(axis=1) - 1.0) / max(len(members) - 1, 1)
-        medoid = members[np.lexsort((score[members], centrality))[-1]]
+        tie_break = np.nan_to_num(score[members], nan=-np.inf)  # a row without a criterion never wins a tie
+        medoid = members[np.lexsort((tie_break, centrality))[-1]]
         pairs = within[np.triu_indices(len(members), k=1)]
-        found.append((len(members), float(np.sum(np.where(np.isfinite(score[members]), score[members], 0.0))),
-                      tuple(ids[i] for i in members), ids[medoid], float(pairs.mean()) if pairs.size else np.nan))
+        found.append((len(members), float(np.nansum(score[members])), tuple(ids[i] for i in members), ids[medoid],
+                      float(pairs.mean()) if pairs.size else np.nan))
     found.sort(key=lambda s: (-s[0], -s[1]))
     return [Structure(rank=r, members=m, representative=rep, agreement=a)
             for r, (_, _, m, rep, a) in enumerate(found, start=1)]

@@ -15,7 +15,7 @@ from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import write_csv, write_text
 from audioclust.report.tables import latex_table, markdown_table, write_table
-from audioclust.results import STAGE_NAMES
+from audioclust.results import STAGE_NAMES, true_flags
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def best_by_nmi(results: pd.DataFrame) -> pd.Series | None:
     with ``cluster.k`` given, a partition into many more groups (NMI rewards them) is no answer to compare.
     """
     if "eligible" in results.columns:
-        results = results[results["eligible"].astype(str).str.lower() == "true"]
+        results = results[true_flags(results, "eligible")]
     nmi = pd.to_numeric(results["nmi"], errors="coerce")
     return results.loc[nmi.idxmax()] if nmi.notna().any() else None
 

@@ -66,10 +66,11 @@ class StageSummary:
 def log_listed(stage: str, listed: Sequence[str], total: int, where: str) -> None:
     """Log the first problems of a stage (``listed``, at most :data:`MAX_LISTED`), one a line, then how many
     more of the ``total`` there are and ``where`` they all are (``the reason column of metadata/x/metadata.csv``)."""
-    for line in listed[:MAX_LISTED]:
+    shown = listed[:MAX_LISTED]
+    for line in shown:
         log.warning("%s", line)
-    if total > len(listed[:MAX_LISTED]):
-        log.warning("%s: ... and %d more: see %s", stage, total - len(listed[:MAX_LISTED]), where)
+    if total > len(shown):
+        log.warning("%s: ... and %d more: see %s", stage, total - len(shown), where)
 
 
 def remove_unlisted(candidates: Iterable[Path], keep: Callable[[Path], bool], what: str) -> int:
