@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections import Counter
@@ -17,7 +18,7 @@ from audioclust.config import load_config
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths
 from audioclust.represent import projection
-from audioclust.stages import cluster
+from audioclust.stages import cluster, cluster_figures
 
 
 def test_kmeans_finds_the_three_classes(project):
@@ -170,12 +171,14 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
                                                    "cluster.tsne_max_samples": 15, "parallel.n_jobs": 1,
                                                    "views.features": ["mel"], "views.kinds": ["image"]})
     embedded = []
+    embed_2d = projection.embed_2d
 
     def recording_embed_2d(X, method="pca", random_state=0):
         embedded.append((method, X.shape[0]))
-        return projection.embed_2d(X, method, random_state)
+        return embed_2d(X, method, random_state)
 
-    monkeypatch.setattr(cluster, "embed_2d", recording_embed_2d)
+    monkeypatch.setattr(projection, "embed_2d", recording_embed_2d)      # t-SNE (the shared projection)
+    monkeypatch.setattr(cluster_figures, "embed_2d", recording_embed_2d)  # PCA scatters
     folder = paths.results / "clustering" / "figures"
     folder.mkdir(parents=True)
     earlier = ["contingency_mel_stats_npy_gmm.png", "scatter_pca_mel_stats_npy_gmm.pdf",
@@ -197,6 +200,52 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
                  "fcm_memberships_mel_image_npy"]:
         assert stem in stems
     assert all("." not in stem for stem in stems)
+
+
+def test_a_rerun_fits_only_the_rows_whose_settings_changed(project, monkeypatch):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "agglomerative", "fcm"],
+                                                   "cluster.k": "auto", "cluster.k_max": 4,
+                                                   "cluster.k_methods": ["silhouette", "elbow"],
+                                                   "cluster.figures": True, "cluster.tsne": False,
+                                                   "parallel.n_jobs": 1})
+    fits, kselections = Counter(), []
+    select_params, choose_k = cluster.tuning.select_params, cluster.choose_k
+
+    def counting_select_params(name, *args, **kwargs):
+        fits[name] += 1
+        return select_params(name, *args, **kwargs)
+
+    def counting_choose_k(cfg, X):
+        kselections.append(X.shape)
+        return choose_k(cfg, X)
+
+    monkeypatch.setattr(cluster.tuning, "select_params", counting_select_params)
+    monkeypatch.setattr(cluster, "choose_k", counting_choose_k)
+    out = paths.results / "clustering"
+    first = cluster.run(cfg, paths)
+    n_views = first["view"].nunique()
+    assert n_views == 5 and dict(fits) == {"kmeans": 5, "agglomerative": 5, "fcm": 5} and len(kselections) == 5
+    figures = {p: p.stat().st_mtime_ns for p in (out / "figures").glob("*.p*")}
+    assert figures
+
+    fits.clear(), kselections.clear()
+    again = cluster.run(cfg, paths)     # nothing changed: nothing fitted, the same tables, no figure redrawn
+    assert not fits and not kselections
+    pd.testing.assert_frame_equal(again, first)
+    assert {p: p.stat().st_mtime_ns for p in (out / "figures").glob("*.p*")} == figures
+
+    changed = copy.deepcopy(cfg)
+    changed.cluster.fcm_maxiter = 500
+    fits.clear()
+    result = cluster.run(changed, paths)  # one algorithm's setting: its rows alone, k reused
+    assert dict(fits) == {"fcm": 5} and not kselections
+    others = result["algorithm"] != "fcm"
+    pd.testing.assert_frame_equal(result[others], first[others])
+
+    fits.clear()
+    cluster.run(changed, paths, recompute=True)
+    assert dict(fits) == {"kmeans": 5, "agglomerative": 5, "fcm": 5} and len(kselections) == 5
+    assert any(p.stat().st_mtime_ns != t for p, t in figures.items() if p.exists())
 
 
 def test_missing_features_csv_tells_to_run_extract(project):

@@ -42,9 +42,9 @@ def _embed(cfg: Config, paths: ProjectPaths) -> None:
     embed.run(cfg, paths, return_table=False)
 
 
-def _cluster(cfg: Config, paths: ProjectPaths) -> None:
+def _cluster(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> None:
     from audioclust.stages import cluster
-    cluster.run(cfg, paths)
+    cluster.run(cfg, paths, recompute=recompute)
 
 
 def _autoencoder(cfg: Config, paths: ProjectPaths) -> None:
@@ -70,19 +70,29 @@ STAGES: list[tuple[str, Callable[[Config, ProjectPaths], None], str]] = [
 ]
 
 
-def run_stage(name: str, cfg: Config, paths: ProjectPaths) -> None:
-    """Run one stage by name; its outputs are on disk (a streaming stage does not read its table back)."""
+#: stages that keep whole-dataset results between runs (memoised rows, trained models, figures): --recompute
+#: makes them ignore what they kept; the per-file stages re-check each file anyway
+RECOMPUTABLE = ("cluster",)
+
+
+def run_stage(name: str, cfg: Config, paths: ProjectPaths, recompute: bool = False) -> None:
+    """Run one stage by name; its outputs are on disk (a streaming stage does not read its table back).
+
+    ``recompute`` (stages of :data:`RECOMPUTABLE`) ignores what earlier runs kept."""
     run = {n: func for n, func, _ in STAGES}[name]
     start = time.perf_counter()
     log.info("== %s: dataset %s ==", name, paths.dataset)
-    run(cfg, paths)
+    if name in RECOMPUTABLE:
+        run(cfg, paths, recompute=recompute)
+    else:
+        run(cfg, paths)
     log.info("== %s done in %.1f s ==", name, time.perf_counter() - start)
 
 
-def run_chain(cfg: Config, paths: ProjectPaths, stages: list[str] | None = None) -> None:
+def run_chain(cfg: Config, paths: ProjectPaths, stages: list[str] | None = None, recompute: bool = False) -> None:
     for name, _, _ in STAGES:
         if stages is None or name in stages:
-            run_stage(name, cfg, paths)
+            run_stage(name, cfg, paths, recompute=recompute)
 
 
 def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
@@ -94,6 +104,9 @@ def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
                    help="override one dotted config key, e.g. --set features.n_fft=1024 (repeatable)")
     p.add_argument("--n-jobs", type=int, help="worker processes (shortcut for --set parallel.n_jobs=N; -1: all cores)")
     p.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port) to run per-file stages on")
+    p.add_argument("--recompute", action="store_true",
+                   help="ignore the results earlier runs kept (stage 04's rows and figures, stage 05's models) and "
+                        "compute them anew; without it only what changed is recomputed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, paths = _setup(args)
         if args.command in [n for n, _, _ in STAGES]:
-            run_stage(args.command, cfg, paths)
+            run_stage(args.command, cfg, paths, recompute=args.recompute)
         elif args.command == "run":
-            run_chain(cfg, paths, args.stages)
+            run_chain(cfg, paths, args.stages, recompute=args.recompute)
         elif args.command in ("demo", "generate-demo"):
             from audioclust.stages.prepare import generate_demo
             generate_demo(paths.raw, seed=cfg.seed)  # logs how many files, and where
             if args.command == "demo":
-                run_chain(cfg, paths)
+                run_chain(cfg, paths, recompute=args.recompute)
                 _print_outputs(paths)
         elif args.command == "prepare":
             from audioclust.stages.prepare import prepare

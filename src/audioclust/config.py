@@ -368,8 +368,13 @@ class ClusterConfig:
             "grids")
     figures: bool = _f(
         True, doc="write the stage-04 figures (PNG 300 dpi + PDF) into results/<name>/clustering/figures/")
+    figure_rows: Literal["shown", "all"] = _f(
+        "shown",
+        doc="rows with figures: shown (each feature's selected and best-by-NMI rows, the structures' "
+            "representatives) | all (every row that fitted; slow on many views)")
     tsne: bool = _f(
-        True, doc="also a t-SNE scatter (seeded) of each feature's selected view (the slowest figure)")
+        True, doc="also a t-SNE scatter (seeded) of each structure's representative: the pick and its alternatives "
+                  "(the slowest figure; the report's sound map reuses it)")
     tsne_max_samples: int | None = _f(
         5000, min=10,
         doc="t-SNE on a seeded sample of this many files when there are more (time and memory grow faster "

@@ -6,6 +6,8 @@
 * :class:`Markers` record, per item, that it is done and with which parameters.
 * :func:`read_memo` / :func:`write_memo` keep arrays computed from a whole dataset (a view's
   transformed matrix, the report's projection) in an ``.npz`` with the key they were made for.
+* :func:`content_hash` keys a memo by what went in (arrays and tables by their bytes), and
+  :class:`MemoFolder` holds many memos, one file per key: stage 04's rows, the 2-D projections.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import time
+
 import numpy as np
+import pandas as pd
 
 from audioclust.core.storage import read_json, write_bytes, write_json
 
@@ -81,3 +86,103 @@ def write_memo(path: Path, key: str, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, key=np.array(key), **arrays)
     write_bytes(path, buffer.getvalue())
+
+
+def content_hash(obj: Any, length: int = 16) -> str:
+    """Hex digest of nested data by content: arrays, tables and series by their bytes (and shape and
+    dtype), dicts by sorted key, lists and tuples in order, anything else as JSON (``str`` when not JSON)."""
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()[:length]
+
+
+def _feed(digest: Any, obj: Any) -> None:
+    if isinstance(obj, pd.DataFrame):
+        _feed(digest, ["frame", [str(c) for c in obj.columns], [obj[c].to_numpy() for c in obj.columns]])
+    elif isinstance(obj, pd.Series):
+        _feed(digest, ["series", obj.to_numpy()])
+    elif isinstance(obj, np.ndarray):
+        array = np.ascontiguousarray(obj)
+        digest.update(repr(("array", array.shape, array.dtype.str)).encode())
+        digest.update(json.dumps(array.tolist(), default=str).encode() if array.dtype.hasobject else array.tobytes())
+    elif isinstance(obj, dict):
+        digest.update(b"{")
+        for key in sorted(obj, key=str):
+            _feed(digest, str(key))
+            _feed(digest, obj[key])
+        digest.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        digest.update(b"[")
+        for item in obj:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        digest.update(json.dumps(obj.item() if isinstance(obj, np.generic) else obj, default=str).encode())
+
+
+class MemoFolder:
+    """Memos of one kind in one folder, ``<key>.npz`` each (:func:`write_memo`).
+
+    Safe across processes: every read and write is of one whole file, written atomically.
+    A memo that is read is touched, so :meth:`prune` removes only those no run has used
+    for ``max_age_days``.
+
+    Parameters
+    ----------
+    folder : where the memos live (made on the first write).
+    read : False ignores every memo (a forced recomputation), which is still written anew.
+    """
+
+    def __init__(self, folder: Path, read: bool = True) -> None:
+        self.folder = Path(folder)
+        self.read = read
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.npz"
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays memoised under ``key``, or None (missing, unreadable, or ``read`` is off)."""
+        if not self.read:
+            return None
+        memo = read_memo(self.path(key), key)
+        if memo is not None:
+            try:
+                os.utime(self.path(key))
+            except OSError:
+                pass
+        return memo
+
+    def put(self, key: str, **arrays: np.ndarray) -> None:
+        write_memo(self.path(key), key, **arrays)
+
+    def prune(self, max_age_days: float = 30.0) -> int:
+        """Remove memos unused for ``max_age_days``; return how many went."""
+        if not self.folder.is_dir():
+            return 0
+        cutoff = time.time() - max_age_days * 86400
+        removed = 0
+        for path in self.folder.glob("*.npz"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+
+def json_array(obj: Any) -> np.ndarray:
+    """``obj`` as JSON in a 0-d string array, to travel in a memo beside its arrays (:func:`from_json_array`)."""
+    return np.array(json.dumps(obj, sort_keys=True, default=_plain))
+
+
+def from_json_array(array: np.ndarray) -> Any:
+    return json.loads(str(array))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

@@ -111,6 +111,11 @@ class ProjectPaths:
         return self.root / "results" / self.dataset
 
     @property
+    def projections(self) -> Path:
+        """``results/<name>/.projections/``: 2-D projections by content, shared by stage 04's figures and the report."""
+        return self.results / ".projections"
+
+    @property
     def notebooks_out(self) -> Path:
         return self.results / "notebooks"
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from audioclust.core.cache import read_memo, write_memo
+from audioclust.core.cache import MemoFolder, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +48,28 @@ def embed_2d(X: np.ndarray, method: str = "pca", random_state: int = 0) -> np.nd
         X).astype(np.float32)
 
 
-def project(X: np.ndarray, method: str = "tsne", seed: int = 0, cache: Path | None = None) -> np.ndarray:
-    """The sound map's projection: :func:`embed_2d`, remembered in ``cache`` for the same input.
+def project(X: np.ndarray, method: str = "tsne", seed: int = 0, memo: MemoFolder | None = None) -> np.ndarray:
+    """The one 2-D projection of a matrix for the eye: :func:`embed_2d`, remembered by content.
+
+    Stage 04's scatter figures and the report's sound map share ``results/<name>/.projections/``
+    (:attr:`~audioclust.core.paths.ProjectPaths.projections`), so a t-SNE of the same matrix is
+    computed once for both.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_dims)
     method : ``tsne``, ``pca`` or ``umap`` (:func:`embed_2d`); t-SNE falls back to PCA below 5 samples.
     seed : random state.
-    cache : an ``.npz`` holding the last projection and the hash of its input; reused when
-        ``X``, ``method`` and ``seed`` are unchanged.
+    memo : where projections are kept, under the hash of ``X``, ``method`` and ``seed``; None: not kept.
 
     Returns
     -------
     ndarray of shape (n_samples, 2), float32
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
-    key = hashlib.sha256(X.tobytes() + repr((X.shape, method, seed)).encode()).hexdigest()[:16]
-    if cache is not None and (memo := read_memo(cache, key)) is not None:
-        return memo["Y"]
+    key = f"{method}-{content_hash([X, method, seed], 24)}"
+    if memo is not None and (kept := memo.get(key)) is not None:
+        return kept["Y"]
     n = X.shape[0]
     if n < 2:
         Y = np.zeros((n, 2), np.float32)
@@ -79,8 +80,8 @@ def project(X: np.ndarray, method: str = "tsne", seed: int = 0, cache: Path | No
             Y = embed_2d(X, "tsne", seed)
     else:
         Y = embed_2d(X, "umap" if method == "umap" else "pca", seed)
-    if cache is not None:
-        write_memo(cache, key, Y=Y)
+    if memo is not None:
+        memo.put(key, Y=Y)
     return Y
 
 

@@ -84,6 +84,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from audioclust import __version__
 from audioclust.clustering import registry as estimators
 from audioclust.clustering import tuning
 from audioclust.clustering.kselect import KSelection, selection_table
@@ -91,20 +92,19 @@ from audioclust.clustering.metrics import INTERNAL, NOISE, external_scores
 from audioclust.clustering.selection import degenerate_rule, mark_selected
 from audioclust.clustering.structures import mark_structures
 from audioclust.config import Config
+from audioclust.core.cache import MemoFolder, content_hash, from_json_array, json_array
 from audioclust.core.errors import AudioclustError, ConfigError
 from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths
-from audioclust.core.progress import progress
 from audioclust.core.storage import remove_stale_temps, write_csv
-from audioclust.report import figures as plots
-from audioclust.report import names
-from audioclust.report.summary import best_by_nmi, write_summaries
-from audioclust.represent.projection import embed_2d
+from audioclust.report.figure_jobs import draw_figures
+from audioclust.report.summary import write_summaries
 from audioclust.represent.vectors import ViewSpec
-from audioclust.represent.views import View, build_views
+from audioclust.represent.views import build_views
 from audioclust.results import CLUSTER_COLUMNS, STABILITY, read_table
 from audioclust.stages import _shared
 from audioclust.stages._shared import choose_k, given_k, views_settings, workers
+from audioclust.stages.cluster_figures import FIGURE_KINDS, figure_jobs
 
 log = logging.getLogger(__name__)
 
@@ -128,20 +128,25 @@ class _ViewResult:
     fitted: dict[str, _Fitted]
     grids: list[pd.DataFrame]
     kselect: KSelection | None
+    computed: int = 0   # rows fitted here (the others came from the memo)
 
 
-def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFrame:
     """Cluster every view with every algorithm; write tables, labels, summary and figures.
 
     Views are clustered in parallel (``parallel.n_jobs`` processes, one view each), every
     process with one BLAS/OpenMP thread: on a shared machine, K-Means with more threads
-    than free cores can be a hundred times slower.
+    than free cores can be a hundred times slower. Each finished row (and each view's k
+    selection) is memoised under the content of its view, its algorithm's settings, k and
+    the seed (``clustering/.memo/``): a re-run recomputes only the rows whose inputs changed,
+    and draws only the figures whose inputs changed.
 
     Parameters
     ----------
     cfg : Config
         ``views``, ``cluster``, ``seed``, ``parallel`` (and ``features`` for the views).
     paths : ProjectPaths
+    recompute : True ignores the memos and every figure drawn before: everything is computed anew.
 
     Returns
     -------
@@ -164,14 +169,30 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     with threadpool_limits(limits=1):
         views = build_views(views_settings(cfg), paths, table, store_rows=read_table(paths, ok_only=False))
     out = paths.results / "clustering"
+    memo = MemoFolder(out / MEMO_FOLDER, read=not recompute)
+    items = [(v.spec, v.X, content_hash(v.X)) for v in views]
 
-    work = partial(_cluster_view, cfg=cfg, labels=labels, labelled=labelled)
-    parts: list[_ViewResult] = parallel_map(work, [(v.spec, v.X) for v in views], workers(cfg), desc="cluster",
-                                            unit="view")
-    results = pd.DataFrame([row for part in parts for row in part.rows], columns=CLUSTER_COLUMNS)
-    fitted = {key: f for part in parts for key, f in part.fitted.items()}
-    kselect = {v.spec.name: part.kselect for v, part in zip(views, parts) if part.kselect is not None}
-    grids = [g for part in parts for g in part.grids]
+    # views whose every row is memoised are read here; the others go to the worker processes
+    parts: list[_ViewResult | None] = [_cluster_view(item, cfg, memo, compute=False) for item in items]
+    missing = [i for i, part in enumerate(parts) if part is None]
+    work = partial(_cluster_view, cfg=cfg, memo=memo)
+    for i, part in zip(missing, parallel_map(work, [items[i] for i in missing], workers(cfg), desc="cluster",
+                                             unit="view")):
+        parts[i] = part
+    done: list[_ViewResult] = [p for p in parts if p is not None]
+    results = pd.DataFrame([row for part in done for row in part.rows], columns=CLUSTER_COLUMNS)
+    fitted = {key: f for part in done for key, f in part.fitted.items()}
+    if labelled.any():
+        for i, row_id in enumerate(results["id"]):
+            if row_id in fitted:
+                for key, value in external_scores(labels[labelled], fitted[row_id].labels[labelled]).items():
+                    results.at[i, key] = value
+    kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
+    grids = [g for part in done for g in part.grids]
+    computed = sum(part.computed for part in done)
+    log.info("cluster: %d rows, %d computed, %d reused from %s", len(results), computed, len(results) - computed,
+             paths.rel(memo.folder))
+    memo.prune()
     _log_problems(results, kselect, paths.rel(out / "results.csv"))
 
     mark_selected(results, cfg.cluster.criterion, given_k(cfg))
@@ -181,9 +202,9 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     write_csv(out / "structures.csv", structures)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
-        with threadpool_limits(limits=1):
-            _figures(cfg, results, {v.spec.name: v for v in views}, fitted, kselect, labels, labelled,
-                     out / "figures")
+        draw_figures(figure_jobs(cfg, results, structures, {v.spec.name: v for v in views}, fitted, kselect, labels,
+                                 labelled, paths.projections),
+                     out / "figures", FIGURE_KINDS, workers(cfg), recompute=recompute)
     _log_summary(results, structures, cfg.cluster.criterion)
     return results
 
@@ -206,14 +227,43 @@ def _check_config(cfg: Config) -> None:
                           "feature (e.g. [mfcc]) or model (e.g. [aisfx])")
 
 
-def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.ndarray,
-                  labelled: np.ndarray) -> _ViewResult:
-    """k selection and every algorithm on one view (runs in a worker process)."""
-    spec, X = item
-    k, k_source, selection = choose_k(cfg, X)
+def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: MemoFolder,
+                  compute: bool = True) -> _ViewResult | None:
+    """k selection and every algorithm on one view (in a worker process), each from its memo when there is one.
+
+    With ``compute`` False nothing is fitted: the view's result when every part of it is memoised, else None.
+    """
+    spec, X, view_hash = item
+    c = cfg.cluster
+    selection = None
+    if c.k == "auto" and X.shape[0] >= 3:
+        key = _kselect_key(cfg, view_hash)
+        selection = _read_kselect(memo.get(key))
+        if selection is None:
+            if not compute:
+                return None
+            k, k_source, selection = choose_k(cfg, X)
+            record = {"meta": json_array(_kselect_record(selection))}
+            memo.put(key, **record)
+            selection = _read_kselect(record)   # as a re-run will read it: the same tables and figures
+        k, k_source = selection.consensus, "auto"
+    else:
+        k, k_source, _ = choose_k(cfg, X)
     result = _ViewResult(rows=[], fitted={}, grids=[], kselect=selection)
-    for name in cfg.cluster.algorithms:
-        row, fitted, grid = _cluster_one(cfg, spec, X, name, k, k_source, labels, labelled)
+    for name in c.algorithms:
+        key = _row_key(cfg, view_hash, name, k)
+        cached = _read_row(memo.get(key))
+        if cached is None and not compute:
+            return None
+        if cached is None:
+            row, fitted, grid = _cluster_one(cfg, spec, X, name, k, k_source)
+            result.computed += 1
+            if fitted is not None:
+                record = _row_record(row, fitted, grid)
+                memo.put(key, **record)
+                row, fitted, grid = _read_row(record)   # as a re-run will read it
+        else:
+            row, fitted, grid = cached
         result.rows.append(row)
         if fitted is not None:
             result.fitted[row["id"]] = fitted
@@ -221,10 +271,78 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray], cfg: Config, labels: np.nda
     return result
 
 
-def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int | None, k_source: str,
-                 labels: np.ndarray, labelled: np.ndarray
+# --------------------------------------------------------------------------- memo
+
+#: folder of stage 04's memos, in ``results/<name>/clustering/``
+MEMO_FOLDER = ".memo"
+
+#: bump when a change of this stage's code changes what a memoised row holds
+_MEMO_VERSION = 1
+
+#: settings of the ``cluster`` section that every row depends on (besides its algorithm's own)
+_ROW_SETTINGS = ("tune", "tune_criterion", "criterion", "stability_resamples", "stability_max_samples",
+                 "silhouette_sample_size", "min_cluster_share", "max_noise_share", "max_samples_quadratic",
+                 "max_samples_slow")
+
+#: settings the estimated k depends on
+_KSELECT_SETTINGS = ("k_min", "k_max", "k_methods", "gap_references", "kselect_max_samples",
+                     "silhouette_sample_size", "n_init")
+
+
+def _code_versions() -> dict[str, str]:
+    import skfuzzy
+    import sklearn
+    return {"memo": str(_MEMO_VERSION), "audioclust": __version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "scikit-fuzzy": skfuzzy.__version__}
+
+
+def _row_key(cfg: Config, view_hash: str, name: str, k: int | None) -> str:
+    """What one row depends on: its view's content, the algorithm and its settings, k, the seed, the code."""
+    c = cfg.cluster
+    return content_hash({"view": view_hash, "algorithm": name, "k": k, "seed": cfg.seed,
+                         "params": _shared.params_from_config(c).get(name, {}),
+                         "grid": _shared.grid_from_config(c, name),
+                         "settings": {s: getattr(c, s) for s in _ROW_SETTINGS}, "code": _code_versions()}, 24)
+
+
+def _kselect_key(cfg: Config, view_hash: str) -> str:
+    c = cfg.cluster
+    return content_hash({"view": view_hash, "kselect": {s: getattr(c, s) for s in _KSELECT_SETTINGS},
+                         "seed": cfg.seed, "code": _code_versions()}, 24)
+
+
+def _row_record(row: dict[str, Any], fitted: _Fitted, grid: pd.DataFrame) -> dict[str, np.ndarray]:
+    arrays = {k: v for k, v in fitted.info.items() if isinstance(v, np.ndarray)}
+    scalars = {k: v for k, v in fitted.info.items() if k not in arrays}
+    return {"labels": fitted.labels, **{f"info_{k}": v for k, v in arrays.items()},
+            "meta": json_array({"row": row, "info": scalars, "grid": grid.to_dict(orient="records")})}
+
+
+def _read_row(memo: dict[str, np.ndarray] | None) -> tuple[dict[str, Any], _Fitted, pd.DataFrame] | None:
+    if memo is None:
+        return None
+    meta = from_json_array(memo["meta"])
+    info = {**meta["info"], **{k[len("info_"):]: v for k, v in memo.items() if k.startswith("info_")}}
+    return meta["row"], _Fitted(labels=memo["labels"], info=info), pd.DataFrame(meta["grid"])
+
+
+def _kselect_record(selection: KSelection) -> dict[str, Any]:
+    return {"table": selection.table.to_dict(orient="list"), "choices": selection.choices,
+            "consensus": selection.consensus, "dropped": list(selection.dropped)}
+
+
+def _read_kselect(memo: dict[str, np.ndarray] | None) -> KSelection | None:
+    if memo is None:
+        return None
+    record = from_json_array(memo["meta"])
+    return KSelection(table=pd.DataFrame(record["table"]), choices={m: int(k) for m, k in record["choices"].items()},
+                      consensus=int(record["consensus"]), dropped=tuple(record["dropped"]))
+
+
+def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int | None, k_source: str
                  ) -> tuple[dict[str, Any], _Fitted | None, pd.DataFrame | None]:
-    """One view × algorithm: select parameters, fit, score; never raises for a failed fit."""
+    """One view × algorithm: select parameters, fit, score without labels (the parent adds the external
+    scores: the memoised row holds nothing the labels decide); never raises for a failed fit."""
     c = cfg.cluster
     spec = estimators.get_spec(name)
     n = X.shape[0]
@@ -288,8 +406,6 @@ def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int |
         info.update(u=est.u_, m=est.m_)
     if name == "agglomerative":
         info.update(linkage=est.linkage, n_clusters=int(est.n_clusters))
-    if labelled.any():
-        row.update(external_scores(labels[labelled], pred[labelled]))
     return row, _Fitted(labels=pred, info=info), grid
 
 
@@ -333,91 +449,6 @@ def _log_summary(results: pd.DataFrame, structures: pd.DataFrame, criterion: str
     for _, s in structures.iterrows():
         log.info("structure %d%s: %d feature(s) agree (%s); representative %s", s["structure"],
                  " (the pick)" if s["pick"] else "", s["n_features"], s["features"], s["representative"])
-
-
-# --------------------------------------------------------------------------- figures
-
-#: the figure kinds this stage writes (a re-run removes those of rows it no longer draws)
-FIGURE_KINDS: tuple[str, ...] = ("explained_variance", "k_selection", "scatter_pca", "scatter_tsne", "contingency",
-                                 "dendrogram", "fcm_memberships")
-
-
-def _figures(cfg: Config, results: pd.DataFrame, views: dict[str, View], fitted: dict[str, _Fitted],
-             kselect: dict[str, KSelection], labels: np.ndarray, labelled: np.ndarray, folder: Path) -> None:
-    """Explained variance per feature, k selection per view, and for the selected / best rows:
-    scatter (PCA; t-SNE for the selected), contingency, dendrogram and FCM memberships of the selected view.
-
-    File names and titles are words (:mod:`audioclust.report.names`): ``scatter_tsne_mel_image_png_kmeans``,
-    "Mel-spectrogram image (PNG), K-Means, k = 6"."""
-    seed = cfg.seed
-    jobs = []
-    for feature in pd.unique(results["feature"]):
-        vs = {n: v for n, v in views.items() if v.spec.feature == feature and v.explained_variance_ratio is not None}
-        if vs:
-            jobs.append((names.figure_stem("explained_variance", feature), lambda vs=vs, f=feature:
-                         plots.explained_variance({n: v.explained_variance_ratio for n, v in vs.items()},
-                                                  {n: v.n_components for n, v in vs.items()},
-                                                  title=f"{names.feature_name(f)}: PCA of each view")))
-    for name, sel in kselect.items():
-        jobs.append((names.figure_stem("k_selection", name), lambda s=sel, n=name: plots.k_selection(
-            s.table, s.choices, s.consensus, title=names.view_name(n))))
-
-    ok = results[results["status"] == "ok"]
-    title_of = {row["id"]: names.row_name(row) for _, row in ok.iterrows()}
-    shown_labels = labels if labelled.any() else None   # "" (unlabelled) is drawn in light grey
-    chosen: list[tuple[str, bool]] = [(i, True) for i in ok.loc[ok["selected"], "id"]]
-    for feature in pd.unique(ok["feature"]):
-        best = best_by_nmi(ok[ok["feature"] == feature])   # the summary's best row
-        if best is not None and best["id"] not in {i for i, _ in chosen}:
-            chosen.append((best["id"], False))
-    view_of = dict(zip(ok["id"], ok["view"]))
-    tsne_views = sorted({view_of[i] for i, sel in chosen if sel}) if cfg.cluster.tsne else []
-    n = len(labels)
-    limit = cfg.cluster.tsne_max_samples
-    # t-SNE grows faster than n: above the limit it embeds (and the scatter shows) a seeded sample
-    tsne_rows = (np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
-                 if limit is not None and n > limit else np.arange(n))
-    if tsne_rows.size < n:
-        log.info("t-SNE on a seeded sample of %d of %d files (cluster.tsne_max_samples)", tsne_rows.size, n)
-    # t-SNE is the slow part: one view per process, one thread each
-    embeddings = {(v, "tsne"): (Y, tsne_rows) for v, Y in zip(tsne_views, parallel_map(
-        partial(embed_2d, method="tsne", random_state=seed), [views[v].X[tsne_rows] for v in tsne_views], workers(cfg),
-        desc="t-SNE"))}
-    for row_id, is_selected in chosen:
-        f, vname = fitted[row_id], view_of[row_id]
-        if (vname, "pca") not in embeddings:
-            embeddings[(vname, "pca")] = (embed_2d(views[vname].X, "pca", seed), np.arange(n))
-        for method in ["pca", "tsne"] if (vname, "tsne") in embeddings and is_selected else ["pca"]:
-            Y, rows = embeddings[(vname, method)]
-            jobs.append((names.figure_stem(f"scatter_{method}", row_id), lambda Y=Y, rows=rows, f=f, m=method, r=row_id:
-                         plots.scatter_2d(Y, f.labels[rows], None if shown_labels is None else shown_labels[rows],
-                                          method="t-SNE" if m == "tsne" else "PCA", title=title_of[r])))
-        if labelled.any():
-            jobs.append((names.figure_stem("contingency", row_id), lambda f=f, r=row_id: plots.contingency_heatmap(
-                labels[labelled], f.labels[labelled], title=title_of[r])))
-        if not is_selected:
-            continue
-        agg = fitted.get(f"{vname}.agglomerative")
-        if agg is not None:
-            jobs.append((names.figure_stem("dendrogram", vname), lambda i=agg.info, X=views[vname].X, v=vname:
-                         plots.dendrogram(X, linkage=i["linkage"], n_clusters=i["n_clusters"],
-                                          title=f"{names.view_name(v)}, agglomerative ({i['linkage']} linkage)")))
-        fcm = fitted.get(f"{vname}.fcm")
-        if fcm is not None:
-            jobs.append((names.figure_stem("fcm_memberships", vname), lambda i=fcm.info, v=vname:
-                         plots.membership_histogram(i["u"], title=f"{names.view_name(v)}, Fuzzy C-Means "
-                                                                  f"(m = {i['m']:.3g})")))
-    written = set()
-    for stem, make in progress(jobs, "figures", unit="figure"):
-        written.update(plots.save_figure(make(), folder / stem))
-    # a re-run that selects other rows must not leave the old rows' figures beside the new ones
-    existing = folder.iterdir() if folder.is_dir() else []
-    stale = [p for p in existing
-             if p.suffix in (".png", ".pdf") and names.figure_kind(p.stem) in FIGURE_KINDS and p not in written]
-    for path in stale:
-        path.unlink()
-    log.info("cluster: %d figures (PNG + PDF) in %s%s", len(jobs), folder,
-             f"; {len(stale)} files of an earlier run removed" if stale else "")
 
 
 def _write_tables(results: pd.DataFrame, fitted: dict[str, _Fitted], grids: list[pd.DataFrame],

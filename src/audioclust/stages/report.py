@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from audioclust.config import Config, section_hash
-from audioclust.core.cache import file_fingerprint
+from audioclust.core.cache import MemoFolder, file_fingerprint
 from audioclust.core.errors import AudioclustError, StageInputError
 from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths, file_key, label_folder
@@ -78,7 +78,6 @@ log = logging.getLogger(__name__)
 
 _MANIFEST = ".assets.json"
 
-_PROJECTION_CACHE = ".projection.npz"
 
 
 def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
@@ -117,12 +116,12 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
         X = X[keep]
         log.info("report: %d files; the map and the cluster sections show a seeded sample of %d (report.max_files)",
                  len(full.files), len(keep))
-    Y = project(X, r.projection, cfg.seed, cache=out / _PROJECTION_CACHE)
+    memo = MemoFolder(paths.projections)
+    Y = project(X, r.projection, cfg.seed, memo)
     # each other structure on its own map: its clusters, in the projection of the matrix it clustered
     alternatives = {}
-    for rank, alt in others.items():
-        x, y = _normalise(project(result_matrix(cfg, paths, alt)[keep], r.projection, cfg.seed,
-                                  cache=out / f".projection.structure-{rank}.npz"))
+    for alt in others.values():
+        x, y = _normalise(project(result_matrix(cfg, paths, alt)[keep], r.projection, cfg.seed, memo))
         alternatives[alt.id] = {"cluster": alt.clusters[keep], "x": x, "y": y}
     table = _write_assets(cfg, paths, result, out)
     table["x"], table["y"] = _normalise(Y)
