@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)  # logs what it did
         elif args.command == "notebooks":
             from audioclust.notebooks import run_notebooks
-            for out in run_notebooks(paths, overrides=args.overrides):
+            for out in run_notebooks(paths, overrides=args.overrides,
+                                     parameters={"RECOMPUTE": True} if args.recompute else None):
                 log.info("executed %s", out)
     except AudioclustError as exc:
         log.error("%s", exc)

@@ -368,10 +368,11 @@ class ClusterConfig:
             "grids")
     figures: bool = _f(
         True, doc="write the stage-04 figures (PNG 300 dpi + PDF) into results/<name>/clustering/figures/")
-    figure_rows: Literal["shown", "all"] = _f(
-        "shown",
-        doc="rows with figures: shown (each feature's selected and best-by-NMI rows, the structures' "
-            "representatives) | all (every row that fitted; slow on many views)")
+    figure_rows: Literal["selected", "best", "all"] = _f(
+        "selected",
+        doc="rows with scatter and contingency figures: selected (each feature's selected row; the structures' "
+            "representatives are among them) | best (also each feature's best row by the labels, as in the summary) "
+            "| all (every row that fitted: about a second of CPU per figure)")
     tsne: bool = _f(
         True, doc="also a t-SNE scatter (seeded) of each structure's representative: the pick and its alternatives "
                   "(the slowest figure; the report's sound map reuses it)")

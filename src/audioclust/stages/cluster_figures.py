@@ -1,8 +1,9 @@
 """Stage 04's figures: which rows they show, as jobs that :func:`~audioclust.report.figure_jobs.draw_figures` draws.
 
-Shown by default (``cluster.figure_rows: shown``) are the rows a reader looks at: each feature's
-selected row and its best row by NMI (the summary's two rows), and the structures'
-representatives (the pick and its alternatives). ``all`` adds every other row that fitted.
+Shown by default (``cluster.figure_rows: selected``) are the label-free rows: each feature's
+selected row, the structures' representatives (the pick and its alternatives) among them;
+``best`` adds each feature's best row by NMI (the summary's other row), ``all`` every row that
+fitted. A figure costs about a second of CPU (drawing, PNG at 300 dpi, PDF).
 
 - ``explained_variance``: per feature, the PCA of each of its views;
 - ``k_selection``: per view of a selected row (every view with ``all``), the k-selection criteria;
@@ -58,7 +59,7 @@ def figure_jobs(cfg: Config, results: pd.DataFrame, structures: pd.DataFrame, vi
     ok = results[results["status"] == "ok"]
     selected = list(ok.loc[true_flags(ok, "selected"), "id"])
     shown = list(selected)
-    for feature in pd.unique(ok["feature"]):
+    for feature in pd.unique(ok["feature"]) if c.figure_rows != "selected" else []:
         best = best_by_nmi(ok[ok["feature"] == feature])   # the summary's best row
         if best is not None and best["id"] not in shown:
             shown.append(best["id"])
