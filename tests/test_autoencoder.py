@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
@@ -176,6 +177,50 @@ def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame
     assert tex.count(r"\begin{table}") == 3 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
     assert "tab:structures-" in tex
     assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
+
+
+def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypatch):
+    fits, kmeans, saved = [], [], []
+    fit, km_fit, save = pl.Trainer.fit, KMeans.fit, ac_report_figures.save_figure
+    monkeypatch.setattr(pl.Trainer, "fit", lambda self, module, *a, **k: (
+        fits.append(type(module).__name__), fit(self, module, *a, **k))[1])
+    monkeypatch.setattr(KMeans, "fit", lambda self, *a, **k: (kmeans.append(1), km_fit(self, *a, **k))[1])
+    monkeypatch.setattr(ac_report_figures, "save_figure", lambda *a, **k: (saved.append(1), save(*a, **k))[1])
+
+    def counts():
+        found = (list(fits), len(kmeans), len(saved))
+        fits.clear(), kmeans.clear(), saved.clear()
+        return found
+
+    cfg = config(demo, **{"cluster.figures": True})
+    first = autoencoder.run(cfg, demo)
+    made = counts()
+    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1) and made[2] > 0
+    out = demo.results / "autoencoder"
+    labels = pd.read_csv(out / "labels.csv")
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix in {".npy", ".png", ".pdf"}]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+
+    again = autoencoder.run(cfg, demo)                                # nothing changed: nothing made again
+    assert counts() == ([], 0, 0)
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    assert again["reused"].all()
+    pd.testing.assert_frame_equal(again.drop(columns="reused"), first.drop(columns="reused"))
+    assert pd.read_csv(out / "labels.csv").equals(labels)
+
+    # a DCEC key: the checkpoint is reused, the clustering and its figures are made again
+    autoencoder.run(config(demo, **{"cluster.figures": True, "autoencoder.gamma": 0.2}), demo)
+    assert counts()[:2] == (["DCECModule"], 1)
+
+    # recompute: everything again, to the same results (deterministic training, same device)
+    redone = autoencoder.run(cfg, demo, recompute=True)
+    made = counts()
+    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1) and made[2] > 0
+    assert not redone["reused"].any()
+    same = ["id", "k", "n_clusters", "nmi", "acc", "ari", "silhouette", "recon_mse", "val_loss", "epochs",
+            "dcec_iterations", "stopped_by", "checkpoint"]
+    pd.testing.assert_frame_equal(redone[same], first[same])
+    assert pd.read_csv(out / "labels.csv").equals(labels)
 
 
 def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):

@@ -18,7 +18,7 @@ from audioclust.config import load_config
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths
 from audioclust.represent import projection
-from audioclust.stages import cluster, cluster_figures
+from audioclust.stages import _cluster_figures, cluster
 
 
 def test_kmeans_finds_the_three_classes(project):
@@ -178,7 +178,7 @@ def test_figures_are_written_as_png_and_pdf(project, monkeypatch):
         return embed_2d(X, method, random_state)
 
     monkeypatch.setattr(projection, "embed_2d", recording_embed_2d)      # t-SNE (the shared projection)
-    monkeypatch.setattr(cluster_figures, "embed_2d", recording_embed_2d)  # PCA scatters
+    monkeypatch.setattr(_cluster_figures, "embed_2d", recording_embed_2d)  # PCA scatters
     folder = paths.results / "clustering" / "figures"
     folder.mkdir(parents=True)
     earlier = ["contingency_mel_stats_npy_gmm.png", "scatter_pca_mel_stats_npy_gmm.pdf",

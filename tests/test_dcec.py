@@ -2,6 +2,7 @@ import dataclasses
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -10,13 +11,25 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust.config import load_config
 from audioclust.core.errors import ConfigError, StageInputError
+from audioclust.core.storage import read_json
 from audioclust.deep.components.clustering_layer import (
     ClusteringLayer,
     target_distribution,
 )
-from audioclust.deep.data import FeaturesDataModule, FeaturesDataset, load_feature
+from audioclust.deep.data import (
+    DeviceBatches,
+    FeaturesDataModule,
+    FeaturesDataset,
+    load_feature,
+)
 from audioclust.deep.dcec import DCECModule
-from audioclust.deep.train import embed, run_dcec, train_autoencoder
+from audioclust.deep.train import (
+    device_name,
+    embed,
+    pretraining_hash,
+    run_dcec,
+    train_autoencoder,
+)
 from audioclust.dsp.images import fixed_size_image
 
 SIZE = [12, 8]
@@ -190,6 +203,34 @@ def test_full_loader_covers_every_sample_once_in_order_and_split_is_seeded():
     assert not FeaturesDataModule(ds, val_fraction=0.0).has_validation
 
 
+def test_device_batches_cover_every_sample_once_per_pass_in_a_seeded_order():
+    arrays, _ = two_families(23)
+    ds = FeaturesDataset(arrays, size=SIZE)
+    dm = FeaturesDataModule(ds, batch_size=5, val_fraction=0.2, seed=3)
+    batches = dm.train_dataloader()                      # the CPU holds the images: resident
+    assert isinstance(batches, DeviceBatches) and len(batches) == 4          # 18 training samples
+    passes = [list(batches) for _ in range(2)]
+    for one in passes:
+        assert sorted(torch.cat([idx for _, idx in one]).tolist()) == dm.train_indices
+        assert [len(idx) for _, idx in one] == [5, 5, 5, 3]
+        assert all(torch.equal(x, ds.images[idx]) for x, idx in one)
+    orders = [torch.cat([idx for _, idx in one]).tolist() for one in passes]
+    assert orders[0] != orders[1]                        # a new permutation per pass ...
+    again = FeaturesDataModule(ds, batch_size=5, val_fraction=0.2, seed=3).train_dataloader()
+    assert [torch.cat([idx for _, idx in again]).tolist() for _ in range(2)] == orders   # ... repeated by the seed
+    other = DeviceBatches(ds.images, dm.train_indices, 5, shuffle=True, seed=4)
+    assert torch.cat([idx for _, idx in other]).tolist() != orders[0]
+    assert torch.cat([idx for _, idx in dm.val_dataloader()]).tolist() == dm.val_indices   # in order
+
+    # the DataLoader of data too large for the device draws the same batches in the same order
+    resident = FeaturesDataModule(ds, batch_size=5, val_fraction=0.2, seed=3).train_dataloader()
+    loader = FeaturesDataModule(ds, batch_size=5, val_fraction=0.2, seed=3, resident=False).train_dataloader()
+    assert isinstance(loader, torch.utils.data.DataLoader)
+    for _ in range(2):
+        for (x, i), (y, j) in zip(resident, loader, strict=True):
+            assert torch.equal(i, j) and torch.equal(x, y)
+
+
 # --------------------------------------------------------------------------- DCEC maths
 
 def test_soft_assignment_by_hand():
@@ -231,8 +272,7 @@ class Identity2D(torch.nn.Module):
 
 def test_collapse_guard_restores_the_last_update_with_every_cluster():
     x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.1, 0.0]])
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(4)), batch_size=4)
-    module = DCECModule(Identity2D(), np.array([[0.0, 0.0], [5.0, 0.0]]), loader, np.array([0, 0, 1, 1]),
+    module = DCECModule(Identity2D(), np.array([[0.0, 0.0], [5.0, 0.0]]), x, np.array([0, 0, 1, 1]),
                         update_interval=1)
     assert module.update_targets() == 0.0 and not module.collapsed      # both clusters kept
     with torch.no_grad():
@@ -336,6 +376,32 @@ def test_lightning_is_quiet_unless_verbose(cfg, tmp_path, capfd, caplog):
     assert logging.getLogger("pytorch_lightning").level == logging.INFO
 
 
+def test_deterministic_training_is_bitwise_repeatable_on_either_data_path(cfg, tmp_path):
+    arrays, _ = two_families(16)
+    assert cfg.deterministic                                       # the default
+    runs = [train(cfg, arrays, tmp_path / "a"), train(cfg, arrays, tmp_path / "b"),
+            train(cfg, arrays, tmp_path / "c", resident=False)]
+    states = [r.module.state_dict() for r in runs]
+    for other in states[1:]:
+        assert all(torch.equal(states[0][key], other[key]) for key in states[0])
+    assert not torch.are_deterministic_algorithms_enabled()       # Lightning's global switch is put back
+    marker = read_json(runs[0].checkpoint.with_suffix(".json"))
+    assert marker["device"] == runs[0].device == "cpu" and marker["deterministic"] is True
+
+
+def test_checkpoint_hash_follows_the_device_and_the_deterministic_flag(cfg):
+    ds = FeaturesDataset(two_families(8)[0], size=SIZE)
+
+    def key(c=cfg, device="cpu"):
+        return pretraining_hash(ds, "dcec", 4, c, 0, device=device)
+
+    devices = ["cpu", "mps", "cuda (NVIDIA H200)", "cuda (NVIDIA H100 80GB HBM3)"]
+    assert len({key(device=d) for d in devices}) == len(devices)
+    assert key() == key() and device_name("cpu") == "cpu"
+    assert key(dataclasses.replace(cfg, deterministic=False)) != key()
+    assert key(dataclasses.replace(cfg, tsne=True)) == key()                  # a figure switch
+
+
 def test_same_seed_same_embedding(cfg, tmp_path):
     arrays, _ = two_families(16)
     z = [embed(r.module, r.datamodule) for r in (train(cfg, arrays, tmp_path / "a"),
@@ -374,3 +440,58 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(ConfigError, match="n_clusters"):
         run_dcec(pre.module, pre.datamodule, 25, cfg, seed=0)
+
+
+class StepLosses(pl.Callback):
+    """Each DCEC step's losses, read back at every step (what DCEC itself did before)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, float, float, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append((trainer.global_step, *(outputs[k].item() for k in ("loss", "recon", "kl"))))
+
+
+def test_dcec_losses_read_once_per_update_are_the_means_of_its_steps(cfg, tmp_path, monkeypatch):
+    arrays, _ = two_families(24)
+    pre = train(cfg, arrays, tmp_path)
+    # no value crosses from the device to the host inside a DCEC step (on a GPU each would wait for it)
+    in_step, step = [], DCECModule.training_step
+
+    def watched(self, *args, **kwargs):
+        in_step.append(True)
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            in_step.pop()
+
+    def refused(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            assert not in_step, f"Tensor.{name} inside a DCEC step"
+            return original(self, *args, **kwargs)
+        return read
+
+    monkeypatch.setattr(DCECModule, "training_step", watched)
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, refused(name))
+    steps = StepLosses()
+    never = dataclasses.replace(cfg, tol=0.0)
+    result = run_dcec(pre.module, pre.datamodule, 2, never, seed=0, trainer_kwargs={"callbacks": [steps]})
+    monkeypatch.undo()
+    history = result.history
+    assert len(history) >= 2
+    per_step = pd.DataFrame(steps.steps, columns=["step", "loss", "recon", "kl"])   # step: count after the batch
+    for (_, before), (_, row) in zip(history.iloc[:-1].iterrows(), history.iloc[1:].iterrows()):
+        since = per_step[(per_step["step"] > before["iteration"]) & (per_step["step"] <= row["iteration"])]
+        assert len(since) == row["iteration"] - before["iteration"]
+        np.testing.assert_allclose(row[["loss", "recon", "kl"]].to_numpy(float),
+                                   since[["loss", "recon", "kl"]].mean().to_numpy(), rtol=1e-6)
+
+    # the DataLoader path draws the same batches: the same clustering, bit for bit
+    loader = FeaturesDataModule(pre.datamodule.dataset, batch_size=cfg.batch_size, val_fraction=cfg.val_fraction,
+                                seed=0, resident=False)
+    again = run_dcec(pre.module, loader, 2, never, seed=0)
+    assert np.array_equal(again.q, result.q) and np.array_equal(again.embedding, result.embedding)
+    pd.testing.assert_frame_equal(again.history, result.history)

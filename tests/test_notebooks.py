@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -17,7 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_notebooks_are_committed_without_outputs():
-    import nbformat
     files = notebook_files(REPO)
     assert [f.name[:2] for f in files] == [f"{i:02d}" for i in range(len(files))]
     for f in files:
@@ -65,6 +65,20 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
     assert len(list((paths.features / "aisfx").glob("*/*.npy"))) == 42
     results = pd.read_csv(paths.results / "clustering" / "results.csv")
     assert (results.loc[results["feature"] == "aisfx", "status"] == "ok").sum() >= 1
+    # notebook 05 shows its figures: loss, reconstructions, scatters, DCEC history
+    shown = [cell for cell in nbformat.read(paths.notebooks_out / "05_autoencoder.ipynb", as_version=4).cells
+             if cell.cell_type == "code" and any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))]
+    assert len(shown) >= 4
+    # run again with nothing changed: notebooks 04 and 05 fit nothing, they show what the first run made
+    run_notebooks(paths, overrides=["parallel.n_jobs=1", "embeddings.models=[aisfx]"], parameters={"MAX_EPOCHS": 2},
+                  only=["04", "05"])
+    logged = {name: "".join(out.get("text", "") for cell in nbformat.read(paths.notebooks_out / name, as_version=4).cells
+                            for out in cell.get("outputs", []))
+              for name in ("04_cluster_audio.ipynb", "05_autoencoder.ipynb")}
+    rows = len(results)
+    assert f"cluster: {rows} rows, 0 computed, {rows} reused" in logged["04_cluster_audio.ipynb"]
+    assert "figures (PNG + PDF), 0 drawn" in logged["04_cluster_audio.ipynb"]
+    assert "embeddings, K-Means, DCEC" in logged["05_autoencoder.ipynb"] and " reused (" in logged["05_autoencoder.ipynb"]
 
 
 def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project):

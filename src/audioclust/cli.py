@@ -47,9 +47,9 @@ def _cluster(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> None:
     cluster.run(cfg, paths, recompute=recompute)
 
 
-def _autoencoder(cfg: Config, paths: ProjectPaths) -> None:
+def _autoencoder(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> None:
     from audioclust.stages import autoencoder
-    autoencoder.run(cfg, paths)
+    autoencoder.run(cfg, paths, recompute=recompute)
 
 
 def _report(cfg: Config, paths: ProjectPaths) -> None:
@@ -72,7 +72,7 @@ STAGES: list[tuple[str, Callable[[Config, ProjectPaths], None], str]] = [
 
 #: stages that keep whole-dataset results between runs (memoised rows, trained models, figures): --recompute
 #: makes them ignore what they kept; the per-file stages re-check each file anyway
-RECOMPUTABLE = ("cluster",)
+RECOMPUTABLE = ("cluster", "autoencoder")
 
 
 def run_stage(name: str, cfg: Config, paths: ProjectPaths, recompute: bool = False) -> None:

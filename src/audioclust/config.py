@@ -434,7 +434,9 @@ class AutoencoderConfig:
         0.1, min=0.0, max=0.5,
         doc="seeded share of samples held out to monitor pre-training (all are embedded)")
     num_workers: int = _f(
-        0, min=0, doc="DataLoader worker processes (0: load in the main process; data is in memory)")
+        0, min=0,
+        doc="DataLoader worker processes (0: the main process) when the images do not fit on the training device; "
+            "images that fit are batched there by index, without a DataLoader")
     num_threads: int = _f(
         0, min=0,
         doc="CPU threads of torch (training, DCEC) and of stage 05's K-Means and k selection (0: every core "
@@ -455,6 +457,15 @@ class AutoencoderConfig:
         400, min=1, doc="DCEC: batch limit (400 batches of 64 ~ 8.5 passes over 3,000 samples)")
     alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
     kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")
+    deterministic: bool = _f(
+        True,
+        doc="pre-training and DCEC with deterministic algorithms and no TF32: the same seed on the same device "
+            "gives the same weights (costs ~7 % more time per epoch on a GPU, measured once on an H200; none "
+            "measurable on a CPU); false allows cuDNN autotuning and TF32, faster but runs differ")
+    tsne: bool = _f(
+        False,
+        doc="stage 05 figures: also a t-SNE scatter of each clustered embedding (seeded, at most "
+            "cluster.tsne_max_samples files); false: PCA scatters only (t-SNE was most of the stage's figure time)")
 
 
 SegmentAlgorithm = Literal["kmeans", "affinity_propagation"]

@@ -8,12 +8,12 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.vocab import PER_FILE_MODES
@@ -119,6 +119,7 @@ class FeaturesDataset(Dataset):
             self.images.sub_(self.low).div_(self.high - self.low).clamp_(0.0, 1.0)
         self.scale = scale if isinstance(scale, str) else [float(v) for v in scale]
         self._fingerprint: str | None = None
+        self._on_device: tuple[torch.device, torch.Tensor] | None = None
 
     def _image(self, item: np.ndarray | str | Path, level: np.ndarray | str | Path | None) -> np.ndarray:
         """One sample: (n_bins, n_frames) → (T, F), or a prepared (T, F) image checked."""
@@ -164,6 +165,21 @@ class FeaturesDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.images[index], index
 
+    def images_on(self, device: torch.device | str) -> torch.Tensor:
+        """:attr:`images` on ``device``: the tensor itself on the CPU, else one copy made at the first
+        call and kept, so pre-training, DCEC and the embeddings of every latent size share it."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self.images
+        if self._on_device is None or self._on_device[0] != device:
+            self._on_device = (device, self.images.to(device))
+        return self._on_device[1]
+
+    def held_on(self, device: torch.device | str) -> bool:
+        """Whether :attr:`images` are on ``device`` already (the CPU, or a copy :meth:`images_on` made)."""
+        device = torch.device(device)
+        return device.type == "cpu" or (self._on_device is not None and self._on_device[0] == device)
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(1, T, F)."""
@@ -184,11 +200,89 @@ class FeaturesDataset(Dataset):
         return self._fingerprint
 
 
+def _epoch_order(indices: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``indices`` as they are (``generator`` None), or in the next seeded random order of ``generator``."""
+    if generator is None:
+        return indices
+    return indices[torch.randperm(len(indices), generator=generator)]
+
+
+class DeviceBatches:
+    """Batches of an in-memory image tensor, drawn by index where the tensor lives (e.g. on the GPU).
+
+    Each pass yields ``(images[idx], idx)`` for consecutive slices ``idx`` of ``indices``, in
+    order or (``shuffle``) in a new seeded permutation per pass; ``idx`` lives on the images'
+    device, so neither the batch nor a lookup by ``idx`` (DCEC's target) crosses to the host.
+    One ``index_select`` per batch replaces the item-by-item collation of a DataLoader.
+
+    Parameters
+    ----------
+    images : Tensor of shape (n_samples, 1, T, F), on the training device.
+    indices : the samples to draw from (e.g. the training split), dataset indices.
+    batch_size : samples per batch; the last batch may be smaller.
+    shuffle : a random order per pass; the permutations come from one CPU generator seeded
+        with ``seed``, so the same seed gives the same orders on every device.
+    seed : seeds the permutations.
+    """
+
+    def __init__(self, images: torch.Tensor, indices: Sequence[int] | torch.Tensor, batch_size: int,
+                 shuffle: bool = False, seed: int = 0) -> None:
+        self.images = images
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+        self.batch_size = int(batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
+
+    def __len__(self) -> int:
+        return (len(self.indices) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = _epoch_order(self.indices, self.generator).to(self.images.device, non_blocking=True)
+        for idx in order.split(self.batch_size):
+            yield self.images.index_select(0, idx), idx
+
+
+class _SeededOrder(Sampler[int]):
+    """The sample order of :class:`DeviceBatches` for a DataLoader: both paths draw the same batches."""
+
+    def __init__(self, indices: Sequence[int], shuffle: bool, seed: int) -> None:
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+        self.generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(_epoch_order(self.indices, self.generator).tolist())
+
+
+#: share of the free device memory the images may take to be held there (the rest: model, activations)
+RESIDENT_SHARE = 0.5
+
+
+def fits_on(device: torch.device, nbytes: int) -> bool:
+    """Whether ``nbytes`` of images may be copied to ``device``: always on the CPU (they are there
+    already), within :data:`RESIDENT_SHARE` of the free memory of a GPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes <= RESIDENT_SHARE * free
+    if device.type == "mps":
+        free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+        return nbytes <= RESIDENT_SHARE * free
+    return True
+
+
 class FeaturesDataModule(pl.LightningDataModule):
-    """Loaders over a :class:`FeaturesDataset`.
+    """Batches of a :class:`FeaturesDataset`, on the device that trains on them.
 
     The seeded train/validation split only monitors training (early stopping and
     learning-rate schedule); every sample is embedded and clustered.
+
+    Two paths give the same batches in the same order (a seeded permutation per epoch):
+    ``resident`` — the images are copied once to the training device and each batch is an
+    index lookup there (:class:`DeviceBatches`; on the CPU, the tensor in memory); otherwise a
+    DataLoader collates each batch item by item from the CPU tensor (``num_workers`` workers,
+    pinned memory on CUDA). On a GPU the first keeps it busy; on a CPU either costs a few
+    milliseconds per epoch of 3,000 images, next to seconds of training (benchmarks/bench_gpu.py).
 
     Parameters
     ----------
@@ -196,13 +290,13 @@ class FeaturesDataModule(pl.LightningDataModule):
     batch_size : samples per batch.
     val_fraction : share of samples held out for validation; at least one when > 0
         and the set has 2 or more samples; 0 disables validation.
-    num_workers : DataLoader worker processes; 0 (default) since the images are already
-        in memory and a batch is a cheap index (see benchmarks/bench_train.py).
+    num_workers : DataLoader worker processes of the non-resident path.
     seed : seeds the split and the shuffling.
+    resident : hold the images on the training device; None: when they fit (:func:`fits_on`).
     """
 
     def __init__(self, dataset: FeaturesDataset, batch_size: int = 64, val_fraction: float = 0.1,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, seed: int = 0, resident: bool | None = None) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -210,6 +304,7 @@ class FeaturesDataModule(pl.LightningDataModule):
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        self.resident = resident
         n = len(dataset)
         n_val = max(1, round(n * val_fraction)) if val_fraction > 0 and n >= 2 else 0
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
@@ -220,25 +315,43 @@ class FeaturesDataModule(pl.LightningDataModule):
     def has_validation(self) -> bool:
         return len(self.val_indices) > 0
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def is_resident(self, device: torch.device) -> bool:
+        """Whether batches for ``device`` are drawn from a copy of the images on it."""
+        if self.resident is None:
+            return self.dataset.held_on(device) or fits_on(device, self.dataset.images.nbytes)
+        return self.resident
+
+    def training_device(self) -> torch.device:
+        """The device of the trainer this module is attached to; the CPU when none is."""
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _batches(self, indices: Sequence[int], shuffle: bool,
+                 device: torch.device | None) -> DeviceBatches | DataLoader:
+        device = self.training_device() if device is None else torch.device(device)
+        if self.is_resident(device):
+            return DeviceBatches(self.dataset.images_on(device), indices, self.batch_size, shuffle, self.seed)
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            self.dataset, batch_size=self.batch_size, sampler=_SeededOrder(indices, shuffle, self.seed),
+            drop_last=False, num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+            pin_memory=device.type == "cuda",
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(Subset(self.dataset, self.train_indices), shuffle=True)
+    def train_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._batches(self.train_indices, True, None)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(Subset(self.dataset, self.val_indices), shuffle=False)
+    def val_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._batches(self.val_indices, False, None)
 
-    def full_dataloader(self, shuffle: bool = False) -> DataLoader:
-        """Every sample exactly once per pass; in dataset order unless ``shuffle`` (seeded)."""
-        return self._loader(self.dataset, shuffle=shuffle)
+    def full_dataloader(self, shuffle: bool = False,
+                        device: torch.device | str | None = None) -> DeviceBatches | DataLoader:
+        """Every sample exactly once per pass; in dataset order unless ``shuffle`` (seeded).
 
-    def predict_dataloader(self) -> DataLoader:
+        ``device``: where the batches are used; None: the attached trainer's device (else the CPU)."""
+        return self._batches(range(len(self.dataset)), shuffle, device)
+
+    def predict_dataloader(self) -> DeviceBatches | DataLoader:
         return self.full_dataloader()
 
 
-__all__ = ['FeaturesDataModule', 'FeaturesDataset', 'load_feature']
+__all__ = ['DeviceBatches', 'FeaturesDataModule', 'FeaturesDataset', 'fits_on', 'load_feature']

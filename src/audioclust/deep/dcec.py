@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from audioclust.deep.components.clustering_layer import (
     ClusteringLayer,
@@ -35,6 +35,11 @@ class DCECModule(pl.LightningModule):
     is below ``tol`` (after the first update) training stops. Loss per batch:
     MSE(x̂, x) + γ · KL(P_batch ‖ Q_batch) (``batchmean``), Adam.
 
+    Nothing is read back to the host between updates: Q and P are computed from ``images``
+    on the training device, each batch looks its target up by its device-side indices, and
+    the loss terms are summed there; each update reads them once (its history row, also
+    logged to the trainer's loggers).
+
     Collapse guard: the self-training target favours confident clusters, and a weak
     embedding can let some clusters empty out. When an update finds fewer than K
     non-empty clusters, training stops and the weights, centres and labels of the last
@@ -44,10 +49,13 @@ class DCECModule(pl.LightningModule):
     ----------
     model : the autoencoder (trained in place: pass a copy to keep the original).
     centers : initial centres of shape (K, latent_dim), e.g. K-Means on the embedding.
-    target_loader : loader over every sample in dataset order (for Q and P).
+    images : every sample, in dataset order (for Q and P), shape (n_samples, ...); best on the
+        training device (:meth:`audioclust.deep.data.FeaturesDataset.images_on`), else moved
+        there chunk by chunk at each update.
     initial_labels : labels of shape (n_samples,) the first update is compared with.
     gamma, update_interval, tol, alpha : see the ``autoencoder`` config section.
     lr : Adam learning rate (the config's ``dcec_lr``).
+    eval_batch_size : samples per forward pass when computing Q over every sample.
 
     Attributes
     ----------
@@ -59,21 +67,22 @@ class DCECModule(pl.LightningModule):
     restored_iteration : the update restored by the collapse guard (None when not triggered).
     """
 
-    def __init__(self, model: nn.Module, centers: np.ndarray, target_loader: DataLoader, initial_labels: np.ndarray,
+    def __init__(self, model: nn.Module, centers: np.ndarray, images: torch.Tensor, initial_labels: np.ndarray,
                  gamma: float = 0.1, lr: float = 1e-3, update_interval: int = 100, tol: float = 0.001,
-                 alpha: float = 1.0) -> None:
+                 alpha: float = 1.0, eval_batch_size: int = 256) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "centers", "target_loader", "initial_labels"])
+        self.save_hyperparameters(ignore=["model", "centers", "images", "initial_labels"])
         self.model = model
         centers = np.asarray(centers, dtype=np.float32)
         self.clustering = ClusteringLayer(centers.shape[0], centers.shape[1], alpha=alpha, centers=centers)
-        self.target_loader = target_loader
+        self.images = images
         self.labels = np.asarray(initial_labels).copy()
         self.history: list[dict[str, float]] = []
         self.stopped_by = "max_iter"
         self.restored_iteration: int | None = None
         self._target: torch.Tensor | None = None
-        self._since_update: list[tuple[float, float, float]] = []
+        self._loss_sum: torch.Tensor | None = None   # (loss, recon, kl) summed on the device since the last update
+        self._loss_count = 0
         self._last_full: tuple[int, dict[str, torch.Tensor], np.ndarray] | None = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,32 +90,42 @@ class DCECModule(pl.LightningModule):
         return self.model.encode(x)
 
     @torch.no_grad()
-    def soft_assignments(self) -> torch.Tensor:
-        """Q of every sample, shape (n_samples, K), in dataset order (on the module's device)."""
+    def embed_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embedding (n_samples, latent_dim) and Q (n_samples, K) of every sample, in dataset order,
+        on the module's device (eval mode)."""
         was_training = self.training
         self.eval()
         try:
-            q = torch.cat([self.clustering(self.model.encode(x.to(self.device))) for x, _ in self.target_loader])
+            z = torch.cat([self.model.encode(x.to(self.device, non_blocking=True))
+                           for x in self.images.split(self.hparams.eval_batch_size)])
         finally:
             self.train(was_training)
-        return q
+        return z, self.clustering(z)
+
+    def soft_assignments(self) -> torch.Tensor:
+        """Q of every sample, shape (n_samples, K), in dataset order (on the module's device)."""
+        return self.embed_all()[1]
 
     def update_targets(self) -> float:
         """Recompute Q and P over the whole dataset; record and return the share of changed labels."""
         q = self.soft_assignments()
-        labels = q.argmax(dim=1).cpu().numpy()
+        self._target = target_distribution(q)
+        labels = q.argmax(dim=1).cpu().numpy()  # the one read-back of an update
         delta = float(np.mean(labels != self.labels))
         self.labels = labels
-        self._target = target_distribution(q)
         n_clusters = len(np.unique(labels))
         if n_clusters == q.shape[1]:
             state = {k: v.detach().clone() for k, v in self.state_dict().items()}
             self._last_full = (int(self.global_step), state, labels)
-        losses = np.array(self._since_update) if self._since_update else np.full((1, 3), np.nan)
-        loss, recon, kl = losses.mean(axis=0)
-        self.history.append({"iteration": int(self.global_step), "delta_label": delta, "n_clusters": n_clusters,
-                             "loss": float(loss), "recon": float(recon), "kl": float(kl)})
-        self._since_update = []
+        loss, recon, kl = ((self._loss_sum / self._loss_count).tolist() if self._loss_count
+                           else (math.nan, math.nan, math.nan))
+        self._loss_sum, self._loss_count = None, 0
+        row = {"iteration": int(self.global_step), "delta_label": delta, "n_clusters": n_clusters,
+               "loss": loss, "recon": recon, "kl": kl}
+        self.history.append(row)
+        for logger in self.loggers:
+            logger.log_metrics({"dcec_loss": loss, "dcec_recon": recon, "dcec_kl": kl, "delta_label": delta,
+                                "n_clusters": n_clusters}, step=row["iteration"])
         log.debug("DCEC iteration %d: %.4f%% labels changed", self.global_step, 100 * delta)
         return delta
 
@@ -140,7 +159,7 @@ class DCECModule(pl.LightningModule):
             return -1
         return None
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         x, idx = batch
         z = self.model.encode(x)
         recon = F.mse_loss(self.model.decode(z), x)
@@ -148,10 +167,10 @@ class DCECModule(pl.LightningModule):
         p = self._target[idx.to(self._target.device)]
         kl = F.kl_div(q.clamp_min(1e-12).log(), p, reduction="batchmean")
         loss = recon + self.hparams.gamma * kl
-        self._since_update.append((loss.item(), recon.item(), kl.item()))
-        self.log_dict({"dcec_loss": loss, "dcec_recon": recon, "dcec_kl": kl},
-                      on_step=True, on_epoch=False, batch_size=x.shape[0])
-        return loss
+        parts = torch.stack([loss, recon, kl]).detach()
+        self._loss_sum = parts if self._loss_sum is None else self._loss_sum + parts
+        self._loss_count += 1
+        return {"loss": loss, "recon": parts[1], "kl": parts[2]}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -5,14 +5,20 @@ Pieces, in the order the stage-05 runner uses them:
 1. :class:`FeaturesDataset` — feature arrays (or NPY/PNG files) resized to fixed
    (time, frequency) images and scaled with ONE dataset-wide rule.
 2. :class:`FeaturesDataModule` — a seeded train/validation split (validation only
-   monitors training) and :meth:`~FeaturesDataModule.full_dataloader`, every sample in order.
+   monitors training) and :meth:`~FeaturesDataModule.full_dataloader`, every sample in order;
+   batches are drawn on the training device when the images fit there.
 3. :func:`train_autoencoder` — reconstruction pre-training of an architecture of
    :mod:`audioclust.deep.components` (:class:`AutoencoderModule`), or reuse of its checkpoint
-   when data, parameters and seed are unchanged.
+   when data, parameters, seed, training device and ``deterministic`` are unchanged.
 4. :func:`embed` — the embedding of every sample, in order.
 5. :func:`run_dcec` — Deep Convolutional Embedded Clustering (Guo, Liu, Zhu & Yin,
    ICONIP 2017): K-Means centres on the embedding, then joint training of the
    autoencoder and a :class:`ClusteringLayer` on MSE + γ·KL(P‖Q) (:class:`DCECModule`).
+
+Reproducibility: with ``autoencoder.deterministic`` (default) both trainings run with
+Lightning's ``deterministic=True`` and without TF32 (:func:`torch_flags`), so the same seed on
+the same device gives bitwise-identical weights; the device enters the checkpoint hash, so a
+model trained on a GPU is not taken for a CPU one.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,7 +52,7 @@ from audioclust.core.cache import stable_hash
 from audioclust.core.errors import AudioclustError, ConfigError
 from audioclust.core.progress import Progress
 from audioclust.core.storage import pid_suffix, read_json, write_json
-from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
+from audioclust.deep.data import FeaturesDataModule, FeaturesDataset, fits_on
 from audioclust.deep.dcec import HISTORY_COLUMNS, DCECModule, DCECResult
 from audioclust.deep.reconstruction import AutoencoderModule
 
@@ -54,21 +60,25 @@ log = logging.getLogger(__name__)
 
 
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage,
-# runner-only or speed-only keys) or whose effect is already in the data fingerprint
+# runner-only, figure or speed-only keys) or whose effect is already in the data fingerprint
 # (the input preparation): they are left out of the checkpoint hash
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads",
     "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init",
-    "input_size", "scale", "trim_db", "per_file",
+    "input_size", "scale", "trim_db", "per_file", "tsne",
 })
+
+#: samples per forward pass when embedding, scoring or computing DCEC's Q over every sample
+EVAL_BATCH = 256
 
 
 @dataclass
 class TrainResult:
     """What :func:`train_autoencoder` returns.
 
-    ``epochs`` and ``seconds`` are those of the run that trained the checkpoint, also
-    when it was reused (``reused=True``; no training happened in this call then).
+    ``epochs``, ``seconds`` and ``device`` (:func:`device_name`) are those of the run that
+    trained the checkpoint, also when it was reused (``reused=True``; no training happened
+    in this call then).
     """
 
     module: AutoencoderModule
@@ -78,16 +88,79 @@ class TrainResult:
     seconds: float
     checkpoint: Path
     params_hash: str
+    device: str
 
 
 def pretraining_hash(dataset: FeaturesDataset, architecture: str, latent_dim: int, cfg: Any, seed: int,
-                     extra: Any = None) -> str:
+                     extra: Any = None, *, device: str) -> str:
     """12-hex key of a pre-trained model: data fingerprint, architecture, latent size, the
-    pre-training keys of the ``autoencoder`` config section, seed and ``extra``."""
+    pre-training keys of the ``autoencoder`` config section (``deterministic`` among them), seed,
+    ``extra`` and the training ``device`` (:func:`device_name`: ``cpu``, ``mps``, ``cuda (<name>)``).
+
+    The same seed gives other weights on another kind of device, so a checkpoint trained on
+    one is never reused for another."""
     section = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_PRETRAINING}
     payload = {"data": dataset.fingerprint(), "architecture": architecture, "latent_dim": int(latent_dim),
-               "autoencoder": section, "seed": int(seed), "extra": extra}
+               "autoencoder": section, "seed": int(seed), "extra": extra, "device": device}
     return stable_hash(payload)
+
+
+def training_device(accelerator: str = "auto") -> torch.device:
+    """The one device Lightning's ``accelerator`` trains on: ``auto`` and ``gpu`` pick CUDA, then MPS, then
+    (``auto`` only) the CPU, as Lightning does; ``cpu``, ``cuda``, ``mps`` name it."""
+    if accelerator in ("auto", "gpu"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", 0)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        if accelerator == "gpu":
+            raise ConfigError("accelerator 'gpu' was asked for, but neither CUDA nor MPS is available")
+        return torch.device("cpu")
+    return torch.device("cuda", 0) if accelerator == "cuda" else torch.device(accelerator)
+
+
+def device_name(device: torch.device | str) -> str:
+    """A training device in words, for the checkpoint hash and the log: ``cpu``, ``mps`` or ``cuda (<GPU name>)``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def _trainer_device(kwargs: dict[str, Any]) -> torch.device:
+    """The device of a Trainer built from ``kwargs``; its ``accelerator`` is set to it, so both agree."""
+    device = training_device(str(kwargs.get("accelerator", "auto")))
+    kwargs["accelerator"] = device.type
+    return device
+
+
+@contextlib.contextmanager
+def torch_flags(deterministic: bool, device: torch.device) -> Iterator[None]:
+    """The global torch flags of one training, restored after (Lightning's ``Trainer(deterministic=...)``
+    sets some of them and leaves them set).
+
+    ``deterministic``: no TF32 in matmuls and convolutions (it rounds inputs to 10 bits of mantissa,
+    and which kernels use it is not fixed), and on CUDA ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which
+    torch requires for deterministic cuBLAS; the variable is left set, as cuBLAS reads it when its
+    handle is created. Otherwise TF32 is allowed (the Trainer then gets ``benchmark=True`` on CUDA).
+    """
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if deterministic and device.type == "cuda":
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark = saved[2]
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[3], saved[4]
+
+
+def _determinism_kwargs(deterministic: bool, device: torch.device) -> dict[str, Any]:
+    """The Trainer's ``deterministic`` and ``benchmark`` (cuDNN autotuning, only where cuDNN runs)."""
+    return {"deterministic": bool(deterministic), "benchmark": not deterministic if device.type == "cuda" else None}
 
 
 @contextlib.contextmanager
@@ -127,6 +200,8 @@ def _quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*log_every_n_steps.*")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+            # a retraining (recompute, or a checkpoint set aside) replaces the logs of its hash
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
             yield
     finally:
         for logger, level in zip(loggers, levels):
@@ -184,13 +259,16 @@ def train_autoencoder(
     trainer_kwargs: dict[str, Any] | None = None,
     callbacks: Sequence[pl.Callback] = (),
     progress: bool | None = None,
+    resident: bool | None = None,
+    recompute: bool = False,
 ) -> TrainResult:
     """Pre-train an autoencoder on reconstruction, or reuse its checkpoint.
 
     The checkpoint ``<ckpt_dir>/<model>_z<latent>_s<seed>_<hash>.ckpt`` is named by
     :func:`pretraining_hash` (data fingerprint + pre-training config keys + seed +
-    ``trainer_kwargs``) and accompanied by a JSON marker written last. It is reused only
-    when both exist under this hash; otherwise training starts afresh.
+    ``trainer_kwargs`` + training device) and accompanied by a JSON marker written last. It
+    is reused only when both exist under this hash; otherwise training starts afresh.
+    ``cfg.deterministic`` trains under :func:`torch_flags` with Lightning's ``deterministic``.
 
     Parameters
     ----------
@@ -210,24 +288,33 @@ def train_autoencoder(
         not part of the hash, so they must not change the training.
     progress : show Lightning's progress bar; False: the console's progress (:mod:`audioclust.core.progress`);
         None: Lightning's when ``-v``/``--verbose`` (:func:`verbose`).
+    resident : draw the batches from a copy of the images on the training device; False: a DataLoader
+        (the same batches); None: when the images fit there (:class:`FeaturesDataModule`).
+    recompute : train even when the checkpoint exists (it is replaced).
     """
     dataset = data if isinstance(data, FeaturesDataset) else FeaturesDataset(
         data, size=cfg.input_size, scale=cfg.scale, keys=keys, trim_db=trim_db, per_file=per_file)
     latent_dim = int(cfg.latent_dims[0] if latent_dim is None else latent_dim)
     dm = FeaturesDataModule(dataset, batch_size=cfg.batch_size, val_fraction=cfg.val_fraction,
-                            num_workers=cfg.num_workers, seed=seed)
-    params_hash = pretraining_hash(dataset, model_name, latent_dim, cfg, seed, extra=trainer_kwargs or None)
+                            num_workers=cfg.num_workers, seed=seed, resident=resident)
+    extra = dict(trainer_kwargs or {})
+    device = _trainer_device(extra)
+    trained_on = device_name(device)
+    params_hash = pretraining_hash(dataset, model_name, latent_dim, cfg, seed, extra=trainer_kwargs or None,
+                                   device=trained_on)
     run_name = f"{model_name}_z{latent_dim}_s{seed}"
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / f"{run_name}_{params_hash}.ckpt"
     marker = final.with_suffix(".json")
 
     done = read_json(marker)
-    if final.is_file() and isinstance(done, dict) and done.get("params_hash") == params_hash:
+    if not recompute and final.is_file() and isinstance(done, dict) and done.get("params_hash") == params_hash:
         module = _load_checkpoint(final)
         if module is not None:
-            log.info("reusing %s (trained %d epochs in %.1f s)", final.name, done["epochs"], done["seconds"])
-            return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash)
+            log.info("reusing %s (trained on %s: %d epochs in %.1f s)", final.name, done["device"], done["epochs"],
+                     done["seconds"])
+            return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash,
+                               done["device"])
 
     monitor = "val_loss" if dm.has_validation else "train_loss"
     staging = ckpt_dir / f"{run_name}_{params_hash}{pid_suffix()}"
@@ -235,19 +322,21 @@ def train_autoencoder(
     checkpoint = ModelCheckpoint(dirpath=staging, filename="best", monitor=monitor, mode="min", save_top_k=1)
     shown = _progress_kwargs(progress, f"training {run_name}", "epoch", cfg.max_epochs)
     kwargs: dict[str, Any] = dict(
-        max_epochs=cfg.max_epochs, accelerator="auto", devices=1,
+        max_epochs=cfg.max_epochs, devices=1,
         callbacks=[EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience, min_delta=cfg.min_delta),
                    checkpoint, LearningRateMonitor(logging_interval="epoch"), *shown["callbacks"], *callbacks],
         logger=[CSVLogger(log_dir, name=run_name, version=params_hash),
                 TensorBoardLogger(log_dir, name=run_name, version=params_hash)],
         log_every_n_steps=1, enable_progress_bar=shown["enable_progress_bar"], enable_model_summary=False,
+        **_determinism_kwargs(cfg.deterministic, device),
     )
     if not dm.has_validation:
         kwargs["limit_val_batches"] = 0
-    kwargs.update(trainer_kwargs or {})
-    log.debug("training %s on %d samples (%d for validation), %s", run_name, len(dataset), len(dm.val_indices),
-              final.name)
-    with _quiet_lightning():  # Lightning speaks when seeding, building the trainer, fitting and saving
+    kwargs.update(extra)
+    log.debug("training %s on %d samples (%d for validation) on %s, %s", run_name, len(dataset),
+              len(dm.val_indices), trained_on, final.name)
+    # Lightning speaks when seeding, building the trainer, fitting and saving
+    with _quiet_lightning(), torch_flags(cfg.deterministic, device):
         pl.seed_everything(seed, workers=True)
         module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
                                    lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
@@ -270,12 +359,13 @@ def train_autoencoder(
     write_json(marker, {"params_hash": params_hash, "architecture": model_name, "latent_dim": latent_dim,
                         "seed": seed, "epochs": epochs, "seconds": round(seconds, 3), "monitor": monitor,
                         "best_score": None if best_score is None else float(best_score),
-                        "n_samples": len(dataset), "data_fingerprint": dataset.fingerprint()})
+                        "n_samples": len(dataset), "data_fingerprint": dataset.fingerprint(),
+                        "device": trained_on, "deterministic": bool(cfg.deterministic)})
     log.info("trained %s on %d samples (%d for validation) on %s: %d epochs in %.1f s, best %s %s", run_name,
-             len(dataset), len(dm.val_indices), trainer.strategy.root_device.type, epochs, seconds, monitor,
+             len(dataset), len(dm.val_indices), trained_on, epochs, seconds, monitor,
              "n/a" if best_score is None else f"{float(best_score):.5f}")
     module.cpu().eval()
-    return TrainResult(module, dm, False, epochs, seconds, final, params_hash)
+    return TrainResult(module, dm, False, epochs, seconds, final, params_hash, trained_on)
 
 
 def _load_checkpoint(path: Path) -> AutoencoderModule | None:
@@ -294,37 +384,42 @@ def _load_checkpoint(path: Path) -> AutoencoderModule | None:
     return module.eval()
 
 
+def _all_images(data: FeaturesDataModule | FeaturesDataset, device: torch.device) -> torch.Tensor:
+    """Every image, on ``device`` when it holds them (the copy the batches use), else the CPU tensor."""
+    if isinstance(data, FeaturesDataModule):
+        return data.dataset.images_on(device) if data.is_resident(device) else data.dataset.images
+    return data.images_on(device) if data.held_on(device) or fits_on(device, data.images.nbytes) else data.images
+
+
 @torch.no_grad()
 def embed(model: nn.Module, data: FeaturesDataModule | FeaturesDataset | DataLoader,
-          batch_size: int = 256) -> np.ndarray:
-    """The embedding of every sample, in dataset order.
+          batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """The embedding of every sample, in dataset order, computed on ``model``'s device.
 
     Parameters
     ----------
     model : anything with ``encode(x)`` ((N, 1, T, F) → (N, latent_dim)): a model of
         :mod:`audioclust.deep.components`, :class:`AutoencoderModule` or :class:`DCECModule`.
-    data : a datamodule (its :meth:`~FeaturesDataModule.full_dataloader`), a dataset or
-        an in-order loader.
-    batch_size : batch size when ``data`` is a dataset.
+    data : a datamodule or a dataset (their images, in chunks of ``batch_size``), or an in-order
+        loader of ``(x, index)`` batches.
+    batch_size : samples per forward pass for a datamodule or a dataset.
 
     Returns
     -------
     ndarray of shape (n_samples, latent_dim), float32. The VAE gives its mean.
     """
-    if isinstance(data, FeaturesDataModule):
-        loader = data.full_dataloader()
-    elif isinstance(data, FeaturesDataset):
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False)
-    else:
-        loader = data
     device = next(model.parameters()).device
+    if isinstance(data, (FeaturesDataModule, FeaturesDataset)):
+        batches: Iterable[torch.Tensor] = _all_images(data, device).split(batch_size)
+    else:
+        batches = (x for x, _ in data)
     was_training = model.training
     model.eval()
     try:
-        out = [model.encode(x.to(device)).float().cpu() for x, _ in loader]
+        z = torch.cat([model.encode(x.to(device, non_blocking=True)) for x in batches])
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy().astype(np.float32, copy=False)
+    return z.float().cpu().numpy()
 
 
 def run_dcec(
@@ -336,16 +431,22 @@ def run_dcec(
     log_dir: str | Path | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool | None = None,
+    kmeans: Any = None,
 ) -> DCECResult:
     """The DCEC clustering stage on every sample of ``datamodule``.
 
     1. Embed every sample with a copy of ``autoencoder`` (the original is left untouched)
-       and run K-Means (``n_init = cfg.kmeans_n_init``, ``random_state = seed``).
+       and run K-Means (``n_init = cfg.kmeans_n_init``, ``random_state = seed``), unless
+       ``kmeans`` gives that K-Means already.
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
        until fewer than ``cfg.tol`` of labels change between target updates, an update
        leaves a cluster empty (the last state with K clusters is restored), or
        ``cfg.max_iter`` batches.
-    3. Compute the final Q and labels over every sample.
+    3. Compute the final Q, labels and embedding over every sample.
+
+    Training runs on the device Lightning chooses (``trainer_kwargs["accelerator"]``, default
+    ``auto``), with the batches and the samples for Q on it when they fit
+    (:class:`FeaturesDataModule`), under :func:`torch_flags` with ``cfg.deterministic``.
 
     Parameters
     ----------
@@ -354,45 +455,54 @@ def run_dcec(
         by the datamodule's own seed).
     n_clusters : K, at least 2 and at most the number of samples.
     cfg : the ``autoencoder`` config section (``gamma``, ``dcec_lr``, ``update_interval``, ``tol``,
-        ``max_iter``, ``alpha``, ``kmeans_n_init``, ``num_threads``).
+        ``max_iter``, ``alpha``, ``kmeans_n_init``, ``num_threads``, ``deterministic``).
     seed : feeds ``seed_everything``, K-Means and the shuffling.
-    log_dir : CSV logs (per-step losses) go to ``<log_dir>/dcec_k<K>_s<seed>/``; None: no logs.
+    log_dir : CSV logs (the losses and label change of each target update) go to
+        ``<log_dir>/dcec_k<K>_s<seed>/``; None: no logs.
     trainer_kwargs : extra ``pl.Trainer`` arguments.
     progress : show Lightning's progress bar; False: the console's progress (:mod:`audioclust.core.progress`);
         None: Lightning's when ``-v``/``--verbose`` (:func:`verbose`).
+    kmeans : a fitted ``sklearn.cluster.KMeans`` of ``n_clusters`` on :func:`embed` of ``autoencoder``
+        over ``datamodule`` (the same seeded K-Means, so it need not run twice); None: fitted here.
     """
     from sklearn.cluster import KMeans
 
     n = len(datamodule.dataset)
     if not 2 <= n_clusters <= n:
         raise ConfigError(f"DCEC needs 2 <= n_clusters <= n_samples ({n}), got {n_clusters}")
+    kwargs: dict[str, Any] = dict(
+        max_steps=cfg.max_iter, max_epochs=-1, devices=1,
+        logger=CSVLogger(log_dir, name=f"dcec_k{n_clusters}_s{seed}") if log_dir is not None else False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+        **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", cfg.max_iter),
+    )
+    kwargs.update(trainer_kwargs or {})
+    device = _trainer_device(kwargs)
+    kwargs.update({k: v for k, v in _determinism_kwargs(cfg.deterministic, device).items() if k not in kwargs})
     model = copy.deepcopy(autoencoder.model if isinstance(autoencoder, AutoencoderModule) else autoencoder)
-    model.cpu().train()
+    model.to(device).train()
     start = time.perf_counter()
-    with cpu_threads(cfg.num_threads), _quiet_lightning():
+    with cpu_threads(cfg.num_threads), _quiet_lightning(), torch_flags(cfg.deterministic, device):
         pl.seed_everything(seed, workers=True)
-        z = embed(model, datamodule)
-        km = KMeans(n_clusters=n_clusters, n_init=cfg.kmeans_n_init, random_state=seed).fit(z)
-        module = DCECModule(model, km.cluster_centers_, datamodule.full_dataloader(), km.labels_,
+        if kmeans is None:
+            kmeans = KMeans(n_clusters=n_clusters, n_init=cfg.kmeans_n_init, random_state=seed).fit(
+                embed(model, datamodule))
+        module = DCECModule(model, kmeans.cluster_centers_, _all_images(datamodule, device), kmeans.labels_,
                             gamma=cfg.gamma, lr=cfg.dcec_lr, update_interval=cfg.update_interval, tol=cfg.tol,
-                            alpha=cfg.alpha)
-        kwargs: dict[str, Any] = dict(
-            max_steps=cfg.max_iter, max_epochs=-1, accelerator="auto", devices=1,
-            logger=CSVLogger(log_dir, name=f"dcec_k{n_clusters}_s{seed}") if log_dir is not None else False,
-            enable_checkpointing=False, log_every_n_steps=10, enable_model_summary=False, num_sanity_val_steps=0,
-            limit_val_batches=0, **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", cfg.max_iter),
-        )
-        kwargs.update(trainer_kwargs or {})
+                            alpha=cfg.alpha, eval_batch_size=EVAL_BATCH)
         trainer = pl.Trainer(**kwargs)
-        trainer.fit(module, train_dataloaders=datamodule.full_dataloader(shuffle=True))
-        module.to("cpu")
+        trainer.fit(module, train_dataloaders=datamodule.full_dataloader(shuffle=True, device=device))
+        module.to(device)  # Lightning's teardown moved it to the CPU; the last pass runs where the data is
         if module.stopped_by == "max_iter":
             module.update_targets()  # the final labels and their change since the last update
             if module.collapsed:
                 module.restore_last_full()
                 module.stopped_by = "collapse"
-        q = module.soft_assignments()
-        final_z = embed(module, datamodule)
+        z, q = module.embed_all()
+        final_z, q = z.float().cpu().numpy(), q.cpu()
+        module.cpu()
+        for logger in trainer.loggers:
+            logger.save()  # the final update's row
     seconds = time.perf_counter() - start
     history = pd.DataFrame(module.history, columns=HISTORY_COLUMNS)
     log.info("DCEC k=%d: stopped by %s after %d iterations (%.1f s); last label change %.4f%%",
@@ -403,29 +513,32 @@ def run_dcec(
                     "soft assignments); train longer or check the embedding", n_clusters, len(np.unique(labels)))
     iterations = trainer.global_step if module.restored_iteration is None else module.restored_iteration
     return DCECResult(labels=labels, q=q.numpy(), embedding=final_z,
-                      kmeans_labels=np.asarray(km.labels_), history=history, stopped_by=module.stopped_by,
+                      kmeans_labels=np.asarray(kmeans.labels_), history=history, stopped_by=module.stopped_by,
                       iterations=int(iterations), seconds=seconds, module=module)
 
 
 @torch.no_grad()
-def reconstruction_mse(model: nn.Module, dataset: FeaturesDataset, batch_size: int = 256) -> float:
+def reconstruction_mse(model: nn.Module, dataset: FeaturesDataset, batch_size: int = EVAL_BATCH) -> float:
     """Mean squared error per pixel of ``model``'s reconstructions of every image of ``dataset``.
 
     Parameters
     ----------
     model : a model of :mod:`audioclust.deep.components` (``forward(x)[0]`` is the reconstruction;
-        evaluated in eval mode, so the VAE decodes its mean).
+        evaluated in eval mode on its device, so the VAE decodes its mean).
     dataset : images of shape (n_samples, 1, T, F).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    sums = []
     try:
-        total = sum(float(torch.sum((model(x.to(device))[0] - x.to(device)) ** 2))
-                    for x in dataset.images.split(batch_size))
+        for x in _all_images(dataset, device).split(batch_size):
+            x = x.to(device, non_blocking=True)
+            sums.append(torch.sum((model(x)[0] - x) ** 2))
     finally:
         model.train(was_training)
-    return total / dataset.images.numel()
+    # one read-back, added up in float64
+    return float(torch.stack(sums).cpu().double().sum()) / dataset.images.numel()
 
 
 @torch.no_grad()
@@ -438,4 +551,5 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
-__all__ = ['TrainResult', 'cpu_threads', 'embed', 'pretraining_hash', 'run_dcec', 'train_autoencoder', 'reconstruction_mse']
+__all__ = ['EVAL_BATCH', 'TrainResult', 'cpu_threads', 'device_name', 'embed', 'pretraining_hash', 'reconstruction_mse',
+           'run_dcec', 'torch_flags', 'train_autoencoder', 'training_device']

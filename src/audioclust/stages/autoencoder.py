@@ -15,15 +15,16 @@ then the same K-Means and clustering stage):
    silence or its duration.
 
 1. Pre-train ``autoencoder.architecture`` on reconstruction, or reuse its checkpoint in
-   ``checkpoints/<name>/`` when data, parameters and seed are unchanged
-   (:func:`audioclust.deep.train.train_autoencoder`; Lightning logs in ``logs/<name>/``).
+   ``checkpoints/<name>/`` when data, parameters, seed, training device and
+   ``autoencoder.deterministic`` are unchanged (:func:`audioclust.deep.train.train_autoencoder`;
+   Lightning logs in ``logs/<name>/``).
 2. Embed every file and choose k: ``cluster.k`` when given, else the consensus of the
    k-selection criteria on the embedding, with stage 04's settings (``cluster.k_min`` ..
    ``k_max``, ``k_methods``, a seeded sample of ``cluster.kselect_max_samples`` files).
    Labels never choose k.
 3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded).
-4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which repeats
-   the same seeded K-Means on the same embedding and so starts from those centres.
+4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
+   from the centres of that K-Means.
 5. Scores as in stage 04: internal ones on the embedding that was clustered (the
    pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
    on the labelled files. ``selected`` marks, per feature, the row with the best
@@ -45,12 +46,20 @@ Outputs in ``results/<name>/autoencoder/``:
   (:func:`audioclust.report.summary.write_summaries`, which stage 04 calls too, so either order of
   the stages gives the same tables);
 - ``figures/`` (PNG 300 dpi + PDF, when ``cluster.figures``): loss curves,
-  input/reconstruction grid, 2-D projections (PCA; t-SNE too when ``cluster.tsne``) by
-  cluster and by label, contingency tables, DCEC history, k selection, and
-  reconstruction error against latent size when several sizes are trained.
+  input/reconstruction grid, 2-D projections (PCA; t-SNE too when ``autoencoder.tsne``, on at
+  most ``cluster.tsne_max_samples`` files) by cluster and by label, contingency tables, DCEC
+  history, k selection, and reconstruction error against latent size when several sizes are
+  trained.
 
-Stage 05 reads the figure switches of the ``cluster`` section: a key added to the
-``autoencoder`` section would enter the checkpoint hash of :mod:`audioclust.deep.train`.
+Re-runs: besides the checkpoint, each model's embeddings, K-Means and DCEC results, rows and
+figures are reused when their inputs are unchanged: ``embeddings/<view>/memo.json``, written
+after them, holds the rows, labels and k selection under a key of the checkpoint hash, the
+DCEC and k-selection settings, the seed, the labels and the package version
+(:func:`memo_key`; the figures under :func:`figures_key` too). ``run(..., recompute=True)``
+ignores every reuse and retrains.
+
+Stage 05 reads the figure switches of the ``cluster`` section, and ``autoencoder.tsne``, which
+:mod:`audioclust.deep.train` leaves out of the checkpoint hash.
 """
 
 from __future__ import annotations
@@ -65,19 +74,28 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from audioclust import __version__
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
 from audioclust.clustering.selection import autoencoder_criterion, mark_selected
 from audioclust.config import Config
+from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.core.progress import progress
-from audioclust.core.storage import read_json, remove_stale_temps, write_csv, write_npy
-from audioclust.deep.data import FeaturesDataset
+from audioclust.core.storage import (
+    read_json,
+    remove_stale_temps,
+    write_csv,
+    write_json,
+    write_npy,
+)
+from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
 from audioclust.deep.dcec import DCECResult
 from audioclust.deep.train import (
     TrainResult,
@@ -86,7 +104,9 @@ from audioclust.deep.train import (
     embed,
     reconstruction_mse,
     run_dcec,
+    torch_flags,
     train_autoencoder,
+    training_device,
 )
 from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
@@ -94,7 +114,13 @@ from audioclust.report import names
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_summaries
 from audioclust.represent.projection import embed_2d
-from audioclust.represent.vectors import EMBEDDING_KIND, SOURCE_NAMES, TRIM_REFERENCES, ViewSpec, ViewsSettings
+from audioclust.represent.vectors import (
+    EMBEDDING_KIND,
+    SOURCE_NAMES,
+    TRIM_REFERENCES,
+    ViewSpec,
+    ViewsSettings,
+)
 from audioclust.represent.views import build_views, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
 from audioclust.stages._shared import choose_k, given_k, views_settings
@@ -104,6 +130,16 @@ log = logging.getLogger(__name__)
 
 #: examples shown in the input/reconstruction grid
 N_EXAMPLES = 6
+
+#: the keys of the ``cluster`` section a stage-05 row depends on (:func:`~audioclust.stages._shared.choose_k`,
+#: the internal scores), and of the ``autoencoder`` section that DCEC reads beyond the checkpoint's
+_CLUSTER_KEYS = ("k", "k_min", "k_max", "k_methods", "kselect_max_samples", "silhouette_sample_size", "n_init",
+                 "gap_references")
+_DCEC_KEYS = ("gamma", "dcec_lr", "update_interval", "tol", "max_iter", "alpha", "kmeans_n_init")
+
+#: a model's memo, in ``embeddings/<view>/``, and the arrays it vouches for
+MEMO = "memo.json"
+EMBEDDING_FILES = ("pretrained.npy", "dcec.npy", "dcec_q.npy")
 
 
 @dataclass
@@ -118,8 +154,10 @@ class ModelRun:
     embeddings : stage -> the clustered embedding of shape (n_samples, latent_dim).
     selection : the k selection on the pre-trained embedding (None when ``cluster.k`` is given).
     trained : what :func:`~audioclust.deep.train.train_autoencoder` returned.
-    dcec : what :func:`~audioclust.deep.train.run_dcec` returned.
+    dcec : what :func:`~audioclust.deep.train.run_dcec` returned; None when taken from the memo.
     dataset : the images.
+    from_memo : rows, labels and selection come from the memo of an earlier run (``embeddings``
+        is empty then: the arrays and figures on disk are that run's).
     """
 
     view: str
@@ -128,11 +166,12 @@ class ModelRun:
     embeddings: dict[str, np.ndarray]
     selection: KSelection | None
     trained: TrainResult
-    dcec: DCECResult
+    dcec: DCECResult | None
     dataset: FeaturesDataset
+    from_memo: bool = False
 
 
-def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFrame:
     """Train or reuse the autoencoders, cluster their embeddings (K-Means, DCEC), write every output.
 
     Parameters
@@ -141,6 +180,10 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         ``autoencoder`` (models, training, DCEC), ``cluster`` (k, its estimation, the
         criterion, figure switches), ``seed``.
     paths : ProjectPaths
+    recompute : bool
+        Ignore every reuse: retrain each autoencoder (its checkpoint is replaced) and redo
+        the embeddings, clusterings and figures. False: reuse what is unchanged (checkpoints;
+        each model's memo, see the module docstring), so an unchanged re-run takes seconds.
 
     Returns
     -------
@@ -193,14 +236,12 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
         else:
             dataset, architecture = input_dataset(cfg, paths, table, feature, stored.pop(feature)), ae.architecture
         for latent in ae.latent_dims:
-            model = run_model(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture)
+            model = _model_outputs(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture, out,
+                                   recompute)
             rows += model.rows
             assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
             if model.selection is not None:
                 selections[model.view] = model.selection
-            _write_embeddings(out / "embeddings" / model.view, model)
-            if cfg.cluster.figures:
-                _model_figures(cfg, paths, model, labels, labelled, out / "figures")
 
     results = pd.DataFrame(rows, columns=AUTOENCODER_COLUMNS)
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
@@ -211,7 +252,7 @@ def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    if cfg.cluster.figures and results["latent_dim"].nunique() > 1:
+    if cfg.cluster.figures and results["latent_dim"].nunique() > 1:  # one small figure over every model: redrawn
         plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES),
                           out / "figures" / names.figure_stem("latent_size"))
     _log_summary(results, criterion)
@@ -326,8 +367,36 @@ def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature:
 
 # --------------------------------------------------------------------------- one model
 
+def _view(cfg: Config, feature: str, latent: int, architecture: str) -> str:
+    source = "npy" if architecture == "mlp" else cfg.autoencoder.source
+    return f"{feature}.{architecture}_z{latent}.{source}"
+
+
+def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
+                   labels: np.ndarray, labelled: np.ndarray, architecture: str, out: Path,
+                   recompute: bool) -> ModelRun:
+    """One model's rows, with its embeddings, figures and memo written; taken from the memo when it is current."""
+    ae = cfg.autoencoder
+    view = _view(cfg, feature, latent, architecture)
+    trained = train_autoencoder(architecture, dataset, ae, cfg.seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
+                                latent_dim=latent, recompute=recompute)
+    folder = out / "embeddings" / view
+    key, figures = memo_key(cfg, trained, labels), figures_key(cfg)
+    memo = None if recompute else _read_memo(folder, key, figures, out / "figures")
+    if memo is not None:
+        log.info("%s: embeddings, K-Means, DCEC%s reused (%s; autoencoder trained on %s)", view,
+                 " and figures" if figures else "", paths.rel(folder / MEMO), trained.device)
+        return _from_memo(memo, view, trained, dataset)
+    model = run_model(cfg, paths, dataset, feature, latent, labels, labelled, architecture, trained=trained)
+    _write_embeddings(folder, model)
+    written = _model_figures(cfg, paths, model, labels, labelled, out / "figures") if figures else []
+    _write_memo(folder, key, figures, [p.relative_to(out / "figures").as_posix() for p in written], model)
+    return model
+
+
 def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
-              labels: np.ndarray, labelled: np.ndarray, architecture: str | None = None) -> ModelRun:
+              labels: np.ndarray, labelled: np.ndarray, architecture: str | None = None,
+              trained: TrainResult | None = None) -> ModelRun:
     """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
 
     Parameters
@@ -337,22 +406,26 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     feature : its name; latent : the embedding size.
     labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
     architecture : the autoencoder; None: ``autoencoder.architecture`` (``mlp`` for an embedding).
+    trained : the autoencoder already trained or reused for these arguments; None: done here.
     """
     ae, seed = cfg.autoencoder, cfg.seed
     architecture = architecture or ae.architecture
     source = "npy" if architecture == "mlp" else ae.source
-    view = f"{feature}.{architecture}_z{latent}.{source}"
-    trained = train_autoencoder(architecture, dataset, ae, seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
-                                latent_dim=latent)
+    view = _view(cfg, feature, latent, architecture)
+    if trained is None:
+        trained = train_autoencoder(architecture, dataset, ae, seed, log_dir=paths.logs,
+                                    ckpt_dir=paths.checkpoints, latent_dim=latent)
+    device = training_device()
     with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
-        z = embed(trained.module, trained.datamodule)
+        with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
+            pre_mse, z = _evaluate(trained.module.model, trained.datamodule, device, embedding=True)
         k, k_source, selection = embedding_k(cfg, z)
         start = time.perf_counter()
         km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
         km_seconds = time.perf_counter() - start
-        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs)
-        pre_mse = reconstruction_mse(trained.module.model, dataset)
-        dcec_mse = reconstruction_mse(dcec.module.model, dataset)
+        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs, kmeans=km)
+        with torch_flags(ae.deterministic, device):
+            dcec_mse, _ = _evaluate(dcec.module.model, trained.datamodule, device)
 
     marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
     base = {
@@ -367,7 +440,9 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     stages = {
         "ae_kmeans": dict(pred=km.labels_, Z=z, mse=pre_mse, seconds=km_seconds, algorithm="kmeans",
                           params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
-        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=dcec.seconds, algorithm="dcec",
+        # DCEC's time includes the K-Means it starts from, as when it ran that K-Means itself
+        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=km_seconds + dcec.seconds,
+                     algorithm="dcec",
                      params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
                              "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
                      iterations=dcec.iterations, stopped_by=dcec.stopped_by),
@@ -389,6 +464,73 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         rows.append(row)
     return ModelRun(view=view, rows=rows, labels=predicted, embeddings={stage: s["Z"] for stage, s in stages.items()},
                     selection=selection, trained=trained, dcec=dcec, dataset=dataset)
+
+
+def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: torch.device,
+              embedding: bool = False) -> tuple[float, np.ndarray | None]:
+    """``model``'s reconstruction MSE over every file and (``embedding``) its embedding, computed on
+    ``device``; the model is back on the CPU after."""
+    model.to(device)
+    try:
+        return reconstruction_mse(model, datamodule.dataset), embed(model, datamodule) if embedding else None
+    finally:
+        model.cpu()
+
+
+# --------------------------------------------------------------------------- memo
+
+def memo_key(cfg: Config, trained: TrainResult, labels: np.ndarray) -> str:
+    """Key of a model's embeddings, clusterings and rows: its checkpoint hash (data, pre-training, seed,
+    device), the DCEC keys, the ``cluster`` keys of k and the scores, the seed, the labels and the version."""
+    ae, c = cfg.autoencoder, cfg.cluster
+    return stable_hash({"checkpoint": trained.params_hash, "dcec": {k: getattr(ae, k) for k in _DCEC_KEYS},
+                        "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
+                        "labels": [str(v) for v in labels], "version": __version__})
+
+
+def figures_key(cfg: Config) -> str | None:
+    """Key of a model's figures beyond :func:`memo_key`; None when no figures are asked for (``cluster.figures``)."""
+    if not cfg.cluster.figures:
+        return None
+    return stable_hash({"tsne": cfg.autoencoder.tsne, "tsne_max_samples": cfg.cluster.tsne_max_samples,
+                        "examples": N_EXAMPLES, "version": __version__})
+
+
+def _read_memo(folder: Path, key: str, figures: str | None, figure_folder: Path) -> dict[str, Any] | None:
+    """The memo in ``folder`` when it was written under ``key``, its arrays are there and, when figures are
+    asked for, they were made under ``figures`` and are there too; else None."""
+    memo = read_json(folder / MEMO)
+    if not isinstance(memo, dict) or memo.get("key") != key:
+        return None
+    if not all((folder / name).is_file() for name in EMBEDDING_FILES):
+        return None
+    if figures is not None and (memo.get("figures") != figures
+                                or not all((figure_folder / f).is_file() for f in memo["figure_files"])):
+        return None
+    return memo
+
+
+def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[str], model: ModelRun) -> None:
+    sel = model.selection
+    write_json(folder / MEMO, {
+        "key": key, "figures": figures, "figure_files": sorted(figure_files), "rows": model.rows,
+        "labels": {stage: labels.tolist() for stage, labels in model.labels.items()},
+        # lists keep the order of the columns and criteria (the JSON's keys are sorted)
+        "selection": None if sel is None else {
+            "columns": list(sel.table.columns), "table": sel.table.to_dict(orient="list"),
+            "choices": list(sel.choices.items()), "consensus": sel.consensus, "dropped": list(sel.dropped)},
+    })
+
+
+def _from_memo(memo: dict[str, Any], view: str, trained: TrainResult, dataset: FeaturesDataset) -> ModelRun:
+    sel = memo["selection"]
+    selection = None if sel is None else KSelection(
+        table=pd.DataFrame(sel["table"], columns=sel["columns"]), choices={m: int(k) for m, k in sel["choices"]},
+        consensus=int(sel["consensus"]), dropped=tuple(sel["dropped"]))
+    rows = [{**row, "reused": trained.reused} for row in memo["rows"]]
+    labels = {stage: np.asarray(values, dtype=int) for stage, values in memo["labels"].items()}
+    return ModelRun(view=view, rows=rows, labels=labels, embeddings={}, selection=selection, trained=trained,
+                    dcec=None, dataset=dataset, from_memo=True)
 
 
 def embedding_k(cfg: Config, z: np.ndarray) -> tuple[int, str, KSelection | None]:
@@ -438,9 +580,9 @@ def _fmt(value: float) -> str:
 # --------------------------------------------------------------------------- figures
 
 def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np.ndarray, labelled: np.ndarray,
-                   folder: Path) -> None:
+                   folder: Path) -> list[Path]:
     """Every figure of one model (see the module docstring); titles and file names in words
-    (:mod:`audioclust.report.names`)."""
+    (:mod:`audioclust.report.names`). Returns the files written."""
     view, seed, trained, dcec = model.view, cfg.seed, model.trained, model.dcec
     shown_labels = labels if labelled.any() else None   # "" (unlabelled) is drawn in light grey
     title = names.view_name(view)
@@ -461,20 +603,29 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
         sel = model.selection
         jobs.append((names.figure_stem("k_selection", view), lambda: plots.k_selection(
             sel.table, sel.choices, sel.consensus, title=title)))
-    methods = ["pca", "tsne"] if cfg.cluster.tsne else ["pca"]
+    n = len(labels)
+    everyone = np.arange(n)
+    limit = cfg.cluster.tsne_max_samples
+    # t-SNE only when asked: it is the slowest figure; on a seeded sample of large sets, as in stage 04
+    tsne_rows = (np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+                 if cfg.autoencoder.tsne and limit is not None and n > limit else everyone)
+    projections = {"pca": everyone, "tsne": tsne_rows} if cfg.autoencoder.tsne else {"pca": everyone}
     for row in model.rows:
         Z, pred = model.embeddings[row["stage"]], model.labels[row["stage"]]
-        for method in methods:
-            with threadpool_limits(limits=1):
-                Y = embed_2d(Z, method, seed)
-            jobs.append((names.figure_stem(f"scatter_{method}", row["id"]), lambda Y=Y, p=pred, m=method, r=row:
-                         plots.scatter_2d(Y, p, shown_labels, method="t-SNE" if m == "tsne" else "PCA",
-                                          title=names.row_name(r))))
+        for method, rows_shown in projections.items():
+            with cpu_threads(cfg.autoencoder.num_threads) as n_threads, threadpool_limits(limits=n_threads):
+                Y = embed_2d(Z[rows_shown], method, seed)
+            shown = None if shown_labels is None else shown_labels[rows_shown]
+            jobs.append((names.figure_stem(f"scatter_{method}", row["id"]),
+                         lambda Y=Y, p=pred[rows_shown], lab=shown, m=method, r=row: plots.scatter_2d(
+                             Y, p, lab, method="t-SNE" if m == "tsne" else "PCA", title=names.row_name(r))))
         if labelled.any():
             jobs.append((names.figure_stem("contingency", row["id"]), lambda p=pred, r=row: plots.contingency_heatmap(
                 labels[labelled], p[labelled], title=names.row_name(r))))
+    written: list[Path] = []
     for stem, make in progress(jobs, f"figures {view}", unit="figure"):
-        plots.save_figure(make(), folder / stem)
+        written += plots.save_figure(make(), folder / stem)
+    return written
 
 
 def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | None:
@@ -487,5 +638,5 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
     return pd.read_csv(path)
 
 
-__all__ = ['ModelRun', 'embedding_dataset', 'embedding_k', 'embedding_vectors', 'feature_files', 'input_dataset',
-           'level_arrays', 'run', 'run_model', 'training_log']
+__all__ = ['ModelRun', 'embedding_dataset', 'embedding_k', 'embedding_vectors', 'feature_files', 'figures_key',
+           'input_dataset', 'level_arrays', 'memo_key', 'run', 'run_model', 'training_log']

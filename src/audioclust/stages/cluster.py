@@ -104,7 +104,7 @@ from audioclust.represent.views import build_views
 from audioclust.results import CLUSTER_COLUMNS, STABILITY, read_table
 from audioclust.stages import _shared
 from audioclust.stages._shared import choose_k, given_k, views_settings, workers
-from audioclust.stages.cluster_figures import FIGURE_KINDS, figure_jobs
+from audioclust.stages._cluster_figures import FIGURE_KINDS, figure_jobs
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +258,9 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: Mem
         if cached is None:
             row, fitted, grid = _cluster_one(cfg, spec, X, name, k, k_source)
             result.computed += 1
-            if fitted is not None:
-                record = _row_record(row, fitted, grid)
-                memo.put(key, **record)
-                row, fitted, grid = _read_row(record)   # as a re-run will read it
+            record = _row_record(row, fitted, grid)   # a skipped or failed row too: the same inputs fail again
+            memo.put(key, **record)
+            row, fitted, grid = _read_row(record)     # as a re-run will read it
         else:
             row, fitted, grid = cached
         result.rows.append(row)
@@ -311,17 +310,23 @@ def _kselect_key(cfg: Config, view_hash: str) -> str:
                          "seed": cfg.seed, "code": _code_versions()}, 24)
 
 
-def _row_record(row: dict[str, Any], fitted: _Fitted, grid: pd.DataFrame) -> dict[str, np.ndarray]:
+def _row_record(row: dict[str, Any], fitted: _Fitted | None, grid: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    if fitted is None or grid is None:
+        return {"meta": json_array({"row": row})}
     arrays = {k: v for k, v in fitted.info.items() if isinstance(v, np.ndarray)}
     scalars = {k: v for k, v in fitted.info.items() if k not in arrays}
     return {"labels": fitted.labels, **{f"info_{k}": v for k, v in arrays.items()},
             "meta": json_array({"row": row, "info": scalars, "grid": grid.to_dict(orient="records")})}
 
 
-def _read_row(memo: dict[str, np.ndarray] | None) -> tuple[dict[str, Any], _Fitted, pd.DataFrame] | None:
+def _read_row(memo: dict[str, np.ndarray] | None
+              ) -> tuple[dict[str, Any], _Fitted | None, pd.DataFrame | None] | None:
+    """A memoised row as (row, what the fit left, grid); the last two are None for a skipped or failed row."""
     if memo is None:
         return None
     meta = from_json_array(memo["meta"])
+    if "labels" not in memo:
+        return meta["row"], None, None
     info = {**meta["info"], **{k[len("info_"):]: v for k, v in memo.items() if k.startswith("info_")}}
     return meta["row"], _Fitted(labels=memo["labels"], info=info), pd.DataFrame(meta["grid"])
 
