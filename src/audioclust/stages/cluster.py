@@ -146,7 +146,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     cfg : Config
         ``views``, ``cluster``, ``seed``, ``parallel`` (and ``features`` for the views).
     paths : ProjectPaths
-    recompute : True ignores the memos and every figure drawn before: everything is computed anew.
+    recompute : True ignores the memoised rows and every figure drawn before: everything is computed anew
+        (but for the 2-D projections, kept by content: the same matrix gives the same projection).
 
     Returns
     -------
