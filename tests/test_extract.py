@@ -1,6 +1,8 @@
 """Stage 03 on a tiny project whose stage-02 outputs (WAVs + metadata_transformed.csv) are made here."""
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,16 +180,49 @@ def test_wrong_sample_rate_and_nan_samples_are_error_rows(project):
     assert "16000 Hz" in table.loc[1, "reason"] and "re-run transform" in table.loc[1, "reason"]
 
 
-def test_two_workers_give_the_same_table(setup):
+def test_two_workers_give_the_same_outputs(setup, monkeypatch):
     project, paths = setup
     serial = extract.run(load_config(project, "ds", overrides=SMALL), paths)
-    mel = np.load(paths.feature_file("mel", "high", "b", ".npy"))
+    before = {p: p.read_bytes() for p in output_files(paths)}
     for p in list(paths.features.rglob("*")):
         if p.is_file():
             p.unlink()
+    monkeypatch.setattr(extract, "PARALLEL_MIN_FILES", 1)  # worker processes even for these few files
     parallel = extract.run(load_config(project, "ds", overrides=SMALL + ["parallel.n_jobs=2"]), paths)
     pd.testing.assert_frame_equal(serial, parallel)
-    np.testing.assert_array_equal(np.load(paths.feature_file("mel", "high", "b", ".npy")), mel)
+    after = {p: p.read_bytes() for p in output_files(paths)}
+    assert sorted(after) == sorted(before)
+    assert [p for p in before if before[p] != after[p]] == []  # arrays, images, markers, table, store
+
+
+def test_few_files_are_computed_in_this_process(setup, monkeypatch):
+    """Starting workers pays off only from a few hundred files: below PARALLEL_MIN_FILES none start."""
+    project, paths = setup
+    computed = []
+    real = extract._compute
+    monkeypatch.setattr(extract, "_compute", lambda job, s, v: computed.append(job.stem) or real(job, s, v))
+    table = extract.run(load_config(project, "ds", overrides=SMALL + ["parallel.n_jobs=2"]), paths)
+    assert computed == ["a", "b", "c", "short", "broken"]  # here, not in a worker: "quiet" was skipped
+    assert table["status"].tolist() == ["ok", "ok", "ok", "too_short", "error", "skipped"]
+
+
+def test_large_arrays_stream_into_the_same_npy_bytes(setup, monkeypatch):
+    project, paths = setup
+    cfg = load_config(project, "ds", overrides=SMALL)
+    extract.run(cfg, paths)
+    in_memory = {p: p.read_bytes() for p in paths.features.rglob("*.npy")}
+    for p in in_memory:
+        p.unlink()
+    monkeypatch.setattr(extract, "NPY_IN_MEMORY_BYTES", 0)  # every array written through write_npy
+    extract.run(cfg, paths)
+    assert {p: p.read_bytes() for p in paths.features.rglob("*.npy")} == in_memory
+
+
+def test_workers_import_no_scikit_learn():
+    """Each worker process imports this module to find its function: scikit-learn would add a second."""
+    code = "import sys, audioclust.stages.extract; print(sorted(m for m in ('sklearn', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_failure_before_the_marker_leaves_no_trusted_output(setup, monkeypatch):

@@ -2,6 +2,9 @@
 
 import io
 import math
+import pickle
+import subprocess
+import sys
 
 import librosa
 import numpy as np
@@ -163,6 +166,73 @@ def test_tempo_of_a_click_train_and_nan_without_onsets():
     silent = extraction.analyse(np.zeros(2048, np.float32), sr=SR, **params(cfg))[1]
     assert math.isnan(silent["tempo"])
     assert silent["rms_mean"] == 0.0 and silent["centroid_mean"] == 0.0
+
+
+@pytest.mark.parametrize("sr, n_fft, hop_length, n_mels", [(22050, 2048, 512, 128), (16000, 512, 256, 32),
+                                                       (44100, 2047, 300, 40)])
+def test_tempo_and_contrast_give_librosas_numbers_exactly(sr, n_fft, hop_length, n_mels):
+    """The tempo and the spectral contrast skip librosa's per-call set-up: not a single value may change."""
+    rng = np.random.default_rng(5)
+    clicks = np.zeros(3 * sr, np.float32)
+    clicks[:: int(0.45 * sr)] = 1.0
+    signals = [rng.standard_normal(n_fft).astype(np.float32), 0.1 * rng.standard_normal(2 * sr).astype(np.float32),
+               tone(440.0, seconds=0.7) + 0.01 * rng.standard_normal(int(0.7 * SR)).astype(np.float32), clicks,
+               np.zeros(3 * n_fft, np.float32)]
+    for y in signals:
+        mag = F.stft_magnitude(y, n_fft=n_fft, hop_length=hop_length)
+        mel_db = F.power_db(F.mel_power(mag**2, sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sr / 2))
+        envelope = librosa.onset.onset_strength(S=mel_db, sr=sr, n_fft=n_fft, hop_length=hop_length)
+        ours = descriptors.onset_envelope(mel_db, n_fft=n_fft, hop_length=hop_length)
+        assert ours.dtype == envelope.dtype
+        np.testing.assert_array_equal(ours, envelope)
+        tempo = descriptors.onset_tempo(mel_db, sr=sr, n_fft=n_fft, hop_length=hop_length)
+        if np.any(envelope > 0):
+            assert tempo == librosa.feature.tempo(onset_envelope=envelope, sr=sr, hop_length=hop_length)[0]
+        else:
+            assert math.isnan(tempo)
+        n_bands = descriptors.contrast_bands(sr)
+        np.testing.assert_array_equal(
+            descriptors.spectral_contrast(mag, sr=sr, n_fft=n_fft, n_bands=n_bands),
+            librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=n_fft, fmin=descriptors.CONTRAST_FMIN,
+                                              n_bands=n_bands))
+
+
+def test_chroma_and_mfcc_give_librosas_numbers_exactly():
+    rng = np.random.default_rng(6)
+    y = np.concatenate([np.zeros(3000, np.float32), tone(440.0, seconds=0.5) + 0.02 * rng.standard_normal(
+        int(0.5 * SR)).astype(np.float32)])  # silent frames first: their chroma stays 0
+    power = F.stft_magnitude(y, n_fft=1024, hop_length=256) ** 2
+    raw = F.chroma_basis(sr=SR, n_fft=1024, n_chroma=12) @ power
+    np.testing.assert_array_equal(F.chromagram(power, sr=SR, n_fft=1024, n_chroma=12),
+                                  librosa.util.normalize(raw, norm=np.inf, axis=-2).astype(np.float32))
+    mel_db = F.power_db(F.mel_power(power, sr=SR, n_fft=1024, n_mels=40, fmin=0.0, fmax=8192.0))
+    np.testing.assert_array_equal(F.mfcc(mel_db, n_mfcc=13, top_db=None), librosa.feature.mfcc(S=mel_db, n_mfcc=13))
+
+
+def test_analysis_with_ready_bases_runs_without_librosa(tmp_path):
+    """Stage 03's workers get the filter banks and windows built: they compute the same numbers without
+    importing librosa's core (numba, scipy.signal: 1.5 s of start-up per process)."""
+    cfg = load_config().features
+    y = (tone(300.0, seconds=1.0) + 0.05 * np.random.default_rng(7).standard_normal(SR)).astype(np.float32)
+    bases = extraction.analysis_bases(sr=SR, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
+                                      n_chroma=cfg.n_chroma, fmin=cfg.fmin, fmax=8192.0)
+    feats, desc = extraction.analyse(y, sr=SR, cutoff=8192.0, **params(cfg))
+    (tmp_path / "in.pkl").write_bytes(pickle.dumps((bases, y, params(cfg))))
+    code = ("import pickle, sys\n"
+            "from audioclust.dsp import extraction\n"
+            "bases, y, params = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+            f"out = extraction.analyse(y, sr={SR}, cutoff=8192.0, bases=bases, **params)\n"
+            "open(sys.argv[2], 'wb').write(pickle.dumps(out))\n"
+            "print(sorted(m for m in ('numba', 'scipy.signal', 'librosa.core') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.pkl"), str(tmp_path / "out.pkl")],
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+    their_feats, their_desc = pickle.loads((tmp_path / "out.pkl").read_bytes())
+    for kind in feats:
+        np.testing.assert_array_equal(their_feats[kind], feats[kind])
+    assert their_desc == pytest.approx(desc, rel=0, abs=0, nan_ok=True)
+    with pytest.raises(ValueError, match="bases were built for"):
+        extraction.analyse(y, sr=SR, cutoff=4000.0, bases=bases, **params(cfg))  # another mel fmax
 
 
 def test_contrast_bands_fit_below_nyquist():

@@ -17,7 +17,9 @@ One STFT per file feeds everything (:func:`analyse`):
   (``librosa.feature.mfcc(S=mel_db)``), shape ``(n_mfcc, n_frames)``.
 - ``mfcc_no_c0``: ``mfcc[1:]`` (c0 is the overall level), shape ``(n_mfcc - 1, n_frames)``.
 
-The filter banks are built once per process and parameter set (``lru_cache``).
+The filter banks and the window are built by librosa once per process and parameter set
+(``lru_cache``), or handed in ready-made (:class:`audioclust.dsp.extraction.Bases`): the
+per-file functions below then run on NumPy and SciPy alone.
 
 PNG mapping
 -----------
@@ -55,7 +57,7 @@ def _window(n_fft: int) -> np.ndarray:
     return librosa.filters.get_window(window="hann", Nx=n_fft, fftbins=True).astype(np.float32)
 
 
-def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int, window: np.ndarray | None = None) -> np.ndarray:
     """Magnitude of the centred, Hann-windowed STFT (what ``np.abs(librosa.stft(y=y))`` gives).
 
     Parameters
@@ -64,6 +66,8 @@ def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
         Mono signal, ``n_samples >= n_fft // 2 + 1``.
     n_fft, hop_length : int
         Window length and hop in samples.
+    window : ndarray of shape (n_fft,), float32, optional
+        The periodic Hann window (default: built by librosa).
 
     Returns
     -------
@@ -75,7 +79,7 @@ def stft_magnitude(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
     padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
     out = np.empty((1 + n_fft // 2, frames.shape[0]), dtype=np.float32)
-    window = _window(n_fft)
+    window = _window(n_fft) if window is None else window
     for start in range(0, frames.shape[0], FRAME_BLOCK):
         block = frames[start:start + FRAME_BLOCK]
         out[:, start:start + len(block)] = np.abs(scipy.fft.rfft(block * window, axis=-1)).T
@@ -118,35 +122,55 @@ def chroma_basis(*, sr: int, n_fft: int, n_chroma: int) -> np.ndarray:
     return basis
 
 
-def mel_power(power: np.ndarray, *, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+def mel_power(power: np.ndarray, *, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float,
+              basis: np.ndarray | None = None) -> np.ndarray:
     """Mel power spectrogram, as ``librosa.feature.melspectrogram(S=power)``.
 
     Parameters
     ----------
     power : ndarray of shape (1 + n_fft // 2, n_frames)
         ``|STFT|²``.
+    basis : ndarray of shape (n_mels, 1 + n_fft // 2), optional
+        :func:`mel_basis` of these parameters, when already at hand.
 
     Returns
     -------
     ndarray of shape (n_mels, n_frames), float32
     """
-    return mel_basis(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax) @ power
+    if basis is None:
+        basis = mel_basis(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return basis @ power
 
 
-def chromagram(power: np.ndarray, *, sr: int, n_fft: int, n_chroma: int) -> np.ndarray:
+def chromagram(power: np.ndarray, *, sr: int, n_fft: int, n_chroma: int, basis: np.ndarray | None = None) -> np.ndarray:
     """Chromagram, as ``librosa.feature.chroma_stft(S=power, tuning=0)``: max 1 per frame.
 
     Parameters
     ----------
     power : ndarray of shape (1 + n_fft // 2, n_frames)
         ``|STFT|²``.
+    basis : ndarray of shape (n_chroma, 1 + n_fft // 2), optional
+        :func:`chroma_basis` of these parameters, when already at hand.
 
     Returns
     -------
     ndarray of shape (n_chroma, n_frames), float32; row 0 is C. A silent frame stays 0.
+
+    Raises
+    ------
+    ValueError
+        When the power holds non-finite values (as librosa refuses them).
     """
-    raw = chroma_basis(sr=sr, n_fft=n_fft, n_chroma=n_chroma) @ power
-    return librosa.util.normalize(raw, norm=np.inf, axis=-2).astype(np.float32, copy=False)
+    if basis is None:
+        basis = chroma_basis(sr=sr, n_fft=n_fft, n_chroma=n_chroma)
+    raw = basis @ power
+    # librosa.util.normalize(raw, norm=np.inf, axis=-2): each frame over its largest magnitude,
+    # in float64, stored back as float32; a frame below the smallest normal float stays as it is
+    if not np.isfinite(raw).all():
+        raise ValueError("the chroma power holds non-finite values")
+    length = np.max(np.abs(raw).astype(np.float64), axis=-2, keepdims=True)
+    length[length < np.finfo(raw.dtype).tiny] = 1.0
+    return (raw / length).astype(np.float32)
 
 
 def mfcc(mel_db: np.ndarray, *, n_mfcc: int, top_db: float | None = 80.0) -> np.ndarray:
@@ -168,4 +192,5 @@ def mfcc(mel_db: np.ndarray, *, n_mfcc: int, top_db: float | None = 80.0) -> np.
     """
     if top_db is not None and mel_db.size:
         mel_db = np.maximum(mel_db, mel_db.max() - top_db)
-    return librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc).astype(np.float32, copy=False)
+    # librosa.feature.mfcc(S=mel_db) is this DCT (librosa's FFT library is scipy.fft)
+    return scipy.fft.dct(mel_db, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :].astype(np.float32, copy=False)
