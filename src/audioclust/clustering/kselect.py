@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,6 +109,19 @@ class KSelection:
     choices: dict[str, int]
     consensus: int
     dropped: tuple[int, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON-able values (a memo's): lists keep the order of the columns and of the criteria,
+        which a JSON object with sorted keys would not."""
+        return {"columns": list(self.table.columns), "table": self.table.to_dict(orient="list"),
+                "choices": list(self.choices.items()), "consensus": self.consensus, "dropped": list(self.dropped)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> KSelection:
+        """The selection :meth:`to_record` described."""
+        return cls(table=pd.DataFrame(record["table"], columns=record["columns"]),
+                   choices={m: int(k) for m, k in record["choices"]}, consensus=int(record["consensus"]),
+                   dropped=tuple(record["dropped"]))
 
 
 def consensus(choices: Iterable[int], ks: Sequence[int] | None = None) -> int:

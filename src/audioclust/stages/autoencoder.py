@@ -511,22 +511,15 @@ def _read_memo(folder: Path, key: str, figures: str | None, figure_folder: Path)
 
 
 def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[str], model: ModelRun) -> None:
-    sel = model.selection
     write_json(folder / MEMO, {
         "key": key, "figures": figures, "figure_files": sorted(figure_files), "rows": model.rows,
         "labels": {stage: labels.tolist() for stage, labels in model.labels.items()},
-        # lists keep the order of the columns and criteria (the JSON's keys are sorted)
-        "selection": None if sel is None else {
-            "columns": list(sel.table.columns), "table": sel.table.to_dict(orient="list"),
-            "choices": list(sel.choices.items()), "consensus": sel.consensus, "dropped": list(sel.dropped)},
+        "selection": None if model.selection is None else model.selection.to_record(),
     })
 
 
 def _from_memo(memo: dict[str, Any], view: str, trained: TrainResult, dataset: FeaturesDataset) -> ModelRun:
-    sel = memo["selection"]
-    selection = None if sel is None else KSelection(
-        table=pd.DataFrame(sel["table"], columns=sel["columns"]), choices={m: int(k) for m, k in sel["choices"]},
-        consensus=int(sel["consensus"]), dropped=tuple(sel["dropped"]))
+    selection = None if memo["selection"] is None else KSelection.from_record(memo["selection"])
     rows = [{**row, "reused": trained.reused} for row in memo["rows"]]
     labels = {stage: np.asarray(values, dtype=int) for stage, values in memo["labels"].items()}
     return ModelRun(view=view, rows=rows, labels=labels, embeddings={}, selection=selection, trained=trained,

@@ -76,7 +76,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,7 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: Mem
             if not compute:
                 return None
             k, k_source, selection = choose_k(cfg, X)
-            record = {"meta": json_array(_kselect_record(selection))}
+            record = {"meta": json_array(selection.to_record())}
             memo.put(key, **record)
             selection = _read_kselect(record)   # as a re-run will read it: the same tables and figures
         k, k_source = selection.consensus, "auto"
@@ -277,7 +277,7 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: Mem
 MEMO_FOLDER = ".memo"
 
 #: bump when a change of this stage's code changes what a memoised row holds
-_MEMO_VERSION = 1
+_MEMO_VERSION = 2
 
 #: settings of the ``cluster`` section that every row depends on (besides its algorithm's own)
 _ROW_SETTINGS = ("tune", "tune_criterion", "criterion", "stability_resamples", "stability_max_samples",
@@ -289,6 +289,7 @@ _KSELECT_SETTINGS = ("k_min", "k_max", "k_methods", "gap_references", "kselect_m
                      "silhouette_sample_size", "n_init")
 
 
+@lru_cache(maxsize=1)
 def _code_versions() -> dict[str, str]:
     import skfuzzy
     import sklearn
@@ -332,17 +333,8 @@ def _read_row(memo: dict[str, np.ndarray] | None
     return meta["row"], _Fitted(labels=memo["labels"], info=info), pd.DataFrame(meta["grid"])
 
 
-def _kselect_record(selection: KSelection) -> dict[str, Any]:
-    return {"table": selection.table.to_dict(orient="list"), "choices": selection.choices,
-            "consensus": selection.consensus, "dropped": list(selection.dropped)}
-
-
 def _read_kselect(memo: dict[str, np.ndarray] | None) -> KSelection | None:
-    if memo is None:
-        return None
-    record = from_json_array(memo["meta"])
-    return KSelection(table=pd.DataFrame(record["table"]), choices={m: int(k) for m, k in record["choices"].items()},
-                      consensus=int(record["consensus"]), dropped=tuple(record["dropped"]))
+    return None if memo is None else KSelection.from_record(from_json_array(memo["meta"]))
 
 
 def _cluster_one(cfg: Config, view: ViewSpec, X: np.ndarray, name: str, k: int | None, k_source: str
