@@ -15,7 +15,7 @@ from pathlib import Path
 from audioclust import __version__
 from audioclust.config import Config, load_config
 from audioclust.core.errors import AudioclustError
-from audioclust.core.paths import ProjectPaths
+from audioclust.core.paths import DEFAULT_EXPERIMENT, ProjectPaths
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,15 @@ def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     p.add_argument("--dataset", "-d", required=dataset_required, default=None if dataset_required else "demo",
                    help="dataset name: the folder datasets/<NAME>/" + ("" if dataset_required else " (default: demo)"))
     p.add_argument("--root", default=".", help="project folder (default: the current folder)")
-    p.add_argument("--config", help="YAML file of config overrides (after configs/default.yaml and configs/<NAME>.yaml)")
+    p.add_argument("--experiment", "-e", default=DEFAULT_EXPERIMENT,
+                   help="a name for this run's settings: results go to results/<NAME>/experiments/<EXPERIMENT>/ and "
+                        "configs/experiments/<EXPERIMENT>.yaml is merged when it exists (default: 'default', "
+                        "results/<NAME>/); metadata, WAV, features and checkpoints are shared by the experiments")
+    p.add_argument("--config", help="YAML file of config overrides (after configs/default.yaml, configs/<NAME>.yaml "
+                                    "and configs/experiments/<EXPERIMENT>.yaml)")
+    p.add_argument("--seeds", type=_seed_list, metavar="S1,S2,...",
+                   help="replicates: stages 04 and 05 run once per seed and report mean ± sd (shortcut for "
+                        "--set experiment.seeds=[S1,S2,...]); the first seed's partitions are the ones shown")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one dotted config key, e.g. --set features.n_fft=1024 (repeatable)")
     p.add_argument("--n-jobs", type=int, help="worker processes (shortcut for --set parallel.n_jobs=N; -1: all cores)")
@@ -107,6 +115,16 @@ def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     p.add_argument("--recompute", action="store_true",
                    help="ignore the results earlier runs kept (stage 04's rows and figures, stage 05's models) and "
                         "compute them anew; without it only what changed is recomputed")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds expects whole numbers separated by commas, e.g. 0,1,2; got {text!r}")
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"--seeds expects seeds >= 0 separated by commas, e.g. 0,1,2; got {text!r}")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,19 +163,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["symlink", "copy"], default="symlink",
                    help="symlink (default, no extra disk) or copy the files")
 
+    p = sub.add_parser("compare", help="one table of NMI and ACC (mean ± sd) over datasets × experiments",
+                       description="Collect runs into comparisons/<NAME>/comparison.csv|md|tex and nmi/acc heat-maps "
+                                   "(PNG + PDF): rows feature × method, columns run → NMI | ACC. Refuses runs made "
+                                   "with different settings unless each is named with --allow.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="DATASET or DATASET:EXPERIMENT, in column order")
+    p.add_argument("--root", default=".", help="project folder (default: the current folder)")
+    p.add_argument("--name", help="folder name under comparisons/ (default: made from the runs)")
+    p.add_argument("--rows", choices=["choices", "all"], default="choices",
+                   help="choices (default): the label-free pick, each feature's label-free choice and best row; "
+                        "all: also every view × algorithm and autoencoder row")
+    p.add_argument("--allow", action="append", default=[], metavar="KEY",
+                   help="a setting (dotted key, or a whole section) that may differ between the runs (repeatable)")
+    p.add_argument("--stages", nargs="+", choices=["clustering", "autoencoder"],
+                   default=["clustering", "autoencoder"], help="whose results to compare (default: both, when run)")
+
     p = sub.add_parser("notebooks", help="run notebooks 00.. in order with papermill into results/<NAME>/notebooks/")
     _common(p)
     return parser
 
 
-def _setup(args: argparse.Namespace) -> tuple[Config, ProjectPaths]:
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items, with the shortcut options as the keys they stand for."""
     overrides = list(args.overrides)
     if args.n_jobs is not None:
         overrides.append(f"parallel.n_jobs={args.n_jobs}")
     if args.scheduler:
         overrides.append(f"parallel.scheduler={args.scheduler}")
-    cfg = load_config(root=args.root, dataset=args.dataset, config_file=args.config, overrides=overrides)
-    return cfg, ProjectPaths(Path(args.root), args.dataset)
+    if args.seeds:
+        overrides.append(f"experiment.seeds={args.seeds}")
+    return overrides
+
+
+def _setup(args: argparse.Namespace) -> tuple[Config, ProjectPaths]:
+    paths = ProjectPaths(Path(args.root), args.dataset, args.experiment)   # checks the names first
+    cfg = load_config(root=args.root, dataset=args.dataset, config_file=args.config, overrides=_overrides(args),
+                      experiment=args.experiment)
+    return cfg, paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
+        if args.command == "compare":
+            from audioclust.stages import compare
+            compare.run(args.root, args.runs, name=args.name, rows=args.rows, allow=args.allow,
+                        sources=tuple(args.stages))
+            return 0
         cfg, paths = _setup(args)
         if args.command in [n for n, _, _ in STAGES]:
             run_stage(args.command, cfg, paths, recompute=args.recompute)
@@ -181,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             prepare(args.corpus, Path(args.source), paths.raw, label=args.label, mode=args.mode)  # logs what it did
         elif args.command == "notebooks":
             from audioclust.notebooks import run_notebooks
-            for out in run_notebooks(paths, overrides=args.overrides,
+            for out in run_notebooks(paths, overrides=_overrides(args),
                                      parameters={"RECOMPUTE": True} if args.recompute else None):
                 log.info("executed %s", out)
     except AudioclustError as exc:

@@ -555,8 +555,19 @@ class ReportConfig:
 
 
 @dataclass
+class ExperimentConfig:
+    seeds: list[int] = _f(
+        [], min=0,
+        doc="replicates: stages 04 and 05 repeat their random parts (clusterers, samples, autoencoder training) "
+            "with each seed and report mean ± sd; the first seed's partitions are the ones shown; []: one run "
+            "with seed")
+
+
+@dataclass
 class Config:
     seed: int = _f(0, min=0, doc="feeds every random_state, seed_everything and sampler")
+    experiment: ExperimentConfig = _section(
+        ExperimentConfig, doc="replicates of a run (its name is --experiment / EXPERIMENT, not a key)")
     dataset: DatasetConfig = _section(
         DatasetConfig, doc="stage 01: the audio files of a dataset and their labels")
     audio: AudioConfig = _section(
@@ -603,6 +614,7 @@ def load_config(
     dataset: str | None = None,
     config_file: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
+    experiment: str | None = None,
 ) -> Config:
     """Build the configuration for one run.
 
@@ -612,12 +624,18 @@ def load_config(
     dataset : dataset name; ``<root>/configs/<dataset>.yaml`` is merged when it exists.
     config_file : an extra YAML file of overrides.
     overrides : ``["features.n_fft=1024", ...]`` (values parsed as YAML) or a dotted dict.
+    experiment : an experiment's name; ``<root>/configs/experiments/<experiment>.yaml`` is merged after the
+        dataset's file when it exists, so an experiment's settings can be kept under its name.
+
+    The files are merged in this order, each overriding the ones before: ``default.yaml``,
+    ``<dataset>.yaml``, ``experiments/<experiment>.yaml``, ``config_file``, ``overrides``.
     """
     cfg = Config()
     sources: list[tuple[str, Any]] = []
     if root is not None:
-        for path in (Path(root) / "configs" / "default.yaml",
-                     Path(root) / "configs" / f"{dataset}.yaml" if dataset else None):
+        configs = Path(root) / "configs"
+        for path in (configs / "default.yaml", configs / f"{dataset}.yaml" if dataset else None,
+                     configs / "experiments" / f"{experiment}.yaml" if experiment else None):
             if path is not None and path.is_file():
                 sources.append((str(path), _read_yaml(path)))
     if config_file is not None:
@@ -774,6 +792,9 @@ def _check_cross_fields(cfg: Config) -> None:
         if pca is not None and pca >= 1 and pca != int(pca):
             raise ConfigError(f"config key 'views.{name}.pca' = {pca} must be a fraction of variance in (0, 1) "
                               "or a whole number of components")
+    seeds = cfg.experiment.seeds
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config key 'experiment.seeds' = {seeds} repeats a seed: each replicate needs its own")
     c = cfg.cluster
     if c.k_min > c.k_max:
         raise ConfigError(f"config key 'cluster.k_min' = {c.k_min} must be <= cluster.k_max ({c.k_max})")
@@ -857,8 +878,8 @@ def section_hash(cfg: Config, *sections: str, extra: Any = None) -> str:
 #: Order of the top-level keys in ``configs/default.yaml`` and the reference (stage order: 04
 #: before 05). The dataclass field order of :class:`Config` stays as it is; nested keys follow
 #: their dataclass.
-YAML_ORDER: tuple[str, ...] = ("seed", "dataset", "audio", "features", "embeddings", "parallel", "cluster",
-                               "autoencoder", "views", "images", "segments", "grouping", "report")
+YAML_ORDER: tuple[str, ...] = ("seed", "experiment", "dataset", "audio", "features", "embeddings", "parallel",
+                               "cluster", "autoencoder", "views", "images", "segments", "grouping", "report")
 
 YAML_HEADER: tuple[str, ...] = (
     "audioclust defaults: every parameter, its default and what it does.",

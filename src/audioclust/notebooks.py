@@ -1,9 +1,9 @@
 """Run the numbered notebooks with papermill for one dataset.
 
-Executed copies go to ``results/<name>/notebooks/``; the committed notebooks stay
-without outputs. Notebook 00 writes the demo set only for the dataset named ``demo``; a
+Executed copies go to the experiment's ``notebooks/`` folder (``results/<name>/notebooks/`` for the
+default experiment); the committed notebooks stay without outputs. Notebook 00 writes the demo set only for the dataset named ``demo``; a
 user's dataset folder is read, never written. Every notebook's first cell is a papermill ``parameters`` cell
-with ``DATASET``, ``ROOT`` and ``SET`` (config overrides); extra parameters are
+with ``DATASET``, ``ROOT``, ``SET`` (config overrides) and, in those that read or write results, ``EXPERIMENT``; extra parameters are
 passed only to notebooks that declare them. The kernels show progress as plain log lines
 (:mod:`audioclust.core.progress`), which the executed copies keep.
 """
@@ -62,6 +62,8 @@ def run_notebooks(
         for nb in files:
             declared = set(pm.inspect_notebook(str(nb)))
             params = {"DATASET": paths.dataset, "ROOT": str(paths.root), "SET": list(overrides or [])}
+            if "EXPERIMENT" in declared:
+                params["EXPERIMENT"] = paths.experiment
             params.update({k: v for k, v in (parameters or {}).items() if k in declared})
             out = out_dir / nb.name
             log.info("running %s", nb.name)

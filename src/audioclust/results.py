@@ -105,7 +105,7 @@ STABILITY: tuple[str, ...] = ("stability", "stability_raw", "stability_null")
 CLUSTER_COLUMNS: list[str] = [
     *_IDENTITY, "algorithm", *_CHOICE, "degenerate", "structure", "pick", *EXTERNAL, *INTERNAL, *STABILITY,
     "partition_coefficient", "partition_entropy", "n_noise", "min_cluster_size", "runtime_s", "fit_s",
-    "stability_s", *_SIZE,
+    "stability_s", *_SIZE, "seed",
 ]
 
 AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
@@ -114,7 +114,7 @@ AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
     "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
-    *_SIZE, "checkpoint",
+    *_SIZE, "checkpoint", "seed",
 ]
 
 

@@ -21,3 +21,7 @@ class AudioReadError(AudioclustError):
 
 class StageInputError(AudioclustError):
     """A stage's input (the previous stage's files) is missing: run that stage first."""
+
+
+class ComparisonError(AudioclustError):
+    """Runs cannot be compared as asked: their settings differ, or they share no result."""

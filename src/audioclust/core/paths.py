@@ -45,17 +45,29 @@ def root_hint(root: Path) -> str:
     return f" (the project folder {root} was taken from the current folder; {how} if the project is elsewhere)"
 
 
+#: The experiment whose results live in ``results/<name>/`` itself (the layout before named experiments).
+DEFAULT_EXPERIMENT = "default"
+
+
 @dataclass(frozen=True)
 class ProjectPaths:
-    """The folders of one dataset inside one project root."""
+    """The folders of one dataset (and one experiment of it) inside one project root.
+
+    The per-file stages' outputs (``datasets/<name>_wav``, ``metadata``, ``features``) and the
+    trained checkpoints are the dataset's, shared by its experiments (each is kept under the hash of
+    the settings it depends on); the results of stages 04, 05 and the report are the experiment's:
+    ``results/<name>/`` for the default experiment, ``results/<name>/experiments/<experiment>/`` for
+    a named one, so runs with other settings live side by side.
+    """
 
     root: Path
     dataset: str
+    experiment: str = DEFAULT_EXPERIMENT
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.dataset):
-            raise DatasetError(
-                f"dataset name {self.dataset!r} is not allowed: use letters, digits, '_', '-' or '.'")
+        for what, name in (("dataset", self.dataset), ("experiment", self.experiment)):
+            if not _NAME.match(name):
+                raise DatasetError(f"{what} name {name!r} is not allowed: use letters, digits, '_', '-' or '.'")
         object.__setattr__(self, "root", Path(self.root).resolve())
 
     # raw and transcoded audio
@@ -107,13 +119,42 @@ class ProjectPaths:
         return self.root / "checkpoints" / self.dataset
 
     @property
-    def results(self) -> Path:
+    def dataset_results(self) -> Path:
+        """``results/<name>/``: the default experiment's results, the named experiments' folder and the caches they share."""
         return self.root / "results" / self.dataset
 
     @property
+    def results(self) -> Path:
+        """This experiment's results: ``results/<name>/`` (default) or ``results/<name>/experiments/<experiment>/``."""
+        if self.experiment == DEFAULT_EXPERIMENT:
+            return self.dataset_results
+        return self.dataset_results / EXPERIMENTS / self.experiment
+
+    def memo(self, stage: str) -> Path:
+        """``results/<name>/.memo/<stage>/``: a stage's results by content, shared by the dataset's experiments."""
+        return self.dataset_results / ".memo" / stage
+
+    @property
     def projections(self) -> Path:
-        """``results/<name>/.projections/``: 2-D projections by content, shared by stage 04's figures and the report."""
-        return self.results / ".projections"
+        """``results/<name>/.projections/``: 2-D projections by content, shared by stage 04's figures, the report and
+        the dataset's experiments."""
+        return self.dataset_results / ".projections"
+
+    @property
+    def provenance(self) -> Path:
+        """``provenance.json`` of this experiment's results: which settings, code and machine made them."""
+        return self.results / "provenance.json"
+
+    def experiments(self) -> list[str]:
+        """The experiments of this dataset that have results: ``default`` first, then the named ones."""
+        named = self.dataset_results / EXPERIMENTS
+        found = sorted(p.name for p in named.iterdir() if p.is_dir()) if named.is_dir() else []
+        has_default = any(p.name != EXPERIMENTS and not p.name.startswith(".") for p in self.dataset_results.iterdir()
+                          ) if self.dataset_results.is_dir() else False
+        return ([DEFAULT_EXPERIMENT] if has_default else []) + found
+
+    def with_experiment(self, experiment: str) -> "ProjectPaths":
+        return ProjectPaths(self.root, self.dataset, experiment)
 
     @property
     def notebooks_out(self) -> Path:
@@ -143,6 +184,9 @@ class ProjectPaths:
         """Inverse of :meth:`rel`."""
         p = Path(rel)
         return p if p.is_absolute() else self.root / p
+
+#: Folder of the named experiments in ``results/<name>/``.
+EXPERIMENTS = "experiments"
 
 #: Output folder name of files without a label.
 UNLABELLED = "unlabelled"

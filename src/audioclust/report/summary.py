@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import write_csv, write_text
+from audioclust.report import replicates
 from audioclust.report.tables import latex_table, markdown_table, write_table
 from audioclust.results import STAGE_NAMES, true_flags
 
@@ -196,6 +198,59 @@ def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
     write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
         table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
         label=f"tab:autoencoder-embeddings-{dataset}"))
+
+
+# --------------------------------------------------------------------------- replicates
+
+REPLICATES = "replicates"
+
+
+def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list[pd.DataFrame] | None,
+                     criterion: str) -> list[Path]:
+    """A stage's results over several seeds in ``<folder>/replicates/`` (nothing, and an earlier such folder
+    removed, for one seed).
+
+    Parameters
+    ----------
+    folder : the stage's folder (``results/<name>/clustering`` or ``.../autoencoder``).
+    results : one results table per seed (each with its ``seed`` column), the primary seed first.
+    structures : stage 04's ``structures.csv`` per seed, or None.
+    criterion : the criterion of the label-free selection (named in the summary).
+
+    Returns
+    -------
+    The files written: ``results.csv`` (every seed's rows), ``structures.csv``, ``rows.csv``
+    (:func:`audioclust.report.replicates.row_stats`) and ``summary.csv|md|tex``
+    (:func:`audioclust.report.replicates.replicate_summary`, mean ± sd).
+    """
+    out = Path(folder) / REPLICATES
+    if len(results) < 2:
+        shutil.rmtree(out, ignore_errors=True)   # an earlier run's seeds are not this run's
+        return []
+    long = pd.concat(results, ignore_index=True)
+    written = [out / "results.csv", out / "rows.csv"]
+    write_csv(written[0], long)
+    write_csv(written[1], replicates.row_stats(long))
+    if structures is not None:
+        written.append(out / "structures.csv")
+        write_csv(written[-1], pd.concat(structures, ignore_index=True))
+    summary = replicates.replicate_summary(long, criterion)
+    shown = summary.drop(columns=["NMI sd", "ACC sd"]).assign(
+        NMI=[replicates.plus_minus(m, s) for m, s in zip(summary["NMI"], summary["NMI sd"])],
+        ACC=[replicates.plus_minus(m, s) for m, s in zip(summary["ACC"], summary["ACC sd"])])
+    seeds = replicates.seeds_of(long)
+    stage = Path(folder).name
+    notes = (f"Mean ± sample standard deviation over {len(seeds)} seeds ({', '.join(map(str, seeds))}). "
+             f"*{replicates.LABEL_FREE.format(criterion=criterion)}*: the selection is judged per seed: each seed "
+             "contributes the scores of the row it chose there; *Chosen in* says how often the most frequent row was "
+             f"chosen. *{replicates.BEST}*: among the rows that ran in every seed, the one with the best mean NMI. "
+             "Every seed's rows are in results.csv, each row's mean and sd in rows.csv.")
+    written += write_table(shown, out / "summary", caption=f"{stage.capitalize()}: mean ± sd over {len(seeds)} "
+                           "seeds of the label-free choices and of the best rows (uses labels).",
+                           label=f"tab:{stage}-replicates", title=f"{stage.capitalize()} over {len(seeds)} seeds",
+                           notes=notes)
+    write_csv(out / "summary.csv", summary)   # numbers, not the text of the Markdown and LaTeX
+    return written
 
 
 STRUCTURE_TABLE_COLUMNS = ["Structure", "Features that agree", "They describe", "Representative", "k",

@@ -110,3 +110,4 @@ def grid_from_config(cfg: ClusterConfig, name: str) -> dict[str, list[Any]]:
 def given_k(cfg: Config) -> int | None:
     """``cluster.k`` when the researcher gave a number, None when it is ``auto``."""
     return None if cfg.cluster.k == "auto" else int(cfg.cluster.k)
+

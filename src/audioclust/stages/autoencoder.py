@@ -123,6 +123,7 @@ from audioclust.represent.vectors import (
 )
 from audioclust.represent.views import build_views, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
+from audioclust.stages._runs import recorded
 from audioclust.stages._shared import choose_k, given_k, views_settings
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class ModelRun:
     from_memo: bool = False
 
 
+@recorded("autoencoder")
 def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFrame:
     """Train or reuse the autoencoders, cluster their embeddings (K-Means, DCEC), write every output.
 

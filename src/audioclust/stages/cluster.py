@@ -64,6 +64,14 @@ Outputs in ``results/<name>/clustering/``: ``results.csv`` (one row per view × 
 ``summary.csv|md|tex`` (:func:`audioclust.report.summary.write_summaries`: with stage 05's rows when
 it has run) and ``figures/`` (PNG + PDF, :mod:`audioclust.report.figures`).
 
+Replicates
+    With several seeds (``experiment.seeds``) the views are built once and every view × algorithm
+    is clustered once per seed (k selection, grids, stability and their samples are the random
+    parts); the first seed's partitions are the tables and figures above, and
+    ``replicates/`` holds every seed's rows (:func:`audioclust.report.summary.write_replicates`):
+    ``results.csv`` and ``structures.csv`` with a ``seed`` column, ``rows.csv`` (each row's mean
+    and sd) and ``summary.csv|md|tex`` (the label-free selection judged per seed).
+
 Views are clustered in parallel, one view per process (``parallel.n_jobs``), each process
 with one BLAS/OpenMP thread.
 """
@@ -73,6 +81,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -98,13 +107,15 @@ from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import remove_stale_temps, write_csv
 from audioclust.report.figure_jobs import draw_figures
-from audioclust.report.summary import write_summaries
+from audioclust.report.replicates import plus_minus
+from audioclust.report.summary import write_replicates, write_summaries
 from audioclust.represent.vectors import ViewSpec
 from audioclust.represent.views import build_views
 from audioclust.results import CLUSTER_COLUMNS, STABILITY, read_table
 from audioclust.stages import _shared
-from audioclust.stages._shared import choose_k, given_k, views_settings, workers
 from audioclust.stages._cluster_figures import FIGURE_KINDS, figure_jobs
+from audioclust.stages._runs import recorded, replicate_seeds, with_seed
+from audioclust.stages._shared import choose_k, given_k, views_settings, workers
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +142,7 @@ class _ViewResult:
     computed: int = 0   # rows fitted here (the others came from the memo)
 
 
+@recorded("cluster")
 def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFrame:
     """Cluster every view with every algorithm; write tables, labels, summary and figures.
 
@@ -138,7 +150,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     process with one BLAS/OpenMP thread: on a shared machine, K-Means with more threads
     than free cores can be a hundred times slower. Each finished row (and each view's k
     selection) is memoised under the content of its view, its algorithm's settings, k and
-    the seed (``clustering/.memo/``): a re-run recomputes only the rows whose inputs changed,
+    the seed (``results/<name>/.memo/clustering/``, shared by the dataset's experiments): a re-run
+    recomputes only the rows whose inputs changed,
     and draws only the figures whose inputs changed.
 
     Parameters
@@ -162,16 +175,20 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     """
     remove_stale_temps(*paths.generated())
     _check_config(cfg)
+    seeds = replicate_seeds(cfg)
+    cfg = with_seed(cfg, seeds[0])   # the primary seed: its partitions are the ones shown
     table = read_table(paths)
     labels = table["label"].fillna("").astype(str).to_numpy()
     labelled = labels != ""
-    log.info("cluster: %d files, %s", len(table),
-             f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels")
-    with threadpool_limits(limits=1):
+    log.info("cluster: %d files, %s%s", len(table),
+             f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels",
+             f"; {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else "")
+    with threadpool_limits(limits=1):   # the views are the seeds' shared work: built once
         views = build_views(views_settings(cfg), paths, table, store_rows=read_table(paths, ok_only=False))
     out = paths.results / "clustering"
-    memo = MemoFolder(out / MEMO_FOLDER, read=not recompute)
-    items = [(v.spec, v.X, content_hash(v.X)) for v in views]
+    shutil.rmtree(out / ".memo", ignore_errors=True)   # where memos were kept before they were shared by experiments
+    memo = MemoFolder(paths.memo("clustering"), read=not recompute)
+    items = [(v.spec, v.X, content_hash(v.X), seed) for seed in seeds for v in views]
 
     # views whose every row is memoised are read here; the others go to the worker processes
     parts: list[_ViewResult | None] = [_cluster_view(item, cfg, memo, compute=False) for item in items]
@@ -180,34 +197,56 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     for i, part in zip(missing, parallel_map(work, [items[i] for i in missing], workers(cfg), desc="cluster",
                                              unit="view")):
         parts[i] = part
-    done: list[_ViewResult] = [p for p in parts if p is not None]
-    results = pd.DataFrame([row for part in done for row in part.rows], columns=CLUSTER_COLUMNS)
-    fitted = {key: f for part in done for key, f in part.fitted.items()}
-    if labelled.any():
-        for i, row_id in enumerate(results["id"]):
-            if row_id in fitted:
-                for key, value in external_scores(labels[labelled], fitted[row_id].labels[labelled]).items():
-                    results.at[i, key] = value
-    kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
-    grids = [g for part in done for g in part.grids]
-    computed = sum(part.computed for part in done)
-    log.info("cluster: %d rows, %d computed, %d reused from %s", len(results), computed, len(results) - computed,
+    computed = sum(part.computed for part in parts if part is not None)
+    n_rows = sum(len(part.rows) for part in parts if part is not None)
+    log.info("cluster: %d rows, %d computed, %d reused from %s", n_rows, computed, n_rows - computed,
              paths.rel(memo.folder))
     memo.prune()
+    replicates = [_partitions([p for p, item in zip(parts, items) if item[3] == seed], seed, labels, labelled, cfg)
+                  for seed in seeds]
+    results, fitted, structures = replicates[0]
+    done = [p for p, item in zip(parts, items) if item[3] == seeds[0] and p is not None]
+    kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
+    grids = [g for part in done for g in part.grids]
     _log_problems(results, kselect, paths.rel(out / "results.csv"))
 
-    mark_selected(results, cfg.cluster.criterion, given_k(cfg))
-    structures = mark_structures(results, {key: f.labels for key, f in fitted.items()}, cfg.cluster.criterion,
-                                 cfg.cluster.structure_agreement, cfg.cluster.pick, cfg.cluster.focus)
     _write_tables(results, fitted, grids, kselect, table, out)
     write_csv(out / "structures.csv", structures)
+    write_replicates(out, [r for r, _, _ in replicates], [s for _, _, s in replicates], cfg.cluster.criterion)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
         draw_figures(figure_jobs(cfg, results, structures, {v.spec.name: v for v in views}, fitted, kselect, labels,
                                  labelled, paths.projections),
                      out / "figures", FIGURE_KINDS, workers(cfg), recompute=recompute)
     _log_summary(results, structures, cfg.cluster.criterion)
+    if len(seeds) > 1:
+        _log_replicates(out)
     return results
+
+
+def _log_replicates(out: Path) -> None:
+    summary = pd.read_csv(out / "replicates" / "summary.csv")
+    for _, r in summary[summary["Choice"] != "best by mean NMI (uses labels)"].iterrows():
+        log.info("over %d seeds, %s %s: %s on %s chosen in %s; NMI %s", r["Seeds"], r["Choice"], r["Feature"],
+                 r["Algorithm"], r["Type"], r["Chosen in"], plus_minus(r["NMI"], r["NMI sd"]))
+
+
+def _partitions(parts: list[_ViewResult | None], seed: int, labels: np.ndarray, labelled: np.ndarray, cfg: Config
+                ) -> tuple[pd.DataFrame, dict[str, _Fitted], pd.DataFrame]:
+    """One seed's results table (external scores added, selection and structures marked), fits and structures."""
+    done = [p for p in parts if p is not None]
+    results = pd.DataFrame([row for part in done for row in part.rows], columns=CLUSTER_COLUMNS)
+    results["seed"] = seed
+    fitted = {key: f for part in done for key, f in part.fitted.items()}
+    if labelled.any():
+        for i, row_id in enumerate(results["id"]):
+            if row_id in fitted:
+                for key, value in external_scores(labels[labelled], fitted[row_id].labels[labelled]).items():
+                    results.at[i, key] = value
+    mark_selected(results, cfg.cluster.criterion, given_k(cfg))
+    structures = mark_structures(results, {key: f.labels for key, f in fitted.items()}, cfg.cluster.criterion,
+                                 cfg.cluster.structure_agreement, cfg.cluster.pick, cfg.cluster.focus)
+    return results, fitted, structures.assign(seed=seed)
 
 
 # --------------------------------------------------------------------------- steps
@@ -228,13 +267,15 @@ def _check_config(cfg: Config) -> None:
                           "feature (e.g. [mfcc]) or model (e.g. [aisfx])")
 
 
-def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: MemoFolder,
+def _cluster_view(item: tuple[ViewSpec, np.ndarray, str, int], cfg: Config, memo: MemoFolder,
                   compute: bool = True) -> _ViewResult | None:
-    """k selection and every algorithm on one view (in a worker process), each from its memo when there is one.
+    """k selection and every algorithm on one view with one seed (in a worker process), each from its memo when
+    there is one.
 
     With ``compute`` False nothing is fitted: the view's result when every part of it is memoised, else None.
     """
-    spec, X, view_hash = item
+    spec, X, view_hash, seed = item
+    cfg = with_seed(cfg, seed)
     c = cfg.cluster
     selection = None
     if c.k == "auto" and X.shape[0] >= 3:
@@ -272,9 +313,6 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray, str], cfg: Config, memo: Mem
 
 
 # --------------------------------------------------------------------------- memo
-
-#: folder of stage 04's memos, in ``results/<name>/clustering/``
-MEMO_FOLDER = ".memo"
 
 #: bump when a change of this stage's code changes what a memoised row holds
 _MEMO_VERSION = 2

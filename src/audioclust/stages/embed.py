@@ -50,6 +50,7 @@ from audioclust.core.progress import Progress
 from audioclust.core.storage import remove_stale_temps, write_csv, write_npy
 from audioclust.embed.spec import ModelSpec
 from audioclust.results import EMBEDDINGS_COLUMNS
+from audioclust.stages._runs import recorded
 from audioclust.stages._shared import embedding_key, embedding_models
 from audioclust.stages._skeleton import (
     TRANSFORMED_COLUMNS,
@@ -73,6 +74,7 @@ class _File:
     rel: str    # the stage-02 WAV, root-relative
 
 
+@recorded("embed")
 def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Embed every WAV listed by stage 02 with every model of ``embeddings.models`` (resumable).
 

@@ -78,6 +78,7 @@ from audioclust.represent.vectors import (
     vectors_of_features,
     vectors_of_files,
 )
+from audioclust.stages._runs import recorded
 from audioclust.stages._skeleton import (
     TRANSFORMED_COLUMNS,
     StageSummary,
@@ -127,6 +128,7 @@ PARALLEL_MIN_FILES = 400
 NPY_IN_MEMORY_BYTES = 16 * 2**20
 
 
+@recorded("extract")
 def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Compute the features of every WAV listed by stage 02 (resumable, in parallel, streaming).
 

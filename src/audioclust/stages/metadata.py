@@ -29,6 +29,7 @@ from audioclust.core.progress import Progress
 from audioclust.core.storage import CsvStream, remove_stale_temps
 from audioclust.dsp.decode import probe
 from audioclust.results import read_metadata
+from audioclust.stages._runs import recorded
 from audioclust.stages._shared import workers
 from audioclust.stages._skeleton import StageSummary, chunks
 
@@ -170,6 +171,7 @@ def _printable(rel: str) -> tuple[str, str]:
         return fixed, f"file name is not valid UTF-8 (shown as {fixed!r}): rename the file"
 
 
+@recorded("metadata")
 def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Stage 01: scan ``paths.raw`` and write ``paths.metadata_csv``.
 

@@ -69,7 +69,15 @@ from audioclust.represent.projection import (
 )
 from audioclust.represent.vectors import DESCRIPTOR_FEATURE, ViewSpec
 from audioclust.represent.views import build_views
-from audioclust.results import MAP_COLUMNS, SOURCES, Result, load_result, read_results, read_table
+from audioclust.results import (
+    MAP_COLUMNS,
+    SOURCES,
+    Result,
+    load_result,
+    read_results,
+    read_table,
+)
+from audioclust.stages._runs import recorded
 from audioclust.stages._shared import views_settings, workers
 from audioclust.stages._skeleton import MAX_LISTED, log_listed, remove_unlisted
 
@@ -80,6 +88,7 @@ _MANIFEST = ".assets.json"
 
 
 
+@recorded("report")
 def run(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
     """Write the report (:func:`write_report`) and return its map table.
 

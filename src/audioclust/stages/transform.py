@@ -32,6 +32,7 @@ from audioclust.core.storage import CsvStream, count_rows, remove_stale_temps
 from audioclust.dsp.decode import load_audio, write_wav
 from audioclust.dsp.filters import lowpass, peak_db, resample, sanitize, to_mono
 from audioclust.results import read_metadata
+from audioclust.stages._runs import recorded
 from audioclust.stages._shared import workers
 from audioclust.stages._skeleton import StageSummary, remove_unlisted
 
@@ -83,6 +84,7 @@ def transform_file(job: dict[str, Any], audio: dict[str, Any], marker_folder: st
 CHUNK_ROWS = 2000
 
 
+@recorded("transform")
 def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataFrame | None:
     """Stage 02: transform every ``ok`` file of ``metadata.csv``; write ``metadata_transformed.csv``.
 
