@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_replicates.py --root ROOT --dataset NAME [--seeds 0,1,2,3,4] [--out FILE]
 
 ROOT/NAME must hold stage 03's outputs. Each scenario runs ``audioclust cluster --recompute`` as its own
-process, in an experiment of its own (``bench-1seed``, ``bench-<n>seeds``), so neither reuses the
+process, in an experiment of its own (``seeds1``, ``seeds<n>``), neither reusing the
 other's rows: what is shared is the work every seed needs once (reading the features, building the
 views), and the rest (k selection, grids, stability, each a seeded random part) is repeated per seed.
 It prints wall and CPU time (the process and its workers) and the replicate summary of the
@@ -39,8 +39,8 @@ def main() -> None:
     args = parser.parse_args()
     root = args.root.resolve()
     seeds = [int(s) for s in args.seeds.split(",")]
-    many = f"bench-{len(seeds)}seeds"
-    scenarios = {f"1 seed ({seeds[0]})": ("bench-1seed", str(seeds[0])),
+    many = f"seeds{len(seeds)}"
+    scenarios = {f"1 seed ({seeds[0]})": ("seeds1", str(seeds[0])),
                  f"{len(seeds)} seeds ({args.seeds})": (many, args.seeds)}
     result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, {_cpu_model()}",
               "dataset": args.dataset, "scenarios": {}}

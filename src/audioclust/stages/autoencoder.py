@@ -58,6 +58,12 @@ DCEC and k-selection settings, the seed, the labels and the package version
 (:func:`memo_key`; the figures under :func:`figures_key` too). ``run(..., recompute=True)``
 ignores every reuse and retrains.
 
+Replicates: with several seeds (``experiment.seeds``) every model is pre-trained, embedded and
+clustered once per seed (its own checkpoint: the seed is in its hash). The first seed's models
+are the outputs above; the others' embeddings and memos go to ``replicates/seed_<s>/embeddings/``
+(no figures), and ``replicates/`` holds every seed's rows, each row's mean and sd and the
+summary over seeds (:func:`audioclust.report.summary.write_replicates`).
+
 Stage 05 reads the figure switches of the ``cluster`` section, and ``autoencoder.tsne``, which
 :mod:`audioclust.deep.train` leaves out of the checkpoint hash.
 """
@@ -68,7 +74,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,7 +118,7 @@ from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
 from audioclust.report import names
 from audioclust.report.figures import example_indices
-from audioclust.report.summary import write_summaries
+from audioclust.report.summary import REPLICATES, write_replicates, write_summaries
 from audioclust.represent.projection import embed_2d
 from audioclust.represent.vectors import (
     EMBEDDING_KIND,
@@ -123,7 +129,7 @@ from audioclust.represent.vectors import (
 )
 from audioclust.represent.views import build_views, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
-from audioclust.stages._runs import recorded
+from audioclust.stages._runs import recorded, replicate_seeds, with_seed
 from audioclust.stages._shared import choose_k, given_k, views_settings
 
 log = logging.getLogger(__name__)
@@ -228,8 +234,16 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
              f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels",
              ", ".join(ae.features), ae.latent_dims)
     out = paths.results / "autoencoder"
+    seeds = replicate_seeds(cfg)
+    cfg = with_seed(cfg, seeds[0])   # the primary seed: its models are the ones shown
+    # replicates train and cluster anew with their seed; their embeddings and memos go to replicates/seed_<s>/,
+    # without figures
+    replicas = [with_seed(replace(cfg, cluster=replace(cfg.cluster, figures=False)), s) for s in seeds[1:]]
+    if replicas:
+        log.info("autoencoder: %d seeds (%s): every model is trained once per seed", len(seeds),
+                 ", ".join(map(str, seeds)))
 
-    rows: list[dict[str, Any]] = []
+    rows: dict[int, list[dict[str, Any]]] = {s: [] for s in seeds}
     assignments: dict[str, np.ndarray] = {}
     selections: dict[str, KSelection] = {}
     for feature in ae.features:
@@ -240,19 +254,28 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         for latent in ae.latent_dims:
             model = _model_outputs(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture, out,
                                    recompute)
-            rows += model.rows
+            rows[seeds[0]] += model.rows
             assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
             if model.selection is not None:
                 selections[model.view] = model.selection
+            for replica in replicas:
+                rows[replica.seed] += _model_outputs(replica, paths, dataset, feature, int(latent), labels, labelled,
+                                                     architecture, out / REPLICATES / f"seed_{replica.seed}",
+                                                     recompute).rows
 
-    results = pd.DataFrame(rows, columns=AUTOENCODER_COLUMNS)
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    mark_selected(results, criterion, given_k(cfg))
+    tables = []
+    for seed, seed_rows in rows.items():
+        frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
+        mark_selected(frame, criterion, given_k(cfg))
+        tables.append(frame)
+    results = tables[0]
     write_csv(out / "results.csv", results)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
+    write_replicates(out, tables, None, criterion)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:  # one small figure over every model: redrawn
         plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES),
