@@ -35,9 +35,9 @@ from audioclust.core.storage import read_json, write_json, write_text
 log = logging.getLogger(__name__)
 
 #: distributions whose versions shape the numbers (those installed are recorded)
-LIBRARIES: tuple[str, ...] = ("numpy", "scipy", "pandas", "scikit-learn", "scikit-fuzzy", "librosa", "soundfile",
-                              "soxr", "umap-learn", "torch", "pytorch-lightning", "matplotlib", "onnxruntime",
-                              "transformers")
+LIBRARIES: tuple[str, ...] = ("numpy", "scipy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr",
+                              "scikit-fuzzy", "umap-learn", "torch", "pytorch-lightning", "matplotlib", "pillow",
+                              "networkx", "PyYAML", "onnxruntime", "transformers")
 
 #: settings that describe the dataset or where work runs, not how results are made: a difference here is no
 #: difference between two runs' results

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.metadata
 import importlib.resources
 import platform
 from pathlib import Path
@@ -29,6 +28,7 @@ from markupsafe import Markup
 
 from audioclust import __version__
 from audioclust.clustering.metrics import NOISE
+from audioclust.core import provenance
 from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
@@ -36,10 +36,6 @@ from audioclust.report import names
 from audioclust.report.summary import structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import RESULT_COLUMNS, Result
-
-#: distributions whose versions the report lists (those installed)
-PACKAGES = ["numpy", "scipy", "pandas", "scikit-learn", "librosa", "soundfile", "soxr", "scikit-fuzzy", "umap-learn",
-            "torch", "pytorch-lightning", "matplotlib", "pillow", "networkx", "PyYAML"]
 
 #: stages whose folders ``results/<name>/<stage>/`` hold tables and figures, with their titles
 STAGE_TITLES = {"clustering": "Stage 04 · classical clustering", "autoencoder": "Stage 05 · autoencoder (DCEC)"}
@@ -168,26 +164,34 @@ def _grouping_context(grouping: dict[str, Any] | None, out: Path) -> dict[str, A
 
 
 def package_versions() -> dict[str, str]:
-    """Python, audioclust, libsndfile and the installed :data:`PACKAGES` (read from metadata, not imported).
+    """Python, audioclust, libsndfile and the installed :data:`audioclust.core.provenance.LIBRARIES` (read from
+    metadata, not imported).
 
     Returns
     -------
     dict of name to version, in that order.
     """
-    versions = {"python": platform.python_version(), "audioclust": __version__,
-                "libsndfile": str(sf.__libsndfile_version__)}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
+    found = provenance.library_versions()
+    return {"python": found["python"], "audioclust": __version__, "libsndfile": str(sf.__libsndfile_version__),
+            **{k: v for k, v in found.items() if k != "python"}}
 
 
-def _provenance_context(config: dict[str, Any]) -> dict[str, Any]:
-    """When, where and with what the page was written, and the merged config as YAML."""
+def _provenance_context(config: dict[str, Any], paths: ProjectPaths) -> dict[str, Any]:
+    """When, where and with what the page was written, the stage runs that made its numbers
+    (``provenance.json``), and the merged config as YAML."""
     found = package_versions()
+    record = provenance.read_provenance(paths.provenance) or {}
+    runs = [{"stage": stage, "finished": e.get("finished", ""), "wall s": e.get("wall_s"),
+             "seeds": ", ".join(map(str, e.get("seeds", []))), "config": e.get("config_hash", ""),
+             "code": provenance.describe_code(e.get("git"), e.get("audioclust", "?"))}
+            for stage, e in record.get("stages", {}).items() if isinstance(e, dict)]
+    machine = provenance.machine()
     return {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "platform": platform.platform(),
+            "machine": f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB"
+                       + (f", GPU {', '.join(machine['gpus'])}" if machine["gpus"] else ", no GPU"),
+            "experiment": paths.experiment, "provenance_file": paths.rel(paths.provenance),
+            "runs": _table(pd.DataFrame(runs, columns=["stage", "finished", "wall s", "seeds", "config", "code"]))
+            if runs else None,
             "versions": _table(pd.DataFrame({"package": list(found), "version": list(found.values())})),
             "config": yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=None)}
 
@@ -318,7 +322,7 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
         "clusters": _clusters_context(report, result, X, table, full),
         "tables": _tables_context(paths), "figures": _figures_context(paths),
         "grouping": _grouping_context(grouping, report_folder(paths)),
-        "provenance": _provenance_context(config), "result": result,
+        "provenance": _provenance_context(config, paths), "result": result,
     }
     return _ENV.get_template("report.html.j2").render(context)
 

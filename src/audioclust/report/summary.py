@@ -14,6 +14,8 @@ import pandas as pd
 
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.core.paths import ProjectPaths
+from audioclust import __version__
+from audioclust.core import provenance
 from audioclust.core.storage import write_csv, write_text
 from audioclust.report import replicates
 from audioclust.report.tables import latex_table, markdown_table, write_table
@@ -105,11 +107,21 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
              f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
              "it exists only to show what was reachable.  \n"
              f"{n_ok} results in results.csv."
-             + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–)."))
+             + ("" if labelled else "  \nNo labels: NMI and ACC are not defined (–).") + "  \n" + _made_by(results, folder))
     caption = (f"{stage.capitalize()} of {dataset}: label-free selection ({criterion}) per feature, "
                f"and the best result by NMI (uses labels).")
     return write_table(table, Path(folder) / "summary", caption=caption, label=f"tab:{stage}-{dataset}",
                        title=f"{stage.capitalize()} summary: {dataset}", notes=notes)
+
+
+def _made_by(results: pd.DataFrame, folder: str | Path) -> str:
+    """Where the numbers came from: the seed, the replicates when there are, the code that wrote the table."""
+    seeds = sorted({int(s) for s in pd.to_numeric(results.get("seed", pd.Series(dtype=float)), errors="coerce").dropna()})
+    replicated = (Path(folder) / REPLICATES / "summary.md").is_file()
+    seed = (f"Seed {', '.join(map(str, seeds))}" if seeds else "One seed") + (
+        " (mean ± sd over every seed: replicates/summary.md)" if replicated else "")
+    return (f"{seed}; written by {provenance.describe_code(provenance.git_state(), __version__)}. The settings, "
+            "code, libraries and machine of each stage run: provenance.json of this experiment.")
 
 
 # --------------------------------------------------------------------------- summary tables

@@ -21,6 +21,7 @@ seeds, and the notes list every run's seeds. Every check runs before anything is
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from audioclust.core.errors import ComparisonError, StageInputError
 from audioclust.core.paths import DEFAULT_EXPERIMENT, ProjectPaths, safe_name
 from audioclust.core.provenance import NEUTRAL_SECTIONS, describe_code, differences, read_provenance
 from audioclust.core.storage import write_csv, write_json, write_text
-from audioclust.report import comparison
+from audioclust.report import comparison, replicates
 from audioclust.report import figures as plots
 from audioclust.report.summary import REPLICATES
 
@@ -109,7 +110,8 @@ def gather(root: Path, runs: list[str], sources: tuple[str, ...] = tuple(SOURCES
         if label in facts:
             raise ComparisonError(f"run {text!r} is named twice")
         gathered.append(comparison.RunResults(label=label, results=results))
-        facts[label] = {"paths": paths, "provenance": {s: stages[SOURCES[s]] for s in results}}
+        facts[label] = {"paths": paths, "provenance": {s: stages[SOURCES[s]] for s in results},
+                        "seeds": replicates.seeds_of(next(iter(results.values())))}
     return gathered, facts
 
 
@@ -144,8 +146,17 @@ def check_settings(facts: dict[str, dict[str, Any]], allow: tuple[str, ...]) -> 
     return found
 
 
+@dataclass
+class Comparison:
+    """A written comparison: its table of numbers, its folder and its column labels."""
+
+    table: pd.DataFrame
+    folder: Path
+    labels: list[str]
+
+
 def run(root: str | Path, runs: list[str], name: str | None = None, rows: str = "choices",
-        allow: tuple[str, ...] | list[str] = (), sources: tuple[str, ...] = tuple(SOURCES)) -> pd.DataFrame:
+        allow: tuple[str, ...] | list[str] = (), sources: tuple[str, ...] = tuple(SOURCES)) -> Comparison:
     """Compare runs; write ``comparisons/<name>/`` (see the module docstring).
 
     Parameters
@@ -160,7 +171,8 @@ def run(root: str | Path, runs: list[str], name: str | None = None, rows: str = 
 
     Returns
     -------
-    The table of numbers (:func:`audioclust.report.comparison.comparison_table`).
+    :class:`Comparison`: the table of numbers (:func:`audioclust.report.comparison.comparison_table`), the
+    folder written and the runs' column labels.
 
     Raises
     ------
@@ -195,17 +207,12 @@ def run(root: str | Path, runs: list[str], name: str | None = None, rows: str = 
     for score in ("NMI", "ACC"):
         plots.save_figure(comparison.heatmap(table, labels, score), out / score.lower())
     write_json(out / "runs.json", {"runs": {label: {
-        "results": f["paths"].rel(f["paths"].results), "seeds": _seeds(f),
+        "results": f["paths"].rel(f["paths"].results), "seeds": f["seeds"],
         "stages": {s: {k: e.get(k) for k in ("finished", "config_hash", "audioclust", "git", "machine")}
                    for s, e in f["provenance"].items()}} for label, f in facts.items()},
         "allowed_differences": allowed, "rows": rows})
     log.info("compare: %d rows × %d runs → %s", len(table), len(labels), out)
-    return table
-
-
-def _seeds(fact: dict[str, Any]) -> list[int]:
-    entry = next(iter(fact["provenance"].values()))
-    return list(entry.get("seeds") or [])
+    return Comparison(table=table, folder=out, labels=labels)
 
 
 def _notes(facts: dict[str, dict[str, Any]], allowed: dict[str, dict[str, Any]]) -> str:
@@ -216,7 +223,7 @@ def _notes(facts: dict[str, dict[str, Any]], allowed: dict[str, dict[str, Any]])
              "what was reachable. NMI and ACC use the labels (evaluation only).", "", "Runs:"]
     for label, fact in facts.items():
         entry = next(iter(fact["provenance"].values()))
-        seeds = _seeds(fact)
+        seeds = fact["seeds"]
         lines.append(f"- {label}: {fact['paths'].rel(fact['paths'].results)}, {len(seeds)} seed(s) "
                      f"({', '.join(map(str, seeds))}), config {entry.get('config_hash')}, "
                      f"{describe_code(entry.get('git'), entry.get('audioclust', '?'))}, {entry.get('finished')}")
