@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASET ?= demo
+EXPERIMENT ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
 .PHONY: setup demo test test-fast notebooks gallery bench bench-scale bench-embeddings bench-selection corpora clean-outputs docs
@@ -32,9 +33,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-## notebooks DATASET=name: run notebooks 00.. in order with papermill into results/<name>/notebooks/
+## notebooks DATASET=name [EXPERIMENT=exp]: run notebooks 00.. in order with papermill into the experiment's notebooks/ (results/<name>/notebooks/)
 notebooks: $(STAMP)
-	$(BIN)/audioclust notebooks --dataset $(DATASET)
+	$(BIN)/audioclust notebooks --dataset $(DATASET) --experiment $(EXPERIMENT)
 
 ## gallery: the documentation's figure gallery (docs/gallery/, docs/gallery.md) from a small demo project (~3 min)
 gallery: $(STAMP)

@@ -18,6 +18,7 @@ from audioclust.core.errors import ComparisonError, ConfigError, DatasetError, S
 from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import write_csv
 from audioclust.report import comparison, replicates
+from audioclust.results import read_results
 from audioclust.stages import cluster, compare
 
 # --------------------------------------------------------------------------- layout and config
@@ -187,6 +188,10 @@ def test_compare_names_what_is_missing(project):
         compare.run(project, ["toads"])
     assert main(["compare", "birds:k9", "--root", str(project)]) == 2
     assert not (project / "comparisons").exists()
+    # the report of an experiment that never ran says which ones did
+    with pytest.raises(StageInputError, match=r"run `audioclust cluster --dataset birds --experiment k9` first; "
+                                              r"experiments of birds with results: default"):
+        read_results(ProjectPaths(project, "birds", "k9"))
 
 
 # --------------------------------------------------------------------------- provenance

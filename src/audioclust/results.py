@@ -71,14 +71,14 @@ def read_table(paths: ProjectPaths, ok_only: bool = True) -> pd.DataFrame:
     """
     source = paths.features_csv
     if not source.is_file():
-        raise StageInputError(f"{source} not found: run `audioclust extract --dataset {paths.dataset}` "
+        raise StageInputError(f"{source} not found: run `audioclust extract {paths.cli}` "
                               f"first{root_hint(paths.root)}")
     table = pd.read_csv(source, dtype={"stem": str, "label": str, "path": str, "status": str, "reason": str},
                         keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in DESCRIPTORS})
     missing = [c for c in ("stem", "label", "status", *DESCRIPTORS) if c not in table.columns]
     if missing:
         raise StageInputError(f"{paths.rel(source)} lacks the column(s) {', '.join(missing)}: "
-                              f"re-run `audioclust extract --dataset {paths.dataset}`")
+                              f"re-run `audioclust extract {paths.cli}`")
     if "n_frames" in table.columns:
         table["n_frames"] = pd.to_numeric(table["n_frames"], errors="coerce").astype("Int64")
     ok = table[table["status"] == "ok"].reset_index(drop=True)
@@ -184,12 +184,15 @@ def read_results(paths: ProjectPaths, source: str = "clustering") -> pd.DataFram
     missing = [f for f in ("results.csv", "labels.csv") if not (folder / f).is_file()]
     if missing:
         hint = " (or explore source 'clustering')" if source == "autoencoder" else ""
+        if not paths.results.is_dir():   # a misspelt experiment is the likelier mistake
+            known = paths.experiments()
+            hint += f"; experiments of {paths.dataset} with results: {', '.join(known) if known else 'none'}"
         raise StageInputError(f"{paths.rel(folder)} lacks {' and '.join(missing)}: run `audioclust {SOURCES[source]} "
-                              f"--dataset {paths.dataset}` first{hint}")
+                              f"{paths.cli}` first{hint}")
     results = pd.read_csv(folder / "results.csv", dtype={"id": str})
     if "id" not in results.columns:
         raise StageInputError(f"{paths.rel(folder / 'results.csv')} has no 'id' column: re-run "
-                              f"`audioclust {SOURCES[source]} --dataset {paths.dataset}`")
+                              f"`audioclust {SOURCES[source]} {paths.cli}`")
     return results
 
 
@@ -296,7 +299,7 @@ def load_result(paths: ProjectPaths, result_id: str | None = None, source: str =
     if not same:
         raise StageInputError(f"{paths.rel(folder / 'labels.csv')} does not list the files of "
                               f"{paths.rel(paths.features_csv)} (features were re-extracted since): re-run "
-                              f"`audioclust {SOURCES[source]} --dataset {paths.dataset}`")
+                              f"`audioclust {SOURCES[source]} {paths.cli}`")
     clusters = pd.to_numeric(labels[result_id], errors="coerce")
     if clusters.isna().any():
         raise StageInputError(f"result {result_id!r} lacks the cluster of {int(clusters.isna().sum())} files in "

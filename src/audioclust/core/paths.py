@@ -153,8 +153,11 @@ class ProjectPaths:
                           ) if self.dataset_results.is_dir() else False
         return ([DEFAULT_EXPERIMENT] if has_default else []) + found
 
-    def with_experiment(self, experiment: str) -> "ProjectPaths":
-        return ProjectPaths(self.root, self.dataset, experiment)
+    @property
+    def cli(self) -> str:
+        """The command line's options naming this dataset and experiment: ``--dataset NAME [--experiment EXP]``."""
+        named = "" if self.experiment == DEFAULT_EXPERIMENT else f" --experiment {self.experiment}"
+        return f"--dataset {self.dataset}{named}"
 
     @property
     def notebooks_out(self) -> Path:

@@ -163,7 +163,7 @@ def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | Non
     labels = pd.read_csv(folder / "labels.csv", usecols=lambda c: c in set(others.values()))
     if len(labels) != len(result.files) or not set(others.values()) <= set(labels.columns) & set(rows.index):
         raise StageInputError(f"{paths.rel(folder / 'structures.csv')} does not match the rest of "
-                              f"{paths.rel(folder)}: re-run `audioclust cluster --dataset {paths.dataset}`")
+                              f"{paths.rel(folder)}: re-run `audioclust cluster {paths.cli}`")
     return structures, {rank: dataclasses.replace(result, id=rep, row=rows.loc[rep].rename(rep), how="alternative",
                                                   files=result.files.assign(cluster=labels[rep].to_numpy(dtype=int)))
                         for rank, rep in others.items()}
@@ -331,7 +331,7 @@ def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarra
         path = result.folder / "embeddings" / str(row.get("view")) / (name or "")
         if name is None or not path.is_file():
             raise StageInputError(f"no embedding for {result.id} at {paths.rel(path)}: re-run "
-                                  f"`audioclust autoencoder --dataset {paths.dataset}`")
+                                  f"`audioclust autoencoder {paths.cli}`")
         X = np.load(path, allow_pickle=False)
     else:
         feature, kind = str(row["feature"]), str(row["kind"])
@@ -339,5 +339,5 @@ def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarra
         X = build_views(views_settings(cfg), paths, read_table(paths), specs=[spec])[0].X
     if X.ndim != 2 or X.shape[0] != len(result.files):
         raise StageInputError(f"the matrix of {result.id} has shape {X.shape}, not one row per file "
-                              f"({len(result.files)}): re-run `audioclust {SOURCES[result.source]} --dataset {paths.dataset}`")
+                              f"({len(result.files)}): re-run `audioclust {SOURCES[result.source]} {paths.cli}`")
     return np.asarray(X, dtype=np.float32)
