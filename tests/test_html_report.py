@@ -283,3 +283,18 @@ def test_structures_section_and_alternative_maps(built):
     finally:
         cluster.run(cfg, paths)
         html_report.run(cfg, paths)
+
+
+def test_a_named_experiments_report_shows_its_seeds_and_stage_runs(built):
+    cfg, paths, _ = built
+    default_page = _page(paths)
+    seeds = ProjectPaths(paths.root, "tiny", "seeds2")
+    replicated = load_config(paths.root, "tiny", overrides=[*FAST, "experiment.seeds=[0, 1]"])
+    cluster.run(replicated, seeds)
+    html_report.run(replicated, seeds)
+    page = (seeds.results / "report" / "index.html").read_text(encoding="utf-8")
+    assert "clustering/replicates/summary.csv: over 2 seeds" in page
+    assert "audioclust report --dataset tiny --experiment seeds2" in page
+    runs = page[page.index("<h3>Stage runs</h3>"):page.index("<h3>Package versions</h3>")]
+    assert "<td>cluster</td>" in runs and "<td>0, 1</td>" in runs and "provenance.json" in runs
+    assert _page(paths) == default_page        # the default experiment's report is untouched

@@ -33,7 +33,7 @@ from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report import names
-from audioclust.report.summary import structure_table
+from audioclust.report.summary import REPLICATES, structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import RESULT_COLUMNS, Result
 
@@ -115,9 +115,14 @@ def _tables_context(paths: ProjectPaths) -> list[dict[str, Any]]:
         summary, results = _read_csv(folder / "summary.csv"), _read_csv(folder / "results.csv")
         if summary is None and results is None:
             continue
-        entry: dict[str, Any] = {"stage": stage, "title": title, "summary": None, "results": None, "n_results": 0}
+        entry: dict[str, Any] = {"stage": stage, "title": title, "summary": None, "results": None, "n_results": 0,
+                                 "replicates": None}
         if summary is not None:
             entry["summary"] = _table(summary, caption=f"{stage}/summary.csv")
+        replicated = _read_csv(folder / REPLICATES / "summary.csv")
+        if replicated is not None:
+            seeds = int(replicated["Seeds"].max()) if len(replicated) else 0
+            entry["replicates"] = _table(replicated, caption=f"{stage}/replicates/summary.csv: over {seeds} seeds")
         if results is not None:
             shown = results[[c for c in RESULT_COLUMNS if c in results.columns]]
             entry["results"] = _table(shown, caption=f"{stage}/results.csv (main columns)")
