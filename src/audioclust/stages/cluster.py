@@ -107,7 +107,7 @@ from audioclust.core.parallel import parallel_map
 from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import remove_stale_temps, write_csv
 from audioclust.report.figure_jobs import draw_figures
-from audioclust.report.replicates import plus_minus
+from audioclust.report import replicates
 from audioclust.report.summary import write_replicates, write_summaries
 from audioclust.represent.vectors import ViewSpec
 from audioclust.represent.views import build_views
@@ -202,9 +202,9 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     log.info("cluster: %d rows, %d computed, %d reused from %s", n_rows, computed, n_rows - computed,
              paths.rel(memo.folder))
     memo.prune()
-    replicates = [_partitions([p for p, item in zip(parts, items) if item[3] == seed], seed, labels, labelled, cfg)
-                  for seed in seeds]
-    results, fitted, structures = replicates[0]
+    per_seed = [_partitions([p for p, item in zip(parts, items) if item[3] == seed], seed, labels, labelled, cfg)
+                for seed in seeds]
+    results, fitted, structures = per_seed[0]
     done = [p for p, item in zip(parts, items) if item[3] == seeds[0] and p is not None]
     kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
     grids = [g for part in done for g in part.grids]
@@ -212,7 +212,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
     _write_tables(results, fitted, grids, kselect, table, out)
     write_csv(out / "structures.csv", structures)
-    write_replicates(out, [r for r, _, _ in replicates], [s for _, _, s in replicates], cfg.cluster.criterion)
+    write_replicates(out, [r for r, _, _ in per_seed], [s for _, _, s in per_seed], cfg.cluster.criterion)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
         draw_figures(figure_jobs(cfg, results, structures, {v.spec.name: v for v in views}, fitted, kselect, labels,
@@ -226,9 +226,9 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
 def _log_replicates(out: Path) -> None:
     summary = pd.read_csv(out / "replicates" / "summary.csv")
-    for _, r in summary[summary["Choice"] != "best by mean NMI (uses labels)"].iterrows():
+    for _, r in summary[summary["Choice"] != replicates.BEST].iterrows():
         log.info("over %d seeds, %s %s: %s on %s chosen in %s; NMI %s", r["Seeds"], r["Choice"], r["Feature"],
-                 r["Algorithm"], r["Type"], r["Chosen in"], plus_minus(r["NMI"], r["NMI sd"]))
+                 r["Algorithm"], r["Type"], r["Chosen in"], replicates.plus_minus(r["NMI"], r["NMI sd"]))
 
 
 def _partitions(parts: list[_ViewResult | None], seed: int, labels: np.ndarray, labelled: np.ndarray, cfg: Config
