@@ -260,3 +260,17 @@ def test_stage_04_over_seeds_shares_the_views_and_the_memo_with_other_experiment
     cfg.experiment.seeds = []
     cluster.run(cfg, seeds)                          # one seed again: the earlier seeds' tables are gone
     assert not (out / "replicates").exists()
+
+
+def test_a_row_memoised_under_an_estimated_k_says_who_chose_k_when_reused(project, caplog):
+    cfg, paths = make_features(project, overrides={"cluster.algorithms": ["kmeans", "dbscan"], "cluster.k": "auto",
+                                                   "cluster.k_min": 3, "cluster.k_max": 3,
+                                                   "cluster.k_methods": ["silhouette"], "parallel.n_jobs": 1})
+    estimated = cluster.run(cfg, paths)
+    assert set(estimated.loc[estimated["algorithm"] == "kmeans", "k_source"]) == {"auto"}
+    cfg.cluster.k = 3
+    with caplog.at_level(logging.INFO):
+        given = cluster.run(cfg, ProjectPaths(project, paths.dataset, "k3"))
+    assert f"{len(given)} rows, 0 computed" in caplog.text      # the same k: the same rows
+    assert set(given.loc[given["algorithm"] == "kmeans", "k_source"]) == {"given"}
+    assert set(given.loc[given["algorithm"] == "dbscan", "k_source"]) == {"found"}

@@ -305,6 +305,8 @@ def _cluster_view(item: tuple[ViewSpec, np.ndarray, str, int], cfg: Config, memo
             row, fitted, grid = _read_row(record)     # as a re-run will read it
         else:
             row, fitted, grid = cached
+            if estimators.get_spec(name).needs_k:   # the row depends on k's value, not on who chose it
+                row["k_source"] = k_source
         result.rows.append(row)
         if fitted is not None:
             result.fitted[row["id"]] = fitted
