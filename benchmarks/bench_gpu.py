@@ -36,7 +36,6 @@ import dataclasses
 import inspect
 import logging
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -52,7 +51,7 @@ import pytorch_lightning as pl
 import torch
 
 # bench_train (next to this file: the script's folder is on sys.path) makes the images
-from bench_train import synthetic_mels
+from bench_train import cpu_seconds, synthetic_mels
 
 from audioclust.config import default_yaml, load_config
 from audioclust.deep.data import FeaturesDataset
@@ -101,11 +100,6 @@ class GpuSampler:
         if not self.samples:
             return "n/a"
         return f"{statistics.fmean(self.samples):.0f} / {max(self.samples):.0f}"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Timer(pl.Callback):
