@@ -196,6 +196,22 @@ def read_results(paths: ProjectPaths, source: str = "clustering") -> pd.DataFram
     return results
 
 
+#: a stage's folder of results over several seeds (``results/<name>/<source>/replicates/``)
+REPLICATES = "replicates"
+
+
+def read_results_over_seeds(paths: ProjectPaths, source: str) -> pd.DataFrame | None:
+    """A stage's rows of every seed, with a ``seed`` column: ``replicates/results.csv`` after a run with several
+    seeds, else ``results.csv`` (one seed; 0 in a table written before the column existed); None when the stage
+    has not run in this experiment."""
+    folder = paths.results / source
+    for path in (folder / REPLICATES / "results.csv", folder / "results.csv"):
+        if path.is_file():
+            long = pd.read_csv(path, dtype={"id": str})
+            return long if "seed" in long.columns else long.assign(seed=0)
+    return None
+
+
 def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
                   available: Iterable[str] | None = None) -> tuple[str, str]:
     """The label-free choice among a stage's results.

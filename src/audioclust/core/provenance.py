@@ -134,24 +134,21 @@ def config_hash(config: dict[str, Any]) -> str:
     return stable_hash(config)
 
 
+#: mapping-valued settings compared as one value (their keys are data, not settings)
+_MAPPING_VALUES = ("features.png_ranges", "cluster.grids", "images.per_file")
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"cluster.k": "auto", ...}``: the dotted keys of a nested config dict (lists are values)."""
     out: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and not _is_mapping_value(name):
+        if isinstance(value, dict) and value and name not in _MAPPING_VALUES:
             out.update(flatten(value, f"{name}."))
         else:
             out[name] = value
     return out
 
-
-#: mapping-valued settings compared as one value (their keys are data, not settings)
-_MAPPING_VALUES = ("features.png_ranges", "cluster.grids", "images.per_file")
-
-
-def _is_mapping_value(name: str) -> bool:
-    return name in _MAPPING_VALUES
 
 
 def differences(configs: dict[str, dict[str, Any]], ignore: tuple[str, ...] = NEUTRAL_SECTIONS

@@ -57,17 +57,10 @@ class RunResults:
 
 def _cell(feature: str, method: str, uses_labels: bool, nmi: pd.Series, acc: pd.Series, seeds: pd.Series
           ) -> dict:
-    nmi_mean, nmi_sd = _spread(nmi)
-    acc_mean, acc_sd = _spread(acc)
+    nmi_mean, nmi_sd = replicates.spread(nmi)
+    acc_mean, acc_sd = replicates.spread(acc)
     return {"Feature": feature, "Method": method, "uses_labels": uses_labels, "NMI mean": nmi_mean,
             "NMI sd": nmi_sd, "ACC mean": acc_mean, "ACC sd": acc_sd, "seeds": int(pd.Series(seeds).nunique())}
-
-
-def _spread(values: pd.Series) -> tuple[float, float]:
-    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    if values.empty:
-        return np.nan, np.nan
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else np.nan
 
 
 def _method(row: pd.Series, source: str) -> str:
@@ -89,7 +82,7 @@ def run_cells(run: RunResults, rows: str = "choices") -> pd.DataFrame:
             pick = chosen[chosen["choice"] == "pick"]
             if len(pick):
                 cells.append(_cell(ALL_FEATURES, PICK, False, pick["nmi"], pick["acc"], pick["seed"]))
-        best = replicates.best_rows(long) if source == "clustering" else {}
+        best = replicates.best_rows(replicates.row_stats(long)) if source == "clustering" else {}
         for feature in pd.unique(ok["feature"]):
             part = chosen[(chosen["choice"] == "selected") & (chosen["feature"] == feature)]
             if len(part):

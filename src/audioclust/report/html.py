@@ -33,9 +33,9 @@ from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report import names
-from audioclust.report.summary import REPLICATES, structure_table
+from audioclust.report.summary import structure_table
 from audioclust.report.tables import format_frame, format_value
-from audioclust.results import RESULT_COLUMNS, Result
+from audioclust.results import REPLICATES, RESULT_COLUMNS, Result
 
 #: stages whose folders ``results/<name>/<stage>/`` hold tables and figures, with their titles
 STAGE_TITLES = {"clustering": "Stage 04 · classical clustering", "autoencoder": "Stage 05 · autoencoder (DCEC)"}

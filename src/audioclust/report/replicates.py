@@ -104,11 +104,15 @@ def choices(long: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def best_rows(long: pd.DataFrame) -> dict[str, str]:
+def best_rows(stats: pd.DataFrame) -> dict[str, str]:
     """Per feature, the id of the row with the best mean NMI among those that ran in every seed and, where the
     table says which rows the selection could choose (``eligible``), could be chosen in every seed (the rows
-    :func:`audioclust.report.summary.best_by_nmi` compares); {} without labels."""
-    stats = row_stats(long)
+    :func:`audioclust.report.summary.best_by_nmi` compares); {} without labels.
+
+    Parameters
+    ----------
+    stats : :func:`row_stats` of the results over seeds.
+    """
     if "nmi_mean" not in stats.columns or stats.empty:
         return {}
     n = stats["n_seeds"].max()
@@ -119,7 +123,8 @@ def best_rows(long: pd.DataFrame) -> dict[str, str]:
     return {feature: part.loc[part["nmi_mean"].idxmax(), "id"] for feature, part in pool.groupby("feature", sort=False)}
 
 
-def _spread(values: pd.Series) -> tuple[float, float]:
+def spread(values: pd.Series) -> tuple[float, float]:
+    """(mean, sample sd) of the numbers among ``values``; sd NaN for one value, both NaN for none."""
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return np.nan, np.nan
@@ -131,8 +136,8 @@ def _chosen_row(part: pd.DataFrame, long: pd.DataFrame, n_seeds: int, label: str
     counts = Counter(part["id"])
     top, times = counts.most_common(1)[0]
     row = long[long["id"] == top].iloc[0]
-    nmi, nmi_sd = _spread(part["nmi"])
-    acc, acc_sd = _spread(part["acc"])
+    nmi, nmi_sd = spread(part["nmi"])
+    acc, acc_sd = spread(part["acc"])
     others = f" (+{len(counts) - 1} other row{'s' if len(counts) > 2 else ''})" if len(counts) > 1 else ""
     return {"Feature": feature, "Type": row.get("type", ""), "Algorithm": row.get("algorithm", ""),
             "Chosen in": f"{times}/{n_seeds}{others}", "Seeds": int(part["seed"].nunique()), "NMI": nmi,
@@ -150,8 +155,9 @@ def replicate_summary(long: pd.DataFrame, criterion: str) -> pd.DataFrame:
     long = _with_seed(long)
     n_seeds = len(seeds_of(long))
     picked = choices(long)
-    stats = row_stats(long).set_index("id")
-    best = best_rows(long)
+    stats = row_stats(long)
+    best = best_rows(stats)
+    stats = stats.set_index("id")
     rows = []
     for feature in pd.unique(_ok(long)["feature"]):
         part = picked[(picked["choice"] == "selected") & (picked["feature"] == feature)]

@@ -19,7 +19,7 @@ from audioclust.core import provenance
 from audioclust.core.storage import write_csv, write_text
 from audioclust.report import replicates
 from audioclust.report.tables import latex_table, markdown_table, write_table
-from audioclust.results import STAGE_NAMES, true_flags
+from audioclust.results import REPLICATES, STAGE_NAMES, true_flags
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +214,9 @@ def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
 
 # --------------------------------------------------------------------------- replicates
 
-REPLICATES = "replicates"
-
 
 def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list[pd.DataFrame] | None,
-                     criterion: str) -> list[Path]:
+                     criterion: str) -> pd.DataFrame | None:
     """A stage's results over several seeds in ``<folder>/replicates/`` (nothing, and an earlier such folder
     removed, for one seed).
 
@@ -229,23 +227,23 @@ def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list
     structures : stage 04's ``structures.csv`` per seed, or None.
     criterion : the criterion of the label-free selection (named in the summary).
 
-    Returns
-    -------
-    The files written: ``results.csv`` (every seed's rows), ``structures.csv``, ``rows.csv``
+    It writes ``results.csv`` (every seed's rows), ``structures.csv``, ``rows.csv``
     (:func:`audioclust.report.replicates.row_stats`) and ``summary.csv|md|tex``
     (:func:`audioclust.report.replicates.replicate_summary`, mean ± sd).
+
+    Returns
+    -------
+    The summary's numbers (those of ``summary.csv``), or None for one seed.
     """
     out = Path(folder) / REPLICATES
     if len(results) < 2:
         shutil.rmtree(out, ignore_errors=True)   # an earlier run's seeds are not this run's
-        return []
+        return None
     long = pd.concat(results, ignore_index=True)
-    written = [out / "results.csv", out / "rows.csv"]
-    write_csv(written[0], long)
-    write_csv(written[1], replicates.row_stats(long))
+    write_csv(out / "results.csv", long)
+    write_csv(out / "rows.csv", replicates.row_stats(long))
     if structures is not None:
-        written.append(out / "structures.csv")
-        write_csv(written[-1], pd.concat(structures, ignore_index=True))
+        write_csv(out / "structures.csv", pd.concat(structures, ignore_index=True))
     summary = replicates.replicate_summary(long, criterion)
     shown = summary.drop(columns=["NMI sd", "ACC sd"]).assign(
         NMI=[replicates.plus_minus(m, s) for m, s in zip(summary["NMI"], summary["NMI sd"])],
@@ -257,12 +255,12 @@ def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list
              "contributes the scores of the row it chose there; *Chosen in* says how often the most frequent row was "
              f"chosen. *{replicates.BEST}*: among the rows that ran in every seed, the one with the best mean NMI. "
              "Every seed's rows are in results.csv, each row's mean and sd in rows.csv.")
-    written += write_table(shown, out / "summary", caption=f"{stage.capitalize()}: mean ± sd over {len(seeds)} "
+    write_table(shown, out / "summary", caption=f"{stage.capitalize()}: mean ± sd over {len(seeds)} "
                            "seeds of the label-free choices and of the best rows (uses labels).",
                            label=f"tab:{stage}-replicates", title=f"{stage.capitalize()} over {len(seeds)} seeds",
                            notes=notes)
     write_csv(out / "summary.csv", summary)   # numbers, not the text of the Markdown and LaTeX
-    return written
+    return summary
 
 
 STRUCTURE_TABLE_COLUMNS = ["Structure", "Features that agree", "They describe", "Representative", "k",

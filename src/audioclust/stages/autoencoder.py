@@ -118,7 +118,7 @@ from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
 from audioclust.report import names
 from audioclust.report.figures import example_indices
-from audioclust.report.summary import REPLICATES, write_replicates, write_summaries
+from audioclust.report.summary import write_replicates, write_summaries
 from audioclust.represent.projection import embed_2d
 from audioclust.represent.vectors import (
     EMBEDDING_KIND,
@@ -128,7 +128,7 @@ from audioclust.represent.vectors import (
     ViewsSettings,
 )
 from audioclust.represent.views import build_views, stored_ae_images
-from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, STAGE_NAMES, read_table
+from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
 from audioclust.stages._shared import choose_k, given_k, views_settings
 

@@ -202,42 +202,41 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     log.info("cluster: %d rows, %d computed, %d reused from %s", n_rows, computed, n_rows - computed,
              paths.rel(memo.folder))
     memo.prune()
-    per_seed = [_partitions([p for p, item in zip(parts, items) if item[3] == seed], seed, labels, labelled, cfg)
-                for seed in seeds]
+    by_seed = {seed: [p for p, item in zip(parts, items) if item[3] == seed and p is not None] for seed in seeds}
+    per_seed = [_partitions(by_seed[seed], seed, labels, labelled, cfg) for seed in seeds]
     results, fitted, structures = per_seed[0]
-    done = [p for p, item in zip(parts, items) if item[3] == seeds[0] and p is not None]
+    done = by_seed[seeds[0]]
     kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
     grids = [g for part in done for g in part.grids]
     _log_problems(results, kselect, paths.rel(out / "results.csv"))
 
     _write_tables(results, fitted, grids, kselect, table, out)
     write_csv(out / "structures.csv", structures)
-    write_replicates(out, [r for r, _, _ in per_seed], [s for _, _, s in per_seed], cfg.cluster.criterion)
+    over_seeds = write_replicates(out, [r for r, _, _ in per_seed], [s for _, _, s in per_seed],
+                                  cfg.cluster.criterion)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)  # keeps stage 05's rows
     if cfg.cluster.figures:
         draw_figures(figure_jobs(cfg, results, structures, {v.spec.name: v for v in views}, fitted, kselect, labels,
                                  labelled, paths.projections),
                      out / "figures", FIGURE_KINDS, workers(cfg), recompute=recompute)
     _log_summary(results, structures, cfg.cluster.criterion)
-    if len(seeds) > 1:
-        _log_replicates(out)
+    if over_seeds is not None:
+        _log_replicates(over_seeds)
     return results
 
 
-def _log_replicates(out: Path) -> None:
-    summary = pd.read_csv(out / "replicates" / "summary.csv")
+def _log_replicates(summary: pd.DataFrame) -> None:
     for _, r in summary[summary["Choice"] != replicates.BEST].iterrows():
         log.info("over %d seeds, %s %s: %s on %s chosen in %s; NMI %s", r["Seeds"], r["Choice"], r["Feature"],
                  r["Algorithm"], r["Type"], r["Chosen in"], replicates.plus_minus(r["NMI"], r["NMI sd"]))
 
 
-def _partitions(parts: list[_ViewResult | None], seed: int, labels: np.ndarray, labelled: np.ndarray, cfg: Config
+def _partitions(parts: list[_ViewResult], seed: int, labels: np.ndarray, labelled: np.ndarray, cfg: Config
                 ) -> tuple[pd.DataFrame, dict[str, _Fitted], pd.DataFrame]:
     """One seed's results table (external scores added, selection and structures marked), fits and structures."""
-    done = [p for p in parts if p is not None]
-    results = pd.DataFrame([row for part in done for row in part.rows], columns=CLUSTER_COLUMNS)
+    results = pd.DataFrame([row for part in parts for row in part.rows], columns=CLUSTER_COLUMNS)
     results["seed"] = seed
-    fitted = {key: f for part in done for key, f in part.fitted.items()}
+    fitted = {key: f for part in parts for key, f in part.fitted.items()}
     if labelled.any():
         for i, row_id in enumerate(results["id"]):
             if row_id in fitted:

@@ -33,7 +33,7 @@ from audioclust.core.provenance import NEUTRAL_SECTIONS, describe_code, differen
 from audioclust.core.storage import write_csv, write_json, write_text
 from audioclust.report import comparison, replicates
 from audioclust.report import figures as plots
-from audioclust.report.summary import REPLICATES
+from audioclust.results import read_results_over_seeds
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,6 @@ def parse_run(text: str) -> tuple[str, str]:
 def run_label(paths: ProjectPaths) -> str:
     """A run's column heading: the dataset, and the experiment in parentheses unless it is the default one."""
     return paths.dataset if paths.experiment == DEFAULT_EXPERIMENT else f"{paths.dataset} ({paths.experiment})"
-
-
-def _long_results(paths: ProjectPaths, source: str) -> pd.DataFrame | None:
-    folder = paths.results / source
-    for path in (folder / REPLICATES / "results.csv", folder / "results.csv"):
-        if path.is_file():
-            long = pd.read_csv(path, dtype={"id": str})
-            if "seed" not in long.columns:   # written before the seed column: its seed is in the provenance
-                long["seed"] = 0
-            return long
-    return None
 
 
 def _effective(config: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +80,8 @@ def gather(root: Path, runs: list[str], sources: tuple[str, ...] = tuple(SOURCES
             where = (f"experiments of {dataset}: {', '.join(known)}" if known else
                      f"dataset {dataset} has no results (results/{dataset}/)")
             raise StageInputError(f"run {text!r}: {paths.rel(paths.results)} does not exist; {where}")
-        results = {source: long for source in sources if (long := _long_results(paths, source)) is not None}
+        found = {source: read_results_over_seeds(paths, source) for source in sources}
+        results = {source: long for source, long in found.items() if long is not None}
         if not results:
             raise StageInputError(f"run {text!r}: no results.csv in {paths.rel(paths.results)}/"
                                   f"{{{','.join(sources)}}}: run `audioclust cluster --dataset {dataset} "
