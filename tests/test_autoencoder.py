@@ -195,7 +195,10 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     cfg = config(demo, **{"cluster.figures": True})
     first = autoencoder.run(cfg, demo)
     made = counts()
-    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1) and made[2] > 0
+    # K-Means on the embedding, then its stability gain: a K-Means per half-sample of the embedding and of its
+    # Gaussian reference, and one on the whole reference
+    b = cfg.cluster.stability_resamples
+    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1 + b + 1 + b) and made[2] > 0
     out = demo.results / "autoencoder"
     labels = pd.read_csv(out / "labels.csv")
     files = [p for p in out.rglob("*") if p.is_file() and p.suffix in {".npy", ".png", ".pdf"}]
@@ -210,15 +213,15 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
 
     # a DCEC key: the checkpoint is reused, the clustering and its figures are made again
     autoencoder.run(config(demo, **{"cluster.figures": True, "autoencoder.gamma": 0.2}), demo)
-    assert counts()[:2] == (["DCECModule"], 1)
+    assert counts()[:2] == (["DCECModule"], 1 + b + 1 + b)
 
     # recompute: everything again, to the same results (deterministic training, same device)
     redone = autoencoder.run(cfg, demo, recompute=True)
     made = counts()
-    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1) and made[2] > 0
+    assert made[:2] == (["AutoencoderModule", "DCECModule"], 1 + b + 1 + b) and made[2] > 0
     assert not redone["reused"].any()
     same = ["id", "k", "n_clusters", "nmi", "acc", "ari", "silhouette", "recon_mse", "val_loss", "epochs",
-            "dcec_iterations", "stopped_by", "checkpoint"]
+            "dcec_iterations", "stopped_by", "checkpoint", "latent_stability", "selected"]
     pd.testing.assert_frame_equal(redone[same], first[same])
     assert pd.read_csv(out / "labels.csv").equals(labels)
 

@@ -23,6 +23,7 @@ from audioclust.deep.data import (
     load_feature,
 )
 from audioclust.deep.dcec import DCECModule
+from audioclust.deep.schedule import Schedule
 from audioclust.deep.train import (
     device_name,
     embed,
@@ -363,7 +364,8 @@ def test_lightning_is_quiet_unless_verbose(cfg, tmp_path, capfd, caplog):
     assert not [text for text in LIGHTNING_TEXT if text in shown]
     ours = [r.getMessage() for r in caplog.records if r.name == "audioclust.deep.train"]
     assert len(ours) == 2  # one line per training: the pre-training and DCEC
-    assert ours[0].startswith("trained dcec_z4_s0 on 16 samples (4 for validation) on cpu: 2 epochs in ")
+    assert ours[0].startswith("trained dcec_z4_s0 on 16 samples (4 for validation) on cpu: 2 of at most 2 epochs "
+                              "(cpu profile, stopped by max_epochs) in ")
     assert ", best val_loss " in ours[0] and ours[1].startswith("DCEC k=2: stopped by ")
     assert not [r for r in caplog.records if r.name.startswith(("pytorch_lightning", "lightning"))]
 
@@ -392,14 +394,20 @@ def test_deterministic_training_is_bitwise_repeatable_on_either_data_path(cfg, t
 def test_checkpoint_hash_follows_the_device_and_the_deterministic_flag(cfg):
     ds = FeaturesDataset(two_families(8)[0], size=SIZE)
 
-    def key(c=cfg, device="cpu"):
-        return pretraining_hash(ds, "dcec", 4, c, 0, device=device)
+    cpu = Schedule("cpu", max_epochs=40, patience=10, lr_patience=4)
+
+    def key(c=cfg, device="cpu", schedule=cpu):
+        return pretraining_hash(ds, "dcec", 4, c, 0, device=device, schedule=schedule)
 
     devices = ["cpu", "mps", "cuda (NVIDIA H200)", "cuda (NVIDIA H100 80GB HBM3)"]
     assert len({key(device=d) for d in devices}) == len(devices)
     assert key() == key() and device_name("cpu") == "cpu"
     assert key(dataclasses.replace(cfg, deterministic=False)) != key()
     assert key(dataclasses.replace(cfg, tsne=True)) == key()                  # a figure switch
+    # the resolved schedule counts, not how it was asked for: a profile's values or the same ones written out
+    assert key(dataclasses.replace(cfg, profile="gpu", max_epochs=None, patience=None)) == key()
+    assert key(schedule=dataclasses.replace(cpu, max_epochs=41)) != key()
+    assert key(schedule=dataclasses.replace(cpu, patience=0)) != key()
 
 
 def test_same_seed_same_embedding(cfg, tmp_path):

@@ -108,6 +108,9 @@ def _common(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     p.add_argument("--seeds", type=_seed_list, metavar="S1,S2,...",
                    help="replicates: stages 04 and 05 run once per seed and report mean ± sd (shortcut for "
                         "--set experiment.seeds=[S1,S2,...]); the first seed's partitions are the ones shown")
+    p.add_argument("--profile", choices=["auto", "cpu", "gpu"],
+                   help="stage 05's training schedule by device (shortcut for --set autoencoder.profile=P; auto: gpu "
+                        "when CUDA or MPS trains, else cpu)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one dotted config key, e.g. --set features.n_fft=1024 (repeatable)")
     p.add_argument("--n-jobs", type=int, help="worker processes (shortcut for --set parallel.n_jobs=N; -1: all cores)")
@@ -192,6 +195,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"parallel.scheduler={args.scheduler}")
     if args.seeds:
         overrides.append(f"experiment.seeds={args.seeds}")
+    if args.profile:
+        overrides.append(f"autoencoder.profile={args.profile}")
     return overrides
 
 

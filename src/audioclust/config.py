@@ -411,16 +411,26 @@ class AutoencoderConfig:
         "percentile",
         doc="one map for the whole dataset onto [0, 1] after the per-file steps: percentile (1st..99th, "
             "clipped) | minmax | none")
-    latent_dims: list[int] = _f([10], min=1, doc="embedding sizes to train (a sweep: one model each)")
+    latent_dims: list[int] = _f(
+        [10, 32], min=1,
+        doc="embedding sizes to train, one model each; per feature the rows of the size whose K-Means is the most "
+            "stable under sub-sampling are the ones selected (ties: the lower validation loss)")
     batch_size: int = _f(
         64, min=1,
         doc="samples per batch (pre-training and DCEC); larger batches use the CPU better, smaller ones "
             "take more steps per epoch on small sets")
-    max_epochs: int = _f(25, min=1, doc="pre-training epoch limit (early stopping usually ends it sooner)")
-    patience: int = _f(
-        2, min=1,
+    profile: Literal["auto", "cpu", "gpu"] = _f(
+        "auto",
+        doc="training schedule of the keys below left null: cpu (about 120,000 image passes, at most 200 epochs, "
+            "patience 10, lr_patience 4) | gpu (about 1,350,000 image passes, at most 450 epochs, patience 30, "
+            "lr_patience 10) | auto: gpu when training on CUDA or MPS, else cpu")
+    max_epochs: int | None = _f(
+        None, min=1, doc="pre-training epoch limit; null: the profile's budget of image passes over the training "
+                         "images (early stopping usually ends it sooner)")
+    patience: int | None = _f(
+        None, min=0,
         doc="early stopping: epochs without a val_loss improvement of min_delta (longer than lr_patience, "
-            "so a reduced learning rate gets its chance)")
+            "so a reduced learning rate gets its chance); 0: no early stopping; null: the profile's")
     min_delta: float = _f(
         1e-4, min=0.0, doc="early stopping: smallest val_loss decrease that counts as improvement")
     lr: float = _f(
@@ -428,8 +438,12 @@ class AutoencoderConfig:
         doc="Adam learning rate of pre-training (ReduceLROnPlateau lowers it on a plateau)")
     lr_factor: float = _f(
         0.5, min=0.01, max=0.99, doc="ReduceLROnPlateau: multiply the learning rate by this on a plateau")
-    lr_patience: int = _f(
-        1, min=0, doc="ReduceLROnPlateau: epochs without improvement before reducing")
+    lr_patience: int | None = _f(
+        None, min=0, doc="ReduceLROnPlateau: epochs without improvement before reducing; null: the profile's")
+    loss: Literal["mean", "sum"] = _f(
+        "mean",
+        doc="pre-training loss: mean (squared error per pixel) | sum (summed over the batch's pixels, as in "
+            "the seed study; the same minimum, larger steps until Adam adapts)")
     val_fraction: float = _f(
         0.1, min=0.0, max=0.5,
         doc="seeded share of samples held out to monitor pre-training (all are embedded)")

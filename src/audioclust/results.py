@@ -113,7 +113,8 @@ AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
 #: ``results.csv`` of stage 05: one row per feature x latent size x stage (:data:`AE_STAGES`).
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
-    "epochs", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
+    "latent_stability", "latent_chosen", "profile", "max_epochs", "epochs", "train_stopped_by", "train_s", "reused",
+    "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     *_SIZE, "checkpoint", "seed",
 ]
 

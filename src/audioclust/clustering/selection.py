@@ -167,7 +167,40 @@ def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
     return tune_criterion if criterion == "stability" else criterion
 
 
-def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -> None:
+#: stage 05: latent sizes whose stability gains are closer than this to the best count as equally stable
+LATENT_STABILITY_TIE = 0.02
+
+
+def chosen_latents(results: pd.DataFrame) -> pd.Series:
+    """Stage 05's choice of latent size, per feature, without labels: a mask of the rows of the chosen size.
+
+    The chosen size is the one whose pre-trained embedding K-Means partitions most stably
+    (``latent_stability``: the stability gain of :func:`audioclust.clustering.tuning.stability_gain`, which
+    subtracts the stability of a Gaussian of the embedding's shape, so sizes compare); among sizes within
+    :data:`LATENT_STABILITY_TIE` of the best, the lower validation loss (``val_loss``), then the smaller size.
+    Validation loss alone is no guide: it falls with every added dimension, while the clusters of a larger
+    embedding grow less distinct. A feature whose sizes have no finite stability gets its smallest size.
+
+    Parameters
+    ----------
+    results : stage 05's rows (``feature``, ``latent_dim``, ``status``, ``latent_stability``, ``val_loss``).
+    """
+    chosen = pd.Series(False, index=results.index)
+    ok = results[results["status"] == "ok"]
+    for _, rows in ok.groupby("feature", sort=False):
+        models = rows.groupby("latent_dim").agg(stability=("latent_stability", "first"), val_loss=("val_loss", "first"))
+        stable = models[np.isfinite(pd.to_numeric(models["stability"], errors="coerce"))]
+        if stable.empty:
+            latent = models.index.min()
+        else:
+            near = stable[stable["stability"] >= stable["stability"].max() - LATENT_STABILITY_TIE]
+            latent = near.assign(size=near.index).sort_values(["val_loss", "size"], na_position="last").index[0]
+        chosen[rows.index[rows["latent_dim"] == latent]] = True
+    return chosen
+
+
+def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,
+                  among: pd.Series | None = None) -> None:
     """Per feature, flag the ok row with the best criterion (stages 04 and 05).
 
     Sets two columns: ``eligible`` (the rows the selection may choose from) and ``selected``.
@@ -180,6 +213,9 @@ def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -
     groups of FSDD, which are more stable than any 10) answers another question. The
     summary's best-by-NMI row is chosen among the same rows, so it shows what the selection
     could have reached.
+
+    ``among`` (a boolean mask, e.g. :func:`chosen_latents`) narrows the rows ``selected`` may mark; the
+    ``eligible`` rows stay those above.
     """
     sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
     score = pd.to_numeric(results[criterion], errors="coerce") * sign
@@ -191,6 +227,6 @@ def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None) -
     results["eligible"] = eligible
     results["selected"] = False
     for feature in pd.unique(results["feature"]):
-        candidates = score[eligible & (results["feature"] == feature)]
+        candidates = score[eligible & (results["feature"] == feature) & (True if among is None else among)]
         if len(candidates):
             results.loc[candidates.idxmax(), "selected"] = True

@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 class AutoencoderModule(pl.LightningModule):
     """Reconstruction pre-training of one architecture of :mod:`audioclust.deep.components`.
 
-    Loss: the model's ``training_loss`` (MSE; the VAE adds β·KL). Adam with
-    ReduceLROnPlateau on ``monitor``; ``train_loss`` and ``val_loss`` are logged per epoch.
+    Loss: the model's ``training_loss`` (MSE per pixel; the VAE adds β·KL per pixel), or with
+    ``loss="sum"`` the same summed over the batch's pixels (the seed study's loss). Adam with
+    ReduceLROnPlateau on ``monitor``; ``train_loss`` and ``val_loss`` (the loss optimised) and
+    ``train_recon`` and ``val_recon`` (MSE per pixel, comparable across losses) are logged per epoch.
 
     Parameters
     ----------
@@ -30,11 +32,12 @@ class AutoencoderModule(pl.LightningModule):
     beta : KL weight (``vae`` only).
     lr_factor, lr_patience : ReduceLROnPlateau factor and patience (epochs).
     monitor : ``val_loss``, or ``train_loss`` when there is no validation set.
+    loss : ``mean`` or ``sum``.
     """
 
     def __init__(self, architecture: str = "dcec", input_shape: Sequence[int] = (1, 96, 48), latent_dim: int = 10,
                  lr: float = 1e-3, beta: float = 1.0, lr_factor: float = 0.5, lr_patience: int = 2,
-                 monitor: str = "val_loss") -> None:
+                 monitor: str = "val_loss", loss: str = "mean") -> None:
         super().__init__()
         self.save_hyperparameters()
         extra = {"beta": beta} if architecture == "vae" else {}
@@ -54,6 +57,8 @@ class AutoencoderModule(pl.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, _ = batch
         parts = self.model.training_loss(x)
+        if self.hparams.loss == "sum":
+            parts["loss"] = parts["loss"] * x.numel()
         for name, value in parts.items():
             self.log(f"{stage}_{name}", value, on_step=False, on_epoch=True,
                      prog_bar=name == "loss", batch_size=x.shape[0])

@@ -55,15 +55,17 @@ from audioclust.core.storage import pid_suffix, read_json, write_json
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset, fits_on
 from audioclust.deep.dcec import HISTORY_COLUMNS, DCECModule, DCECResult
 from audioclust.deep.reconstruction import AutoencoderModule
+from audioclust.deep.schedule import Schedule, resolve_schedule
 
 log = logging.getLogger(__name__)
 
 
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage,
 # runner-only, figure or speed-only keys) or whose effect is already in the data fingerprint
-# (the input preparation): they are left out of the checkpoint hash
+# (the input preparation), and the profile, whose effect is in the resolved schedule: they are left out of the
+# checkpoint hash
 _NOT_PRETRAINING = frozenset({
-    "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads",
+    "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads", "profile",
     "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init",
     "input_size", "scale", "trim_db", "per_file", "tsne",
 })
@@ -76,9 +78,9 @@ EVAL_BATCH = 256
 class TrainResult:
     """What :func:`train_autoencoder` returns.
 
-    ``epochs``, ``seconds`` and ``device`` (:func:`device_name`) are those of the run that
-    trained the checkpoint, also when it was reused (``reused=True``; no training happened
-    in this call then).
+    ``epochs``, ``seconds``, ``device`` (:func:`device_name`) and ``stopped_by`` (``early stopping`` or
+    ``max_epochs``) are those of the run that trained the checkpoint, also when it was reused
+    (``reused=True``; no training happened in this call then); ``schedule`` is the resolved one.
     """
 
     module: AutoencoderModule
@@ -89,17 +91,21 @@ class TrainResult:
     checkpoint: Path
     params_hash: str
     device: str
+    schedule: Schedule
+    stopped_by: str
 
 
 def pretraining_hash(dataset: FeaturesDataset, architecture: str, latent_dim: int, cfg: Any, seed: int,
-                     extra: Any = None, *, device: str) -> str:
+                     extra: Any = None, *, device: str, schedule: Schedule) -> str:
     """12-hex key of a pre-trained model: data fingerprint, architecture, latent size, the
-    pre-training keys of the ``autoencoder`` config section (``deterministic`` among them), seed,
-    ``extra`` and the training ``device`` (:func:`device_name`: ``cpu``, ``mps``, ``cuda (<name>)``).
+    pre-training keys of the ``autoencoder`` config section (``deterministic`` among them) with the
+    resolved ``schedule`` in place of its null keys, seed, ``extra`` and the training ``device``
+    (:func:`device_name`: ``cpu``, ``mps``, ``cuda (<name>)``).
 
     The same seed gives other weights on another kind of device, so a checkpoint trained on
     one is never reused for another."""
     section = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_PRETRAINING}
+    section.update(max_epochs=schedule.max_epochs, patience=schedule.patience, lr_patience=schedule.lr_patience)
     payload = {"data": dataset.fingerprint(), "architecture": architecture, "latent_dim": int(latent_dim),
                "autoencoder": section, "seed": int(seed), "extra": extra, "device": device}
     return stable_hash(payload)
@@ -265,10 +271,15 @@ def train_autoencoder(
     """Pre-train an autoencoder on reconstruction, or reuse its checkpoint.
 
     The checkpoint ``<ckpt_dir>/<model>_z<latent>_s<seed>_<hash>.ckpt`` is named by
-    :func:`pretraining_hash` (data fingerprint + pre-training config keys + seed +
-    ``trainer_kwargs`` + training device) and accompanied by a JSON marker written last. It
+    :func:`pretraining_hash` (data fingerprint + pre-training config keys + resolved schedule + seed
+    + ``trainer_kwargs`` + training device) and accompanied by a JSON marker written last. It
     is reused only when both exist under this hash; otherwise training starts afresh.
     ``cfg.deterministic`` trains under :func:`torch_flags` with Lightning's ``deterministic``.
+
+    The schedule (:func:`audioclust.deep.schedule.resolve_schedule`): ``cfg.profile`` by the training
+    device fills ``max_epochs``, ``patience`` and ``lr_patience`` where they are null. Training stops
+    at ``max_epochs`` or, with ``patience`` > 0, when the validation loss has not improved by
+    ``cfg.min_delta`` for ``patience`` epochs; the weights of the best validation loss are kept.
 
     Parameters
     ----------
@@ -300,8 +311,10 @@ def train_autoencoder(
     extra = dict(trainer_kwargs or {})
     device = _trainer_device(extra)
     trained_on = device_name(device)
+    schedule = resolve_schedule(profile=cfg.profile, device=device, n_train=len(dm.train_indices),
+                                max_epochs=cfg.max_epochs, patience=cfg.patience, lr_patience=cfg.lr_patience)
     params_hash = pretraining_hash(dataset, model_name, latent_dim, cfg, seed, extra=trainer_kwargs or None,
-                                   device=trained_on)
+                                   device=trained_on, schedule=schedule)
     run_name = f"{model_name}_z{latent_dim}_s{seed}"
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / f"{run_name}_{params_hash}.ckpt"
@@ -314,17 +327,19 @@ def train_autoencoder(
             log.info("reusing %s (trained on %s: %d epochs in %.1f s)", final.name, done["device"], done["epochs"],
                      done["seconds"])
             return TrainResult(module, dm, True, int(done["epochs"]), float(done["seconds"]), final, params_hash,
-                               done["device"])
+                               done["device"], schedule, str(done.get("stopped_by", "")))
 
     monitor = "val_loss" if dm.has_validation else "train_loss"
     staging = ckpt_dir / f"{run_name}_{params_hash}{pid_suffix()}"
     shutil.rmtree(staging, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=staging, filename="best", monitor=monitor, mode="min", save_top_k=1)
-    shown = _progress_kwargs(progress, f"training {run_name}", "epoch", cfg.max_epochs)
+    shown = _progress_kwargs(progress, f"training {run_name}", "epoch", schedule.max_epochs)
+    stopping = ([EarlyStopping(monitor=monitor, mode="min", patience=schedule.patience, min_delta=cfg.min_delta)]
+                if schedule.patience > 0 else [])
     kwargs: dict[str, Any] = dict(
-        max_epochs=cfg.max_epochs, devices=1,
-        callbacks=[EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience, min_delta=cfg.min_delta),
-                   checkpoint, LearningRateMonitor(logging_interval="epoch"), *shown["callbacks"], *callbacks],
+        max_epochs=schedule.max_epochs, devices=1,
+        callbacks=[*stopping, checkpoint, LearningRateMonitor(logging_interval="epoch"), *shown["callbacks"],
+                   *callbacks],
         logger=[CSVLogger(log_dir, name=run_name, version=params_hash),
                 TensorBoardLogger(log_dir, name=run_name, version=params_hash)],
         log_every_n_steps=1, enable_progress_bar=shown["enable_progress_bar"], enable_model_summary=False,
@@ -333,13 +348,15 @@ def train_autoencoder(
     if not dm.has_validation:
         kwargs["limit_val_batches"] = 0
     kwargs.update(extra)
-    log.debug("training %s on %d samples (%d for validation) on %s, %s", run_name, len(dataset),
-              len(dm.val_indices), trained_on, final.name)
+    log.debug("training %s on %d samples (%d for validation) on %s, %s, %s profile: at most %d epochs, patience %d, "
+              "LR patience %d", run_name, len(dataset), len(dm.val_indices), trained_on, final.name, schedule.profile,
+              schedule.max_epochs, schedule.patience, schedule.lr_patience)
     # Lightning speaks when seeding, building the trainer, fitting and saving
     with _quiet_lightning(), torch_flags(cfg.deterministic, device):
         pl.seed_everything(seed, workers=True)
         module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
-                                   lr_factor=cfg.lr_factor, lr_patience=cfg.lr_patience, monitor=monitor)
+                                   lr_factor=cfg.lr_factor, lr_patience=schedule.lr_patience, monitor=monitor,
+                                   loss=cfg.loss)
         module.model.init_output(float(dataset.images[dm.train_indices].mean()))
         trainer = pl.Trainer(**kwargs)
         start = time.perf_counter()
@@ -349,6 +366,7 @@ def train_autoencoder(
         if trainer.interrupted:
             raise AudioclustError(f"training of {run_name} was interrupted; run the stage again to retrain")
         epochs = int(trainer.current_epoch)
+        stopped_by = "early stopping" if stopping and stopping[0].stopped_epoch > 0 else "max_epochs"
         if checkpoint.best_model_path:
             best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(best["state_dict"])
@@ -360,12 +378,14 @@ def train_autoencoder(
                         "seed": seed, "epochs": epochs, "seconds": round(seconds, 3), "monitor": monitor,
                         "best_score": None if best_score is None else float(best_score),
                         "n_samples": len(dataset), "data_fingerprint": dataset.fingerprint(),
-                        "device": trained_on, "deterministic": bool(cfg.deterministic)})
-    log.info("trained %s on %d samples (%d for validation) on %s: %d epochs in %.1f s, best %s %s", run_name,
-             len(dataset), len(dm.val_indices), trained_on, epochs, seconds, monitor,
+                        "device": trained_on, "deterministic": bool(cfg.deterministic),
+                        "schedule": dataclasses.asdict(schedule), "stopped_by": stopped_by})
+    log.info("trained %s on %d samples (%d for validation) on %s: %d of at most %d epochs (%s profile, stopped by "
+             "%s) in %.1f s, best %s %s", run_name, len(dataset), len(dm.val_indices), trained_on, epochs,
+             schedule.max_epochs, schedule.profile, stopped_by, seconds, monitor,
              "n/a" if best_score is None else f"{float(best_score):.5f}")
     module.cpu().eval()
-    return TrainResult(module, dm, False, epochs, seconds, final, params_hash, trained_on)
+    return TrainResult(module, dm, False, epochs, seconds, final, params_hash, trained_on, schedule, stopped_by)
 
 
 def _load_checkpoint(path: Path) -> AutoencoderModule | None:

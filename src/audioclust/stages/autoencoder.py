@@ -88,7 +88,8 @@ from threadpoolctl import threadpool_limits
 from audioclust import __version__
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering.selection import autoencoder_criterion, mark_selected
+from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected
+from audioclust.clustering.tuning import stability_gain
 from audioclust.config import Config
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
@@ -141,7 +142,7 @@ N_EXAMPLES = 6
 #: the keys of the ``cluster`` section a stage-05 row depends on (:func:`~audioclust.stages._shared.choose_k`,
 #: the internal scores), and of the ``autoencoder`` section that DCEC reads beyond the checkpoint's
 _CLUSTER_KEYS = ("k", "k_min", "k_max", "k_methods", "kselect_max_samples", "silhouette_sample_size", "n_init",
-                 "gap_references")
+                 "gap_references", "stability_resamples", "stability_max_samples")
 _DCEC_KEYS = ("gamma", "dcec_lr", "update_interval", "tol", "max_iter", "alpha", "kmeans_n_init")
 
 #: a model's memo, in ``embeddings/<view>/``, and the arrays it vouches for
@@ -267,7 +268,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     tables = []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
-        mark_selected(frame, criterion, given_k(cfg))
+        frame["latent_chosen"] = chosen_latents(frame)
+        mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
@@ -448,6 +450,10 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         start = time.perf_counter()
         km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
         km_seconds = time.perf_counter() - start
+        # how reproducible the embedding's groups are, against a Gaussian of its shape: what chooses the latent size
+        latent_stability = stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=km.labels_,
+                                          n_resamples=cfg.cluster.stability_resamples,
+                                          max_samples=cfg.cluster.stability_max_samples)["stability"]
         dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs, kmeans=km)
         with torch_flags(ae.deterministic, device):
             dcec_mse, _ = _evaluate(dcec.module.model, trained.datamodule, device)
@@ -457,7 +463,9 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({SOURCE_NAMES[source]})",
         "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
         "k": k, "k_source": k_source, "status": "ok", "reason": "", "selected": False,
-        "epochs": trained.epochs, "reused": trained.reused,
+        "latent_stability": latent_stability, "profile": trained.schedule.profile,
+        "max_epochs": trained.schedule.max_epochs, "epochs": trained.epochs, "train_stopped_by": trained.stopped_by,
+        "reused": trained.reused,
         "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
         "val_loss": marker.get("best_score", math.nan), "n_samples": len(dataset), "n_dims": latent,
         "checkpoint": paths.rel(trained.checkpoint),
