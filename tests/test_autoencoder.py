@@ -17,7 +17,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust import results as ac_results
 from audioclust.cli import STAGES, run_stage
-from audioclust.clustering import selection
+from audioclust.clustering import selection, tuning
 from audioclust.clustering.kselect import estimate_k
 from audioclust.config import load_config
 from audioclust.core.errors import StageInputError
@@ -321,3 +321,61 @@ def test_png_levels_are_mapped_back_to_decibels(demo):
     vmin, vmax = cfg.features.png_ranges["mel"]
     # 8-bit grey levels over [vmin, vmax]: within half a step of the clipped dB values
     assert max(np.abs(p - np.clip(a, vmin, vmax)).max() for p, a in zip(png, npy)) <= (vmax - vmin) / 510 + 1e-4
+
+
+# --------------------------------------------------------------------------- the latent size, without labels
+
+def _models(specs) -> pd.DataFrame:
+    """Two rows (K-Means, DCEC) per (feature, latent size, stability gain, validation loss, NMI)."""
+    return pd.DataFrame([
+        {"id": f"{f}.dcec_z{z}.npy.{stage}", "feature": f, "latent_dim": z, "stage": stage, "status": "ok",
+         "latent_stability": s, "val_loss": v, "nmi": nmi, "silhouette": 0.1 * z + (stage == "dcec"), "n_clusters": 3}
+        for f, z, s, v, nmi in specs for stage in ("ae_kmeans", "dcec")])
+
+
+def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the_labels():
+    nan = float("nan")
+    frame = _models([
+        ("mel", 10, 0.58, 0.020, 0.60), ("mel", 32, 0.49, 0.010, 0.70), ("mel", 128, 0.47, 0.002, 0.50),
+        # 10 and 32 are equally stable (within LATENT_STABILITY_TIE): the lower validation loss
+        ("mfcc", 10, 0.50, 0.020, 0.70), ("mfcc", 32, 0.51, 0.010, 0.60), ("mfcc", 128, 0.30, 0.001, 0.90),
+        ("chroma", 10, nan, 0.100, 0.10), ("chroma", 32, nan, 0.050, 0.20),            # no gain: the smallest
+        ("spectrogram", 128, 0.40, nan, 0.30), ("spectrogram", 32, 0.40, nan, 0.40),   # no validation: smallest
+    ])
+    chosen = selection.chosen_latents(frame)
+    picked = frame[chosen].groupby("feature")["latent_dim"].unique().map(list).to_dict()
+    assert picked == {"mel": [10], "mfcc": [32], "chroma": [10], "spectrogram": [32]}
+    assert selection.LATENT_STABILITY_TIE == 0.02
+    # the labels' scores play no part
+    assert selection.chosen_latents(frame.assign(nmi=frame["nmi"].sample(frac=1, random_state=0).to_numpy())).equals(
+        chosen)
+    # the selected row is the best criterion within the chosen size, although a larger size scores higher
+    selection.mark_selected(frame, "silhouette", among=chosen)
+    assert set(frame.loc[frame["selected"], "id"]) == {
+        "mel.dcec_z10.npy.dcec", "mfcc.dcec_z32.npy.dcec", "chroma.dcec_z10.npy.dcec", "spectrogram.dcec_z32.npy.dcec"}
+    assert frame["eligible"].all()    # every size stays eligible: the summary's best-by-NMI row may come from any
+
+
+def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
+    results = autoencoder.run(config(demo, **{"autoencoder.latent_dims": [2, 6]}), demo)
+    cfg = config(demo).cluster
+    out = demo.results / "autoencoder" / "embeddings"
+    for latent in (2, 6):
+        rows = results[results["latent_dim"] == latent]
+        z = np.load(out / f"mel.dcec_z{latent}.npy" / "pretrained.npy")
+        kmeans = KMeans(n_clusters=7, n_init=config(demo).autoencoder.kmeans_n_init, random_state=0).fit(z)
+        expected = tuning.stability_gain("kmeans", z, n_clusters=7, random_state=0, labels=kmeans.labels_,
+                                         n_resamples=cfg.stability_resamples,
+                                         max_samples=cfg.stability_max_samples)["stability"]
+        assert rows["latent_stability"].tolist() == pytest.approx([expected] * 2, abs=1e-12)
+        assert (rows["profile"] == "cpu").all() and (rows["max_epochs"] == 3).all()
+    gains = results.groupby("latent_dim")["latent_stability"].first()
+    losses = results.groupby("latent_dim")["val_loss"].first()
+    if abs(gains[2] - gains[6]) > selection.LATENT_STABILITY_TIE:
+        expected_latent = gains.idxmax()
+    else:
+        expected_latent = losses.idxmin()
+    assert set(results.loc[results["latent_chosen"], "latent_dim"]) == {expected_latent}
+    assert results.loc[results["selected"], "latent_dim"].tolist() == [expected_latent]
+    saved = pd.read_csv(demo.results / "autoencoder" / "results.csv")
+    assert saved["latent_chosen"].tolist() == results["latent_chosen"].tolist()

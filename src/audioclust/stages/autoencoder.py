@@ -14,28 +14,33 @@ then the same K-Means and clustering stage):
    capacity on the sound's spectral shape and time course, not on its level, its leading
    silence or its duration.
 
-1. Pre-train ``autoencoder.architecture`` on reconstruction, or reuse its checkpoint in
-   ``checkpoints/<name>/`` when data, parameters, seed, training device and
+1. Pre-train ``autoencoder.architecture`` on reconstruction for as long as the training profile of
+   the device allows (``autoencoder.profile``: :mod:`audioclust.deep.schedule`), or reuse its checkpoint
+   in ``checkpoints/<name>/`` when data, parameters, schedule, seed, training device and
    ``autoencoder.deterministic`` are unchanged (:func:`audioclust.deep.train.train_autoencoder`;
    Lightning logs in ``logs/<name>/``).
 2. Embed every file and choose k: ``cluster.k`` when given, else the consensus of the
    k-selection criteria on the embedding, with stage 04's settings (``cluster.k_min`` ..
    ``k_max``, ``k_methods``, a seeded sample of ``cluster.kselect_max_samples`` files).
    Labels never choose k.
-3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded).
+3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded), and its
+   stability gain (``latent_stability``: :func:`audioclust.clustering.tuning.stability_gain`, with
+   ``cluster.stability_resamples`` and ``cluster.stability_max_samples``).
 4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
    from the centres of that K-Means.
 5. Scores as in stage 04: internal ones on the embedding that was clustered (the
    pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
-   on the labelled files. ``selected`` marks, per feature, the row with the best
-   ``cluster.criterion`` over latent sizes and both stages (labels unused).
+   on the labelled files. Per feature, the latent size is chosen by that stability
+   (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
+   row with the better ``cluster.criterion`` of the two stages (labels unused).
 
 Outputs in ``results/<name>/autoencoder/``:
 
 - ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
-  columns of stage 04's table plus ``architecture, latent_dim, stage, epochs, train_s,
-  reused, recon_mse`` (reconstruction MSE per pixel over every file), ``val_loss`` (best
-  validation loss of pre-training), ``dcec_iterations, stopped_by``);
+  columns of stage 04's table plus ``architecture, latent_dim, stage, latent_stability,
+  latent_chosen, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
+  (reconstruction MSE per pixel over every file), ``val_loss`` (best validation loss of
+  pre-training), ``dcec_iterations, stopped_by``);
 - ``labels.csv``: ``stem, label`` and one column of cluster labels per row ``id``, in
   ``features.csv`` order (the layout of stage 04's ``labels.csv``);
 - ``embeddings/<view>/pretrained.npy`` and ``dcec.npy`` (n_files, latent_dim) float32 and

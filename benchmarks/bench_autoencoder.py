@@ -1,0 +1,141 @@
+"""Stage 05 before and after its training schedule and latent choice, next to stage 04's best rows.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_autoencoder.py --root ROOT --sets NAME:K[:EXP] [NAME:K[:EXP] ...]
+        [--table-only] [--out FILE]
+
+ROOT/NAME must hold stage 03's outputs and stage 04's results at k = K (in experiment EXP, default
+``default``). For each set, two stage-05 runs, each a process of its own and an experiment of its own,
+one after the other: ``ae_before`` with the earlier defaults (:data:`BEFORE`: latent 10, at most 25 epochs,
+early stopping after 2 epochs without improvement, learning rate halved after 1) and ``ae_after`` with
+today's (the training profile of the device, latents 10 and 32 chosen by stability). Both with
+``cluster.k=K``, the mel and MFCC models, no figures. ``--table-only`` reads runs made before.
+
+The table gives per set and run: the AE + K-Means and DCEC rows of each feature's chosen model (NMI /
+ACC, latent size, epochs of the limit, training time), the label-free stage-05 row (the best internal
+criterion among the selected rows, as the report picks it), and stage 04's rows at the same k: its
+label-free pick, and the best NMI among the eligible rows of the hand-made features and of every view
+(these two chosen by the labels). The labels only score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
+from audioclust.config import load_config  # noqa: E402
+from audioclust.core.paths import ProjectPaths  # noqa: E402
+from audioclust.results import choose_result, true_flags  # noqa: E402
+from audioclust.stages.compare import parse_run  # noqa: E402
+
+#: the defaults stage 05 had before the training profiles
+BEFORE = ["autoencoder.latent_dims=[10]", "autoencoder.max_epochs=25", "autoencoder.patience=2",
+          "autoencoder.lr_patience=1"]
+RUNS: dict[str, list[str]] = {"ae_before": BEFORE, "ae_after": []}
+#: the features the autoencoders train on, and stage 04's hand-made ones
+FEATURES = ["mel", "mfcc"]
+HAND_MADE = {"spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"}
+
+
+def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str]) -> None:
+    """One ``audioclust autoencoder`` process (its stage's wall time goes to the experiment's ``provenance.json``)."""
+    sets = [f"cluster.k={k}", f"autoencoder.features=[{','.join(FEATURES)}]", "cluster.figures=false", *overrides]
+    command = [sys.executable, "-m", "audioclust.cli", "autoencoder", "--dataset", dataset, "--root", str(root),
+               "--experiment", experiment, *[arg for item in sets for arg in ("--set", item)]]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "AUDIOCLUST_PROGRESS": "off"})
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+
+
+def stage_wall(root: Path, dataset: str, experiment: str) -> float:
+    """The wall time of the experiment's last stage-05 run, from its ``provenance.json``."""
+    provenance = json.loads(ProjectPaths(root, dataset, experiment).provenance.read_text())
+    return float(provenance["stages"]["autoencoder"]["wall_s"])
+
+
+def _nmi_acc(row: pd.Series) -> str:
+    return f"{row['nmi']:.3f} / {row['acc']:.3f}"
+
+
+def stage05_rows(root: Path, dataset: str, experiment: str) -> list[dict[str, str]]:
+    """One line per feature of a stage-05 run: its chosen model's two rows, and the run's label-free row."""
+    paths = ProjectPaths(root, dataset, experiment)
+    results = pd.read_csv(paths.results / "autoencoder" / "results.csv")
+    cfg = load_config(root, dataset, experiment=experiment)
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    pick, _ = choose_result(results, criterion)
+    picked = results.set_index("id").loc[pick]
+    chosen = results[true_flags(results, "latent_chosen")] if "latent_chosen" in results else results
+    lines = []
+    for feature, rows in chosen.groupby("feature", sort=False):
+        by_stage = rows.set_index("stage")
+        model = by_stage.loc["ae_kmeans"]
+        trained = results[results["feature"] == feature].drop_duplicates("latent_dim")
+        lines.append({
+            "feature": feature, "latents": "/".join(str(z) for z in trained["latent_dim"]),
+            "latent": str(model["latent_dim"]), "epochs": f"{model['epochs']} / {model.get('max_epochs', 25):.0f}",
+            "train s": f"{trained['train_s'].sum():.0f}", "AE + K-Means": _nmi_acc(model),
+            "DCEC": _nmi_acc(by_stage.loc["dcec"]),
+            "label-free row": f"{picked['nmi']:.3f} ({picked['feature']} z{picked['latent_dim']} "
+                              f"{'DCEC' if picked['stage'] == 'dcec' else 'K-Means'})"})
+    return lines
+
+
+def classical(root: Path, dataset: str, experiment: str) -> dict[str, str]:
+    """Stage 04's label-free pick and its best eligible rows by NMI (hand-made features; every view)."""
+    paths = ProjectPaths(root, dataset, experiment)
+    results = pd.read_csv(paths.results / "clustering" / "results.csv")
+    eligible = results[true_flags(results, "eligible")]
+    hand = eligible[eligible["feature"].isin(HAND_MADE)]
+    pick = results[true_flags(results, "pick")]
+
+    def best(rows: pd.DataFrame) -> str:
+        row = rows.loc[rows["nmi"].idxmax()]
+        return f"{row['nmi']:.3f} ({row['id']})"
+
+    return {"pick": best(pick) if len(pick) else "n/a", "best hand-made": best(hand), "best": best(eligible)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:EXP]")
+    parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
+    parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    args = parser.parse_args()
+    lines = ["| set | run | feature | latents | chosen | epochs / limit | train s | stage 05 s | AE + K-Means NMI / ACC "
+             "| DCEC NMI / ACC | label-free stage-05 row | stage 04: label-free pick | best hand-made row (by NMI) |",
+             "|---|---|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
+    for item in args.sets:
+        name, k, *rest = item.split(":")
+        reference = classical(args.root, name, rest[0] if rest else "default")
+        for experiment, overrides in RUNS.items():
+            if not args.table_only:
+                run(args.root, name, int(k), experiment, overrides)
+            elif not (ProjectPaths(args.root, name, experiment).results / "autoencoder" / "results.csv").is_file():
+                continue
+            wall = f"{stage_wall(args.root, name, experiment):.0f}"
+            for line in stage05_rows(args.root, *parse_run(f"{name}:{experiment}")):
+                lines.append(f"| {name} (k={k}) | {experiment.removeprefix('ae_')} | {line['feature']} | "
+                             f"{line['latents']} | {line['latent']} | {line['epochs']} | {line['train s']} | {wall} | "
+                             f"{line['AE + K-Means']} | {line['DCEC']} | {line['label-free row']} | {reference['pick']} "
+                             f"| {reference['best hand-made']} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
