@@ -379,3 +379,17 @@ def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
     assert results.loc[results["selected"], "latent_dim"].tolist() == [expected_latent]
     saved = pd.read_csv(demo.results / "autoencoder" / "results.csv")
     assert saved["latent_chosen"].tolist() == results["latent_chosen"].tolist()
+
+
+def test_the_seed_study_protocol_runs(demo):
+    study = load_config(demo.root, demo.dataset, config_file=REPO / "configs" / "seed_study.yaml", overrides={
+        **{k: v for k, v in SMALL.items() if k not in ("autoencoder.latent_dims", "autoencoder.batch_size")},
+        "autoencoder.features": ["mel"], "autoencoder.max_epochs": 2})
+    results = autoencoder.run(study, demo)
+    assert sorted(results["latent_dim"].unique()) == [128, 1024] and (results["source"] == "png").all()
+    # no early stopping: every epoch runs
+    assert (results["epochs"] == 2).all() and (results["train_stopped_by"] == "max_epochs").all()
+    # the loss optimised is summed over the pixels of the batch: far above the squared error per pixel
+    pixels = 32 * 16
+    assert (results["val_loss"] > pixels * results.loc[results["stage"] == "ae_kmeans", "recon_mse"].min()).all()
+    assert results["selected"].sum() == 1 and results["latent_chosen"].sum() == 2
