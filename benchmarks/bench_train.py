@@ -165,7 +165,7 @@ def main() -> None:
         labels = KMeans(n_clusters=len(np.unique(truth)), n_init=20, random_state=0).fit_predict(z)
         rows.append({
             "batch": batch_size, "threads": args.threads, "epochs": result.epochs,
-            "stopped": "max" if result.epochs >= run_cfg.max_epochs else "early",
+            "stopped": result.stopped_by, "profile": result.schedule.profile,
             "s/epoch": np.median(timer.times), "CPU s/epoch": np.median(timer.cpu), "load s/epoch": t_load,
             "to convergence s": result.seconds,
             "best val MSE": best, "NMI(KMeans on z)": normalized_mutual_info_score(truth, labels),
@@ -173,8 +173,8 @@ def main() -> None:
         })
 
     print(f"\n{args.data}: {len(dataset)} images {cfg.input_size[0]}×{cfg.input_size[1]}, "
-          f"architecture {cfg.architecture}, latent {cfg.latent_dims[0]}, lr {cfg.lr}, max_epochs {cfg.max_epochs}, "
-          f"patience {cfg.patience}, min_delta {cfg.min_delta}, lr_patience {cfg.lr_patience}, "
+          f"architecture {cfg.architecture}, latent {cfg.latent_dims[0]}, lr {cfg.lr}, "
+          f"schedule {result.schedule}, min_delta {cfg.min_delta}, "
           f"val_fraction {cfg.val_fraction}, num_workers {cfg.num_workers}, trim_db {images.trim_db}, "
           f"per_file {images.per_file.get('mel', 'none')}; "
           f"data made in {t_make:.1f} s, resized and scaled in {t_dataset:.1f} s; "
