@@ -22,7 +22,6 @@ label-free pick, and the best NMI among the eligible rows of the hand-made featu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -36,11 +35,14 @@ sys.path.insert(0, str(REPO / "src"))
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
+from audioclust.core.provenance import read_provenance  # noqa: E402
+from audioclust.report.summary import best_by_nmi  # noqa: E402
 from audioclust.results import choose_result, true_flags  # noqa: E402
 from audioclust.stages.compare import parse_run  # noqa: E402
 
-#: the defaults stage 05 had before the training profiles
-BEFORE = ["autoencoder.latent_dims=[10]", "autoencoder.max_epochs=25", "autoencoder.patience=2",
+#: the defaults stage 05 had before the training profiles (its results.csv has no max_epochs column)
+BEFORE_MAX_EPOCHS = 25
+BEFORE = ["autoencoder.latent_dims=[10]", f"autoencoder.max_epochs={BEFORE_MAX_EPOCHS}", "autoencoder.patience=2",
           "autoencoder.lr_patience=1"]
 RUNS: dict[str, list[str]] = {"ae_before": BEFORE, "ae_after": []}
 #: the features the autoencoders train on, and stage 04's hand-made ones
@@ -60,7 +62,7 @@ def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str])
 
 def stage_wall(root: Path, dataset: str, experiment: str) -> float:
     """The wall time of the experiment's last stage-05 run, from its ``provenance.json``."""
-    provenance = json.loads(ProjectPaths(root, dataset, experiment).provenance.read_text())
+    provenance = read_provenance(ProjectPaths(root, dataset, experiment).provenance)
     return float(provenance["stages"]["autoencoder"]["wall_s"])
 
 
@@ -84,7 +86,7 @@ def stage05_rows(root: Path, dataset: str, experiment: str) -> list[dict[str, st
         trained = results[results["feature"] == feature].drop_duplicates("latent_dim")
         lines.append({
             "feature": feature, "latents": "/".join(str(z) for z in trained["latent_dim"]),
-            "latent": str(model["latent_dim"]), "epochs": f"{model['epochs']} / {model.get('max_epochs', 25):.0f}",
+            "latent": str(model["latent_dim"]), "epochs": f"{model['epochs']} / {model.get('max_epochs', BEFORE_MAX_EPOCHS):.0f}",
             "train s": f"{trained['train_s'].sum():.0f}", "AE + K-Means": _nmi_acc(model),
             "DCEC": _nmi_acc(by_stage.loc["dcec"]),
             "label-free row": f"{picked['nmi']:.3f} ({picked['feature']} z{picked['latent_dim']} "
@@ -96,15 +98,14 @@ def classical(root: Path, dataset: str, experiment: str) -> dict[str, str]:
     """Stage 04's label-free pick and its best eligible rows by NMI (hand-made features; every view)."""
     paths = ProjectPaths(root, dataset, experiment)
     results = pd.read_csv(paths.results / "clustering" / "results.csv")
-    eligible = results[true_flags(results, "eligible")]
-    hand = eligible[eligible["feature"].isin(HAND_MADE)]
     pick = results[true_flags(results, "pick")]
 
-    def best(rows: pd.DataFrame) -> str:
-        row = rows.loc[rows["nmi"].idxmax()]
-        return f"{row['nmi']:.3f} ({row['id']})"
+    def shown(row: pd.Series | None) -> str:
+        return "n/a" if row is None else f"{row['nmi']:.3f} ({row['id']})"
 
-    return {"pick": best(pick) if len(pick) else "n/a", "best hand-made": best(hand), "best": best(eligible)}
+    return {"pick": shown(pick.iloc[0] if len(pick) else None),
+            "best hand-made": shown(best_by_nmi(results[results["feature"].isin(HAND_MADE)])),
+            "best": shown(best_by_nmi(results))}
 
 
 def main() -> None:

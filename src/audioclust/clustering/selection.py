@@ -226,7 +226,8 @@ def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,
         eligible &= n_clusters == k
     results["eligible"] = eligible
     results["selected"] = False
+    selectable = eligible if among is None else eligible & among
     for feature in pd.unique(results["feature"]):
-        candidates = score[eligible & (results["feature"] == feature) & (True if among is None else among)]
+        candidates = score[selectable & (results["feature"] == feature)]
         if len(candidates):
             results.loc[candidates.idxmax(), "selected"] = True

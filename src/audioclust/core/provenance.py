@@ -150,7 +150,6 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-
 def differences(configs: dict[str, dict[str, Any]], ignore: tuple[str, ...] = NEUTRAL_SECTIONS
                 ) -> dict[str, dict[str, Any]]:
     """The settings on which the configs disagree: ``{dotted key: {name: value, ...}}``, sorted by key.

@@ -256,9 +256,8 @@ def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list
              f"chosen. *{replicates.BEST}*: among the rows that ran in every seed, the one with the best mean NMI. "
              "Every seed's rows are in results.csv, each row's mean and sd in rows.csv.")
     write_table(shown, out / "summary", caption=f"{stage.capitalize()}: mean ± sd over {len(seeds)} "
-                           "seeds of the label-free choices and of the best rows (uses labels).",
-                           label=f"tab:{stage}-replicates", title=f"{stage.capitalize()} over {len(seeds)} seeds",
-                           notes=notes)
+                "seeds of the label-free choices and of the best rows (uses labels).",
+                label=f"tab:{stage}-replicates", title=f"{stage.capitalize()} over {len(seeds)} seeds", notes=notes)
     write_csv(out / "summary.csv", summary)   # numbers, not the text of the Markdown and LaTeX
     return summary
 
