@@ -354,6 +354,23 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
     assert set(frame.loc[frame["selected"], "id"]) == {
         "mel.dcec_z10.npy.dcec", "mfcc.dcec_z32.npy.dcec", "chroma.dcec_z10.npy.dcec", "spectrogram.dcec_z32.npy.dcec"}
     assert frame["eligible"].all()    # every size stays eligible: the summary's best-by-NMI row may come from any
+    # across features, the pick is the selected row of the most stable model (mel z10: 0.58), not the best NMI
+    frame["pick"] = selection.picked_model(frame)
+    assert frame.loc[frame["pick"], "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
+    assert ac_results.choose_result(frame, "silhouette") == ("mel.dcec_z10.npy.dcec",
+                                                  "label-free pick: the most stable model (stability gain 0.580)")
+    shown = ac_report_summary.summary_table(frame.assign(type="npy", algorithm=frame["stage"], k=3, acc=frame["nmi"]))
+    assert shown["Choice"].tolist()[:3] == ["label-free (silhouette), pick", ac_report_summary.BEST,
+                                            "label-free (silhouette)"]
+
+
+def test_without_a_stability_gain_nothing_is_picked_and_the_criterion_decides():
+    frame = _models([("mel", 10, float("nan"), 0.02, 0.6), ("mfcc", 32, float("nan"), 0.01, 0.7)])
+    selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))
+    frame["pick"] = selection.picked_model(frame)
+    assert not frame["pick"].any()
+    # silhouette 0.1 * 32 + 1 beats 0.1 * 10 + 1 among the two selected DCEC rows
+    assert ac_results.choose_result(frame, "silhouette")[0] == "mfcc.dcec_z32.npy.dcec"
 
 
 def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
@@ -379,6 +396,9 @@ def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
     assert results.loc[results["selected"], "latent_dim"].tolist() == [expected_latent]
     saved = pd.read_csv(demo.results / "autoencoder" / "results.csv")
     assert saved["latent_chosen"].tolist() == results["latent_chosen"].tolist()
+    # one feature: its selected row is the stage's pick, and what a user without labels is shown
+    assert saved.loc[saved["pick"], "id"].tolist() == results.loc[results["selected"], "id"].tolist()
+    assert ac_results.load_result(demo, source="autoencoder").id == saved.loc[saved["pick"], "id"].iloc[0]
 
 
 def test_the_seed_study_protocol_runs(demo):

@@ -113,7 +113,7 @@ AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
 #: ``results.csv`` of stage 05: one row per feature x latent size x stage (:data:`AE_STAGES`).
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
-    "latent_stability", "latent_chosen", "profile", "max_epochs", "epochs", "train_stopped_by", "train_s", "reused",
+    "latent_stability", "latent_chosen", "pick", "profile", "max_epochs", "epochs", "train_stopped_by", "train_s", "reused",
     "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     *_SIZE, "checkpoint", "seed",
 ]
@@ -218,10 +218,11 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     """The label-free choice among a stage's results.
 
     Among the ``ok`` rows (with labels in ``labels.csv`` when ``available`` is given), the
-    row stage 04 marked ``pick`` (:func:`audioclust.clustering.structures.mark_structures`)
-    when there is one; otherwise (stage 05) the ``selected`` ones (one per feature, chosen by
-    the stage without labels) compete on the internal ``criterion`` and the best wins. Without
-    any selected row every ok row competes.
+    row marked ``pick`` when there is one (stage 04:
+    :func:`audioclust.clustering.structures.mark_structures`; stage 05:
+    :func:`audioclust.clustering.selection.picked_model`); otherwise the ``selected`` ones (one
+    per feature, chosen by the stage without labels) compete on the internal ``criterion`` and
+    the best wins. Without any selected row every ok row competes.
 
     Parameters
     ----------
@@ -246,6 +247,9 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     if ok.empty:
         raise StageInputError("no result with status ok and cluster labels: check results.csv (status, reason)")
     picked = ok[true_flags(ok, "pick")]
+    if len(picked) and "structure" not in picked.columns:   # stage 05: the most stable model
+        gain = pd.to_numeric(picked["latent_stability"], errors="coerce").iloc[0]
+        return str(picked["id"].iloc[0]), f"label-free pick: the most stable model (stability gain {gain:.3f})"
     if len(picked):
         rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
         total = pd.to_numeric(ok["structure"], errors="coerce").max()

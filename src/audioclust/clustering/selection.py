@@ -199,6 +199,27 @@ def chosen_latents(results: pd.DataFrame) -> pd.Series:
     return chosen
 
 
+def picked_model(results: pd.DataFrame) -> pd.Series:
+    """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
+    embedding K-Means partitions most stably (the highest ``latent_stability``; the first in table order on a tie).
+
+    The stability gain compares models of any input and size, as it compares stage 04's views: each model's
+    stability is measured against a Gaussian of its own embedding's shape, while silhouette (which picked before)
+    compares distances measured in each embedding's own geometry. All False when no
+    selected row has a finite stability gain (:func:`audioclust.results.choose_result` then falls back on the
+    criterion).
+
+    Parameters
+    ----------
+    results : stage 05's rows after :func:`mark_selected` (``selected``, ``latent_stability``).
+    """
+    picked = pd.Series(False, index=results.index)
+    gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(results["selected"].astype(bool))
+    if np.isfinite(gain).any():
+        picked[gain.idxmax()] = True
+    return picked
+
+
 def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,
                   among: pd.Series | None = None) -> None:
     """Per feature, flag the ok row with the best criterion (stages 04 and 05).

@@ -31,6 +31,7 @@ from audioclust.results import STAGE_NAMES
 PICK = "label-free pick"
 CHOICE = "label-free choice"
 AE_CHOICE = "autoencoder, label-free choice"
+AE_PICK = "autoencoder, label-free pick"
 BEST = "best row by NMI (uses labels)"
 ALL_FEATURES = "(all)"
 
@@ -78,10 +79,10 @@ def run_cells(run: RunResults, rows: str = "choices") -> pd.DataFrame:
         long = long if "seed" in long.columns else long.assign(seed=0)
         ok = long[long["status"] == "ok"] if "status" in long.columns else long
         chosen = replicates.choices(long)
-        if source == "clustering":
-            pick = chosen[chosen["choice"] == "pick"]
-            if len(pick):
-                cells.append(_cell(ALL_FEATURES, PICK, False, pick["nmi"], pick["acc"], pick["seed"]))
+        pick = chosen[chosen["choice"] == "pick"]
+        if len(pick):
+            cells.append(_cell(ALL_FEATURES, PICK if source == "clustering" else AE_PICK, False, pick["nmi"],
+                               pick["acc"], pick["seed"]))
         best = replicates.best_rows(replicates.row_stats(long)) if source == "clustering" else {}
         for feature in pd.unique(ok["feature"]):
             part = chosen[(chosen["choice"] == "selected") & (chosen["feature"] == feature)]
@@ -101,7 +102,7 @@ def run_cells(run: RunResults, rows: str = "choices") -> pd.DataFrame:
 
 def _order(frames: list[pd.DataFrame]) -> list[tuple[str, str]]:
     """Row keys in a reader's order: the pick first, then per feature (first seen) its choices, best, methods."""
-    rank = {PICK: 0, CHOICE: 1, AE_CHOICE: 2, BEST: 3}
+    rank = {PICK: 0, AE_PICK: 1, CHOICE: 2, AE_CHOICE: 3, BEST: 4}
     keys: list[tuple[str, str]] = []
     for frame in frames:
         keys += [k for k in zip(frame["Feature"], frame["Method"]) if k not in keys]

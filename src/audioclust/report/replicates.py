@@ -88,7 +88,7 @@ def row_stats(long: pd.DataFrame) -> pd.DataFrame:
 
 def choices(long: pd.DataFrame) -> pd.DataFrame:
     """Per seed, the label-free choices: one row per feature's selected row (``choice = "selected"``) and one for
-    the overall pick (``choice = "pick"``, stage 04), with ``seed, choice, feature, id, nmi, acc``."""
+    the overall pick (``choice = "pick"``), with ``seed, choice, feature, id, nmi, acc``."""
     long = _with_seed(long)
     ok = _ok(long)
     frames = []

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 SELECTED = "label-free ({criterion})"
+#: added to the Choice of the selected row that is also the stage's one label-free answer (``pick``)
+PICKED = ", pick"
 
 EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
 
@@ -57,7 +59,8 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         part = ok[ok["feature"] == feature]
         chosen = part[part["selected"].astype(bool)]
         if len(chosen):
-            rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion)))
+            picked = true_flags(chosen, "pick").iloc[0]
+            rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion) + (PICKED if picked else "")))
         best = best_by_nmi(part)
         if best is not None:
             rows.append(_summary_row(best, BEST))
@@ -104,6 +107,8 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
     notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
              "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
              "not used to choose it.  \n"
+             f"*pick*: the one row of all a user without labels gets (stage 04: the structure most features "
+             "see; stage 05: the most stable model).  \n"
              f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
              "it exists only to show what was reachable.  \n"
              f"{n_ok} results in results.csv."

@@ -32,13 +32,15 @@ then the same K-Means and clustering stage):
    pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
    on the labelled files. Per feature, the latent size is chosen by that stability
    (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
-   row with the better ``cluster.criterion`` of the two stages (labels unused).
+   row with the better ``cluster.criterion`` of the two stages (labels unused). ``pick`` marks the one
+   selected row, across features, whose model is the most stable
+   (:func:`audioclust.clustering.selection.picked_model`): what the report and a user without labels get.
 
 Outputs in ``results/<name>/autoencoder/``:
 
 - ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
   columns of stage 04's table plus ``architecture, latent_dim, stage, latent_stability,
-  latent_chosen, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
+  latent_chosen, pick, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
   (reconstruction MSE per pixel over every file), ``val_loss`` (best validation loss of
   pre-training), ``dcec_iterations, stopped_by``);
 - ``labels.csv``: ``stem, label`` and one column of cluster labels per row ``id``, in
@@ -93,7 +95,7 @@ from threadpoolctl import threadpool_limits
 from audioclust import __version__
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected
+from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected, picked_model
 from audioclust.clustering.tuning import stability_gain
 from audioclust.config import Config
 from audioclust.core.cache import stable_hash
@@ -275,6 +277,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         frame["latent_chosen"] = chosen_latents(frame)
         mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
+        frame["pick"] = picked_model(frame)
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
