@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_autoencoder.py --root ROOT --sets NAME:K[:EXP] [NAME:K[:EXP] ...]
-        [--table-only] [--out FILE]
+        [--inputs] [--table-only] [--out FILE]
 
 ROOT/NAME must hold stage 03's outputs and stage 04's results at k = K (in experiment EXP, default
 ``default``). For each set, two stage-05 runs, each a process of its own and an experiment of its own,
@@ -17,6 +17,12 @@ ACC, latent size, epochs of the limit, training time), the label-free stage-05 r
 criterion among the selected rows, as the report picks it), and stage 04's rows at the same k: its
 label-free pick, and the best NMI among the eligible rows of the hand-made features and of every view
 (these two chosen by the labels). The labels only score.
+
+``--inputs`` instead runs one experiment ``ae_inputs`` per set with every candidate input (:data:`INPUTS`: the
+mel, MFCC and spectrogram images and DEC on the two shipped embeddings; checkpoints of the same settings are
+reused) and tabulates each input's chosen model, then stage 05's label-free pick over several sets of inputs by
+two rules: the best silhouette among the selected rows (the rule before ``pick``) and the most stable model
+(:func:`audioclust.clustering.selection.picked_model`, today's).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.core.provenance import read_provenance  # noqa: E402
 from audioclust.report.summary import best_by_nmi  # noqa: E402
-from audioclust.results import choose_result, true_flags  # noqa: E402
+from audioclust.results import STAGE_NAMES, choose_result, true_flags  # noqa: E402
 from audioclust.stages.compare import parse_run  # noqa: E402
 
 #: the defaults stage 05 had before the training profiles (its results.csv has no max_epochs column)
@@ -47,12 +53,16 @@ BEFORE = ["autoencoder.latent_dims=[10]", f"autoencoder.max_epochs={BEFORE_MAX_E
 RUNS: dict[str, list[str]] = {"ae_before": BEFORE, "ae_after": []}
 #: the features the autoencoders train on, and stage 04's hand-made ones
 FEATURES = ["mel", "mfcc"]
+#: --inputs: every candidate input, and the sets of inputs the pick is compared over
+INPUTS = ["mel", "mfcc", "spectrogram", "aisfx", "resemblyzer"]
+INPUT_SETS = [["mel", "mfcc"], ["mel", "mfcc", "spectrogram"], ["mel", "mfcc", "aisfx", "resemblyzer"], INPUTS]
 HAND_MADE = {"spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"}
 
 
-def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str]) -> None:
+def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str],
+        features: list[str] = FEATURES) -> None:
     """One ``audioclust autoencoder`` process (its stage's wall time goes to the experiment's ``provenance.json``)."""
-    sets = [f"cluster.k={k}", f"autoencoder.features=[{','.join(FEATURES)}]", "cluster.figures=false", *overrides]
+    sets = [f"cluster.k={k}", f"autoencoder.features=[{','.join(features)}]", "cluster.figures=false", *overrides]
     command = [sys.executable, "-m", "audioclust.cli", "autoencoder", "--dataset", dataset, "--root", str(root),
                "--experiment", experiment, *[arg for item in sets for arg in ("--set", item)]]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "AUDIOCLUST_PROGRESS": "off"})
@@ -90,7 +100,7 @@ def stage05_rows(root: Path, dataset: str, experiment: str) -> list[dict[str, st
             "train s": f"{trained['train_s'].sum():.0f}", "AE + K-Means": _nmi_acc(model),
             "DCEC": _nmi_acc(by_stage.loc["dcec"]),
             "label-free row": f"{picked['nmi']:.3f} ({picked['feature']} z{picked['latent_dim']} "
-                              f"{'DCEC' if picked['stage'] == 'dcec' else 'K-Means'})"})
+                              f"{STAGE_NAMES[picked['stage']]})"})
     return lines
 
 
@@ -108,13 +118,43 @@ def classical(root: Path, dataset: str, experiment: str) -> dict[str, str]:
             "best": shown(best_by_nmi(results))}
 
 
+def input_lines(root: Path, dataset: str, k: int) -> list[str]:
+    """The ``--inputs`` table's lines of one set: each input's chosen model, then the pick over each set of inputs."""
+    results = pd.read_csv(ProjectPaths(root, dataset, "ae_inputs").results / "autoencoder" / "results.csv")
+    selected = results[true_flags(results, "selected")].set_index("feature")
+    lines = []
+    for feature, row in selected.iterrows():
+        kmeans = results[(results["view"] == row["view"]) & (results["stage"] == "ae_kmeans")].iloc[0]
+        lines.append(f"| {dataset} (k={k}) | {feature} | z{row['latent_dim']} | {row['latent_stability']:.3f} | "
+                     f"{row['silhouette']:.3f} | {kmeans['nmi']:.3f} | {row['nmi']:.3f} ({STAGE_NAMES[row['stage']]}) |")
+    for inputs in INPUT_SETS:
+        rows = selected.loc[[f for f in inputs if f in selected.index]]
+        by_silhouette = rows["silhouette"].idxmax()
+        by_stability = rows["latent_stability"].idxmax()
+        lines.append(f"| {dataset} (k={k}) | pick over {' + '.join(inputs)} | | | | "
+                     f"silhouette: {by_silhouette} {rows.loc[by_silhouette, 'nmi']:.3f} | "
+                     f"**stability: {by_stability} {rows.loc[by_stability, 'nmi']:.3f}** |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:EXP]")
+    parser.add_argument("--inputs", action="store_true", help="every candidate input in one run, and the pick")
     parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
+    if args.inputs:
+        lines = ["| set (k) | input | chosen latent | stability gain | silhouette | AE + K-Means NMI | selected row NMI |",
+                 "|---|---|---|---:|---:|---:|---|"]
+        for item in args.sets:
+            name, k, *_ = item.split(":")
+            if not args.table_only:
+                run(args.root, name, int(k), "ae_inputs", [], features=INPUTS)
+            lines += input_lines(args.root, name, int(k))
+        _emit("\n".join(lines), args.out)
+        return
     lines = ["| set | run | feature | latents | chosen | epochs / limit | train s | stage 05 s | AE + K-Means NMI / ACC "
              "| DCEC NMI / ACC | label-free stage-05 row | stage 04: label-free pick | best hand-made row (by NMI) |",
              "|---|---|---|---|---:|---:|---:|---:|---|---|---|---|---|"]
@@ -132,10 +172,13 @@ def main() -> None:
                              f"{line['latents']} | {line['latent']} | {line['epochs']} | {line['train s']} | {wall} | "
                              f"{line['AE + K-Means']} | {line['DCEC']} | {line['label-free row']} | {reference['pick']} "
                              f"| {reference['best hand-made']} |")
-    table = "\n".join(lines)
+    _emit("\n".join(lines), args.out)
+
+
+def _emit(table: str, out: Path | None) -> None:
     print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    if out:
+        out.write_text(table + "\n")
 
 
 if __name__ == "__main__":
