@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from audioclust.config import load_config
+from audioclust.config import AutoencoderConfig, load_config
 from audioclust.core.errors import ConfigError
 from audioclust.core.storage import read_json
 from audioclust.deep.reconstruction import AutoencoderModule
@@ -96,3 +96,15 @@ def test_the_seed_study_config_is_the_protocol_it_names():
                                 patience=ae.patience, lr_patience=ae.lr_patience)
     assert schedule == Schedule("cpu", max_epochs=450, patience=0, lr_patience=10)   # the same on any device
     assert c.images.trim_db is None and set(c.images.per_file.values()) == {"none"}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_the_profiles_described_are_the_profiles_used(name):
+    """The config reference and the stage-05 page write the profiles out: they must say what the code does."""
+    p = PROFILES[name]
+    doc = {f.name: f for f in dataclasses.fields(AutoencoderConfig)}["profile"].metadata["doc"]
+    assert (f"{name} (about {p.image_passes:,} image passes, at most {p.max_epochs} epochs, patience {p.patience}, "
+            f"lr_patience {p.lr_patience})") in doc
+    page = (REPO / "docs" / "stages" / "05-autoencoder.md").read_text()
+    assert (f"| `{name}` | {p.image_passes:,} | {p.image_passes:,} / training images, within "
+            f"{p.min_epochs}..{p.max_epochs} | {p.patience} | {p.lr_patience} |") in page
