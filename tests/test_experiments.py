@@ -274,3 +274,14 @@ def test_a_row_memoised_under_an_estimated_k_says_who_chose_k_when_reused(projec
     assert f"{len(given)} rows, 0 computed" in caplog.text      # the same k: the same rows
     assert set(given.loc[given["algorithm"] == "kmeans", "k_source"]) == {"given"}
     assert set(given.loc[given["algorithm"] == "dbscan", "k_source"]) == {"found"}
+
+
+def test_the_autoencoders_pick_has_its_own_row_after_stage_04s():
+    ae = pd.DataFrame({"id": ["mel.z10.dcec", "spec.z32.dcec"], "feature": ["mel", "spec"], "type": "dcec",
+                       "stage": "dcec", "algorithm": "dcec", "status": "ok", "seed": 0, "nmi": [0.45, 0.78],
+                       "acc": [0.4, 0.7], "selected": True, "pick": [False, True], "eligible": True})
+    runs = [comparison.RunResults(r.label, {**r.results, "autoencoder": ae}) for r in _runs()]
+    table = comparison.comparison_table(runs)
+    keys = list(zip(table["Feature"], table["Method"]))
+    assert keys[:2] == [("(all)", comparison.PICK), ("(all)", comparison.AE_PICK)]
+    assert table.set_index(["Feature", "Method"]).loc[("(all)", comparison.AE_PICK), "Y NMI mean"] == pytest.approx(0.78)

@@ -84,8 +84,9 @@ def test_extract_fills_the_store_with_exactly_the_per_file_vectors(setup):
     assert store.n_rows == 4
     slow = from_files(cfg, paths)
     # mel, mfcc x stats, image x npy, png; and the autoencoder's input images (one per stage-05 feature)
-    assert cfg.autoencoder.features == ["mel", "mfcc"]
-    assert sorted(store.views) == sorted(slow) and len(slow) == 10 and {"mel.ae.npy", "mfcc.ae.npy"} <= set(slow)
+    assert cfg.autoencoder.features == ["mel", "mfcc", "spectrogram"]
+    assert sorted(store.views) == sorted(slow) and len(slow) == 11
+    assert {"mel.ae.npy", "mfcc.ae.npy", "spectrogram.ae.npy"} <= set(slow)
     keys = ["low/a", "high/b", "unlabelled/c", "low/d"]
     for spec in views.store_specs(views_settings(cfg)):
         np.testing.assert_array_equal(store.matrix(spec.name, views.settings_key(views_settings(cfg), spec), keys), slow[spec.name])

@@ -399,9 +399,10 @@ class AutoencoderConfig:
     architecture: Literal["dcec", "conv4", "vae"] = _f(
         "dcec", doc="dcec (DCEC CAE) | conv4 (four conv blocks) | vae (variational, DCEC backbone)")
     features: list[str] = _f(
-        ["mel", "mfcc"],
+        ["mel", "mfcc", "spectrogram"],
         doc="stage-03 features to train on, one model each: mel (dB re peak) keeps the spectral envelope, "
-            "mfcc (CMVN) the course over time; a model of embeddings.models trains DEC's fully connected "
+            "mfcc (CMVN) the course over time, spectrogram (dB re peak) the harmonics of pitched sounds; the "
+            "most stable model is the pick; a model of embeddings.models trains DEC's fully connected "
             "autoencoder on its embedding view")
     source: Literal["npy", "png"] = _f(
         "npy", doc="read the features from their npy arrays or their 8-bit png images")
