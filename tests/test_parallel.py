@@ -105,7 +105,7 @@ def test_dask_cluster_gives_outputs_identical_to_the_local_run(project, tmp_path
     assert sorted(remote) == sorted(local)
     assert [k for k in local if local[k] != remote[k]] == []
     store = FeatureStore.open(paths.feature_store)
-    assert store.n_rows == 21 and len(store.views) == 6  # 4 views + the autoencoder images of mel and mfcc
+    assert store.n_rows == 21 and len(store.views) == 7  # 4 views + the autoencoder images of mel, mfcc, spectrogram
     table = pd.read_csv(paths.features_csv)
     assert (table["status"] == "ok").all()
 
