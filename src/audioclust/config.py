@@ -546,8 +546,8 @@ class ReportConfig:
         doc="whose result the clusters and the sound map show: clustering (stage 04) | autoencoder (stage 05)")
     result: str | None = _f(
         None,
-        doc="a row id of that stage's results.csv; null: the label-free pick (cluster.pick; stage 05: the best "
-            "internal criterion among its selected rows)")
+        doc="a row id of that stage's results.csv; null: the label-free pick (cluster.pick; stage 05: the selected "
+            "row of its most stable model)")
     projection: Literal["tsne", "pca", "umap"] = _f(
         "tsne", doc="2-D projection of the sound map (seeded): tsne | pca | umap (umap-learn)")
     audio_seconds: float = _f(
