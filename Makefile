@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 ## test: the documentation site built strictly (any warning fails), then the whole test suite (notebook runs included)
 test: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 	$(BIN)/python -m pytest -q
 
 ## test-fast: skip the slow end-to-end tests

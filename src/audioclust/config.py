@@ -633,6 +633,9 @@ def load_config(
 ) -> Config:
     """Build the configuration for one run.
 
+    The files are merged in this order, each overriding the ones before: ``default.yaml``,
+    ``<dataset>.yaml``, ``experiments/<experiment>.yaml``, ``config_file``, ``overrides``.
+
     Parameters
     ----------
     root : project folder holding ``configs/``; None uses only the built-in defaults.
@@ -641,9 +644,6 @@ def load_config(
     overrides : ``["features.n_fft=1024", ...]`` (values parsed as YAML) or a dotted dict.
     experiment : an experiment's name; ``<root>/configs/experiments/<experiment>.yaml`` is merged after the
         dataset's file when it exists, so an experiment's settings can be kept under its name.
-
-    The files are merged in this order, each overriding the ones before: ``default.yaml``,
-    ``<dataset>.yaml``, ``experiments/<experiment>.yaml``, ``config_file``, ``overrides``.
     """
     cfg = Config()
     sources: list[tuple[str, Any]] = []

@@ -225,16 +225,16 @@ def write_replicates(folder: Path, results: list[pd.DataFrame], structures: list
     """A stage's results over several seeds in ``<folder>/replicates/`` (nothing, and an earlier such folder
     removed, for one seed).
 
+    It writes ``results.csv`` (every seed's rows), ``structures.csv``, ``rows.csv``
+    (:func:`audioclust.report.replicates.row_stats`) and ``summary.csv|md|tex``
+    (:func:`audioclust.report.replicates.replicate_summary`, mean ± sd).
+
     Parameters
     ----------
     folder : the stage's folder (``results/<name>/clustering`` or ``.../autoencoder``).
     results : one results table per seed (each with its ``seed`` column), the primary seed first.
     structures : stage 04's ``structures.csv`` per seed, or None.
     criterion : the criterion of the label-free selection (named in the summary).
-
-    It writes ``results.csv`` (every seed's rows), ``structures.csv``, ``rows.csv``
-    (:func:`audioclust.report.replicates.row_stats`) and ``summary.csv|md|tex``
-    (:func:`audioclust.report.replicates.replicate_summary`, mean ± sd).
 
     Returns
     -------

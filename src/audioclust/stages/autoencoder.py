@@ -319,6 +319,9 @@ def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature
                   images: np.ndarray | None = None) -> FeaturesDataset:
     """The autoencoder's input of ``feature`` for every row of ``table``, scaled (``autoencoder.scale``).
 
+    The images come from the packed feature store or from the stage-03 files; both give the same images
+    and keys (the files' root-relative paths), so the same checkpoint is reused whichever was read.
+
     Parameters
     ----------
     images : ndarray of shape (n_samples, T, F), optional
@@ -326,9 +329,6 @@ def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature
         feature store: :func:`audioclust.represent.views.stored_ae_images`); None: prepare them from
         the stage-03 files (:func:`feature_files`; PNG images mapped back to feature values
         with ``features.png_ranges``, as stage 04 reads them), trimmed on :func:`level_arrays`.
-
-    Both ways give the same images and keys (the files' root-relative paths), so the
-    same checkpoint is reused whichever was read.
     """
     ae = cfg.autoencoder
     keys = [paths.rel(paths.feature_file(feature, label_folder(label), stem, f".{ae.source}"))
