@@ -21,8 +21,8 @@ label-free pick, and the best NMI among the eligible rows of the hand-made featu
 ``--inputs`` instead runs one experiment ``ae_inputs`` per set with every candidate input (:data:`INPUTS`: the
 mel, MFCC and spectrogram images and DEC on the two shipped embeddings; checkpoints of the same settings are
 reused) and tabulates each input's chosen model, then stage 05's label-free pick over several sets of inputs by
-two rules: the best silhouette among the selected rows (the rule before ``pick``) and the most stable model
-(:func:`audioclust.clustering.selection.picked_model`, today's).
+two rules: the best criterion (silhouette) among the selected rows (the rule before ``pick``) and the most stable
+model, ties within 0.02 to the criterion (:func:`audioclust.clustering.selection.picked_model`, today's).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
+from audioclust.clustering.metrics import HIGHER_IS_BETTER  # noqa: E402
+from audioclust.clustering.selection import autoencoder_criterion, picked_model  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.core.provenance import read_provenance  # noqa: E402
@@ -121,7 +122,9 @@ def classical(root: Path, dataset: str, experiment: str) -> dict[str, str]:
 def input_lines(root: Path, dataset: str, k: int) -> list[str]:
     """The ``--inputs`` table's lines of one set: each input's chosen model, then the pick over each set of inputs."""
     results = pd.read_csv(ProjectPaths(root, dataset, "ae_inputs").results / "autoencoder" / "results.csv")
-    selected = results[true_flags(results, "selected")].set_index("feature")
+    cfg = load_config(root, dataset, experiment="ae_inputs")
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    selected = results[true_flags(results, "selected")].assign(selected=True).set_index("feature")
     lines = []
     for feature, row in selected.iterrows():
         kmeans = results[(results["view"] == row["view"]) & (results["stage"] == "ae_kmeans")].iloc[0]
@@ -129,10 +132,10 @@ def input_lines(root: Path, dataset: str, k: int) -> list[str]:
                      f"{row['silhouette']:.3f} | {kmeans['nmi']:.3f} | {row['nmi']:.3f} ({STAGE_NAMES[row['stage']]}) |")
     for inputs in INPUT_SETS:
         rows = selected.loc[[f for f in inputs if f in selected.index]]
-        by_silhouette = rows["silhouette"].idxmax()
-        by_stability = rows["latent_stability"].idxmax()
+        by_criterion = rows[criterion].idxmax() if HIGHER_IS_BETTER[criterion] else rows[criterion].idxmin()
+        by_stability = rows.index[picked_model(rows, criterion).to_numpy()][0]
         lines.append(f"| {dataset} (k={k}) | pick over {' + '.join(inputs)} | | | | "
-                     f"silhouette: {by_silhouette} {rows.loc[by_silhouette, 'nmi']:.3f} | "
+                     f"{criterion}: {by_criterion} {rows.loc[by_criterion, 'nmi']:.3f} | "
                      f"**stability: {by_stability} {rows.loc[by_stability, 'nmi']:.3f}** |")
     return lines
 

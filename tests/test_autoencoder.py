@@ -337,7 +337,7 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
     nan = float("nan")
     frame = _models([
         ("mel", 10, 0.58, 0.020, 0.60), ("mel", 32, 0.49, 0.010, 0.70), ("mel", 128, 0.47, 0.002, 0.50),
-        # 10 and 32 are equally stable (within LATENT_STABILITY_TIE): the lower validation loss
+        # 10 and 32 are equally stable (within STABILITY_TIE): the lower validation loss
         ("mfcc", 10, 0.50, 0.020, 0.70), ("mfcc", 32, 0.51, 0.010, 0.60), ("mfcc", 128, 0.30, 0.001, 0.90),
         ("chroma", 10, nan, 0.100, 0.10), ("chroma", 32, nan, 0.050, 0.20),            # no gain: the smallest
         ("spectrogram", 128, 0.40, nan, 0.30), ("spectrogram", 32, 0.40, nan, 0.40),   # no validation: smallest
@@ -345,7 +345,7 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
     chosen = selection.chosen_latents(frame)
     picked = frame[chosen].groupby("feature")["latent_dim"].unique().map(list).to_dict()
     assert picked == {"mel": [10], "mfcc": [32], "chroma": [10], "spectrogram": [32]}
-    assert selection.LATENT_STABILITY_TIE == 0.02
+    assert selection.STABILITY_TIE == 0.02
     # the labels' scores play no part
     assert selection.chosen_latents(frame.assign(nmi=frame["nmi"].sample(frac=1, random_state=0).to_numpy())).equals(
         chosen)
@@ -355,7 +355,7 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
         "mel.dcec_z10.npy.dcec", "mfcc.dcec_z32.npy.dcec", "chroma.dcec_z10.npy.dcec", "spectrogram.dcec_z32.npy.dcec"}
     assert frame["eligible"].all()    # every size stays eligible: the summary's best-by-NMI row may come from any
     # across features, the pick is the selected row of the most stable model (mel z10: 0.58), not the best NMI
-    frame["pick"] = selection.picked_model(frame)
+    frame["pick"] = selection.picked_model(frame, "silhouette")
     assert frame.loc[frame["pick"], "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
     assert ac_results.choose_result(frame, "silhouette") == ("mel.dcec_z10.npy.dcec",
                                                   "label-free pick: the most stable model (stability gain 0.580)")
@@ -364,10 +364,21 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
                                             "label-free (silhouette)"]
 
 
+def test_among_equally_stable_models_the_criterion_picks():
+    frame = _models([("mel", 10, 0.50, 0.02, 0.8), ("spectrogram", 32, 0.49, 0.01, 0.6),
+                     ("chroma", 128, 0.45, 0.01, 0.9)])   # the best silhouette, but less stable than the tie allows
+    selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))
+    # mel and the spectrogram are within STABILITY_TIE: the spectrogram's DCEC row has the better silhouette (4.2)
+    assert frame.loc[selection.picked_model(frame, "silhouette"), "id"].tolist() == ["spectrogram.dcec_z32.npy.dcec"]
+    # a criterion where lower is better turns the tie the other way
+    frame["davies_bouldin"] = frame["silhouette"]
+    assert frame.loc[selection.picked_model(frame, "davies_bouldin"), "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
+
+
 def test_without_a_stability_gain_nothing_is_picked_and_the_criterion_decides():
     frame = _models([("mel", 10, float("nan"), 0.02, 0.6), ("mfcc", 32, float("nan"), 0.01, 0.7)])
     selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))
-    frame["pick"] = selection.picked_model(frame)
+    frame["pick"] = selection.picked_model(frame, "silhouette")
     assert not frame["pick"].any()
     # silhouette 0.1 * 32 + 1 beats 0.1 * 10 + 1 among the two selected DCEC rows
     assert ac_results.choose_result(frame, "silhouette")[0] == "mfcc.dcec_z32.npy.dcec"
@@ -388,7 +399,7 @@ def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
         assert (rows["profile"] == "cpu").all() and (rows["max_epochs"] == 3).all()
     gains = results.groupby("latent_dim")["latent_stability"].first()
     losses = results.groupby("latent_dim")["val_loss"].first()
-    if abs(gains[2] - gains[6]) > selection.LATENT_STABILITY_TIE:
+    if abs(gains[2] - gains[6]) > selection.STABILITY_TIE:
         expected_latent = gains.idxmax()
     else:
         expected_latent = losses.idxmin()

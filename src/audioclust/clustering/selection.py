@@ -167,8 +167,9 @@ def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
     return tune_criterion if criterion == "stability" else criterion
 
 
-#: stage 05: latent sizes whose stability gains are closer than this to the best count as equally stable
-LATENT_STABILITY_TIE = 0.02
+#: stage 05: models whose stability gains are closer than this to the best count as equally stable (the latent
+#: size of a feature, and the pick across features)
+STABILITY_TIE = 0.02
 
 
 def chosen_latents(results: pd.DataFrame) -> pd.Series:
@@ -177,7 +178,7 @@ def chosen_latents(results: pd.DataFrame) -> pd.Series:
     The chosen size is the one whose pre-trained embedding K-Means partitions most stably
     (``latent_stability``: the stability gain of :func:`audioclust.clustering.tuning.stability_gain`, which
     subtracts the stability of a Gaussian of the embedding's shape, so sizes compare); among sizes within
-    :data:`LATENT_STABILITY_TIE` of the best, the lower validation loss (``val_loss``), then the smaller size.
+    :data:`STABILITY_TIE` of the best, the lower validation loss (``val_loss``), then the smaller size.
     Validation loss alone is no guide: it falls with every added dimension, while the clusters of a larger
     embedding grow less distinct. A feature whose sizes have no finite stability gets its smallest size.
 
@@ -193,30 +194,37 @@ def chosen_latents(results: pd.DataFrame) -> pd.Series:
         if stable.empty:
             latent = models.index.min()
         else:
-            near = stable[stable["stability"] >= stable["stability"].max() - LATENT_STABILITY_TIE]
+            near = stable[stable["stability"] >= stable["stability"].max() - STABILITY_TIE]
             latent = near.assign(size=near.index).sort_values(["val_loss", "size"], na_position="last").index[0]
         chosen[rows.index[rows["latent_dim"] == latent]] = True
     return chosen
 
 
-def picked_model(results: pd.DataFrame) -> pd.Series:
+def picked_model(results: pd.DataFrame, criterion: str) -> pd.Series:
     """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
-    embedding K-Means partitions most stably (the highest ``latent_stability``; the first in table order on a tie).
+    embedding K-Means partitions most stably (``latent_stability``); among selected rows within
+    :data:`STABILITY_TIE` of the most stable, the one with the best ``criterion`` (then the first in table order).
 
     The stability gain compares models of any input and size, as it compares stage 04's views: each model's
-    stability is measured against a Gaussian of its own embedding's shape, while silhouette (which picked before)
-    compares distances measured in each embedding's own geometry. All False when no
-    selected row has a finite stability gain (:func:`audioclust.results.choose_result` then falls back on the
-    criterion).
+    stability is measured against a Gaussian of its own embedding's shape, while silhouette compares distances
+    measured in each embedding's own geometry and alone would favour whichever embedding is most compact. All
+    False when no selected row has a finite stability gain (:func:`audioclust.results.choose_result` then falls
+    back on the criterion).
 
     Parameters
     ----------
-    results : stage 05's rows after :func:`mark_selected` (``selected``, ``latent_stability``).
+    results : stage 05's rows after :func:`mark_selected` (``selected``, ``latent_stability``, ``criterion``).
+    criterion : the internal criterion that breaks ties (``selected`` was marked by it).
     """
     picked = pd.Series(False, index=results.index)
     gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(results["selected"].astype(bool))
-    if np.isfinite(gain).any():
-        picked[gain.idxmax()] = True
+    if not np.isfinite(gain).any():
+        return picked
+    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
+    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    near = gain.index[gain >= gain.max() - STABILITY_TIE]
+    finite = score[near].dropna()
+    picked[finite.idxmax() if len(finite) else gain.idxmax()] = True
     return picked
 
 

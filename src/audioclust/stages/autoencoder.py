@@ -277,7 +277,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         frame["latent_chosen"] = chosen_latents(frame)
         mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
-        frame["pick"] = picked_model(frame)
+        frame["pick"] = picked_model(frame, criterion)
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
