@@ -38,7 +38,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.clustering.metrics import HIGHER_IS_BETTER  # noqa: E402
+from audioclust.clustering.metrics import oriented  # noqa: E402
 from audioclust.clustering.selection import autoencoder_criterion, picked_model  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
@@ -132,7 +132,7 @@ def input_lines(root: Path, dataset: str, k: int) -> list[str]:
                      f"{row['silhouette']:.3f} | {kmeans['nmi']:.3f} | {row['nmi']:.3f} ({STAGE_NAMES[row['stage']]}) |")
     for inputs in INPUT_SETS:
         rows = selected.loc[[f for f in inputs if f in selected.index]]
-        by_criterion = rows[criterion].idxmax() if HIGHER_IS_BETTER[criterion] else rows[criterion].idxmin()
+        by_criterion = oriented(rows[criterion], criterion).idxmax()
         by_stability = rows.index[picked_model(rows, criterion).to_numpy()][0]
         lines.append(f"| {dataset} (k={k}) | pick over {' + '.join(inputs)} | | | | "
                      f"{criterion}: {by_criterion} {rows.loc[by_criterion, 'nmi']:.3f} | "

@@ -45,7 +45,7 @@ FSDD = REPO.parent / "shared" / "datasets" / "fsdd" / "recordings"
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.cli import run_stage  # noqa: E402
-from audioclust.clustering.metrics import HIGHER_IS_BETTER  # noqa: E402
+from audioclust.clustering.metrics import oriented  # noqa: E402
 from audioclust.clustering.selection import mark_selected  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
@@ -108,8 +108,7 @@ def pick(results: pd.DataFrame, criterion: str, k: int) -> pd.Series:
     """The overall label-free row of ``results``."""
     rows = marked(results, criterion, k)
     chosen = rows[rows["selected"].astype(bool)]
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    return chosen.loc[(pd.to_numeric(chosen[criterion]) * sign).idxmax()]
+    return chosen.loc[oriented(chosen[criterion], criterion).idxmax()]
 
 
 def _brief(row: pd.Series | None) -> dict:

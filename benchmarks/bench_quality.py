@@ -47,7 +47,7 @@ FSDD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fsdd" / "r
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.cli import run_stage
-from audioclust.clustering.metrics import HIGHER_IS_BETTER
+from audioclust.clustering.metrics import oriented
 from audioclust.clustering.selection import autoencoder_criterion, mark_selected
 from audioclust.config import load_config
 from audioclust.core.paths import ProjectPaths
@@ -103,8 +103,7 @@ def summary_rows(results: pd.DataFrame, criterion: str) -> list[dict]:
     """The overall label-free choice, each feature's label-free row, the best row by NMI."""
     ok = results[results["status"] == "ok"]
     selected = ok[ok["selected"].astype(bool)]
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    rows = [_row("label-free (overall)", selected.loc[(selected[criterion] * sign).idxmax()])]
+    rows = [_row("label-free (overall)", selected.loc[oriented(selected[criterion], criterion).idxmax()])]
     rows += [_row(f"label-free ({r['feature']})", r) for _, r in selected.iterrows()]
     rows.append(_row("best by NMI (uses labels)", best_by_nmi(ok)))
     return rows

@@ -65,6 +65,13 @@ HIGHER_IS_BETTER = {"silhouette": True, "calinski_harabasz": True, "davies_bould
 """Direction of each criterion."""
 
 
+def oriented(scores, criterion: str) -> pd.Series:
+    """A column of ``criterion`` values as numbers (anything else NaN), turned so that higher is better
+    (:data:`HIGHER_IS_BETTER`: ``davies_bouldin`` is negated)."""
+    values = pd.to_numeric(pd.Series(scores), errors="coerce")
+    return values if HIGHER_IS_BETTER[criterion] else -values
+
+
 # --------------------------------------------------------------------------- external
 
 def _pair(labels_true, labels_pred) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from audioclust.clustering.metrics import HIGHER_IS_BETTER, NOISE
+from audioclust.clustering.metrics import NOISE, oriented
 from audioclust.core.errors import AudioclustError
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,7 @@ def picked_model(results: pd.DataFrame, criterion: str) -> pd.Series:
     gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(results["selected"].astype(bool))
     if not np.isfinite(gain).any():
         return picked
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    score = oriented(results[criterion], criterion)
     near = gain.index[gain >= gain.max() - STABILITY_TIE]
     finite = score[near].dropna()
     picked[finite.idxmax() if len(finite) else gain.idxmax()] = True
@@ -246,8 +245,7 @@ def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,
     ``among`` (a boolean mask, e.g. :func:`chosen_latents`) narrows the rows ``selected`` may mark; the
     ``eligible`` rows stay those above.
     """
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    score = pd.to_numeric(results[criterion], errors="coerce") * sign
+    score = oriented(results[criterion], criterion)
     n_clusters = pd.to_numeric(results["n_clusters"], errors="coerce")
     degenerate = results["degenerate"].fillna("") if "degenerate" in results else ""  # stage 05 has no such column
     eligible = (results["status"] == "ok") & np.isfinite(score) & (degenerate == "") & (n_clusters >= 2)
