@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,26 @@ def test_every_key_has_a_one_line_description_and_no_measurements():
             assert text.strip() and "\n" not in text, spec.name
             # results belong in docs/benchmarks.md, not in the description of a key
             assert not any(word in text for word in ("NMI", "FSDD", "benchmark")), (spec.name, text)
+
+
+def _default(key: str):
+    value = Config()
+    for part in key.split("."):
+        value = value[part] if isinstance(value, dict) else getattr(value, part)
+    return value
+
+
+def test_the_measurements_behind_the_defaults_name_todays_defaults():
+    # each line gives a key's default when it was measured; a changed default must say "then ... now ..."
+    text = (REPO / "docs" / "benchmarks.md").read_text().split("## Measurements behind the defaults")[1]
+    lines = re.findall(r"^- `([\w.]+)` \((then )?`([^`]*)`(?:; now `([^`]*)`)?", text, re.M)
+    assert len(lines) >= 20
+    for key, then, value, now in lines:
+        if then:
+            assert now, f"{key}: a changed default says what it is now"
+            assert yaml.safe_load(value) != _default(key), key
+            value = now
+        assert yaml.safe_load(value) == _default(key), f"{key}: the list says {value}, the default is {_default(key)}"
 
 
 def test_precedence_default_dataset_file_set(project):
