@@ -359,6 +359,9 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
     assert frame.loc[frame["pick"], "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
     assert ac_results.choose_result(frame, "silhouette") == ("mel.dcec_z10.npy.dcec",
                                                   "label-free pick: the most stable model (stability gain 0.580)")
+    # a marked pick without either stage's column is still the answer, said plainly
+    assert ac_results.choose_result(frame.drop(columns="latent_stability"), "silhouette") == (
+        "mel.dcec_z10.npy.dcec", "label-free pick (the row marked pick in results.csv)")
     shown = ac_report_summary.summary_table(frame.assign(type="npy", algorithm=frame["stage"], k=3, acc=frame["nmi"]))
     assert shown["Choice"].tolist()[:3] == ["label-free (silhouette), pick", ac_report_summary.BEST,
                                             "label-free (silhouette)"]

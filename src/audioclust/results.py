@@ -247,14 +247,17 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     if ok.empty:
         raise StageInputError("no result with status ok and cluster labels: check results.csv (status, reason)")
     picked = ok[true_flags(ok, "pick")]
-    if len(picked) and "structure" not in picked.columns:   # stage 05: the most stable model
-        gain = pd.to_numeric(picked["latent_stability"], errors="coerce").iloc[0]
-        return str(picked["id"].iloc[0]), f"label-free pick: the most stable model (stability gain {gain:.3f})"
     if len(picked):
-        rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
-        total = pd.to_numeric(ok["structure"], errors="coerce").max()
-        others = "; the others are alternatives, see structures.csv" if total > 1 else ""
-        return str(picked["id"].iloc[0]), f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
+        pick = str(picked["id"].iloc[0])
+        if "structure" in picked.columns:   # stage 04: the first of the structures found
+            rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
+            total = pd.to_numeric(ok["structure"], errors="coerce").max()
+            others = "; the others are alternatives, see structures.csv" if total > 1 else ""
+            return pick, f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
+        if "latent_stability" in picked.columns:   # stage 05: the most stable model
+            gain = pd.to_numeric(picked["latent_stability"], errors="coerce").iloc[0]
+            return pick, f"label-free pick: the most stable model (stability gain {gain:.3f})"
+        return pick, "label-free pick (the row marked pick in results.csv)"
     selected = true_flags(ok, "selected") if "selected" in ok.columns else None
     pool, what = (ok[selected], "selected rows (one per feature)") if selected is not None and selected.any() \
         else (ok, "ok rows")
