@@ -204,6 +204,8 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     files = [p for p in out.rglob("*") if p.is_file() and p.suffix in {".npy", ".png", ".pdf"}]
     stamps = {p: p.stat().st_mtime_ns for p in files}
 
+    same = ["id", "k", "n_clusters", "nmi", "acc", "ari", "silhouette", "recon_mse", "val_loss", "epochs",
+            "dcec_iterations", "stopped_by", "checkpoint", "latent_stability", "selected"]
     again = autoencoder.run(cfg, demo)                                # nothing changed: nothing made again
     assert counts() == ([], 0, 0)
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
@@ -211,8 +213,18 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     pd.testing.assert_frame_equal(again.drop(columns="reused"), first.drop(columns="reused"))
     assert pd.read_csv(out / "labels.csv").equals(labels)
 
-    # a DCEC key: the checkpoint is reused, the clustering and its figures are made again
-    autoencoder.run(config(demo, **{"cluster.figures": True, "autoencoder.gamma": 0.2}), demo)
+    # a DCEC key: the checkpoint, the embedding's K-Means and its stability are reused; DCEC and its figures are
+    # made again
+    gamma = autoencoder.run(config(demo, **{"cluster.figures": True, "autoencoder.gamma": 0.2}), demo)
+    made = counts()
+    assert made[:2] == (["DCECModule"], 0) and made[2] > 0
+    kept = gamma["stage"] == "ae_kmeans"
+    pd.testing.assert_frame_equal(gamma.loc[kept, same].reset_index(drop=True),
+                                  first.loc[first["stage"] == "ae_kmeans", same].reset_index(drop=True))
+    columns = first.loc[first["stage"] == "ae_kmeans", "id"].tolist()
+    assert pd.read_csv(out / "labels.csv")[columns].equals(labels[columns])
+    # K-Means' restarts are part of where DCEC starts: they are fitted again
+    autoencoder.run(config(demo, **{"autoencoder.kmeans_n_init": 3}), demo)
     assert counts()[:2] == (["DCECModule"], 1 + b + 1 + b)
 
     # recompute: everything again, to the same results (deterministic training, same device)
@@ -220,8 +232,6 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     made = counts()
     assert made[:2] == (["AutoencoderModule", "DCECModule"], 1 + b + 1 + b) and made[2] > 0
     assert not redone["reused"].any()
-    same = ["id", "k", "n_clusters", "nmi", "acc", "ari", "silhouette", "recon_mse", "val_loss", "epochs",
-            "dcec_iterations", "stopped_by", "checkpoint", "latent_stability", "selected"]
     pd.testing.assert_frame_equal(redone[same], first[same])
     assert pd.read_csv(out / "labels.csv").equals(labels)
 

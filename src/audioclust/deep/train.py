@@ -451,13 +451,13 @@ def run_dcec(
     log_dir: str | Path | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool | None = None,
-    kmeans: Any = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DCECResult:
     """The DCEC clustering stage on every sample of ``datamodule``.
 
     1. Embed every sample with a copy of ``autoencoder`` (the original is left untouched)
        and run K-Means (``n_init = cfg.kmeans_n_init``, ``random_state = seed``), unless
-       ``kmeans`` gives that K-Means already.
+       ``start`` gives that K-Means' centres and labels already.
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
        until fewer than ``cfg.tol`` of labels change between target updates, an update
        leaves a cluster empty (the last state with K clusters is restored), or
@@ -482,8 +482,9 @@ def run_dcec(
     trainer_kwargs : extra ``pl.Trainer`` arguments.
     progress : show Lightning's progress bar; False: the console's progress (:mod:`audioclust.core.progress`);
         None: Lightning's when ``-v``/``--verbose`` (:func:`verbose`).
-    kmeans : a fitted ``sklearn.cluster.KMeans`` of ``n_clusters`` on :func:`embed` of ``autoencoder``
-        over ``datamodule`` (the same seeded K-Means, so it need not run twice); None: fitted here.
+    start : ``(centres, labels)`` of shape (n_clusters, latent_dim) and (n_samples,): that seeded K-Means on
+        :func:`embed` of ``autoencoder`` over ``datamodule``, already fitted (or kept from an earlier run), so it
+        need not run again; None: fitted here.
     """
     from sklearn.cluster import KMeans
 
@@ -501,13 +502,15 @@ def run_dcec(
     kwargs.update({k: v for k, v in _determinism_kwargs(cfg.deterministic, device).items() if k not in kwargs})
     model = copy.deepcopy(autoencoder.model if isinstance(autoencoder, AutoencoderModule) else autoencoder)
     model.to(device).train()
-    start = time.perf_counter()
+    began = time.perf_counter()
     with cpu_threads(cfg.num_threads), _quiet_lightning(), torch_flags(cfg.deterministic, device):
         pl.seed_everything(seed, workers=True)
-        if kmeans is None:
+        if start is None:
             kmeans = KMeans(n_clusters=n_clusters, n_init=cfg.kmeans_n_init, random_state=seed).fit(
                 embed(model, datamodule))
-        module = DCECModule(model, kmeans.cluster_centers_, _all_images(datamodule, device), kmeans.labels_,
+            start = (kmeans.cluster_centers_, kmeans.labels_)
+        centers, initial_labels = start
+        module = DCECModule(model, centers, _all_images(datamodule, device), initial_labels,
                             gamma=cfg.gamma, lr=cfg.dcec_lr, update_interval=cfg.update_interval, tol=cfg.tol,
                             alpha=cfg.alpha, eval_batch_size=EVAL_BATCH)
         trainer = pl.Trainer(**kwargs)
@@ -523,7 +526,7 @@ def run_dcec(
         module.cpu()
         for logger in trainer.loggers:
             logger.save()  # the final update's row
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     history = pd.DataFrame(module.history, columns=HISTORY_COLUMNS)
     log.info("DCEC k=%d: stopped by %s after %d iterations (%.1f s); last label change %.4f%%",
              n_clusters, module.stopped_by, trainer.global_step, seconds, 100 * history["delta_label"].iloc[-1])
@@ -533,7 +536,7 @@ def run_dcec(
                     "soft assignments); train longer or check the embedding", n_clusters, len(np.unique(labels)))
     iterations = trainer.global_step if module.restored_iteration is None else module.restored_iteration
     return DCECResult(labels=labels, q=q.numpy(), embedding=final_z,
-                      kmeans_labels=np.asarray(kmeans.labels_), history=history, stopped_by=module.stopped_by,
+                      kmeans_labels=np.asarray(initial_labels), history=history, stopped_by=module.stopped_by,
                       iterations=int(iterations), seconds=seconds, module=module)
 
 

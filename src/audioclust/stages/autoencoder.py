@@ -62,8 +62,10 @@ Re-runs: besides the checkpoint, each model's embeddings, K-Means and DCEC resul
 figures are reused when their inputs are unchanged: ``embeddings/<view>/memo.json``, written
 after them, holds the rows, labels and k selection under a key of the checkpoint hash, the
 DCEC and k-selection settings, the seed, the labels and the package version
-(:func:`memo_key`; the figures under :func:`figures_key` too). ``run(..., recompute=True)``
-ignores every reuse and retrains.
+(:func:`memo_key`; the figures under :func:`figures_key` too). When only DCEC's settings or the labels
+changed, the pre-trained embedding's k, K-Means and stability gain are taken from the memo too
+(:class:`PretrainedClusters` under :func:`pretrained_key`) and DCEC alone runs again. ``run(...,
+recompute=True)`` ignores every reuse and retrains.
 
 Replicates: with several seeds (``experiment.seeds``) every model is pre-trained, embedded and
 clustered once per seed (its own checkpoint: the seed is in its hash). The first seed's models
@@ -158,6 +160,43 @@ EMBEDDING_FILES = ("pretrained.npy", "dcec.npy", "dcec_q.npy")
 
 
 @dataclass
+class PretrainedClusters:
+    """The pre-trained embedding and its K-Means: what DCEC starts from, and what a change of DCEC settings keeps.
+
+    Attributes
+    ----------
+    z : the embedding of every file, shape (n_samples, latent_dim).
+    k, k_source : the number of clusters and who chose it (``given``, ``auto``); selection : the k selection, or None.
+    labels, centers : the K-Means partition, shapes (n_samples,) and (k, latent_dim); seconds : its fit time.
+    stability : its stability gain (``latent_stability``); mse : the reconstruction MSE per pixel.
+    """
+
+    z: np.ndarray
+    k: int
+    k_source: str
+    selection: KSelection | None
+    labels: np.ndarray
+    centers: np.ndarray
+    seconds: float
+    stability: float
+    mse: float
+
+    def to_record(self, key: str) -> dict[str, Any]:
+        """Everything but ``z`` (kept in ``pretrained.npy``) as JSON, under ``key``."""
+        return {"key": key, "k": self.k, "k_source": self.k_source,
+                "selection": None if self.selection is None else self.selection.to_record(),
+                "labels": self.labels.tolist(), "centers": self.centers.tolist(), "seconds": self.seconds,
+                "stability": self.stability, "mse": self.mse}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], z: np.ndarray) -> PretrainedClusters:
+        selection = None if record["selection"] is None else KSelection.from_record(record["selection"])
+        return cls(z=z, k=int(record["k"]), k_source=record["k_source"], selection=selection,
+                   labels=np.asarray(record["labels"], dtype=int), centers=np.asarray(record["centers"]),
+                   seconds=float(record["seconds"]), stability=float(record["stability"]), mse=float(record["mse"]))
+
+
+@dataclass
 class ModelRun:
     """One trained (or reused) autoencoder and its two clusterings.
 
@@ -171,6 +210,7 @@ class ModelRun:
     trained : what :func:`~audioclust.deep.train.train_autoencoder` returned.
     dcec : what :func:`~audioclust.deep.train.run_dcec` returned; None when taken from the memo.
     dataset : the images.
+    pretrained : the pre-trained embedding's K-Means that DCEC started from (None when taken from the memo).
     from_memo : rows, labels and selection come from the memo of an earlier run (``embeddings``
         is empty then: the arrays and figures on disk are that run's).
     """
@@ -183,6 +223,7 @@ class ModelRun:
     trained: TrainResult
     dcec: DCECResult | None
     dataset: FeaturesDataset
+    pretrained: PretrainedClusters | None = None
     from_memo: bool = False
 
 
@@ -422,16 +463,23 @@ def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, f
         log.info("%s: embeddings, K-Means, DCEC%s reused (%s; autoencoder trained on %s)", view,
                  " and figures" if figures else "", paths.rel(folder / MEMO), trained.device)
         return _from_memo(memo, view, trained, dataset)
-    model = run_model(cfg, paths, dataset, feature, latent, labels, labelled, architecture, trained=trained)
+    start_key = pretrained_key(cfg, trained)
+    start = None if recompute else _read_pretrained(folder, start_key)
+    if start is not None:
+        log.info("%s: the pre-trained embedding's k, K-Means and stability reused (%s); DCEC runs again", view,
+                 paths.rel(folder / MEMO))
+    model = run_model(cfg, paths, dataset, feature, latent, labels, labelled, architecture, trained=trained,
+                      pretrained=start)
     _write_embeddings(folder, model)
     written = _model_figures(cfg, paths, model, labels, labelled, out / "figures") if figures else []
-    _write_memo(folder, key, figures, [p.relative_to(out / "figures").as_posix() for p in written], model)
+    _write_memo(folder, key, figures, [p.relative_to(out / "figures").as_posix() for p in written], model,
+                start_key)
     return model
 
 
 def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
               labels: np.ndarray, labelled: np.ndarray, architecture: str | None = None,
-              trained: TrainResult | None = None) -> ModelRun:
+              trained: TrainResult | None = None, pretrained: PretrainedClusters | None = None) -> ModelRun:
     """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
 
     Parameters
@@ -442,6 +490,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
     architecture : the autoencoder; None: ``autoencoder.architecture`` (``mlp`` for an embedding).
     trained : the autoencoder already trained or reused for these arguments; None: done here.
+    pretrained : its embedding's k, K-Means and stability, kept from an earlier run with the same checkpoint and
+        settings (:func:`pretrained_key`); None: computed here (:func:`cluster_pretrained`).
     """
     ae, seed = cfg.autoencoder, cfg.seed
     architecture = architecture or ae.architecture
@@ -452,17 +502,10 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
                                     ckpt_dir=paths.checkpoints, latent_dim=latent)
     device = training_device()
     with cpu_threads(ae.num_threads) as n_threads, threadpool_limits(limits=n_threads):
-        with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
-            pre_mse, z = _evaluate(trained.module.model, trained.datamodule, device, embedding=True)
-        k, k_source, selection = embedding_k(cfg, z)
-        start = time.perf_counter()
-        km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
-        km_seconds = time.perf_counter() - start
-        # how reproducible the embedding's groups are, against a Gaussian of its shape: what chooses the latent size
-        latent_stability = stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=km.labels_,
-                                          n_resamples=cfg.cluster.stability_resamples,
-                                          max_samples=cfg.cluster.stability_max_samples)["stability"]
-        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs, kmeans=km)
+        start = pretrained or cluster_pretrained(cfg, trained, device)
+        k = start.k
+        dcec = run_dcec(trained.module, trained.datamodule, k, ae, seed, log_dir=paths.logs,
+                        start=(start.centers, start.labels))
         with torch_flags(ae.deterministic, device):
             dcec_mse, _ = _evaluate(dcec.module.model, trained.datamodule, device)
 
@@ -470,8 +513,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     base = {
         "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({SOURCE_NAMES[source]})",
         "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
-        "k": k, "k_source": k_source, "status": "ok", "reason": "", "selected": False,
-        "latent_stability": latent_stability, "profile": trained.schedule.profile,
+        "k": k, "k_source": start.k_source, "status": "ok", "reason": "", "selected": False,
+        "latent_stability": start.stability, "profile": trained.schedule.profile,
         "max_epochs": trained.schedule.max_epochs, "epochs": trained.epochs, "train_stopped_by": trained.stopped_by,
         "reused": trained.reused,
         "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
@@ -479,10 +522,10 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         "checkpoint": paths.rel(trained.checkpoint),
     }
     stages = {
-        "ae_kmeans": dict(pred=km.labels_, Z=z, mse=pre_mse, seconds=km_seconds, algorithm="kmeans",
+        "ae_kmeans": dict(pred=start.labels, Z=start.z, mse=start.mse, seconds=start.seconds, algorithm="kmeans",
                           params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
         # DCEC's time includes the K-Means it starts from, as when it ran that K-Means itself
-        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=km_seconds + dcec.seconds,
+        "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=start.seconds + dcec.seconds,
                      algorithm="dcec",
                      params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
                              "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
@@ -504,7 +547,26 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
             row.update(external_scores(labels[labelled], pred[labelled]))
         rows.append(row)
     return ModelRun(view=view, rows=rows, labels=predicted, embeddings={stage: s["Z"] for stage, s in stages.items()},
-                    selection=selection, trained=trained, dcec=dcec, dataset=dataset)
+                    selection=start.selection, trained=trained, dcec=dcec, dataset=dataset, pretrained=start)
+
+
+def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) -> PretrainedClusters:
+    """Embed every file with the pre-trained model (on ``device``), choose k (:func:`embedding_k`), K-Means
+    (``autoencoder.kmeans_n_init`` restarts, seeded) and its stability gain (``cluster.stability_resamples``,
+    ``cluster.stability_max_samples``). Run under the stage's thread limits."""
+    ae, seed = cfg.autoencoder, cfg.seed
+    with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
+        mse, z = _evaluate(trained.module.model, trained.datamodule, device, embedding=True)
+    k, k_source, selection = embedding_k(cfg, z)
+    began = time.perf_counter()
+    km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
+    seconds = time.perf_counter() - began
+    # how reproducible the embedding's groups are, against a Gaussian of its shape: what chooses the latent size
+    stability = stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=km.labels_,
+                               n_resamples=cfg.cluster.stability_resamples,
+                               max_samples=cfg.cluster.stability_max_samples)["stability"]
+    return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
+                              centers=km.cluster_centers_, seconds=seconds, stability=stability, mse=mse)
 
 
 def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: torch.device,
@@ -529,6 +591,15 @@ def memo_key(cfg: Config, trained: TrainResult, labels: np.ndarray) -> str:
                         "labels": [str(v) for v in labels], "version": __version__})
 
 
+def pretrained_key(cfg: Config, trained: TrainResult) -> str:
+    """Key of a model's :class:`PretrainedClusters`: :func:`memo_key` without the labels and the DCEC keys but
+    ``kmeans_n_init``, so a change of DCEC settings reruns DCEC alone."""
+    c = cfg.cluster
+    return stable_hash({"checkpoint": trained.params_hash, "kmeans_n_init": cfg.autoencoder.kmeans_n_init,
+                        "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
+                        "version": __version__})
+
+
 def figures_key(cfg: Config) -> str | None:
     """Key of a model's figures beyond :func:`memo_key`; None when no figures are asked for (``cluster.figures``)."""
     if not cfg.cluster.figures:
@@ -551,11 +622,22 @@ def _read_memo(folder: Path, key: str, figures: str | None, figure_folder: Path)
     return memo
 
 
-def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[str], model: ModelRun) -> None:
+def _read_pretrained(folder: Path, key: str) -> PretrainedClusters | None:
+    """The memo's :class:`PretrainedClusters` when it was written under ``key`` and ``pretrained.npy`` is there."""
+    memo = read_json(folder / MEMO)
+    record = memo.get("pretrained") if isinstance(memo, dict) else None
+    if not isinstance(record, dict) or record.get("key") != key or not (folder / "pretrained.npy").is_file():
+        return None
+    return PretrainedClusters.from_record(record, np.load(folder / "pretrained.npy", allow_pickle=False))
+
+
+def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[str], model: ModelRun,
+                pretrained: str) -> None:
     write_json(folder / MEMO, {
         "key": key, "figures": figures, "figure_files": sorted(figure_files), "rows": model.rows,
         "labels": {stage: labels.tolist() for stage, labels in model.labels.items()},
         "selection": None if model.selection is None else model.selection.to_record(),
+        "pretrained": model.pretrained.to_record(pretrained),
     })
 
 
@@ -672,5 +754,6 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
     return pd.read_csv(path)
 
 
-__all__ = ['ModelRun', 'embedding_dataset', 'embedding_k', 'embedding_vectors', 'feature_files', 'figures_key',
-           'input_dataset', 'level_arrays', 'memo_key', 'run', 'run_model', 'training_log']
+__all__ = ['ModelRun', 'PretrainedClusters', 'cluster_pretrained', 'embedding_dataset', 'embedding_k',
+           'embedding_vectors', 'feature_files', 'figures_key', 'input_dataset', 'level_arrays', 'memo_key',
+           'pretrained_key', 'run', 'run_model', 'training_log']
