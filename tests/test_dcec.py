@@ -23,7 +23,7 @@ from audioclust.deep.data import (
     load_feature,
 )
 from audioclust.deep.dcec import DCECModule
-from audioclust.deep.schedule import Schedule
+from audioclust.deep.schedule import PROFILES, Schedule
 from audioclust.deep.train import (
     device_name,
     embed,
@@ -436,6 +436,12 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
     assert np.isnan(by_iter.history["loss"].iloc[0]) and np.isfinite(by_iter.history["loss"].iloc[1:]).all()
     assert normalized_mutual_info_score(truth, by_iter.labels) == 1.0
     assert normalized_mutual_info_score(truth, by_iter.kmeans_labels) == 1.0
+
+    # max_iter null: the profile's batch limit (cpu here, on any device)
+    by_profile = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0, max_iter=None,
+                                                                             profile="cpu", update_interval=100),
+                          seed=0)
+    assert by_profile.stopped_by == "max_iter" and by_profile.iterations == PROFILES["cpu"].dcec_batches == 400
 
     # tol = 1: any change below 100 % stops at the first update after the start
     by_tol = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=1.0), seed=0)

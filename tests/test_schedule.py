@@ -13,7 +13,7 @@ from audioclust.config import AutoencoderConfig, load_config
 from audioclust.core.errors import ConfigError
 from audioclust.core.storage import read_json
 from audioclust.deep.reconstruction import AutoencoderModule
-from audioclust.deep.schedule import PROFILES, Schedule, profile_name, resolve_schedule
+from audioclust.deep.schedule import PROFILES, Schedule, dcec_batches, profile_name, resolve_schedule
 from conftest import REPO
 from test_dcec import cfg, train, two_families  # noqa: F401 — cfg is a fixture
 
@@ -98,13 +98,22 @@ def test_the_seed_study_config_is_the_protocol_it_names():
     assert c.images.trim_db is None and set(c.images.per_file.values()) == {"none"}
 
 
+def test_dcec_runs_the_profiles_batches_unless_max_iter_is_given():
+    assert dcec_batches(profile="auto", device="cpu") == CPU.dcec_batches == 400
+    assert dcec_batches(profile="auto", device=torch.device("cuda", 0)) == GPU.dcec_batches == 1600
+    assert dcec_batches(profile="cpu", device="cuda") == 400        # a named profile holds on any device
+    assert dcec_batches(profile="gpu", device="cpu", max_iter=50) == 50
+    assert load_config().autoencoder.max_iter is None
+
+
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_the_profiles_described_are_the_profiles_used(name):
     """The config reference and the stage-05 page write the profiles out: they must say what the code does."""
     p = PROFILES[name]
-    doc = {f.name: f for f in dataclasses.fields(AutoencoderConfig)}["profile"].metadata["doc"]
+    docs = {f.name: f.metadata["doc"] for f in dataclasses.fields(AutoencoderConfig)}
     assert (f"{name} (about {p.image_passes:,} image passes, at most {p.max_epochs} epochs, patience {p.patience}, "
-            f"lr_patience {p.lr_patience})") in doc
+            f"lr_patience {p.lr_patience}; DCEC max_iter {p.dcec_batches:,})") in docs["profile"]
+    assert f"{name} {p.dcec_batches:,}" in docs["max_iter"]
     page = (REPO / "docs" / "stages" / "05-autoencoder.md").read_text()
     assert (f"| `{name}` | {p.image_passes:,} | {p.image_passes:,} / training images, within "
-            f"{p.min_epochs}..{p.max_epochs} | {p.patience} | {p.lr_patience} |") in page
+            f"{p.min_epochs}..{p.max_epochs} | {p.patience} | {p.lr_patience} | {p.dcec_batches:,} |") in page

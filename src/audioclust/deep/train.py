@@ -55,7 +55,7 @@ from audioclust.core.storage import pid_suffix, read_json, write_json
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset, fits_on
 from audioclust.deep.dcec import HISTORY_COLUMNS, DCECModule, DCECResult
 from audioclust.deep.reconstruction import AutoencoderModule
-from audioclust.deep.schedule import Schedule, resolve_schedule
+from audioclust.deep.schedule import Schedule, dcec_batches, resolve_schedule
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ def run_dcec(
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
        until fewer than ``cfg.tol`` of labels change between target updates, an update
        leaves a cluster empty (the last state with K clusters is restored), or
-       ``cfg.max_iter`` batches.
+       ``cfg.max_iter`` batches (null: the profile's, :func:`audioclust.deep.schedule.dcec_batches`).
     3. Compute the final Q, labels and embedding over every sample.
 
     Training runs on the device Lightning chooses (``trainer_kwargs["accelerator"]``, default
@@ -475,7 +475,7 @@ def run_dcec(
         by the datamodule's own seed).
     n_clusters : K, at least 2 and at most the number of samples.
     cfg : the ``autoencoder`` config section (``gamma``, ``dcec_lr``, ``update_interval``, ``tol``,
-        ``max_iter``, ``alpha``, ``kmeans_n_init``, ``num_threads``, ``deterministic``).
+        ``max_iter`` with ``profile``, ``alpha``, ``kmeans_n_init``, ``num_threads``, ``deterministic``).
     seed : feeds ``seed_everything``, K-Means and the shuffling.
     log_dir : CSV logs (the losses and label change of each target update) go to
         ``<log_dir>/dcec_k<K>_s<seed>/``; None: no logs.
@@ -491,11 +491,13 @@ def run_dcec(
     n = len(datamodule.dataset)
     if not 2 <= n_clusters <= n:
         raise ConfigError(f"DCEC needs 2 <= n_clusters <= n_samples ({n}), got {n_clusters}")
+    max_iter = dcec_batches(profile=cfg.profile, max_iter=cfg.max_iter,
+                            device=training_device(str((trainer_kwargs or {}).get("accelerator", "auto"))))
     kwargs: dict[str, Any] = dict(
-        max_steps=cfg.max_iter, max_epochs=-1, devices=1,
+        max_steps=max_iter, max_epochs=-1, devices=1,
         logger=CSVLogger(log_dir, name=f"dcec_k{n_clusters}_s{seed}") if log_dir is not None else False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", cfg.max_iter),
+        **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", max_iter),
     )
     kwargs.update(trainer_kwargs or {})
     device = _trainer_device(kwargs)

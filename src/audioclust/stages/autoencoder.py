@@ -27,7 +27,8 @@ then the same K-Means and clustering stage):
    stability gain (``latent_stability``: :func:`audioclust.clustering.tuning.stability_gain`, with
    ``cluster.stability_resamples`` and ``cluster.stability_max_samples``).
 4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
-   from the centres of that K-Means.
+   from the centres of that K-Means, for at most ``autoencoder.max_iter`` batches (null: the profile's,
+   :func:`audioclust.deep.schedule.dcec_batches`).
 5. Scores as in stage 04: internal ones on the embedding that was clustered (the
    pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
    on the labelled files. Per feature, the latent size is chosen by that stability
@@ -113,6 +114,7 @@ from audioclust.core.storage import (
 )
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
 from audioclust.deep.dcec import DCECResult
+from audioclust.deep.schedule import dcec_batches
 from audioclust.deep.train import (
     TrainResult,
     _reconstruct,
@@ -268,6 +270,9 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
     if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
+    # DCEC's batch limit as the training device's profile gives it, so the memos and the rows name the number
+    ae = replace(ae, max_iter=dcec_batches(profile=ae.profile, device=training_device(), max_iter=ae.max_iter))
+    cfg = replace(cfg, autoencoder=ae)
     settings = views_settings(cfg)
     # every missing input is reported before any training
     vectors = {feature: embedding_vectors(settings, paths, table, feature) for feature in ae.features
