@@ -491,16 +491,17 @@ def run_dcec(
     n = len(datamodule.dataset)
     if not 2 <= n_clusters <= n:
         raise ConfigError(f"DCEC needs 2 <= n_clusters <= n_samples ({n}), got {n_clusters}")
-    max_iter = dcec_batches(profile=cfg.profile, max_iter=cfg.max_iter,
-                            device=training_device(str((trainer_kwargs or {}).get("accelerator", "auto"))))
     kwargs: dict[str, Any] = dict(
-        max_steps=max_iter, max_epochs=-1, devices=1,
+        max_epochs=-1, devices=1,
         logger=CSVLogger(log_dir, name=f"dcec_k{n_clusters}_s{seed}") if log_dir is not None else False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
-        **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", max_iter),
     )
     kwargs.update(trainer_kwargs or {})
     device = _trainer_device(kwargs)
+    # the batch limit of the device's profile; trainer_kwargs still win over it and over the progress display
+    max_iter = dcec_batches(profile=cfg.profile, device=device, max_iter=cfg.max_iter)
+    kwargs = {"max_steps": max_iter, **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", max_iter),
+              **kwargs}
     kwargs.update({k: v for k, v in _determinism_kwargs(cfg.deterministic, device).items() if k not in kwargs})
     model = copy.deepcopy(autoencoder.model if isinstance(autoencoder, AutoencoderModule) else autoencoder)
     model.to(device).train()

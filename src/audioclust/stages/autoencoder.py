@@ -463,13 +463,14 @@ def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, f
                                 latent_dim=latent, recompute=recompute)
     folder = out / "embeddings" / view
     key, figures = memo_key(cfg, trained, labels), figures_key(cfg)
-    memo = None if recompute else _read_memo(folder, key, figures, out / "figures")
+    stored = None if recompute else read_json(folder / MEMO)   # read once: whole, or its pre-trained part
+    memo = _current_memo(stored, folder, key, figures, out / "figures")
     if memo is not None:
         log.info("%s: embeddings, K-Means, DCEC%s reused (%s; autoencoder trained on %s)", view,
                  " and figures" if figures else "", paths.rel(folder / MEMO), trained.device)
         return _from_memo(memo, view, trained, dataset)
     start_key = pretrained_key(cfg, trained)
-    start = None if recompute else _read_pretrained(folder, start_key)
+    start = _current_pretrained(stored, folder, start_key)
     if start is not None:
         log.info("%s: the pre-trained embedding's k, K-Means and stability reused (%s); DCEC runs again", view,
                  paths.rel(folder / MEMO))
@@ -613,10 +614,10 @@ def figures_key(cfg: Config) -> str | None:
                         "examples": N_EXAMPLES, "version": __version__})
 
 
-def _read_memo(folder: Path, key: str, figures: str | None, figure_folder: Path) -> dict[str, Any] | None:
-    """The memo in ``folder`` when it was written under ``key``, its arrays are there and, when figures are
-    asked for, they were made under ``figures`` and are there too; else None."""
-    memo = read_json(folder / MEMO)
+def _current_memo(memo: Any, folder: Path, key: str, figures: str | None,
+                  figure_folder: Path) -> dict[str, Any] | None:
+    """``memo`` (the content of ``folder``'s memo file) when it was written under ``key``, its arrays are there
+    and, when figures are asked for, they were made under ``figures`` and are there too; else None."""
     if not isinstance(memo, dict) or memo.get("key") != key:
         return None
     if not all((folder / name).is_file() for name in EMBEDDING_FILES):
@@ -627,9 +628,9 @@ def _read_memo(folder: Path, key: str, figures: str | None, figure_folder: Path)
     return memo
 
 
-def _read_pretrained(folder: Path, key: str) -> PretrainedClusters | None:
-    """The memo's :class:`PretrainedClusters` when it was written under ``key`` and ``pretrained.npy`` is there."""
-    memo = read_json(folder / MEMO)
+def _current_pretrained(memo: Any, folder: Path, key: str) -> PretrainedClusters | None:
+    """``memo``'s :class:`PretrainedClusters` when it was written under ``key`` and ``folder`` holds
+    ``pretrained.npy``; else None."""
     record = memo.get("pretrained") if isinstance(memo, dict) else None
     if not isinstance(record, dict) or record.get("key") != key or not (folder / "pretrained.npy").is_file():
         return None
