@@ -203,6 +203,10 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     assert made[:2] == (["AutoencoderModule", "DCECModule"], 1 + b + 1 + b) and made[2] > 0
     out = demo.results / "autoencoder"
     labels = pd.read_csv(out / "labels.csv")
+    # the memo keeps K-Means' labels and the k selection once, with the pre-trained embedding's clusters
+    memo = json.loads((out / "embeddings" / "mel.dcec_z4.npy" / "memo.json").read_text())
+    assert set(memo) == {"key", "figures", "figure_files", "rows", "dcec_labels", "pretrained"}
+    assert memo["pretrained"]["labels"] == labels["mel.dcec_z4.npy.ae_kmeans"].tolist()
     files = [p for p in out.rglob("*") if p.is_file() and p.suffix in {".npy", ".png", ".pdf"}]
     stamps = {p: p.stat().st_mtime_ns for p in files}
 

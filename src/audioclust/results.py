@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from audioclust.clustering.metrics import EXTERNAL, HIGHER_IS_BETTER, INTERNAL, NOISE
+from audioclust.clustering.metrics import EXTERNAL, INTERNAL, NOISE, oriented
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, root_hint
@@ -261,10 +261,10 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     selected = true_flags(ok, "selected") if "selected" in ok.columns else None
     pool, what = (ok[selected], "selected rows (one per feature)") if selected is not None and selected.any() \
         else (ok, "ok rows")
-    score = pd.to_numeric(pool[criterion], errors="coerce") if criterion in pool.columns else pd.Series(dtype=float)
+    score = oriented(pool[criterion], criterion) if criterion in pool.columns else pd.Series(dtype=float)
     if score.notna().any():
-        best = (score if HIGHER_IS_BETTER.get(criterion, True) else -score).idxmax()
-        how = f"label-free: best {criterion} ({score[best]:.3f}) among {len(pool)} {what}"
+        best = score.idxmax()
+        how = f"label-free: best {criterion} ({float(pool.loc[best, criterion]):.3f}) among {len(pool)} {what}"
         return str(pool.loc[best, "id"]), how
     return str(pool["id"].iloc[0]), f"label-free: first of {len(pool)} {what} (no {criterion} in results.csv)"
 

@@ -61,12 +61,12 @@ Outputs in ``results/<name>/autoencoder/``:
 
 Re-runs: besides the checkpoint, each model's embeddings, K-Means and DCEC results, rows and
 figures are reused when their inputs are unchanged: ``embeddings/<view>/memo.json``, written
-after them, holds the rows, labels and k selection under a key of the checkpoint hash, the
-DCEC and k-selection settings, the seed, the labels and the package version
-(:func:`memo_key`; the figures under :func:`figures_key` too). When only DCEC's settings or the labels
-changed, the pre-trained embedding's k, K-Means and stability gain are taken from the memo too
-(:class:`PretrainedClusters` under :func:`pretrained_key`) and DCEC alone runs again. ``run(...,
-recompute=True)`` ignores every reuse and retrains.
+after them, holds the pre-trained embedding's k selection, K-Means and stability gain
+(:class:`PretrainedClusters`) under :func:`pretrained_key` (the checkpoint hash, the k-selection
+settings, the seed and the package version), and the rows and DCEC's labels under
+:func:`memo_key` (that key, the DCEC settings and the labels; the figures under :func:`figures_key`
+too). When only DCEC's settings or the labels changed, the first part is reused and DCEC alone runs
+again. ``run(..., recompute=True)`` ignores every reuse and retrains.
 
 Replicates: with several seeds (``experiment.seeds``) every model is pre-trained, embedded and
 clustered once per seed (its own checkpoint: the seed is in its hash). The first seed's models
@@ -588,22 +588,21 @@ def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: to
 
 # --------------------------------------------------------------------------- memo
 
-def memo_key(cfg: Config, trained: TrainResult, labels: np.ndarray) -> str:
-    """Key of a model's embeddings, clusterings and rows: its checkpoint hash (data, pre-training, seed,
-    device), the DCEC keys, the ``cluster`` keys of k and the scores, the seed, the labels and the version."""
-    ae, c = cfg.autoencoder, cfg.cluster
-    return stable_hash({"checkpoint": trained.params_hash, "dcec": {k: getattr(ae, k) for k in _DCEC_KEYS},
-                        "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
-                        "labels": [str(v) for v in labels], "version": __version__})
-
-
 def pretrained_key(cfg: Config, trained: TrainResult) -> str:
-    """Key of a model's :class:`PretrainedClusters`: :func:`memo_key` without the labels and the DCEC keys but
-    ``kmeans_n_init``, so a change of DCEC settings reruns DCEC alone."""
+    """Key of a model's :class:`PretrainedClusters`: its checkpoint hash (data, pre-training, seed, device),
+    ``kmeans_n_init``, the ``cluster`` keys of k and the scores, the seed and the version."""
     c = cfg.cluster
     return stable_hash({"checkpoint": trained.params_hash, "kmeans_n_init": cfg.autoencoder.kmeans_n_init,
                         "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
                         "version": __version__})
+
+
+def memo_key(cfg: Config, trained: TrainResult, labels: np.ndarray) -> str:
+    """Key of a model's embeddings, clusterings and rows: :func:`pretrained_key`, the DCEC keys and the labels
+    (a change of these reruns DCEC alone)."""
+    ae = cfg.autoencoder
+    return stable_hash({"pretrained": pretrained_key(cfg, trained), "dcec": {k: getattr(ae, k) for k in _DCEC_KEYS},
+                        "labels": [str(v) for v in labels]})
 
 
 def figures_key(cfg: Config) -> str | None:
@@ -641,16 +640,16 @@ def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[
                 pretrained: str) -> None:
     write_json(folder / MEMO, {
         "key": key, "figures": figures, "figure_files": sorted(figure_files), "rows": model.rows,
-        "labels": {stage: labels.tolist() for stage, labels in model.labels.items()},
-        "selection": None if model.selection is None else model.selection.to_record(),
+        "dcec_labels": model.labels["dcec"].tolist(),   # the ae_kmeans labels and k selection: in "pretrained"
         "pretrained": model.pretrained.to_record(pretrained),
     })
 
 
 def _from_memo(memo: dict[str, Any], view: str, trained: TrainResult, dataset: FeaturesDataset) -> ModelRun:
-    selection = None if memo["selection"] is None else KSelection.from_record(memo["selection"])
+    start = memo["pretrained"]
+    selection = None if start["selection"] is None else KSelection.from_record(start["selection"])
     rows = [{**row, "reused": trained.reused} for row in memo["rows"]]
-    labels = {stage: np.asarray(values, dtype=int) for stage, values in memo["labels"].items()}
+    labels = {"ae_kmeans": np.asarray(start["labels"], dtype=int), "dcec": np.asarray(memo["dcec_labels"], dtype=int)}
     return ModelRun(view=view, rows=rows, labels=labels, embeddings={}, selection=selection, trained=trained,
                     dcec=None, dataset=dataset, from_memo=True)
 
