@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_embeddings.py --root /tmp/bench_embed \\
         [--sets fsdd:digit fsdd:speaker demo:label instruments:instrument ...] \\
-        [--corpora /work/corpora] [--models aisfx resemblyzer] [--limit N] [--out embed_quality.json]
+        [--corpora results/bench/corpora] [--models aisfx resemblyzer] [--limit N] [--out embed_quality.json]
 
 For each dataset and label set it builds a project in ``--root`` and runs metadata → transform →
 extract → embed → cluster with ``configs/default.yaml`` plus ``embeddings.models`` = ``--models``
@@ -15,7 +15,7 @@ labels choose nothing else). Label sets:
   seeded sample);
 - ``demo:label``: the embedded demo;
 - ``<corpus>:<column>`` for the corpora of :mod:`audioclust.corpora` made under ``--corpora``
-  (``python -m audioclust.corpora instruments /work/corpora/instruments --size bench``): the
+  (``python -m audioclust.corpora instruments results/bench/corpora/instruments --size bench``): the
   label CSV ``<corpus>.<column>.csv`` beside the corpus folder, brought in with the ``csv``
   adapter.
 
@@ -245,7 +245,7 @@ def project_arguments(description: str, sets: list[str]) -> argparse.ArgumentPar
     parser.add_argument("--root", type=Path, required=True, help="project folder to build in (kept: re-runs reuse it)")
     parser.add_argument("--sets", nargs="+", default=sets,
                         help="corpus:label pairs (fsdd:digit, demo:label, instruments:instrument, ...)")
-    parser.add_argument("--corpora", type=Path, default=Path("/work/corpora"),
+    parser.add_argument("--corpora", type=Path, default=Path("results/bench/corpora"),
                         help="folder of the generated corpora and their label CSVs")
     parser.add_argument("--models", nargs="+", default=["aisfx", "resemblyzer"])
     parser.add_argument("--limit", type=int, help="FSDD: a seeded sample of this many recordings")

@@ -4,11 +4,11 @@ Usage::
 
     .venv/bin/python benchmarks/bench_selection.py --root /tmp/bench_embed \\
         [--sets demo:label textures:class instruments:instrument instruments:pitch_class speech:word speech:voice \\
-                fsdd:digit fsdd:speaker] [--corpora /work/corpora] [--analyse-only] [--out selection.json]
+                fsdd:digit fsdd:speaker] [--corpora results/bench/corpora] [--analyse-only] [--out selection.json]
 
 Each label set is brought in and run through stages 01–04 exactly as :mod:`bench_embeddings` does (same
 ``--root``, so one folder serves both; ``cluster.k`` = the number of classes, the only thing the labels set).
-The generated corpora come from ``python -m audioclust.corpora KIND /work/corpora/KIND --size bench``.
+The generated corpora come from ``python -m audioclust.corpora KIND results/bench/corpora/KIND --size bench``.
 
 From one stage-04 run per label set it reports, with NMI against that label set (the labels score, they choose
 nothing):
