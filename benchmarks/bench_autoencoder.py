@@ -22,7 +22,7 @@ label-free pick, and the best NMI among the eligible rows of the hand-made featu
 mel, MFCC and spectrogram images and DEC on the two shipped embeddings; checkpoints of the same settings are
 reused) and tabulates each input's chosen model, then stage 05's label-free pick over several sets of inputs by
 two rules: the best criterion (silhouette) among the selected rows (the rule before ``pick``) and the most stable
-model, ties within 0.02 to the criterion (:func:`audioclust.clustering.selection.picked_model`, today's).
+model, ties within 0.02 to the criterion (:func:`audioclust.clustering.structures.picked_model`, today's).
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from audioclust.clustering.metrics import oriented  # noqa: E402
-from audioclust.clustering.selection import autoencoder_criterion, picked_model  # noqa: E402
+from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
+from audioclust.clustering.structures import picked_model  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.core.provenance import read_provenance  # noqa: E402
 from audioclust.report.summary import best_by_nmi  # noqa: E402
-from audioclust.results import STAGE_NAMES, choose_result, true_flags  # noqa: E402
+from audioclust.results import STAGE_NAMES, choose_result, read_partitions, read_results, true_flags  # noqa: E402
 from audioclust.stages.compare import parse_run  # noqa: E402
 
 #: the defaults stage 05 had before the training profiles (its results.csv has no max_epochs column)
@@ -121,7 +122,8 @@ def classical(root: Path, dataset: str, experiment: str) -> dict[str, str]:
 
 def input_lines(root: Path, dataset: str, k: int) -> list[str]:
     """The ``--inputs`` table's lines of one set: each input's chosen model, then the pick over each set of inputs."""
-    results = pd.read_csv(ProjectPaths(root, dataset, "ae_inputs").results / "autoencoder" / "results.csv")
+    paths = ProjectPaths(root, dataset, "ae_inputs")
+    results, partitions = read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder")
     cfg = load_config(root, dataset, experiment="ae_inputs")
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     selected = results[true_flags(results, "selected")].assign(selected=True).set_index("feature")
@@ -133,7 +135,7 @@ def input_lines(root: Path, dataset: str, k: int) -> list[str]:
     for inputs in INPUT_SETS:
         rows = selected.loc[[f for f in inputs if f in selected.index]]
         by_criterion = oriented(rows[criterion], criterion).idxmax()
-        by_stability = rows.index[picked_model(rows, criterion).to_numpy()][0]
+        by_stability = rows.index[picked_model(rows, criterion, partitions).to_numpy()][0]
         lines.append(f"| {dataset} (k={k}) | pick over {' + '.join(inputs)} | | | | "
                      f"{criterion}: {by_criterion} {rows.loc[by_criterion, 'nmi']:.3f} | "
                      f"**stability: {by_stability} {rows.loc[by_stability, 'nmi']:.3f}** |")

@@ -14,7 +14,7 @@ the quantity stage 05's pick ranks by).
 
 The table puts each pooled embedding's NMI and stability gain next to the model's own latent code (its
 ``ae_kmeans`` row), then the answer of two label-free picks: stage 05's over the image models (today's default
-inputs; :func:`audioclust.clustering.selection.picked_model`) and the most stable pooled embedding (mean and sd
+inputs; :func:`audioclust.clustering.structures.picked_model`) and the most stable pooled embedding (mean and sd
 over time, third convolution). The labels only score.
 """
 
@@ -36,13 +36,14 @@ from sklearn.preprocessing import StandardScaler
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.clustering.selection import autoencoder_criterion, picked_model  # noqa: E402
+from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
+from audioclust.clustering.structures import picked_model  # noqa: E402
 from audioclust.clustering.tuning import stability_gain  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.deep.reconstruction import AutoencoderModule  # noqa: E402
 from audioclust.represent.views import stored_ae_images  # noqa: E402
-from audioclust.results import read_table, true_flags  # noqa: E402
+from audioclust.results import read_partitions, read_table, true_flags  # noqa: E402
 from audioclust.stages._shared import views_settings  # noqa: E402
 from audioclust.stages.autoencoder import input_dataset  # noqa: E402
 
@@ -107,8 +108,8 @@ def measure(root: Path, dataset: str, k: int) -> pd.DataFrame:
     # stage 05's answer with today's default inputs: the pick among the image models only
     images_only = results[results["feature"].isin(IMAGE_INPUTS)].copy()
     images_only["selected"] = true_flags(images_only, "selected")
-    picked = images_only[picked_model(images_only, autoencoder_criterion(cfg.cluster.criterion,
-                                                                         cfg.cluster.tune_criterion))]
+    criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    picked = images_only[picked_model(images_only, criterion, read_partitions(paths, "autoencoder"))]
     frame = pd.DataFrame(rows)
     frame.attrs["stage05_pick"] = f"{picked['nmi'].iloc[0]:.3f} ({picked['feature'].iloc[0]})" if len(picked) else "-"
     return frame

@@ -18,7 +18,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust import results as ac_results
 from audioclust.cli import STAGES, run_stage
-from audioclust.clustering import selection, tuning
+from audioclust.clustering import selection, structures, tuning
 from audioclust.clustering.kselect import estimate_k
 from audioclust.config import load_config
 from audioclust.core.errors import StageInputError
@@ -377,7 +377,7 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
         "mel.dcec_z10.npy.dcec", "mfcc.dcec_z32.npy.dcec", "chroma.dcec_z10.npy.dcec", "spectrogram.dcec_z32.npy.dcec"}
     assert frame["eligible"].all()    # every size stays eligible: the summary's best-by-NMI row may come from any
     # across features, the pick is the selected row of the most stable model (mel z10: 0.58), not the best NMI
-    frame["pick"] = selection.picked_model(frame, "silhouette")
+    frame["pick"] = structures.picked_model(frame, "silhouette")
     assert frame.loc[frame["pick"], "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
     assert ac_results.choose_result(frame, "silhouette") == ("mel.dcec_z10.npy.dcec",
                                                   "label-free pick: the most stable model (stability gain 0.580)")
@@ -389,21 +389,34 @@ def test_latent_size_is_the_most_stable_then_the_lower_validation_loss_never_the
                                             "label-free (silhouette)"]
 
 
-def test_among_equally_stable_models_the_criterion_picks():
+def test_among_equally_stable_models_the_partition_the_others_share_picks():
     frame = _models([("mel", 10, 0.50, 0.02, 0.8), ("spectrogram", 32, 0.49, 0.01, 0.6),
                      ("chroma", 128, 0.45, 0.01, 0.9)])   # the best silhouette, but less stable than the tie allows
     selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))
-    # mel and the spectrogram are within STABILITY_TIE: the spectrogram's DCEC row has the better silhouette (4.2)
-    assert frame.loc[selection.picked_model(frame, "silhouette"), "id"].tolist() == ["spectrogram.dcec_z32.npy.dcec"]
-    # a criterion where lower is better turns the tie the other way
+    mel, spectrogram, chroma = "mel.dcec_z10.npy.dcec", "spectrogram.dcec_z32.npy.dcec", "chroma.dcec_z128.npy.dcec"
+    groups = np.repeat([0, 1, 2], 20)
+    shared = groups.copy()
+    shared[[0, 20, 40]] = [1, 2, 0]                                  # chroma: mel's groups but three files
+    partitions = {mel: groups, chroma: shared, spectrogram: np.arange(60) % 3}
+    # mel and the spectrogram are within STABILITY_TIE; chroma's partition agrees with mel's (AMI 0.81), not with
+    # the spectrogram's (AMI < 0): mel, although the spectrogram's DCEC row has the better silhouette (4.2)
+    assert frame.loc[structures.picked_model(frame, "silhouette", partitions), "id"].tolist() == [mel]
+    # the labels' scores play no part; without the partitions the criterion breaks the tie
+    assert structures.picked_model(frame.assign(nmi=frame["nmi"][::-1].to_numpy()), "silhouette", partitions).equals(
+        structures.picked_model(frame, "silhouette", partitions))
+    assert frame.loc[structures.picked_model(frame, "silhouette"), "id"].tolist() == [spectrogram]
+    # a criterion where lower is better turns that tie the other way
     frame["davies_bouldin"] = frame["silhouette"]
-    assert frame.loc[selection.picked_model(frame, "davies_bouldin"), "id"].tolist() == ["mel.dcec_z10.npy.dcec"]
+    assert frame.loc[structures.picked_model(frame, "davies_bouldin"), "id"].tolist() == [mel]
+    # two features only: each agrees with the other alike, so the criterion decides
+    two = frame[frame["feature"] != "chroma"]
+    assert two.loc[structures.picked_model(two, "silhouette", partitions), "id"].tolist() == [spectrogram]
 
 
 def test_without_a_stability_gain_nothing_is_picked_and_the_criterion_decides():
     frame = _models([("mel", 10, float("nan"), 0.02, 0.6), ("mfcc", 32, float("nan"), 0.01, 0.7)])
     selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))
-    frame["pick"] = selection.picked_model(frame, "silhouette")
+    frame["pick"] = structures.picked_model(frame, "silhouette")
     assert not frame["pick"].any()
     # silhouette 0.1 * 32 + 1 beats 0.1 * 10 + 1 among the two selected DCEC rows
     assert ac_results.choose_result(frame, "silhouette")[0] == "mfcc.dcec_z32.npy.dcec"

@@ -441,7 +441,7 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
     by_profile = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0, max_iter=None,
                                                                              profile="cpu", update_interval=100),
                           seed=0)
-    assert by_profile.stopped_by == "max_iter" and by_profile.iterations == PROFILES["cpu"].dcec_batches == 400
+    assert by_profile.stopped_by == "max_iter" and by_profile.iterations == PROFILES["cpu"].dcec_batches == 800
 
     # tol = 1: any change below 100 % stops at the first update after the start
     by_tol = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=1.0), seed=0)

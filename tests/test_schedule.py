@@ -99,9 +99,9 @@ def test_the_seed_study_config_is_the_protocol_it_names():
 
 
 def test_dcec_runs_the_profiles_batches_unless_max_iter_is_given():
-    assert dcec_batches(profile="auto", device="cpu") == CPU.dcec_batches == 400
+    assert dcec_batches(profile="auto", device="cpu") == CPU.dcec_batches == 800
     assert dcec_batches(profile="auto", device=torch.device("cuda", 0)) == GPU.dcec_batches == 1600
-    assert dcec_batches(profile="cpu", device="cuda") == 400        # a named profile holds on any device
+    assert dcec_batches(profile="cpu", device="cuda") == 800        # a named profile holds on any device
     assert dcec_batches(profile="gpu", device="cpu", max_iter=50) == 50
     assert load_config().autoencoder.max_iter is None
 

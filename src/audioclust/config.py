@@ -423,7 +423,7 @@ class AutoencoderConfig:
     profile: Literal["auto", "cpu", "gpu"] = _f(
         "auto",
         doc="training schedule of the keys below left null: cpu (about 120,000 image passes, at most 200 epochs, "
-            "patience 10, lr_patience 4; DCEC max_iter 400) | gpu (about 1,350,000 image passes, at most 450 "
+            "patience 10, lr_patience 4; DCEC max_iter 800) | gpu (about 1,350,000 image passes, at most 450 "
             "epochs, patience 30, lr_patience 10; DCEC max_iter 1,600) | auto: gpu when training on CUDA or MPS, "
             "else cpu")
     max_epochs: int | None = _f(
@@ -470,7 +470,7 @@ class AutoencoderConfig:
     tol: float = _f(
         0.001, min=0.0, max=1.0, doc="DCEC: stop when fewer than this share of labels change between updates")
     max_iter: int | None = _f(
-        None, min=1, doc="DCEC: batch limit; null: the profile's (cpu 400 batches, about 8.5 passes over 3,000 "
+        None, min=1, doc="DCEC: batch limit; null: the profile's (cpu 800 batches, about 17 passes over 3,000 "
                          "samples at batch 64; gpu 1,600)")
     alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
     kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")

@@ -197,6 +197,15 @@ def read_results(paths: ProjectPaths, source: str = "clustering") -> pd.DataFram
     return results
 
 
+def read_partitions(paths: ProjectPaths, source: str = "clustering") -> dict[str, np.ndarray]:
+    """Every row's cluster labels from a stage's ``labels.csv``: row id -> labels in the order of its files
+    (what :func:`audioclust.clustering.structures.picked_model` compares). Call :func:`read_results` first: it
+    says what is missing."""
+    labels = pd.read_csv(paths.results / source / "labels.csv", dtype={"stem": str, "label": str},
+                         keep_default_na=False)
+    return {column: labels[column].to_numpy() for column in labels.columns if column not in ("stem", "label")}
+
+
 #: a stage's folder of results over several seeds (``results/<name>/<source>/replicates/``)
 REPLICATES = "replicates"
 
@@ -220,7 +229,7 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     Among the ``ok`` rows (with labels in ``labels.csv`` when ``available`` is given), the
     row marked ``pick`` when there is one (stage 04:
     :func:`audioclust.clustering.structures.mark_structures`; stage 05:
-    :func:`audioclust.clustering.selection.picked_model`); otherwise the ``selected`` ones (one
+    :func:`audioclust.clustering.structures.picked_model`); otherwise the ``selected`` ones (one
     per feature, chosen by the stage without labels) compete on the internal ``criterion`` and
     the best wins. Without any selected row every ok row competes.
 

@@ -168,7 +168,7 @@ def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
 
 
 #: stage 05: models whose stability gains are closer than this to the best count as equally stable (the latent
-#: size of a feature, and the pick across features)
+#: size of a feature, and the pick across features: :func:`audioclust.clustering.structures.picked_model`)
 STABILITY_TIE = 0.02
 
 
@@ -198,33 +198,6 @@ def chosen_latents(results: pd.DataFrame) -> pd.Series:
             latent = near.assign(size=near.index).sort_values(["val_loss", "size"], na_position="last").index[0]
         chosen[rows.index[rows["latent_dim"] == latent]] = True
     return chosen
-
-
-def picked_model(results: pd.DataFrame, criterion: str) -> pd.Series:
-    """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
-    embedding K-Means partitions most stably (``latent_stability``); among selected rows within
-    :data:`STABILITY_TIE` of the most stable, the one with the best ``criterion`` (then the first in table order).
-
-    The stability gain compares models of any input and size, as it compares stage 04's views: each model's
-    stability is measured against a Gaussian of its own embedding's shape, while silhouette compares distances
-    measured in each embedding's own geometry and alone would favour whichever embedding is most compact. All
-    False when no selected row has a finite stability gain (:func:`audioclust.results.choose_result` then falls
-    back on the criterion).
-
-    Parameters
-    ----------
-    results : stage 05's rows after :func:`mark_selected` (``selected``, ``latent_stability``, ``criterion``).
-    criterion : the internal criterion that breaks ties (``selected`` was marked by it).
-    """
-    picked = pd.Series(False, index=results.index)
-    gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(results["selected"].astype(bool))
-    if not np.isfinite(gain).any():
-        return picked
-    score = oriented(results[criterion], criterion)
-    near = gain.index[gain >= gain.max() - STABILITY_TIE]
-    finite = score[near].dropna()
-    picked[finite.idxmax() if len(finite) else gain.idxmax()] = True
-    return picked
 
 
 def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,

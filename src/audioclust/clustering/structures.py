@@ -27,8 +27,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
-from audioclust.clustering.metrics import HIGHER_IS_BETTER
-from audioclust.clustering.selection import noise_apart
+from audioclust.clustering.metrics import HIGHER_IS_BETTER, oriented
+from audioclust.clustering.selection import STABILITY_TIE, noise_apart
 from audioclust.core.vocab import FEATURE_MEANINGS
 
 #: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only)
@@ -175,6 +175,45 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
         rank = next(s.rank for s in structures if chosen_id in s.members)
         table.loc[table["structure"] == rank, "pick"] = True
     return table
+
+
+def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None) -> pd.Series:
+    """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
+    embedding K-Means partitions most stably (``latent_stability``). Among selected rows within
+    :data:`~audioclust.clustering.selection.STABILITY_TIE` of the most stable, the one whose partition agrees most
+    with the other features' selected rows (mean AMI, as a structure's representative is chosen), then the best
+    ``criterion``, then the first in table order.
+
+    The stability gain compares models of any input and size, as it compares stage 04's views: each model's
+    stability is measured against a Gaussian of its own embedding's shape. Silhouette compares distances measured
+    in each embedding's own geometry, and DCEC tightens its embedding the longer it runs, so between equally
+    stable models it would favour the longer DCEC run; agreement compares partitions only. All False when no
+    selected row has a finite stability gain (:func:`audioclust.results.choose_result` then falls back on the
+    criterion).
+
+    Parameters
+    ----------
+    results : stage 05's rows after :func:`~audioclust.clustering.selection.mark_selected` (``id``, ``selected``,
+        ``latent_stability``, ``criterion``).
+    criterion : the internal criterion that marked ``selected``.
+    partitions : cluster labels by row id, at least of the selected rows; None (or a row missing): the tie goes
+        to the criterion.
+    """
+    picked = pd.Series(False, index=results.index)
+    selected = results["selected"].astype(bool)
+    gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(selected)
+    if not np.isfinite(gain).any():
+        return picked
+    near = gain.index[gain >= gain.max() - STABILITY_TIE]
+    agreement = pd.Series(np.nan, index=near)
+    rows = results.index[selected]
+    if len(near) > 1 and partitions is not None and results.loc[rows, "id"].isin(partitions).all():
+        similarity = agreement_matrix([partitions[i] for i in results.loc[rows, "id"]])
+        agreement = pd.Series((similarity.sum(axis=1) - 1.0) / (len(rows) - 1), index=rows)[near]
+    keys = pd.DataFrame({"agreement": agreement, "score": oriented(results[criterion], criterion)[near],
+                         "gain": gain[near]}).fillna(-np.inf)
+    picked[keys.sort_values(["agreement", "score", "gain"], ascending=False, kind="stable").index[0]] = True
+    return picked
 
 
 def describe(feature: str) -> str:

@@ -49,7 +49,7 @@ class Profile:
 
 #: the profiles by name; ``auto`` chooses between them by device
 PROFILES: dict[str, Profile] = {
-    "cpu": Profile(image_passes=120_000, min_epochs=10, max_epochs=200, patience=10, lr_patience=4, dcec_batches=400),
+    "cpu": Profile(image_passes=120_000, min_epochs=10, max_epochs=200, patience=10, lr_patience=4, dcec_batches=800),
     "gpu": Profile(image_passes=1_350_000, min_epochs=50, max_epochs=450, patience=30, lr_patience=10,
                    dcec_batches=1_600),
 }

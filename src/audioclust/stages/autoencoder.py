@@ -34,8 +34,9 @@ then the same K-Means and clustering stage):
    on the labelled files. Per feature, the latent size is chosen by that stability
    (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
    row with the better ``cluster.criterion`` of the two stages (labels unused). ``pick`` marks the one
-   selected row, across features, whose model is the most stable
-   (:func:`audioclust.clustering.selection.picked_model`): what the report and a user without labels get.
+   selected row, across features, whose model is the most stable (equally stable ones: the partition the
+   other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`): what the
+   report and a user without labels get.
 
 Outputs in ``results/<name>/autoencoder/``:
 
@@ -98,7 +99,8 @@ from threadpoolctl import threadpool_limits
 from audioclust import __version__
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected, picked_model
+from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected
+from audioclust.clustering.structures import picked_model
 from audioclust.clustering.tuning import stability_gain
 from audioclust.config import Config
 from audioclust.core.cache import stable_hash
@@ -298,7 +300,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                  ", ".join(map(str, seeds)))
 
     rows: dict[int, list[dict[str, Any]]] = {s: [] for s in seeds}
-    assignments: dict[str, np.ndarray] = {}
+    partitions: dict[int, dict[str, np.ndarray]] = {s: {} for s in seeds}   # row id -> labels, per seed
     selections: dict[str, KSelection] = {}
     for feature in ae.features:
         if feature in vectors:
@@ -308,14 +310,15 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         for latent in ae.latent_dims:
             model = _model_outputs(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture, out,
                                    recompute)
-            rows[seeds[0]] += model.rows
-            assignments.update({row["id"]: model.labels[row["stage"]] for row in model.rows})
             if model.selection is not None:
                 selections[model.view] = model.selection
-            for replica in replicas:
-                rows[replica.seed] += _model_outputs(replica, paths, dataset, feature, int(latent), labels, labelled,
-                                                     architecture, out / REPLICATES / f"seed_{replica.seed}",
-                                                     recompute).rows
+            runs = [(seeds[0], model)] + [
+                (replica.seed, _model_outputs(replica, paths, dataset, feature, int(latent), labels, labelled,
+                                              architecture, out / REPLICATES / f"seed_{replica.seed}", recompute))
+                for replica in replicas]
+            for seed, made in runs:
+                rows[seed] += made.rows
+                partitions[seed].update({row["id"]: made.labels[row["stage"]] for row in made.rows})
 
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     tables = []
@@ -323,12 +326,12 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         frame["latent_chosen"] = chosen_latents(frame)
         mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
-        frame["pick"] = picked_model(frame, criterion)
+        frame["pick"] = picked_model(frame, criterion, partitions[seed])
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
-    write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(assignments, index=frame.index)], axis=1))
+    write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(partitions[seeds[0]], index=frame.index)], axis=1))
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
     write_replicates(out, tables, None, criterion)
