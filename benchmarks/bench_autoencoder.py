@@ -22,7 +22,8 @@ label-free pick, and the best NMI among the eligible rows of the hand-made featu
 mel, MFCC and spectrogram images and DEC on the two shipped embeddings; checkpoints of the same settings are
 reused) and tabulates each input's chosen model, then stage 05's label-free pick over several sets of inputs by
 two rules: the best criterion (silhouette) among the selected rows (the rule before ``pick``) and the most stable
-model, ties within 0.02 to the criterion (:func:`audioclust.clustering.structures.picked_model`, today's).
+model, ties within 0.02 to the partition the other inputs' rows agree with most, then to the criterion
+(:func:`audioclust.clustering.structures.picked_model`, today's).
 """
 
 from __future__ import annotations
