@@ -197,13 +197,22 @@ def read_results(paths: ProjectPaths, source: str = "clustering") -> pd.DataFram
     return results
 
 
+#: the columns of a stage's ``labels.csv`` that name the files; every other column is a row id
+FILE_COLUMNS = ("stem", "label")
+
+
+def _read_labels(paths: ProjectPaths, source: str) -> pd.DataFrame:
+    """A stage's ``labels.csv``: the files' stems and labels as text, then one column of clusters per row id."""
+    return pd.read_csv(paths.results / source / "labels.csv", dtype={"stem": str, "label": str},
+                       keep_default_na=False)
+
+
 def read_partitions(paths: ProjectPaths, source: str = "clustering") -> dict[str, np.ndarray]:
     """Every row's cluster labels from a stage's ``labels.csv``: row id -> labels in the order of its files
     (what :func:`audioclust.clustering.structures.picked_model` compares). Call :func:`read_results` first: it
     says what is missing."""
-    labels = pd.read_csv(paths.results / source / "labels.csv", dtype={"stem": str, "label": str},
-                         keep_default_na=False)
-    return {column: labels[column].to_numpy() for column in labels.columns if column not in ("stem", "label")}
+    labels = _read_labels(paths, source)
+    return {column: labels[column].to_numpy() for column in labels.columns if column not in FILE_COLUMNS}
 
 
 #: a stage's folder of results over several seeds (``results/<name>/<source>/replicates/``)
@@ -311,8 +320,8 @@ def load_result(paths: ProjectPaths, result_id: str | None = None, source: str =
     """
     results = read_results(paths, source)
     folder = paths.results / source
-    labels = pd.read_csv(folder / "labels.csv", dtype={"stem": str, "label": str}, keep_default_na=False)
-    available = [c for c in labels.columns if c not in ("stem", "label")]
+    labels = _read_labels(paths, source)
+    available = [c for c in labels.columns if c not in FILE_COLUMNS]
     if result_id is None:
         if source == "autoencoder":
             criterion = autoencoder_criterion(criterion, tune_criterion)

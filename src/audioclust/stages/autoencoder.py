@@ -465,14 +465,14 @@ def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, f
     trained = train_autoencoder(architecture, dataset, ae, cfg.seed, log_dir=paths.logs, ckpt_dir=paths.checkpoints,
                                 latent_dim=latent, recompute=recompute)
     folder = out / "embeddings" / view
-    key, figures = memo_key(cfg, trained, labels), figures_key(cfg)
+    start_key = pretrained_key(cfg, trained)
+    key, figures = memo_key(cfg, start_key, labels), figures_key(cfg)
     stored = None if recompute else read_json(folder / MEMO)   # read once: whole, or its pre-trained part
     memo = _current_memo(stored, folder, key, figures, out / "figures")
     if memo is not None:
         log.info("%s: embeddings, K-Means, DCEC%s reused (%s; autoencoder trained on %s)", view,
                  " and figures" if figures else "", paths.rel(folder / MEMO), trained.device)
         return _from_memo(memo, view, trained, dataset)
-    start_key = pretrained_key(cfg, trained)
     start = _current_pretrained(stored, folder, start_key)
     if start is not None:
         log.info("%s: the pre-trained embedding's k, K-Means and stability reused (%s); DCEC runs again", view,
@@ -600,11 +600,11 @@ def pretrained_key(cfg: Config, trained: TrainResult) -> str:
                         "version": __version__})
 
 
-def memo_key(cfg: Config, trained: TrainResult, labels: np.ndarray) -> str:
-    """Key of a model's embeddings, clusterings and rows: :func:`pretrained_key`, the DCEC keys and the labels
-    (a change of these reruns DCEC alone)."""
+def memo_key(cfg: Config, pretrained: str, labels: np.ndarray) -> str:
+    """Key of a model's embeddings, clusterings and rows: ``pretrained`` (its :func:`pretrained_key`), the DCEC
+    keys and the labels (a change of these reruns DCEC alone)."""
     ae = cfg.autoencoder
-    return stable_hash({"pretrained": pretrained_key(cfg, trained), "dcec": {k: getattr(ae, k) for k in _DCEC_KEYS},
+    return stable_hash({"pretrained": pretrained, "dcec": {k: getattr(ae, k) for k in _DCEC_KEYS},
                         "labels": [str(v) for v in labels]})
 
 
