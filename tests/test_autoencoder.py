@@ -41,7 +41,9 @@ N_FILES = 7 * 6
 SMALL = {"autoencoder.features": ["mel"], "autoencoder.input_size": [32, 16], "autoencoder.latent_dims": [4],
          "autoencoder.max_epochs": 3, "autoencoder.batch_size": 8, "autoencoder.num_threads": 1,
          "autoencoder.update_interval": 4, "autoencoder.max_iter": 12, "cluster.k": 7, "cluster.figures": False, "cluster.tsne": False,
-         "parallel.n_jobs": 1}
+         "parallel.n_jobs": 1,
+         # fewer than the default's 50, and other than stage 04's 5, so the counts below tell which key is used
+         "autoencoder.stability_resamples": 8}
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +201,7 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     made = counts()
     # K-Means on the embedding, then its stability gain: a K-Means per half-sample of the embedding and of its
     # Gaussian reference, and one on the whole reference
-    b = cfg.cluster.stability_resamples
+    b = cfg.autoencoder.stability_resamples
     assert made[:2] == (["AutoencoderModule", "DCECModule"], 1 + b + 1 + b) and made[2] > 0
     out = demo.results / "autoencoder"
     labels = pd.read_csv(out / "labels.csv")
@@ -431,7 +433,7 @@ def test_stage_chooses_the_latent_size_from_the_saved_embeddings(demo):
         z = np.load(out / f"mel.dcec_z{latent}.npy" / "pretrained.npy")
         kmeans = KMeans(n_clusters=7, n_init=config(demo).autoencoder.kmeans_n_init, random_state=0).fit(z)
         expected = tuning.stability_gain("kmeans", z, n_clusters=7, random_state=0, labels=kmeans.labels_,
-                                         n_resamples=cfg.stability_resamples,
+                                         n_resamples=config(demo).autoencoder.stability_resamples,
                                          max_samples=cfg.stability_max_samples)["stability"]
         assert rows["latent_stability"].tolist() == pytest.approx([expected] * 2, abs=1e-12)
         assert (rows["profile"] == "cpu").all() and (rows["max_epochs"] == 3).all()

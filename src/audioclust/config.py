@@ -474,6 +474,11 @@ class AutoencoderConfig:
                          "samples at batch 64; gpu 1,600)")
     alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
     kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")
+    stability_resamples: int = _f(
+        50, min=1,
+        doc="half-samples of the stability gain (latent_stability) that chooses the latent size and the pick: "
+            "more than stage 04's cluster.stability_resamples, since K-Means on an embedding takes milliseconds "
+            "and with 5 one model's gain moves by about 0.05 (sd) from seed to seed, more than the 0.02 tie band")
     deterministic: bool = _f(
         True,
         doc="pre-training and DCEC with deterministic algorithms and no TF32: the same seed on the same device "

@@ -25,7 +25,7 @@ then the same K-Means and clustering stage):
    Labels never choose k.
 3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded), and its
    stability gain (``latent_stability``: :func:`audioclust.clustering.tuning.stability_gain`, with
-   ``cluster.stability_resamples`` and ``cluster.stability_max_samples``).
+   ``autoencoder.stability_resamples`` and ``cluster.stability_max_samples``).
 4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
    from the centres of that K-Means, for at most ``autoencoder.max_iter`` batches (null: the profile's,
    :func:`audioclust.deep.schedule.dcec_batches`).
@@ -155,7 +155,7 @@ N_EXAMPLES = 6
 #: the keys of the ``cluster`` section a stage-05 row depends on (:func:`~audioclust.stages._shared.choose_k`,
 #: the internal scores), and of the ``autoencoder`` section that DCEC reads beyond the checkpoint's
 _CLUSTER_KEYS = ("k", "k_min", "k_max", "k_methods", "kselect_max_samples", "silhouette_sample_size", "n_init",
-                 "gap_references", "stability_resamples", "stability_max_samples")
+                 "gap_references", "stability_max_samples")
 _DCEC_KEYS = ("gamma", "dcec_lr", "update_interval", "tol", "max_iter", "alpha", "kmeans_n_init")
 
 #: a model's memo, in ``embeddings/<view>/``, and the arrays it vouches for
@@ -561,7 +561,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
 def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) -> PretrainedClusters:
     """Embed every file with the pre-trained model (on ``device``), choose k (:func:`embedding_k`), K-Means
-    (``autoencoder.kmeans_n_init`` restarts, seeded) and its stability gain (``cluster.stability_resamples``,
+    (``autoencoder.kmeans_n_init`` restarts, seeded) and its stability gain (``autoencoder.stability_resamples``,
     ``cluster.stability_max_samples``). Run under the stage's thread limits."""
     ae, seed = cfg.autoencoder, cfg.seed
     with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
@@ -572,7 +572,7 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
     seconds = time.perf_counter() - began
     # how reproducible the embedding's groups are, against a Gaussian of its shape: what chooses the latent size
     stability = stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=km.labels_,
-                               n_resamples=cfg.cluster.stability_resamples,
+                               n_resamples=ae.stability_resamples,
                                max_samples=cfg.cluster.stability_max_samples)["stability"]
     return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
                               centers=km.cluster_centers_, seconds=seconds, stability=stability, mse=mse)
@@ -593,9 +593,11 @@ def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: to
 
 def pretrained_key(cfg: Config, trained: TrainResult) -> str:
     """Key of a model's :class:`PretrainedClusters`: its checkpoint hash (data, pre-training, seed, device),
-    ``kmeans_n_init``, the ``cluster`` keys of k and the scores, the seed and the version."""
+    ``kmeans_n_init`` and ``stability_resamples``, the ``cluster`` keys of k and the scores, the seed and the
+    version."""
     c = cfg.cluster
     return stable_hash({"checkpoint": trained.params_hash, "kmeans_n_init": cfg.autoencoder.kmeans_n_init,
+                        "stability_resamples": cfg.autoencoder.stability_resamples,
                         "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
                         "version": __version__})
 
