@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_stability_resamples.py --root ROOT --runs NAME:EXPERIMENT [...]
-        [--resamples 5 20 50] [--spread-seeds 6] [--features mel mfcc spectrogram] [--out FILE]
+        [--resamples 5 20 50] [--spread-seeds 6] [--ties 0.02 0.05] [--features mel mfcc spectrogram] [--out FILE]
 
 Nothing is trained: each stage-05 run's pre-trained embeddings (``embeddings/<view>/pretrained.npy``) and K-Means
 partitions (``labels.csv``) are read back. For each model and each number of half-samples B the stability gain
@@ -11,7 +11,8 @@ is computed as the stage computes ``latent_stability`` (the run's seed and ``clu
 and again with ``--spread-seeds`` other seeds for its spread. With the B the run used, the recomputed gain must
 equal the one in ``results.csv``: the script stops if it does not. Then the stage's choices are made again
 with each B's gains (:func:`chosen_latents`, :func:`mark_selected`, :func:`picked_model`, the same partitions
-for the agreement tie): the table gives the picked model and its NMI (the labels only score).
+for the agreement tie), with each tie band of ``--ties``: the table gives the picked model and its NMI (the
+labels only score).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected  # noqa: E402
+from audioclust.clustering.selection import (  # noqa: E402
+    STABILITY_TIE, autoencoder_criterion, chosen_latents, mark_selected)
 from audioclust.clustering.structures import picked_model  # noqa: E402
 from audioclust.clustering.tuning import stability_gain  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
@@ -37,7 +39,7 @@ from audioclust.stages._shared import given_k  # noqa: E402
 
 
 def measure_run(root: Path, name: str, experiment: str, resamples: list[int], spread_seeds: int,
-                features: list[str]) -> dict:
+                features: list[str], ties: list[float]) -> dict:
     paths = ProjectPaths(root, name, experiment)
     cfg = load_config(root, name, config_file=paths.results / "config.yaml", experiment=experiment)
     results = read_results(paths, "autoencoder")
@@ -64,26 +66,33 @@ def measure_run(root: Path, name: str, experiment: str, resamples: list[int], sp
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     picks = {}
     for b in resamples:
-        frame = results.drop(columns=["latent_chosen", "selected", "pick"]).copy()
-        frame["latent_stability"] = frame["view"].map(gains[b])
-        frame["latent_chosen"] = chosen_latents(frame)
-        frame["selected"] = False
-        mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
-        row = frame[picked_model(frame, criterion, partitions)].iloc[0]
-        picks[b] = {"model": f"{row['feature']} z{row['latent_dim']}", "nmi": float(row["nmi"]),
-                    "gain": float(row["latent_stability"])}
+        for tie in ties:
+            frame = results.drop(columns=["latent_chosen", "selected", "pick"]).copy()
+            frame["latent_stability"] = frame["view"].map(gains[b])
+            frame["latent_chosen"] = chosen_latents(frame, tie)
+            frame["selected"] = False
+            mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
+            row = frame[picked_model(frame, criterion, partitions, tie)].iloc[0]
+            picks[pick_key(b, tie, ties)] = {"model": f"{row['feature']} z{row['latent_dim']}",
+                                             "nmi": float(row["nmi"]), "gain": float(row["latent_stability"])}
     return {"run": f"{name} / {experiment}", "seed": cfg.seed, "models": len(gains[resamples[0]]),
             "picks": picks, "spread": {b: float(np.mean(v)) for b, v in spread.items()},
             "spread_max": {b: float(np.max(v)) for b, v in spread.items()},
             "seconds": {b: float(np.mean(v)) for b, v in seconds.items()}}
 
 
+def pick_key(b: int, tie: float, ties: list[float]) -> str:
+    """A column of picks: B, and the tie band when several are compared."""
+    return f"B = {b}" if len(ties) == 1 else f"B = {b}, tie {tie:g}"
+
+
 def table(rows: list[dict], resamples: list[int]) -> str:
-    head = ("| run | models | " + " | ".join(f"B = {b}: pick, NMI" for b in resamples) + " | "
+    keys = list(rows[0]["picks"])
+    head = ("| run | models | " + " | ".join(f"{key}: pick, NMI" for key in keys) + " | "
             + " | ".join(f"B = {b}: sd of a gain (mean / max), s" for b in resamples) + " |")
-    lines = [head, "|---|---:|" + "---|" * (2 * len(resamples))]
+    lines = [head, "|---|---:|" + "---|" * (len(keys) + len(resamples))]
     for r in rows:
-        picks = " | ".join(f"{r['picks'][b]['model']}, {r['picks'][b]['nmi']:.3f}" for b in resamples)
+        picks = " | ".join(f"{r['picks'][key]['model']}, {r['picks'][key]['nmi']:.3f}" for key in keys)
         spread = " | ".join(f"{r['spread'][b]:.3f} / {r['spread_max'][b]:.3f}, {r['seconds'][b]:.2f}"
                             for b in resamples)
         lines.append(f"| {r['run']} (seed {r['seed']}) | {r['models']} | {picks} | {spread} |")
@@ -98,12 +107,15 @@ def main() -> None:
     parser.add_argument("--spread-seeds", type=int, default=6)
     parser.add_argument("--features", nargs="+", default=["mel", "mfcc", "spectrogram"],
                         help="the models compared (a run may hold more)")
+    parser.add_argument("--ties", nargs="+", type=float, default=[STABILITY_TIE],
+                        help="tie bands of the latent size and the pick (stage 05's: 0.02)")
     parser.add_argument("--out", type=Path, help="the rows as JSON")
     args = parser.parse_args()
     rows = []
     for spec in args.runs:
         name, experiment = spec.split(":")
-        rows.append(measure_run(args.root, name, experiment, args.resamples, args.spread_seeds, args.features))
+        rows.append(measure_run(args.root, name, experiment, args.resamples, args.spread_seeds, args.features,
+                                args.ties))
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows, args.resamples))
     if args.out:

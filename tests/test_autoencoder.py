@@ -407,6 +407,8 @@ def test_among_equally_stable_models_the_partition_the_others_share_picks():
     assert structures.picked_model(frame.assign(nmi=frame["nmi"][::-1].to_numpy()), "silhouette", partitions).equals(
         structures.picked_model(frame, "silhouette", partitions))
     assert frame.loc[structures.picked_model(frame, "silhouette"), "id"].tolist() == [spectrogram]
+    # a band of 0 ties nothing: the most stable model, whatever its silhouette
+    assert frame.loc[structures.picked_model(frame, "silhouette", tie=0.0), "id"].tolist() == [mel]
     # a criterion where lower is better turns that tie the other way
     frame["davies_bouldin"] = frame["silhouette"]
     assert frame.loc[structures.picked_model(frame, "davies_bouldin"), "id"].tolist() == [mel]

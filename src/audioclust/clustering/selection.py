@@ -172,13 +172,13 @@ def autoencoder_criterion(criterion: str, tune_criterion: str) -> str:
 STABILITY_TIE = 0.02
 
 
-def chosen_latents(results: pd.DataFrame) -> pd.Series:
+def chosen_latents(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05's choice of latent size, per feature, without labels: a mask of the rows of the chosen size.
 
     The chosen size is the one whose pre-trained embedding K-Means partitions most stably
     (``latent_stability``: the stability gain of :func:`audioclust.clustering.tuning.stability_gain`, which
     subtracts the stability of a Gaussian of the embedding's shape, so sizes compare); among sizes within
-    :data:`STABILITY_TIE` of the best, the lower validation loss (``val_loss``), then the smaller size.
+    ``tie`` (:data:`STABILITY_TIE`) of the best, the lower validation loss (``val_loss``), then the smaller size.
     Validation loss alone is no guide: it falls with every added dimension, while the clusters of a larger
     embedding grow less distinct. A feature whose sizes have no finite stability gets its smallest size.
 
@@ -194,7 +194,7 @@ def chosen_latents(results: pd.DataFrame) -> pd.Series:
         if stable.empty:
             latent = models.index.min()
         else:
-            near = stable[stable["stability"] >= stable["stability"].max() - STABILITY_TIE]
+            near = stable[stable["stability"] >= stable["stability"].max() - tie]
             latent = near.assign(size=near.index).sort_values(["val_loss", "size"], na_position="last").index[0]
         chosen[rows.index[rows["latent_dim"] == latent]] = True
     return chosen

@@ -177,10 +177,11 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
     return table
 
 
-def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None) -> pd.Series:
+def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None,
+                 tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
-    embedding K-Means partitions most stably (``latent_stability``). Among selected rows within
-    :data:`~audioclust.clustering.selection.STABILITY_TIE` of the most stable, the one whose partition agrees most
+    embedding K-Means partitions most stably (``latent_stability``). Among selected rows within ``tie``
+    (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition agrees most
     with the other features' selected rows (mean AMI, as a structure's representative is chosen), then the best
     ``criterion``, then the first in table order.
 
@@ -204,7 +205,7 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
     gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(selected)
     if not np.isfinite(gain).any():
         return picked
-    near = gain.index[gain >= gain.max() - STABILITY_TIE]
+    near = gain.index[gain >= gain.max() - tie]
     agreement = pd.Series(np.nan, index=near)
     rows = results.index[selected]
     if len(near) > 1 and partitions is not None and results.loc[rows, "id"].isin(partitions).all():
