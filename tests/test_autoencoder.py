@@ -240,6 +240,13 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     limit = PROFILES[profile_name("auto", train.training_device())].dcec_batches
     assert [json.loads(p)["max_iter"] for p in profiled.loc[profiled["stage"] == "dcec", "params"]] == [limit]
     assert counts()[:2] == (["DCECModule"], 0)
+    # the stability gain's half-samples: the checkpoint is reused, K-Means and its gain are made again (3
+    # half-samples of the embedding and 3 of its reference), and DCEC after them
+    resampled = autoencoder.run(config(demo, **{"autoencoder.max_iter": None, "autoencoder.tol": 1.0,
+                                                "autoencoder.kmeans_n_init": 3,
+                                                "autoencoder.stability_resamples": 3}), demo)
+    assert counts()[:2] == (["DCECModule"], 1 + 3 + 1 + 3)
+    assert resampled["latent_stability"].iloc[0] != profiled["latent_stability"].iloc[0]
 
     # recompute: everything again, to the same results (deterministic training, same device)
     redone = autoencoder.run(cfg, demo, recompute=True)

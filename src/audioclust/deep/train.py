@@ -60,13 +60,13 @@ from audioclust.deep.schedule import Schedule, dcec_batches, resolve_schedule
 log = logging.getLogger(__name__)
 
 
-# keys of the autoencoder config section that do not change pre-training (DCEC-stage,
-# runner-only, figure or speed-only keys) or whose effect is already in the data fingerprint
+# keys of the autoencoder config section that do not change pre-training (DCEC-stage, the embedding's
+# clustering, runner-only, figure or speed-only keys) or whose effect is already in the data fingerprint
 # (the input preparation), and the profile, whose effect is in the resolved schedule: they are left out of the
 # checkpoint hash
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads", "profile",
-    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init",
+    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init", "stability_resamples",
     "input_size", "scale", "trim_db", "per_file", "tsne",
 })
 
