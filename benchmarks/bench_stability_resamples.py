@@ -8,11 +8,11 @@ Usage::
 Nothing is trained: each stage-05 run's pre-trained embeddings (``embeddings/<view>/pretrained.npy``) and K-Means
 partitions (``labels.csv``) are read back. For each model and each number of half-samples B the stability gain
 is computed as the stage computes ``latent_stability`` (the run's seed and ``cluster.stability_max_samples``),
-and again with ``--spread-seeds`` other seeds for its spread. With the B the run used, the recomputed gain must
-equal the one in ``results.csv``: the script stops if it does not. Then the stage's choices are made again
-with each B's gains (:func:`chosen_latents`, :func:`mark_selected`, :func:`picked_model`, the same partitions
-for the agreement tie), with each tie band of ``--ties``: the table gives the picked model and its NMI (the
-labels only score).
+and again with ``--spread-seeds`` other seeds for its spread. With the B the run used (:func:`run_resamples`),
+the recomputed gain must equal the one in ``results.csv``: the script stops if it does not. Then the stage's
+choices are made again with each B's gains (:func:`chosen_latents`, :func:`mark_selected`,
+:func:`picked_model`, the same partitions for the agreement tie), with each tie band of ``--ties``: the table
+gives the picked model and its NMI (the labels only score).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -38,6 +39,14 @@ from audioclust.results import read_partitions, read_results  # noqa: E402
 from audioclust.stages._shared import given_k  # noqa: E402
 
 
+def run_resamples(paths: ProjectPaths, cfg) -> int:
+    """The B of the run's ``latent_stability``: ``autoencoder.stability_resamples`` where its ``config.yaml`` has
+    that key, else ``cluster.stability_resamples`` (runs before stage 05 had a key of its own)."""
+    saved = yaml.safe_load((paths.results / "config.yaml").read_text()) or {}
+    own = "stability_resamples" in (saved.get("autoencoder") or {})
+    return cfg.autoencoder.stability_resamples if own else cfg.cluster.stability_resamples
+
+
 def measure_run(root: Path, name: str, experiment: str, resamples: list[int], spread_seeds: int,
                 features: list[str], ties: list[float]) -> dict:
     paths = ProjectPaths(root, name, experiment)
@@ -45,7 +54,7 @@ def measure_run(root: Path, name: str, experiment: str, resamples: list[int], sp
     results = read_results(paths, "autoencoder")
     results = results[results["feature"].isin(features)].reset_index(drop=True)
     partitions = read_partitions(paths, "autoencoder")
-    used = cfg.cluster.stability_resamples
+    used = run_resamples(paths, cfg)
     gains: dict[int, dict[str, float]] = {b: {} for b in resamples}
     spread: dict[int, list[float]] = {b: [] for b in resamples}
     seconds: dict[int, list[float]] = {b: [] for b in resamples}
