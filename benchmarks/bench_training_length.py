@@ -10,7 +10,7 @@ training device's profile, early stopping, the best validation loss kept; ``clus
 the benchmark's own, so no project checkpoint is touched. At the end of the epochs of a geometric grid (1, 2, 3, 5,
 8, 12, ...) every file is embedded; after training, each of these snapshots and the kept model are clustered as
 stage 05 clusters a pre-trained embedding: K-Means (``autoencoder.kmeans_n_init`` restarts, seeded) and its
-stability gain (``cluster.stability_resamples``, ``cluster.stability_max_samples``). The labels only score (NMI).
+stability gain (``autoencoder.stability_resamples``, ``cluster.stability_max_samples``). The labels only score (NMI).
 ``:OTHER:K2`` also scores the same models against project OTHER's labels (the same files under other label
 folders, matched by file name), e.g. FSDD's speakers beside its digits.
 
@@ -72,7 +72,7 @@ class Snapshots(pl.Callback):
 def scores(cfg, z: np.ndarray, k: int, truths: dict[str, np.ndarray]) -> dict:
     km = KMeans(n_clusters=k, n_init=cfg.autoencoder.kmeans_n_init, random_state=cfg.seed).fit(z)
     gain = stability_gain("kmeans", z, n_clusters=k, random_state=cfg.seed, labels=km.labels_,
-                          n_resamples=cfg.cluster.stability_resamples,
+                          n_resamples=cfg.autoencoder.stability_resamples,
                           max_samples=cfg.cluster.stability_max_samples)["stability"]
     return {"stability": float(gain), **{f"nmi_{name}": float(normalized_mutual_info_score(t, km.labels_))
                                           for name, t in truths.items()}}
