@@ -32,11 +32,11 @@ sys.path.insert(0, str(REPO / "src"))
 from audioclust.clustering.selection import (  # noqa: E402
     STABILITY_TIE, autoencoder_criterion, chosen_latents, mark_selected)
 from audioclust.clustering.structures import picked_model  # noqa: E402
-from audioclust.clustering.tuning import stability_gain  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_partitions, read_results  # noqa: E402
 from audioclust.stages._shared import given_k  # noqa: E402
+from audioclust.stages.autoencoder import latent_stability  # noqa: E402
 
 
 def run_resamples(paths: ProjectPaths, cfg) -> int:
@@ -63,8 +63,7 @@ def measure_run(root: Path, name: str, experiment: str, resamples: list[int], sp
         labels, k = partitions[row["id"]], int(row["k"])
         for b in resamples:
             def gain(seed: int) -> float:
-                return stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=labels, n_resamples=b,
-                                      max_samples=cfg.cluster.stability_max_samples)["stability"]
+                return latent_stability(cfg, z, k, labels, n_resamples=b, seed=seed)
             began = time.perf_counter()
             gains[b][row["view"]] = gain(cfg.seed)
             seconds[b].append(time.perf_counter() - began)

@@ -36,14 +36,13 @@ from sklearn.metrics import normalized_mutual_info_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from audioclust.clustering.tuning import stability_gain  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.deep.train import cpu_threads, embed, train_autoencoder  # noqa: E402
 from audioclust.represent.views import stored_ae_images  # noqa: E402
 from audioclust.results import read_table  # noqa: E402
 from audioclust.stages._shared import views_settings  # noqa: E402
-from audioclust.stages.autoencoder import input_dataset  # noqa: E402
+from audioclust.stages.autoencoder import input_dataset, latent_stability  # noqa: E402
 
 
 def snapshot_epochs(limit: int = 1_000) -> set[int]:
@@ -71,11 +70,8 @@ class Snapshots(pl.Callback):
 
 def scores(cfg, z: np.ndarray, k: int, truths: dict[str, np.ndarray]) -> dict:
     km = KMeans(n_clusters=k, n_init=cfg.autoencoder.kmeans_n_init, random_state=cfg.seed).fit(z)
-    gain = stability_gain("kmeans", z, n_clusters=k, random_state=cfg.seed, labels=km.labels_,
-                          n_resamples=cfg.autoencoder.stability_resamples,
-                          max_samples=cfg.cluster.stability_max_samples)["stability"]
-    return {"stability": float(gain), **{f"nmi_{name}": float(normalized_mutual_info_score(t, km.labels_))
-                                          for name, t in truths.items()}}
+    return {"stability": float(latent_stability(cfg, z, k, km.labels_)),
+            **{f"nmi_{name}": float(normalized_mutual_info_score(t, km.labels_)) for name, t in truths.items()}}
 
 
 def other_labels(root: Path, other: str, table) -> np.ndarray:

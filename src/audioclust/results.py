@@ -274,9 +274,9 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
             return pick, f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
         if "latent_stability" in picked.columns:   # stage 05: the most stable model, and the next feature's gain
             gains = pd.to_numeric(ok["latent_stability"], errors="coerce")
-            rivals = gains[true_flags(ok, "selected") & (ok["id"] != pick)] if "selected" in ok.columns else None
+            rivals = gains[true_flags(ok, "selected") & (ok["id"] != pick)]
             runner_up = (f"; the next feature's, {ok.loc[rivals.idxmax(), 'id']}: {rivals.max():.3f}"
-                         if rivals is not None and rivals.notna().any() else "")
+                         if rivals.notna().any() else "")
             return pick, (f"label-free pick: the most stable model (stability gain "
                           f"{gains[picked.index[0]]:.3f}{runner_up})")
         return pick, "label-free pick (the row marked pick in results.csv)"

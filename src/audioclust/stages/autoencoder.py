@@ -570,12 +570,20 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
     began = time.perf_counter()
     km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
     seconds = time.perf_counter() - began
-    # how reproducible the embedding's groups are, against a Gaussian of its shape: what chooses the latent size
-    stability = stability_gain("kmeans", z, n_clusters=k, random_state=seed, labels=km.labels_,
-                               n_resamples=ae.stability_resamples,
-                               max_samples=cfg.cluster.stability_max_samples)["stability"]
     return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
-                              centers=km.cluster_centers_, seconds=seconds, stability=stability, mse=mse)
+                              centers=km.cluster_centers_, seconds=seconds,
+                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse)
+
+
+def latent_stability(cfg: Config, z: np.ndarray, k: int, labels: np.ndarray, n_resamples: int | None = None,
+                     seed: int | None = None) -> float:
+    """How reproducible K-Means' groups of an embedding are, against a Gaussian of its shape: what chooses the
+    latent size and the pick (``latent_stability``). :func:`audioclust.clustering.tuning.stability_gain` of
+    ``labels`` (K-Means of ``z`` at ``k``) on ``autoencoder.stability_resamples`` half-samples (or
+    ``n_resamples``), seeded by ``cfg.seed`` (or ``seed``), on at most ``cluster.stability_max_samples`` files."""
+    return stability_gain("kmeans", z, n_clusters=k, random_state=cfg.seed if seed is None else seed, labels=labels,
+                          n_resamples=cfg.autoencoder.stability_resamples if n_resamples is None else n_resamples,
+                          max_samples=cfg.cluster.stability_max_samples)["stability"]
 
 
 def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: torch.device,
@@ -765,5 +773,5 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
 
 
 __all__ = ['ModelRun', 'PretrainedClusters', 'cluster_pretrained', 'embedding_dataset', 'embedding_k',
-           'embedding_vectors', 'feature_files', 'figures_key', 'input_dataset', 'level_arrays', 'memo_key',
-           'pretrained_key', 'run', 'run_model', 'training_log']
+           'embedding_vectors', 'feature_files', 'figures_key', 'input_dataset', 'latent_stability', 'level_arrays',
+           'memo_key', 'pretrained_key', 'run', 'run_model', 'training_log']
