@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 SELECTED = "label-free ({criterion})"
+#: added to the Choice of a stage-05 selected row: its model's stability gain, which ranks the models for the pick
+GAIN = ", stability gain {gain:.3f}"
 #: added to the Choice of the selected row that is also the stage's one label-free answer (``pick``)
 PICKED = ", pick"
 
@@ -51,7 +53,9 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
     Returns
     -------
     DataFrame with :data:`SUMMARY_COLUMNS`, features in their order of appearance; the
-    best-by-NMI row (:func:`best_by_nmi`) is left out when no row has an NMI (no labels).
+    best-by-NMI row (:func:`best_by_nmi`) is left out when no row has an NMI (no labels). A stage-05
+    selected row's Choice names its model's stability gain (``latent_stability``), so the pick's lead over
+    the other features' rows shows in the table.
     """
     ok = results[results["status"] == "ok"] if "status" in results.columns else results
     rows = []
@@ -59,8 +63,10 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         part = ok[ok["feature"] == feature]
         chosen = part[part["selected"].astype(bool)]
         if len(chosen):
-            picked = true_flags(chosen, "pick").iloc[0]
-            rows.append(_summary_row(chosen.iloc[0], SELECTED.format(criterion=criterion) + (PICKED if picked else "")))
+            row, picked = chosen.iloc[0], true_flags(chosen, "pick").iloc[0]
+            gain = pd.to_numeric(pd.Series([row.get("latent_stability")]), errors="coerce").iloc[0]
+            rows.append(_summary_row(row, SELECTED.format(criterion=criterion)
+                                     + (GAIN.format(gain=gain) if pd.notna(gain) else "") + (PICKED if picked else "")))
         best = best_by_nmi(part)
         if best is not None:
             rows.append(_summary_row(best, BEST))
@@ -108,7 +114,7 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
              "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
              "not used to choose it.  \n"
              f"*pick*: the one row of all a user without labels gets (stage 04: the structure most features "
-             "see; stage 05: the most stable model).  \n"
+             "see; stage 05: the most stable model, by the stability gain its Choice names).  \n"
              f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
              "it exists only to show what was reachable.  \n"
              f"{n_ok} results in results.csv."
