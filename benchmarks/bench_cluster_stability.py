@@ -1,0 +1,220 @@
+"""Stage 04's stability criterion: how much of its label-free choice is the noise of its half-samples?
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_cluster_stability.py --root ROOT --sets textures:class speech:word ...
+        [--resamples 5 20] [--seeds 5] [--first-seed 0] [--margin 0.15] [--near 0.05 0.1] [--corpora DIR]
+        [--out FILE]
+
+``ROOT`` is the folder of :mod:`bench_embeddings` / :mod:`bench_selection` after their stage-04 runs (``cluster.k``
+= the number of classes); nothing is run here but the stability estimates. Stage 04 marks each feature's selected
+row by the stability gain of :func:`audioclust.clustering.tuning.stability_gain`, estimated on
+``cluster.stability_resamples`` half-samples with the run's seed, and the overall pick from those rows
+(:func:`audioclust.clustering.structures.mark_structures`).
+
+For each label set, the rows that could be selected (``eligible``, with a gain within ``--margin`` of their
+feature's best) get their gain estimated again, each partition and parameter kept as the run fitted them, for
+each B of ``--resamples`` with ``--seeds`` seeds of the estimate (the first is the run's own seed: with the run's
+B it must reproduce ``results.csv``, and the script stops if it does not). The other rows keep their gain. Then
+the selection and the pick are made again per B and seed. Reported per B: the spread of one row's gain between
+seeds (median and largest sd over the rows), how many features' selected row changes with the seed, the pick's
+NMI over the seeds (mean, sd, distinct rows), and the seconds per gain on one thread. The labels only score.
+
+The pick is the medoid of structure 1's members, one selected row per feature, so it moves when a feature's
+selected row does. ``--near`` scores an alternative that looks past that choice
+(:func:`near_representative`): each member feature offers every eligible row within the tie of its best gain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+from bench_embeddings import make_project, project_arguments, run_chain
+from sklearn.metrics import normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
+
+from audioclust.clustering.selection import mark_selected
+from audioclust.clustering.structures import agreement_matrix, mark_structures
+from audioclust.clustering.tuning import stability_gain
+from audioclust.represent.views import build_views
+from audioclust.results import read_partitions, read_results, read_table, true_flags
+from audioclust.stages._shared import given_k, views_settings
+
+log = logging.getLogger("bench_cluster_stability")
+
+
+def fit_params(params: str) -> dict:
+    """The parameters a row was fitted with: its ``params`` column without the fitted attributes it also shows
+    (``eps_``, ``m_``)."""
+    return {key: value for key, value in json.loads(params or "{}").items() if not key.endswith("_")}
+
+
+def candidates(results: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """The eligible rows whose gain is within ``margin`` of their feature's best: the rows a less noisy estimate
+    could select."""
+    eligible = results[true_flags(results, "eligible")]
+    best = eligible.groupby("feature")["stability"].transform("max")
+    return eligible[eligible["stability"] >= best - margin]
+
+
+def choices(results: pd.DataFrame, gains: dict[str, float], partitions: dict[str, np.ndarray], cfg, k: int | None
+            ) -> tuple[dict[str, str], str, pd.DataFrame]:
+    """Each feature's selected row, the overall pick and the marked rows, with ``gains`` in place of the rows'
+    stability."""
+    rows = results.copy()
+    rows["stability"] = [gains.get(i, s) for i, s in zip(rows["id"], rows["stability"])]
+    mark_selected(rows, cfg.cluster.criterion, k)
+    mark_structures(rows, partitions, cfg.cluster.criterion, cfg.cluster.structure_agreement, cfg.cluster.pick,
+                    cfg.cluster.focus)
+    chosen = rows[rows["selected"]]
+    return dict(zip(chosen["feature"], chosen["id"])), str(rows.loc[rows["pick"], "id"].iloc[0]), rows
+
+
+def near_representative(rows: pd.DataFrame, partitions: dict[str, np.ndarray], threshold: float, tie: float) -> str:
+    """An alternative to structure 1's medoid that depends less on which row each feature's noisy gain selects:
+    each member feature offers its eligible rows within ``tie`` of its best gain that agree with its selected row
+    (AMI >= ``threshold``), and the row agreeing most, on average, with the other features' offers represents it."""
+    members = rows[rows["selected"] & (rows["structure"] == 1)]
+    eligible = rows[true_flags(rows, "eligible")]
+    offers: dict[str, list[str]] = {}
+    for feature, selected in zip(members["feature"], members["id"]):
+        own = eligible[eligible["feature"] == feature]
+        near = own.loc[own["stability"] >= own["stability"].max() - tie, "id"].tolist()
+        agree = agreement_matrix([partitions[selected]] + [partitions[i] for i in near])[0, 1:]
+        offers[feature] = [i for i, a in zip(near, agree) if i == selected or a >= threshold]
+    if len(offers) < 2:
+        return str(members["id"].iloc[0])
+    ids = [i for offer in offers.values() for i in offer]
+    owner = np.array([f for f, offer in offers.items() for _ in offer])
+    agreement = agreement_matrix([partitions[i] for i in ids])
+    score = [np.mean([agreement[n, owner == f].mean() for f in offers if f != owner[n]]) for n in range(len(ids))]
+    return ids[int(np.argmax(score))]
+
+
+def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, near: list[float],
+                first_seed: int = 0) -> dict:
+    c = cfg.cluster
+    results = read_results(paths, "clustering")
+    partitions = read_partitions(paths, "clustering")
+    results = results[results["id"].isin(partitions)].reset_index(drop=True)
+    table = read_table(paths)
+    truth = table["label"].to_numpy()
+    nmi = {i: normalized_mutual_info_score(truth, p) for i, p in partitions.items()}
+    with threadpool_limits(limits=1):
+        views = {v.spec.name: v.X for v in build_views(views_settings(cfg), paths, table)}
+    rows = candidates(results, margin)
+    seeds = [cfg.seed + first_seed + s for s in range(n_seeds)]
+    gains = {b: {s: {} for s in seeds} for b in resamples}
+    parts = {b: {"stability_raw": {s: {} for s in seeds}, "stability_null": {s: {} for s in seeds}} for b in resamples}
+    seconds = {b: [] for b in resamples}
+    with threadpool_limits(limits=1):
+        for _, row in rows.iterrows():
+            k = int(row["k"]) if pd.notna(row["k"]) and row["k_source"] != "found" else None
+            for b in resamples:
+                for seed in seeds:
+                    start = time.perf_counter()
+                    estimate = stability_gain(row["algorithm"], views[row["view"]], k, seed, fit_params(row["params"]),
+                                              labels=partitions[row["id"]], n_resamples=b,
+                                              max_samples=c.stability_max_samples)
+                    seconds[b].append(time.perf_counter() - start)
+                    gain = gains[b][seed][row["id"]] = estimate["stability"]
+                    for part, values in parts[b].items():
+                        values[seed][row["id"]] = estimate[part]
+                    if b == c.stability_resamples and seed == cfg.seed and not np.isclose(gain, row["stability"]):
+                        raise SystemExit(f"{paths.dataset} {row['id']}: recomputed gain {gain:.6f} differs from "
+                                         f"results.csv's {row['stability']:.6f}")
+    k = given_k(cfg)
+    best_nmi = max(nmi[i] for i in results.loc[true_flags(results, "eligible"), "id"])
+    out = {"candidates": len(rows), "rows": len(results), "best_nmi": best_nmi, "by_b": {}}
+    for b in resamples:
+        spread = pd.DataFrame(gains[b]).std(axis=1, ddof=1)
+        made = [choices(results, gains[b][seed], partitions, cfg, k) for seed in seeds]
+        features = sorted({f for selected, _, _ in made for f in selected})
+        changed = [f for f in features if len({selected.get(f) for selected, _, _ in made}) > 1]
+        picks = [pick for _, pick, _ in made]
+        picked_nmi = [nmi[p] for p in picks]
+        feature_nmi = {f: [nmi[selected[f]] for selected, _, _ in made if f in selected] for f in features}
+        alternatives = {str(tie): [nmi[near_representative(rows, partitions, c.structure_agreement, tie)]
+                                   for _, _, rows in made] for tie in near}
+        out["by_b"][str(b)] = {
+            "sd_median": float(spread.median()), "sd_max": float(spread.max()),
+            # which term is noisier: the data's stability or that of its Gaussian reference
+            **{f"{part}_sd_median": float(pd.DataFrame(values).std(axis=1, ddof=1).median())
+               for part, values in parts[b].items()},
+            "features_changed": changed, "n_features": len(features),
+            "feature_nmi_sd_mean": float(np.mean([np.std(v, ddof=1) for v in feature_nmi.values()])),
+            "picks": dict(Counter(picks)), "pick_nmi_mean": float(np.mean(picked_nmi)),
+            "pick_nmi_sd": float(np.std(picked_nmi, ddof=1)), "pick_nmi": picked_nmi, "near": alternatives,
+            "seconds_per_gain": float(np.median(seconds[b])),
+            "gains": {str(seed): gains[b][seed] for seed in seeds}}
+    return out
+
+
+def markdown(runs: list[dict], resamples: list[int]) -> str:
+    lines = ["| labels | files | rows re-estimated | B | gain sd (median / max) | sd of S(X) / S(G) (median) | "
+             "features whose row changes | pick NMI (mean ± sd) | distinct picks | s per gain |",
+             "|:---|---:|---:|---:|---|---|---:|---|---:|---:|"]
+    for r in runs:
+        for b in resamples:
+            m = r["by_b"][str(b)]
+            lines.append(f"| {r['set']} | {r['files']} | {r['candidates']} of {r['rows']} | {b} | "
+                         f"{m['sd_median']:.3f} / {m['sd_max']:.3f} | {m['stability_raw_sd_median']:.3f} / "
+                         f"{m['stability_null_sd_median']:.3f} | {len(m['features_changed'])} of "
+                         f"{m['n_features']} | {m['pick_nmi_mean']:.2f} ± {m['pick_nmi_sd']:.2f} | {len(m['picks'])} | "
+                         f"{m['seconds_per_gain']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def near_markdown(runs: list[dict], resamples: list[int], near: list[float]) -> str:
+    """The pick's NMI (mean ± sd over the seeds) by the medoid and by :func:`near_representative`."""
+    lines = ["| labels | B | medoid (today) | " + " | ".join(f"near rows within {t}" for t in near) + " |",
+             "|:---|---:|---|" + "---|" * len(near)]
+    for r in runs:
+        for b in resamples:
+            m = r["by_b"][str(b)]
+            cells = [f"{np.mean(m['near'][str(t)]):.2f} ± {np.std(m['near'][str(t)], ddof=1):.2f}" for t in near]
+            lines.append(f"| {r['set']} | {b} | {m['pick_nmi_mean']:.2f} ± {m['pick_nmi_sd']:.2f} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = project_arguments(__doc__.split("\n\n")[0], [
+        "demo:label", "textures:class", "instruments:instrument", "instruments:pitch_class", "speech:word",
+        "speech:voice"])
+    parser.add_argument("--resamples", type=int, nargs="+", default=[5, 20], help="half-samples per estimate")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of the estimate, from the run's own")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds this far after the run's own (another sample of seeds)")
+    parser.add_argument("--margin", type=float, default=0.15,
+                        help="re-estimate the eligible rows within this gain of their feature's best")
+    parser.add_argument("--near", type=float, nargs="*", default=[0.05, 0.1],
+                        help="also score structure 1's representative chosen among rows within these gains")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args.root, args.corpora = args.root.resolve(), args.corpora.resolve()
+    make_project(args.root)
+    runs = []
+    for name in args.sets:
+        cfg, paths, _, _ = run_chain(args.root, name, args.corpora, args.models, args.limit, args.n_jobs,
+                                     analyse_only=True)
+        start = time.perf_counter()
+        runs.append({"set": name, "files": len(read_table(paths)),
+                     **measure_set(cfg, paths, args.resamples, args.seeds, args.margin, args.near,
+                                  args.first_seed),
+                     "seconds": round(time.perf_counter() - start, 1)})
+        print(markdown(runs, args.resamples), near_markdown(runs, args.resamples, args.near), sep="\n", flush=True)
+        if args.out:
+            args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
+                                            "runs": runs}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
