@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_cluster_stability.py --root ROOT --sets textures:class speech:word ...
-        [--resamples 5 20] [--seeds 5] [--first-seed 0] [--margin 0.15] [--near 0.05 0.1] [--corpora DIR]
+        [--resamples 5 20] [--seeds 5] [--first-seed 0] [--margin M] [--ties 0 0.05 0.1] [--corpora DIR]
         [--out FILE]
 
 ``ROOT`` is the folder of :mod:`bench_embeddings` / :mod:`bench_selection` after their stage-04 runs (``cluster.k``
@@ -12,17 +12,17 @@ row by the stability gain of :func:`audioclust.clustering.tuning.stability_gain`
 ``cluster.stability_resamples`` half-samples with the run's seed, and the overall pick from those rows
 (:func:`audioclust.clustering.structures.mark_structures`).
 
-For each label set, the rows that could be selected (``eligible``, with a gain within ``--margin`` of their
-feature's best) get their gain estimated again, each partition and parameter kept as the run fitted them, for
+For each label set, the rows that could be selected (``eligible``; with ``--margin``, only those within it of
+their feature's best gain) get their gain estimated again, each partition and parameter kept as the run fitted them, for
 each B of ``--resamples`` with ``--seeds`` seeds of the estimate (the first is the run's own seed: with the run's
 B it must reproduce ``results.csv``, and the script stops if it does not). The other rows keep their gain. Then
 the selection and the pick are made again per B and seed. Reported per B: the spread of one row's gain between
 seeds (median and largest sd over the rows), how many features' selected row changes with the seed, the pick's
 NMI over the seeds (mean, sd, distinct rows), and the seconds per gain on one thread. The labels only score.
 
-The pick is the medoid of structure 1's members, one selected row per feature, so it moves when a feature's
-selected row does. ``--near`` scores an alternative that looks past that choice
-(:func:`near_representative`): each member feature offers every eligible row within the tie of its best gain.
+The pick is the medoid of structure 1's members, one selected row per feature, so it moves whenever a feature's
+selected row does. ``--ties`` also scores an alternative that looks past that choice (:func:`near_representative`):
+each member feature offers its other eligible rows as stable within the tie that agree with its selected row.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import yaml
 from bench_embeddings import make_project, project_arguments, run_chain
 from sklearn.metrics import normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
@@ -63,31 +64,34 @@ def candidates(results: pd.DataFrame, margin: float) -> pd.DataFrame:
     return eligible[eligible["stability"] >= best - margin]
 
 
-def choices(results: pd.DataFrame, gains: dict[str, float], partitions: dict[str, np.ndarray], cfg, k: int | None
-            ) -> tuple[dict[str, str], str, pd.DataFrame]:
-    """Each feature's selected row, the overall pick and the marked rows, with ``gains`` in place of the rows'
-    stability."""
+def choices(results: pd.DataFrame, gains: dict[str, float], partitions: dict[str, np.ndarray], cfg, k: int | None,
+            tie: float) -> tuple[dict[str, str], str]:
+    """Each feature's selected row and the overall pick, with ``gains`` in place of the rows' stability; with
+    ``tie`` > 0 the pick is :func:`near_representative` instead of the stage's (the medoid of structure 1)."""
     rows = results.copy()
     rows["stability"] = [gains.get(i, s) for i, s in zip(rows["id"], rows["stability"])]
     mark_selected(rows, cfg.cluster.criterion, k)
     mark_structures(rows, partitions, cfg.cluster.criterion, cfg.cluster.structure_agreement, cfg.cluster.pick,
                     cfg.cluster.focus)
     chosen = rows[rows["selected"]]
-    return dict(zip(chosen["feature"], chosen["id"])), str(rows.loc[rows["pick"], "id"].iloc[0]), rows
+    pick = (near_representative(rows, partitions, cfg.cluster.structure_agreement, tie) if tie > 0
+            else str(rows.loc[rows["pick"], "id"].iloc[0]))
+    return dict(zip(chosen["feature"], chosen["id"])), pick
 
 
 def near_representative(rows: pd.DataFrame, partitions: dict[str, np.ndarray], threshold: float, tie: float) -> str:
     """An alternative to structure 1's medoid that depends less on which row each feature's noisy gain selects:
-    each member feature offers its eligible rows within ``tie`` of its best gain that agree with its selected row
-    (AMI >= ``threshold``), and the row agreeing most, on average, with the other features' offers represents it."""
+    each member feature offers its selected row and its other eligible rows within ``tie`` of that row's gain
+    whose partition agrees with it (AMI >= ``threshold``); the offer agreeing most, on average over the other
+    features (each weighing the same), with their offers represents the structure."""
     members = rows[rows["selected"] & (rows["structure"] == 1)]
     eligible = rows[true_flags(rows, "eligible")]
     offers: dict[str, list[str]] = {}
-    for feature, selected in zip(members["feature"], members["id"]):
-        own = eligible[eligible["feature"] == feature]
-        near = own.loc[own["stability"] >= own["stability"].max() - tie, "id"].tolist()
+    for feature, selected, gain in zip(members["feature"], members["id"], members["stability"]):
+        near = eligible.loc[(eligible["feature"] == feature) & (eligible["id"] != selected)
+                            & (eligible["stability"] >= gain - tie), "id"].tolist()
         agree = agreement_matrix([partitions[selected]] + [partitions[i] for i in near])[0, 1:]
-        offers[feature] = [i for i, a in zip(near, agree) if i == selected or a >= threshold]
+        offers[feature] = [selected] + [i for i, a in zip(near, agree) if a >= threshold]
     if len(offers) < 2:
         return str(members["id"].iloc[0])
     ids = [i for offer in offers.values() for i in offer]
@@ -97,7 +101,13 @@ def near_representative(rows: pd.DataFrame, partitions: dict[str, np.ndarray], t
     return ids[int(np.argmax(score))]
 
 
-def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, near: list[float],
+def run_resamples(paths) -> int:
+    """The B the stage-04 run used, from its ``config.yaml``."""
+    saved = yaml.safe_load((paths.results / "config.yaml").read_text()) or {}
+    return int(saved["cluster"]["stability_resamples"])
+
+
+def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, ties: list[float],
                 first_seed: int = 0) -> dict:
     c = cfg.cluster
     results = read_results(paths, "clustering")
@@ -109,6 +119,7 @@ def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, n
     with threadpool_limits(limits=1):
         views = {v.spec.name: v.X for v in build_views(views_settings(cfg), paths, table)}
     rows = candidates(results, margin)
+    used = run_resamples(paths)
     seeds = [cfg.seed + first_seed + s for s in range(n_seeds)]
     gains = {b: {s: {} for s in seeds} for b in resamples}
     parts = {b: {"stability_raw": {s: {} for s in seeds}, "stability_null": {s: {} for s in seeds}} for b in resamples}
@@ -126,7 +137,7 @@ def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, n
                     gain = gains[b][seed][row["id"]] = estimate["stability"]
                     for part, values in parts[b].items():
                         values[seed][row["id"]] = estimate[part]
-                    if b == c.stability_resamples and seed == cfg.seed and not np.isclose(gain, row["stability"]):
+                    if b == used and seed == cfg.seed and not np.isclose(gain, row["stability"]):
                         raise SystemExit(f"{paths.dataset} {row['id']}: recomputed gain {gain:.6f} differs from "
                                          f"results.csv's {row['stability']:.6f}")
     k = given_k(cfg)
@@ -134,53 +145,42 @@ def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, n
     out = {"candidates": len(rows), "rows": len(results), "best_nmi": best_nmi, "by_b": {}}
     for b in resamples:
         spread = pd.DataFrame(gains[b]).std(axis=1, ddof=1)
-        made = [choices(results, gains[b][seed], partitions, cfg, k) for seed in seeds]
-        features = sorted({f for selected, _, _ in made for f in selected})
-        changed = [f for f in features if len({selected.get(f) for selected, _, _ in made}) > 1]
-        picks = [pick for _, pick, _ in made]
-        picked_nmi = [nmi[p] for p in picks]
-        feature_nmi = {f: [nmi[selected[f]] for selected, _, _ in made if f in selected] for f in features}
-        alternatives = {str(tie): [nmi[near_representative(rows, partitions, c.structure_agreement, tie)]
-                                   for _, _, rows in made] for tie in near}
+        made = {tie: [choices(results, gains[b][seed], partitions, cfg, k, tie) for seed in seeds] for tie in ties}
+        features = sorted({f for selected, _ in made[ties[0]] for f in selected})
+        changed = [f for f in features if len({selected.get(f) for selected, _ in made[ties[0]]}) > 1]
+        picks = {str(tie): [pick for _, pick in made[tie]] for tie in ties}
+        picked_nmi = {tie: [nmi[p] for p in ids] for tie, ids in picks.items()}
         out["by_b"][str(b)] = {
             "sd_median": float(spread.median()), "sd_max": float(spread.max()),
             # which term is noisier: the data's stability or that of its Gaussian reference
             **{f"{part}_sd_median": float(pd.DataFrame(values).std(axis=1, ddof=1).median())
                for part, values in parts[b].items()},
             "features_changed": changed, "n_features": len(features),
-            "feature_nmi_sd_mean": float(np.mean([np.std(v, ddof=1) for v in feature_nmi.values()])),
-            "picks": dict(Counter(picks)), "pick_nmi_mean": float(np.mean(picked_nmi)),
-            "pick_nmi_sd": float(np.std(picked_nmi, ddof=1)), "pick_nmi": picked_nmi, "near": alternatives,
-            "seconds_per_gain": float(np.median(seconds[b])),
+            "picks": {tie: dict(Counter(ids)) for tie, ids in picks.items()},
+            "pick_nmi": picked_nmi, "seconds_per_gain": float(np.median(seconds[b])),
             "gains": {str(seed): gains[b][seed] for seed in seeds}}
     return out
 
 
-def markdown(runs: list[dict], resamples: list[int]) -> str:
+def _nmi(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
+def markdown(runs: list[dict], resamples: list[int], ties: list[float]) -> str:
+    """Per label set and B: the gain's spread, the features whose selected row moves, and the pick's NMI (mean ± sd
+    over the seeds; distinct rows picked) for each representative tie."""
     lines = ["| labels | files | rows re-estimated | B | gain sd (median / max) | sd of S(X) / S(G) (median) | "
-             "features whose row changes | pick NMI (mean ± sd) | distinct picks | s per gain |",
-             "|:---|---:|---:|---:|---|---|---:|---|---:|---:|"]
+             "features whose row changes | s per gain | " + " | ".join(
+                 f"pick NMI, tie {t} (rows)" for t in ties) + " |",
+             "|:---|---:|---:|---:|---|---|---:|---:|" + "---|" * len(ties)]
     for r in runs:
         for b in resamples:
             m = r["by_b"][str(b)]
+            cells = [f"{_nmi(m['pick_nmi'][str(t)])} ({len(m['picks'][str(t)])})" for t in ties]
             lines.append(f"| {r['set']} | {r['files']} | {r['candidates']} of {r['rows']} | {b} | "
                          f"{m['sd_median']:.3f} / {m['sd_max']:.3f} | {m['stability_raw_sd_median']:.3f} / "
-                         f"{m['stability_null_sd_median']:.3f} | {len(m['features_changed'])} of "
-                         f"{m['n_features']} | {m['pick_nmi_mean']:.2f} ± {m['pick_nmi_sd']:.2f} | {len(m['picks'])} | "
-                         f"{m['seconds_per_gain']:.2f} |")
-    return "\n".join(lines) + "\n"
-
-
-def near_markdown(runs: list[dict], resamples: list[int], near: list[float]) -> str:
-    """The pick's NMI (mean ± sd over the seeds) by the medoid and by :func:`near_representative`."""
-    lines = ["| labels | B | medoid (today) | " + " | ".join(f"near rows within {t}" for t in near) + " |",
-             "|:---|---:|---|" + "---|" * len(near)]
-    for r in runs:
-        for b in resamples:
-            m = r["by_b"][str(b)]
-            cells = [f"{np.mean(m['near'][str(t)]):.2f} ± {np.std(m['near'][str(t)], ddof=1):.2f}" for t in near]
-            lines.append(f"| {r['set']} | {b} | {m['pick_nmi_mean']:.2f} ± {m['pick_nmi_sd']:.2f} | "
-                         + " | ".join(cells) + " |")
+                         f"{m['stability_null_sd_median']:.3f} | {len(m['features_changed'])} of {m['n_features']} | "
+                         f"{m['seconds_per_gain']:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -192,10 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the estimate, from the run's own")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="start the seeds this far after the run's own (another sample of seeds)")
-    parser.add_argument("--margin", type=float, default=0.15,
-                        help="re-estimate the eligible rows within this gain of their feature's best")
-    parser.add_argument("--near", type=float, nargs="*", default=[0.05, 0.1],
-                        help="also score structure 1's representative chosen among rows within these gains")
+    parser.add_argument("--margin", type=float, default=float("inf"),
+                        help="re-estimate only the eligible rows within this gain of their feature's best (default: "
+                             "all; a narrow margin leaves rows that a less noisy estimate would bring near the "
+                             "top at their old gain, which favours the near-row representatives)")
+    parser.add_argument("--ties", type=float, nargs="+", default=[0.0, 0.05, 0.1],
+                        help="representatives to compare: 0 the stage's (the medoid), above 0 near_representative")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.root, args.corpora = args.root.resolve(), args.corpora.resolve()
@@ -206,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                                      analyse_only=True)
         start = time.perf_counter()
         runs.append({"set": name, "files": len(read_table(paths)),
-                     **measure_set(cfg, paths, args.resamples, args.seeds, args.margin, args.near,
+                     **measure_set(cfg, paths, args.resamples, args.seeds, args.margin, args.ties,
                                   args.first_seed),
                      "seconds": round(time.perf_counter() - start, 1)})
-        print(markdown(runs, args.resamples), near_markdown(runs, args.resamples, args.near), sep="\n", flush=True)
+        print(markdown(runs, args.resamples, args.ties), flush=True)
         if args.out:
             args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
                                             "runs": runs}, indent=1))
