@@ -28,15 +28,13 @@ each member feature offers its other eligible rows as stable within the tie that
 from __future__ import annotations
 
 import json
-import logging
-import platform
 import time
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import yaml
-from bench_embeddings import make_project, project_arguments, run_chain
+from bench_embeddings import parse_project_arguments, project_arguments, run_chain, save_runs
 from sklearn.metrics import normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
@@ -46,8 +44,6 @@ from audioclust.clustering.tuning import stability_gain
 from audioclust.represent.views import build_views
 from audioclust.results import read_partitions, read_results, read_table, true_flags
 from audioclust.stages._shared import given_k, views_settings
-
-log = logging.getLogger("bench_cluster_stability")
 
 
 def fit_params(params: str) -> dict:
@@ -198,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                              "top at their old gain, which favours the near-row representatives)")
     parser.add_argument("--ties", type=float, nargs="+", default=[0.0, 0.05, 0.1],
                         help="representatives to compare: 0 the stage's (the medoid), above 0 near_representative")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.root, args.corpora = args.root.resolve(), args.corpora.resolve()
-    make_project(args.root)
+    args = parse_project_arguments(parser, argv)
     runs = []
     for name in args.sets:
         cfg, paths, _, _ = run_chain(args.root, name, args.corpora, args.models, args.limit, args.n_jobs,
@@ -212,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                                   args.first_seed),
                      "seconds": round(time.perf_counter() - start, 1)})
         print(markdown(runs, args.resamples, args.ties), flush=True)
-        if args.out:
-            args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
-                                            "runs": runs}, indent=1))
+        save_runs(args.out, runs)
     return 0
 
 

@@ -238,6 +238,13 @@ def markdown(runs: list[dict], models: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_runs(path: Path | None, runs: list[dict], **extra) -> None:
+    """The runs so far as JSON at ``path`` (none: nothing), with the machine and the date."""
+    if path:
+        path.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"), **extra,
+                                    "runs": runs}, indent=1))
+
+
 def project_arguments(description: str, sets: list[str]) -> argparse.ArgumentParser:
     """The command line this benchmark shares with :mod:`bench_selection`: the folder, the label sets and
     how to run the stages on them."""
@@ -256,14 +263,20 @@ def project_arguments(description: str, sets: list[str]) -> argparse.ArgumentPar
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = project_arguments(__doc__.split("\n\n")[0], ["demo:label", "fsdd:digit", "fsdd:speaker"])
-    parser.add_argument("--dec", action="store_true",
-                        help="also run stage 05 on each model's embedding view (DEC) and report it")
+def parse_project_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of :func:`project_arguments`, logging set up and ``--root`` made a project folder."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.root, args.corpora = args.root.resolve(), args.corpora.resolve()  # the label CSVs list absolute paths
     make_project(args.root)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = project_arguments(__doc__.split("\n\n")[0], ["demo:label", "fsdd:digit", "fsdd:speaker"])
+    parser.add_argument("--dec", action="store_true",
+                        help="also run stage 05 on each model's embedding view (DEC) and report it")
+    args = parse_project_arguments(parser, argv)
     runs = []
     for name in args.sets:
         runs.append(run_set(args.root, name, args.corpora, args.models, args.limit, args.n_jobs, args.analyse_only,
@@ -272,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         print(ranking_markdown(runs, "stability"), flush=True)
         if args.dec:
             print(dec_markdown(runs), flush=True)
-        if args.out:
-            args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
-                                            "models": args.models, "runs": runs}, indent=1))
+        save_runs(args.out, runs, models=args.models)
     return 0
 
 

@@ -26,21 +26,16 @@ nothing):
 
 from __future__ import annotations
 
-import json
-import logging
-import platform
-import time
 
 import numpy as np
 import pandas as pd
-from bench_embeddings import make_project, project_arguments, run_chain
+from bench_embeddings import parse_project_arguments, project_arguments, run_chain, save_runs
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust.clustering.structures import mark_structures
 from audioclust.results import true_flags
 
-log = logging.getLogger("bench_selection")
 THRESHOLDS = (0.2, 0.3, 0.4)
 
 
@@ -139,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = project_arguments(__doc__.split("\n\n")[0], [
         "demo:label", "textures:class", "instruments:instrument", "instruments:pitch_class", "speech:word",
         "speech:voice", "fsdd:digit", "fsdd:speaker"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args.root, args.corpora = args.root.resolve(), args.corpora.resolve()
-    make_project(args.root)
+    args = parse_project_arguments(parser, argv)
     runs = []
     for name in args.sets:
         cfg, paths, k, times = run_chain(args.root, name, args.corpora, args.models, args.limit, args.n_jobs,
@@ -150,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"set": name, "k": k, "files": int(len(pd.read_csv(paths.features_csv))), "seconds": times,
                      **analyse(cfg, paths)})
         print(markdown(runs), features_markdown(runs), thresholds_markdown(runs), sep="\n", flush=True)
-        if args.out:
-            args.out.write_text(json.dumps({"machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
-                                            "runs": runs}, indent=1))
+        save_runs(args.out, runs)
     return 0
 
 
