@@ -64,7 +64,7 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         chosen = part[part["selected"].astype(bool)]
         if len(chosen):
             row, picked = chosen.iloc[0], true_flags(chosen, "pick").iloc[0]
-            gain = pd.to_numeric(pd.Series([row.get("latent_stability")]), errors="coerce").iloc[0]
+            gain = pd.to_numeric(row.get("latent_stability"), errors="coerce")   # stage 05 only; NaN elsewhere
             rows.append(_summary_row(row, SELECTED.format(criterion=criterion)
                                      + (GAIN.format(gain=gain) if pd.notna(gain) else "") + (PICKED if picked else "")))
         best = best_by_nmi(part)
