@@ -117,31 +117,33 @@ def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, t
     rows = candidates(results, margin)
     used = run_resamples(paths)
     seeds = [cfg.seed + first_seed + s for s in range(n_seeds)]
-    gains = {b: {s: {} for s in seeds} for b in resamples}
-    parts = {b: {"stability_raw": {s: {} for s in seeds}, "stability_null": {s: {} for s in seeds}} for b in resamples}
+    # per B, per term of the estimate (the gain and its two terms), per seed: the rows' values
+    parts = {b: {part: {s: {} for s in seeds} for part in ("stability", "stability_raw", "stability_null")}
+             for b in resamples}
     seconds = {b: [] for b in resamples}
     with threadpool_limits(limits=1):
         for _, row in rows.iterrows():
-            k = int(row["k"]) if pd.notna(row["k"]) and row["k_source"] != "found" else None
+            row_k = int(row["k"]) if pd.notna(row["k"]) and row["k_source"] != "found" else None
             for b in resamples:
                 for seed in seeds:
                     start = time.perf_counter()
-                    estimate = stability_gain(row["algorithm"], views[row["view"]], k, seed, fit_params(row["params"]),
-                                              labels=partitions[row["id"]], n_resamples=b,
+                    estimate = stability_gain(row["algorithm"], views[row["view"]], row_k, seed,
+                                              fit_params(row["params"]), labels=partitions[row["id"]], n_resamples=b,
                                               max_samples=c.stability_max_samples)
                     seconds[b].append(time.perf_counter() - start)
-                    gain = gains[b][seed][row["id"]] = estimate["stability"]
                     for part, values in parts[b].items():
                         values[seed][row["id"]] = estimate[part]
+                    gain = estimate["stability"]
                     if b == used and seed == cfg.seed and not np.isclose(gain, row["stability"]):
                         raise SystemExit(f"{paths.dataset} {row['id']}: recomputed gain {gain:.6f} differs from "
                                          f"results.csv's {row['stability']:.6f}")
     k = given_k(cfg)
     best_nmi = max(nmi[i] for i in results.loc[true_flags(results, "eligible"), "id"])
-    out = {"candidates": len(rows), "rows": len(results), "best_nmi": best_nmi, "by_b": {}}
+    out = {"files": len(table), "candidates": len(rows), "rows": len(results), "best_nmi": best_nmi, "by_b": {}}
     for b in resamples:
-        spread = pd.DataFrame(gains[b]).std(axis=1, ddof=1)
-        made = {tie: [choices(results, gains[b][seed], partitions, cfg, k, tie) for seed in seeds] for tie in ties}
+        gains = parts[b]["stability"]
+        spread = pd.DataFrame(gains).std(axis=1, ddof=1)
+        made = {tie: [choices(results, gains[seed], partitions, cfg, k, tie) for seed in seeds] for tie in ties}
         features = sorted({f for selected, _ in made[ties[0]] for f in selected})
         changed = [f for f in features if len({selected.get(f) for selected, _ in made[ties[0]]}) > 1]
         picks = {str(tie): [pick for _, pick in made[tie]] for tie in ties}
@@ -149,12 +151,12 @@ def measure_set(cfg, paths, resamples: list[int], n_seeds: int, margin: float, t
         out["by_b"][str(b)] = {
             "sd_median": float(spread.median()), "sd_max": float(spread.max()),
             # which term is noisier: the data's stability or that of its Gaussian reference
-            **{f"{part}_sd_median": float(pd.DataFrame(values).std(axis=1, ddof=1).median())
-               for part, values in parts[b].items()},
+            **{f"{part}_sd_median": float(pd.DataFrame(parts[b][part]).std(axis=1, ddof=1).median())
+               for part in ("stability_raw", "stability_null")},
             "features_changed": changed, "n_features": len(features),
             "picks": {tie: dict(Counter(ids)) for tie, ids in picks.items()},
             "pick_nmi": picked_nmi, "seconds_per_gain": float(np.median(seconds[b])),
-            "gains": {str(seed): gains[b][seed] for seed in seeds}}
+            "gains": {str(seed): gains[seed] for seed in seeds}}
     return out
 
 
@@ -200,10 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg, paths, _, _ = run_chain(args.root, name, args.corpora, args.models, args.limit, args.n_jobs,
                                      analyse_only=True)
         start = time.perf_counter()
-        runs.append({"set": name, "files": len(read_table(paths)),
-                     **measure_set(cfg, paths, args.resamples, args.seeds, args.margin, args.ties,
-                                  args.first_seed),
-                     "seconds": round(time.perf_counter() - start, 1)})
+        measured = measure_set(cfg, paths, args.resamples, args.seeds, args.margin, args.ties, args.first_seed)
+        runs.append({"set": name, **measured, "seconds": round(time.perf_counter() - start, 1)})
         print(markdown(runs, args.resamples, args.ties), flush=True)
         save_runs(args.out, runs)
     return 0

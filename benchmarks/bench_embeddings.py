@@ -246,8 +246,8 @@ def save_runs(path: Path | None, runs: list[dict], **extra) -> None:
 
 
 def project_arguments(description: str, sets: list[str]) -> argparse.ArgumentParser:
-    """The command line this benchmark shares with :mod:`bench_selection`: the folder, the label sets and
-    how to run the stages on them."""
+    """The command line this benchmark shares with :mod:`bench_selection` and :mod:`bench_cluster_stability`: the
+    folder, the label sets and how to run the stages on them."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", type=Path, required=True, help="project folder to build in (kept: re-runs reuse it)")
     parser.add_argument("--sets", nargs="+", default=sets,

@@ -26,7 +26,6 @@ nothing):
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from bench_embeddings import parse_project_arguments, project_arguments, run_chain, save_runs
