@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_autoencoder.py --root ROOT --sets NAME:K[:EXP] [NAME:K[:EXP] ...]
-        [--inputs] [--table-only] [--out FILE]
+        [--inputs] [--table-only] [--out FILE] [--set KEY=VALUE ...]
 
 ROOT/NAME must hold stage 03's outputs and stage 04's results at k = K (in experiment EXP, default
 ``default``). For each set, two stage-05 runs, each a process of its own and an experiment of its own,
@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--inputs", action="store_true", help="every candidate input in one run, and the pick")
     parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override of every run, e.g. autoencoder.num_threads=1 beside another job")
     args = parser.parse_args()
     if args.inputs:
         lines = ["| set (k) | input | chosen latent | stability gain | silhouette | AE + K-Means NMI | selected row NMI |",
@@ -157,7 +159,7 @@ def main() -> None:
         for item in args.sets:
             name, k, *_ = item.split(":")
             if not args.table_only:
-                run(args.root, name, int(k), "ae_inputs", [], features=INPUTS)
+                run(args.root, name, int(k), "ae_inputs", args.overrides, features=INPUTS)
             lines += input_lines(args.root, name, int(k))
         _emit("\n".join(lines), args.out)
         return
@@ -169,7 +171,7 @@ def main() -> None:
         reference = classical(args.root, name, rest[0] if rest else "default")
         for experiment, overrides in RUNS.items():
             if not args.table_only:
-                run(args.root, name, int(k), experiment, overrides)
+                run(args.root, name, int(k), experiment, [*overrides, *args.overrides])
             elif not (ProjectPaths(args.root, name, experiment).results / "autoencoder" / "results.csv").is_file():
                 continue
             wall = f"{stage_wall(args.root, name, experiment):.0f}"

@@ -191,6 +191,23 @@ def test_stage_05_refines_an_embedding_with_decs_fully_connected_autoencoder(set
     assert again["reused"].all()
 
 
+def test_embeddings_in_autoencoder_features_stands_for_every_embedded_model(setup, caplog):
+    from audioclust.stages import autoencoder
+
+    project, paths = setup
+    cfg = cfg_of(project, "autoencoder.features=[mel, embeddings, mel]")
+    assert autoencoder.model_inputs(cfg, paths) == ["mel"]   # not embedded yet: left out, with stage 04's warning
+    assert "run `audioclust embed --dataset ds`" in caplog.text
+    extract.run(cfg, paths)
+    embed.run(cfg, paths)
+    assert autoencoder.model_inputs(cfg, paths) == ["mel", "blocks"]
+    named = cfg_of(project, "autoencoder.features=[blocks, embeddings]")
+    assert autoencoder.model_inputs(named, paths) == ["blocks"]   # each model once
+    none = load_config(project, "ds", overrides=[*SMALL, "embeddings.models=[]", "autoencoder.features=[embeddings]"])
+    with pytest.raises(Exception, match="names no input"):
+        autoencoder.run(none, paths)
+
+
 def test_autoencoder_features_must_be_features_or_embedding_models(project):
     with pytest.raises(Exception, match="neither a feature"):
         load_config(project, "ds", overrides=["autoencoder.features=[wavlm]"])

@@ -84,7 +84,7 @@ def test_extract_fills_the_store_with_exactly_the_per_file_vectors(setup):
     assert store.n_rows == 4
     slow = from_files(cfg, paths)
     # mel, mfcc x stats, image x npy, png; and the autoencoder's input images (one per stage-05 feature)
-    assert cfg.autoencoder.features == ["mel", "mfcc", "spectrogram"]
+    assert cfg.autoencoder.features == ["mel", "mfcc", "spectrogram", "embeddings"]
     assert sorted(store.views) == sorted(slow) and len(slow) == 11
     assert {"mel.ae.npy", "mfcc.ae.npy", "spectrogram.ae.npy"} <= set(slow)
     keys = ["low/a", "high/b", "unlabelled/c", "low/d"]

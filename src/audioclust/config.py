@@ -393,17 +393,22 @@ class ClusterConfig:
         doc="... and that leave at most this share of the files as noise (dbscan, hdbscan)")
 
 
+#: in ``autoencoder.features``: every model of ``embeddings.models`` that stage 03 embedded
+EVERY_EMBEDDING = "embeddings"
+
+
 @dataclass
 class AutoencoderConfig:
     enabled: bool = _f(True, doc="run stage 05 (autoencoder embedding + DCEC)")
     architecture: Literal["dcec", "conv4", "vae"] = _f(
         "dcec", doc="dcec (DCEC CAE) | conv4 (four conv blocks) | vae (variational, DCEC backbone)")
     features: list[str] = _f(
-        ["mel", "mfcc", "spectrogram"],
+        ["mel", "mfcc", "spectrogram", EVERY_EMBEDDING],
         doc="stage-03 features to train on, one model each: mel (dB re peak) keeps the spectral envelope, "
-            "mfcc (CMVN) the course over time, spectrogram (dB re peak) the harmonics of pitched sounds; the "
-            "most stable model is the pick; a model of embeddings.models trains DEC's fully connected "
-            "autoencoder on its embedding view")
+            "mfcc (CMVN) the course over time, spectrogram (dB re peak) the harmonics of pitched sounds; a "
+            "model of embeddings.models trains DEC's fully connected autoencoder on its embedding view (a "
+            "pretrained model's timbre or voice), and embeddings stands for every model that was embedded; "
+            "the most stable model is the pick")
     source: Literal["npy", "png"] = _f(
         "npy", doc="read the features from their npy arrays or their 8-bit png images")
     input_size: list[int] = _f(
@@ -826,9 +831,10 @@ def _check_cross_fields(cfg: Config) -> None:
 
     models = {m if isinstance(m, str) else m.get("name") for m in cfg.embeddings.models}
     for feature in cfg.autoencoder.features:
-        if feature not in FEATURE_KINDS and feature not in models:
+        if feature not in FEATURE_KINDS and feature not in models and feature != EVERY_EMBEDDING:
             raise ConfigError(f"config key 'autoencoder.features' lists {feature!r}: neither a feature "
-                              f"({', '.join(FEATURE_KINDS)}) nor a model of embeddings.models")
+                              f"({', '.join(FEATURE_KINDS)}), a model of embeddings.models nor "
+                              f"{EVERY_EMBEDDING!r} (every model of embeddings.models)")
     if len(cfg.autoencoder.input_size) != 2:
         raise ConfigError(f"config key 'autoencoder.input_size' = {cfg.autoencoder.input_size} must be [time, frequency]")
     sg = cfg.segments

@@ -271,12 +271,12 @@ def stored_ae_images(settings: ViewsSettings, paths: ProjectPaths, table: pd.Dat
     return matrix.reshape(len(files), int(settings.autoencoder.input_size[0]), int(settings.autoencoder.input_size[1]))
 
 
-def _embedded(paths: ProjectPaths, spec: ViewSpec) -> bool:
+def embedded(paths: ProjectPaths, model: str) -> bool:
     """Whether the embed stage ran for this model; a model that did not is left out, with a warning."""
-    if (paths.features / spec.feature).is_dir():
+    if (paths.features / model).is_dir():
         return True
     log.warning("embeddings.models lists %s, but it has no embeddings: run `audioclust embed --dataset %s`; "
-                "its view is left out", spec.feature, paths.dataset)
+                "its view is left out", model, paths.dataset)
     return False
 
 
@@ -303,7 +303,7 @@ def build_views(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFram
     list of View, in ``specs`` order; every ``X`` has ``len(table)`` rows in table order.
     """
     if specs is None:
-        specs = [s for s in view_specs(settings) if s.kind != EMBEDDING_KIND or _embedded(paths, s)]
+        specs = [s for s in view_specs(settings) if s.kind != EMBEDDING_KIND or embedded(paths, s.feature)]
     files = [file_key(lab, stem) for lab, stem in zip(table["label"], table["stem"])]
     if any(s.kind != DESCRIPTOR_FEATURE for s in specs) and _reference(settings) is None and any(
             _trim_db(settings, s) is not None for s in specs if s.kind != DESCRIPTOR_FEATURE):

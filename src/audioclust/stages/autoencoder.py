@@ -2,9 +2,9 @@
 
 For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`` files,
 NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
-``autoencoder.latent_dims`` (a model of ``embeddings.models`` listed there instead gets DEC:
-the fully connected autoencoder ``mlp`` on its embedding view, the matrix stage 04 clusters,
-then the same K-Means and clustering stage):
+``autoencoder.latent_dims`` (a model of ``embeddings.models`` listed there, or every embedded one
+through ``embeddings``, instead gets DEC: the fully connected autoencoder ``mlp`` on its embedding
+view, the matrix stage 04 clusters, then the same K-Means and clustering stage):
 
 0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
    to its active region (``images.trim_db``, decided on the mel spectrogram:
@@ -102,7 +102,7 @@ from audioclust.clustering.metrics import INTERNAL, external_scores, internal_sc
 from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected
 from audioclust.clustering.structures import picked_model
 from audioclust.clustering.tuning import stability_gain
-from audioclust.config import Config
+from audioclust.config import EVERY_EMBEDDING, Config
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, label_folder
@@ -141,10 +141,10 @@ from audioclust.represent.vectors import (
     ViewSpec,
     ViewsSettings,
 )
-from audioclust.represent.views import build_views, stored_ae_images
+from audioclust.represent.views import build_views, embedded, stored_ae_images
 from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
-from audioclust.stages._shared import choose_k, given_k, views_settings
+from audioclust.stages._shared import choose_k, embedding_models, given_k, views_settings
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,10 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     if not ae.features or not ae.latent_dims:
         raise ConfigError("config keys 'autoencoder.features' and 'autoencoder.latent_dims' must each list at "
                           "least one value, e.g. [mel] and [10]")
+    features = model_inputs(cfg, paths)
+    if not features:
+        raise ConfigError(f"config key 'autoencoder.features' = {ae.features} names no input: embeddings.models "
+                          "is empty or was not embedded (run `audioclust embed`); list a feature, e.g. [mel]")
     table = read_table(paths)
     n = len(table)
     if n < 3:
@@ -277,9 +281,9 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     cfg = replace(cfg, autoencoder=ae)
     settings = views_settings(cfg)
     # every missing input is reported before any training
-    vectors = {feature: embedding_vectors(settings, paths, table, feature) for feature in ae.features
+    vectors = {feature: embedding_vectors(settings, paths, table, feature) for feature in features
                if feature in settings.embeddings}
-    stored = {feature: stored_ae_images(settings, paths, table, feature) for feature in ae.features
+    stored = {feature: stored_ae_images(settings, paths, table, feature) for feature in features
               if feature not in vectors}
     for feature, images in stored.items():
         if images is None:
@@ -288,7 +292,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     labelled = labels != ""
     log.info("autoencoder: %d files, %s; %s × latent %s", n,
              f"{len(set(labels[labelled]))} labels on {int(labelled.sum())} files" if labelled.any() else "no labels",
-             ", ".join(ae.features), ae.latent_dims)
+             ", ".join(features), ae.latent_dims)
     out = paths.results / "autoencoder"
     seeds = replicate_seeds(cfg)
     cfg = with_seed(cfg, seeds[0])   # the primary seed: its models are the ones shown
@@ -302,7 +306,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     rows: dict[int, list[dict[str, Any]]] = {s: [] for s in seeds}
     partitions: dict[int, dict[str, np.ndarray]] = {s: {} for s in seeds}   # row id -> labels, per seed
     selections: dict[str, KSelection] = {}
-    for feature in ae.features:
+    for feature in features:
         if feature in vectors:
             dataset, architecture = embedding_dataset(paths, table, feature, vectors.pop(feature)), "mlp"
         else:
@@ -344,6 +348,21 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- inputs
+
+def model_inputs(cfg: Config, paths: ProjectPaths) -> list[str]:
+    """``autoencoder.features`` with ``embeddings`` (:data:`~audioclust.config.EVERY_EMBEDDING`) replaced by
+    the models of ``embeddings.models`` that stage 03 embedded, each once, in the order listed.
+
+    A model the token brings in but that was not embedded is left out with a warning, as stage 04 leaves out its
+    view; a model named itself must have its embeddings (:func:`embedding_vectors` says so)."""
+    inputs: list[str] = []
+    for name in cfg.autoencoder.features:
+        if name != EVERY_EMBEDDING:
+            inputs.append(name)
+            continue
+        inputs += [model.name for model in embedding_models(cfg) if embedded(paths, model.name)]
+    return list(dict.fromkeys(inputs))
+
 
 def feature_files(paths: ProjectPaths, table: pd.DataFrame, feature: str, source: str) -> list[Path]:
     """The stage-03 file of ``feature`` for every row of ``table``, in order.
