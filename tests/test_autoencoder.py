@@ -18,10 +18,10 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from audioclust import results as ac_results
 from audioclust.cli import STAGES, run_stage
-from audioclust.clustering import selection, structures, tuning
+from audioclust.clustering import registry, selection, structures, tuning
 from audioclust.clustering.kselect import estimate_k
 from audioclust.config import load_config
-from audioclust.core.errors import StageInputError
+from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths
 from audioclust.deep import train
 from audioclust.deep.data import FeaturesDataset
@@ -43,7 +43,10 @@ SMALL = {"autoencoder.features": ["mel"], "autoencoder.input_size": [32, 16], "a
          "autoencoder.update_interval": 4, "autoencoder.max_iter": 12, "cluster.k": 7, "cluster.figures": False, "cluster.tsne": False,
          "parallel.n_jobs": 1,
          # fewer than the default's 50, and other than stage 04's 5, so the counts below tell which key is used
-         "autoencoder.stability_resamples": 8}
+         "autoencoder.stability_resamples": 8,
+         # K-Means and DCEC alone, so the counts of K-Means fits below are theirs (spectral clustering runs K-Means
+         # on its graph's eigenvectors): spectral's rows have a test of their own
+         "autoencoder.algorithms": ["kmeans"]}
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +279,61 @@ def test_changed_parameter_retrains_and_k_comes_from_the_embedding_alone(demo):
     labels = pd.read_csv(out / "labels.csv")
     assert list(labels.columns[2:]) == ["mel.dcec_z3.npy.ae_kmeans", "mel.dcec_z3.npy.dcec"]
     assert labels["mel.dcec_z3.npy.ae_kmeans"].nunique() == other["k"].iloc[0]
+
+
+def test_spectral_rows_their_stability_and_when_they_are_selected(demo):
+    cfg = config(demo, **{"autoencoder.algorithms": ["kmeans", "spectral"]})
+    results = autoencoder.run(cfg, demo)
+    assert results["stage"].tolist() == ["ae_kmeans", "ae_spectral", "dcec"]
+    out = demo.results / "autoencoder"
+    z = np.load(out / "embeddings" / "mel.dcec_z4.npy" / "pretrained.npy")
+    labels = pd.read_csv(out / "labels.csv")
+    # stage 04's spectral clustering of the pre-trained embedding, seeded, at the given k
+    spectral = registry.make("spectral", 7, cfg.seed).fit_predict(z)
+    assert np.array_equal(labels["mel.dcec_z4.npy.ae_spectral"], spectral)
+    row = results.set_index("stage").loc["ae_spectral"]
+    assert row["algorithm"] == "spectral" and json.loads(row["params"])["affinity"] == "nearest_neighbors"
+    assert row["nmi"] == pytest.approx(normalized_mutual_info_score(labels["label"], spectral), abs=1e-12)
+    # each ae_ row's stability is its own clusterer's gain; the model's is the larger of the two; DCEC has none
+    gains = {name: tuning.stability_gain(name, z, n_clusters=7, random_state=cfg.seed,
+                                         labels=labels[f"mel.dcec_z4.npy.ae_{name}"],
+                                         n_resamples=cfg.autoencoder.stability_resamples,
+                                         max_samples=cfg.cluster.stability_max_samples)["stability"]
+             for name in ("kmeans", "spectral")}
+    stability = results.set_index("stage")["stability"]
+    assert stability[["ae_kmeans", "ae_spectral"]].tolist() == pytest.approx([gains["kmeans"], gains["spectral"]])
+    assert np.isnan(stability["dcec"])
+    assert results["latent_stability"].tolist() == pytest.approx([max(gains.values())] * 3)
+    selected = results.loc[results["selected"], "stage"].tolist()
+    if gains["spectral"] > gains["kmeans"] + selection.STABILITY_TIE:
+        assert selected == ["ae_spectral"]
+    else:
+        assert selected in (["ae_kmeans"], ["dcec"])
+    # the memo keeps spectral's partition: an unchanged re-run gives the same rows and labels
+    again = autoencoder.run(cfg, demo)
+    assert again["reused"].all()
+    pd.testing.assert_frame_equal(again.drop(columns="reused"), results.drop(columns="reused"))
+    assert pd.read_csv(out / "labels.csv").equals(labels)
+    # K-Means is required: DCEC starts from its centres
+    with pytest.raises(ConfigError, match="must list kmeans"):
+        config(demo, **{"autoencoder.algorithms": ["spectral"]})
+
+
+def test_spectral_is_selected_only_when_clearly_more_stable_than_kmeans():
+    def model(view, kmeans, spectral):
+        return [{"view": view, "feature": view, "stage": stage, "status": "ok", "n_clusters": 3, "stability": gain,
+                 "silhouette": silhouette, "id": f"{view}.{stage}"}
+                for stage, gain, silhouette in (("ae_kmeans", kmeans, 0.3), ("ae_spectral", spectral, 0.1),
+                                                ("dcec", float("nan"), 0.6))]
+    frame = pd.DataFrame(model("a", 0.30, 0.35) + model("b", 0.30, 0.31) + model("c", float("nan"), 0.2)
+                         + model("d", 0.3, float("nan")))
+    mask = selection.selectable_clusterings(frame)
+    # a: spectral leads by 0.05 > STABILITY_TIE, alone; b: within the tie, K-Means and the DCEC that refines it;
+    # c: K-Means without a gain, spectral with one; d: spectral without a gain
+    assert frame.loc[mask, "id"].tolist() == ["a.ae_spectral", "b.ae_kmeans", "b.dcec", "c.ae_spectral",
+                                              "d.ae_kmeans", "d.dcec"]
+    selection.mark_selected(frame, "silhouette", among=mask)
+    assert frame.loc[frame["selected"], "id"].tolist() == ["a.ae_spectral", "b.dcec", "c.ae_spectral", "d.dcec"]
 
 
 def test_disabled_stage_returns_an_empty_table(demo):

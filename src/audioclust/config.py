@@ -271,6 +271,9 @@ class EmbeddingsConfig:
         64, min=1, doc="files decoded and resampled per step (memory: their audio at the model's rate)")
 
 
+#: stage 05's clusterers of a pre-trained embedding (``autoencoder.algorithms``)
+PretrainedAlgorithm = Literal["kmeans", "spectral"]
+
 AlgorithmName = Literal["kmeans", "minibatch_kmeans", "fcm", "gmm", "agglomerative", "spectral",
                         "birch", "dbscan", "hdbscan", "affinity_propagation"]
 
@@ -479,6 +482,12 @@ class AutoencoderConfig:
                          "samples at batch 64; gpu 1,600)")
     alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
     kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")
+    algorithms: list[PretrainedAlgorithm] = _f(
+        ["kmeans", "spectral"],
+        doc="clusterers of each pre-trained embedding, a row ae_<name> each with its stability gain; kmeans is "
+            "required (DCEC starts from its centres). spectral (stage 04's, on a nearest-neighbour graph) "
+            "follows groups that are not round; a model's stability is its most stable clusterer's, and its "
+            "spectral row is selected instead of K-Means and DCEC when clearly more stable (by over 0.02)")
     stability_resamples: int = _f(
         50, min=1,
         doc="half-samples of the stability gain (latent_stability) that chooses the latent size and the pick: "
@@ -835,6 +844,9 @@ def _check_cross_fields(cfg: Config) -> None:
             raise ConfigError(f"config key 'autoencoder.features' lists {feature!r}: neither a feature "
                               f"({', '.join(FEATURE_KINDS)}), a model of embeddings.models nor "
                               f"{EVERY_EMBEDDING!r} (every model of embeddings.models)")
+    if "kmeans" not in cfg.autoencoder.algorithms:
+        raise ConfigError(f"config key 'autoencoder.algorithms' = {cfg.autoencoder.algorithms} must list kmeans: "
+                          "DCEC starts from its centres")
     if len(cfg.autoencoder.input_size) != 2:
         raise ConfigError(f"config key 'autoencoder.input_size' = {cfg.autoencoder.input_size} must be [time, frequency]")
     sg = cfg.segments

@@ -108,19 +108,19 @@ CLUSTER_COLUMNS: list[str] = [
     "stability_s", *_SIZE, "seed",
 ]
 
-AE_STAGES: tuple[str, ...] = ("ae_kmeans", "dcec")
-
-#: ``results.csv`` of stage 05: one row per feature x latent size x stage (:data:`AE_STAGES`).
+#: ``results.csv`` of stage 05: one row per feature x latent size x stage (``ae_<clusterer>`` for each clusterer of
+#: ``autoencoder.algorithms`` on the pre-trained embedding, ``dcec``); ``stability`` is an ``ae_`` row's clusterer's
+#: stability gain, ``latent_stability`` its model's (the most stable clusterer's).
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
-    "latent_stability", "latent_chosen", "pick", "profile", "max_epochs", "epochs", "train_stopped_by", "train_s", "reused",
+    "stability", "latent_stability", "latent_chosen", "pick", "profile", "max_epochs", "epochs", "train_stopped_by", "train_s", "reused",
     "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     *_SIZE, "checkpoint", "seed",
 ]
 
 
 #: how the Embedding column of the summary names each autoencoder stage
-STAGE_NAMES = {"ae_kmeans": "K-Means", "dcec": "DCEC"}
+STAGE_NAMES = {"ae_kmeans": "K-Means", "ae_spectral": "Spectral", "dcec": "DCEC"}
 
 
 #: stages whose results can be explored, and the CLI stage that writes each

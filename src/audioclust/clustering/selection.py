@@ -175,7 +175,7 @@ STABILITY_TIE = 0.02
 def chosen_latents(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05's choice of latent size, per feature, without labels: a mask of the rows of the chosen size.
 
-    The chosen size is the one whose pre-trained embedding K-Means partitions most stably
+    The chosen size is the one whose pre-trained embedding its most stable clusterer partitions most stably
     (``latent_stability``: the stability gain of :func:`audioclust.clustering.tuning.stability_gain`, which
     subtracts the stability of a Gaussian of the embedding's shape, so sizes compare); among sizes within
     ``tie`` (:data:`STABILITY_TIE`) of the best, the lower validation loss (``val_loss``), then the smaller size.
@@ -198,6 +198,34 @@ def chosen_latents(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Seri
             latent = near.assign(size=near.index).sort_values(["val_loss", "size"], na_position="last").index[0]
         chosen[rows.index[rows["latent_dim"] == latent]] = True
     return chosen
+
+
+def selectable_clusterings(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Series:
+    """Stage 05, per model: a mask of the rows its ``selected`` row may be, without labels.
+
+    DCEC refines the K-Means partition it starts from, so K-Means' and DCEC's rows compete (by the criterion, in
+    :func:`mark_selected`) unless another clusterer of the pre-trained embedding (``ae_spectral``) partitions it more
+    stably than K-Means by more than ``tie`` (:data:`STABILITY_TIE`): then DCEC would refine the less reproducible
+    partition, and that clusterer's row alone may be selected. Spectral clustering follows groups that are not
+    round, which K-Means and DCEC's Student's t centres cut through.
+
+    Parameters
+    ----------
+    results : stage 05's rows (``view``, ``stage``, ``stability``: each ``ae_`` row's clusterer's gain).
+    """
+    selectable = pd.Series(True, index=results.index)
+    gain = pd.to_numeric(results["stability"], errors="coerce")
+    for _, rows in results.groupby("view", sort=False):
+        stage = rows["stage"]
+        kmeans = gain[rows.index[stage == "ae_kmeans"]]
+        others = gain[rows.index[stage.str.startswith("ae_") & (stage != "ae_kmeans")]].dropna()
+        floor = kmeans.iloc[0] if len(kmeans) and np.isfinite(kmeans.iloc[0]) else -np.inf
+        if len(others) and others.max() > floor + tie:
+            selectable[rows.index] = False
+            selectable[others.idxmax()] = True
+        else:
+            selectable[rows.index] = stage.isin(["ae_kmeans", "dcec"])
+    return selectable
 
 
 def mark_selected(results: pd.DataFrame, criterion: str, k: int | None = None,

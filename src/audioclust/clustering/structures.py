@@ -180,8 +180,8 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
 def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None,
                  tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
-    embedding K-Means partitions most stably (``latent_stability``). Among selected rows within ``tie``
-    (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition agrees most
+    embedding its most stable clusterer partitions most stably (``latent_stability``). Among selected rows within
+    ``tie`` (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition agrees most
     with the other features' selected rows (mean AMI, as a structure's representative is chosen), then the best
     ``criterion``, then the first in table order.
 

@@ -66,8 +66,8 @@ log = logging.getLogger(__name__)
 # checkpoint hash
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads", "profile",
-    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init", "stability_resamples",
-    "input_size", "scale", "trim_db", "per_file", "tsne",
+    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init", "algorithms",
+    "stability_resamples", "input_size", "scale", "trim_db", "per_file", "tsne",
 })
 
 #: samples per forward pass when embedding, scoring or computing DCEC's Q over every sample

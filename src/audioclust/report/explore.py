@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 #: stage-05 embedding file of each autoencoder ``stage`` (``embeddings/<view>/<file>``)
-EMBEDDING_FILES: dict[str, str] = {"ae_kmeans": "pretrained.npy", "dcec": "dcec.npy"}
+EMBEDDING_FILES: dict[str, str] = {"ae_kmeans": "pretrained.npy", "ae_spectral": "pretrained.npy", "dcec": "dcec.npy"}
 
 #: file suffix and MIME type of each audio format of the report
 AUDIO_FORMATS: dict[str, tuple[str, str]] = {"ogg": (".ogg", "audio/ogg"), "wav": (".wav", "audio/wav")}

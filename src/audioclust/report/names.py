@@ -26,12 +26,12 @@ KIND_NAMES: dict[str, str] = {"stats": "statistics", "image": "image", "embeddin
 #: where a view's values were read from
 SOURCE_NAMES: dict[str, str] = {"npy": "arrays", "png": "PNG"}
 
-#: clusterers of stage 04 and the two clusterings of stage 05 (``ae_kmeans``, ``dcec``)
+#: clusterers of stage 04 and the clusterings of stage 05 (``ae_kmeans``, ``ae_spectral``, ``dcec``)
 ALGORITHM_NAMES: dict[str, str] = {
     "kmeans": "K-Means", "minibatch_kmeans": "Mini-batch K-Means", "fcm": "Fuzzy C-Means",
     "agglomerative": "Agglomerative", "spectral": "Spectral", "hdbscan": "HDBSCAN", "dbscan": "DBSCAN",
     "gmm": "Gaussian mixture", "birch": "BIRCH", "affinity_propagation": "Affinity propagation",
-    "ae_kmeans": "K-Means", "dcec": "DCEC"}
+    "ae_kmeans": "K-Means", "ae_spectral": "Spectral", "dcec": "DCEC"}
 
 #: autoencoders of stage 05 (``autoencoder.architecture``; ``mlp`` for an embedding)
 ARCHITECTURE_NAMES: dict[str, str] = {"dcec": "CAE", "conv4": "4-block CAE", "vae": "VAE", "mlp": "MLP autoencoder"}

@@ -1,10 +1,10 @@
-"""Stage 05: a convolutional autoencoder's embedding, clustered by K-Means and by DCEC.
+"""Stage 05: a convolutional autoencoder's embedding, clustered by K-Means, spectral clustering and DCEC.
 
 For each feature of ``autoencoder.features`` (its stage-03 ``autoencoder.source`` files,
 NPY arrays or PNG images, of every ``ok`` row of ``features.csv``) and each size of
 ``autoencoder.latent_dims`` (a model of ``embeddings.models`` listed there, or every embedded one
 through ``embeddings``, instead gets DEC: the fully connected autoencoder ``mlp`` on its embedding
-view, the matrix stage 04 clusters, then the same K-Means and clustering stage):
+view, the matrix stage 04 clusters, then the same clusterers and clustering stage):
 
 0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
    to its active region (``images.trim_db``, decided on the mel spectrogram:
@@ -23,17 +23,21 @@ view, the matrix stage 04 clusters, then the same K-Means and clustering stage):
    k-selection criteria on the embedding, with stage 04's settings (``cluster.k_min`` ..
    ``k_max``, ``k_methods``, a seeded sample of ``cluster.kselect_max_samples`` files).
    Labels never choose k.
-3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded), and its
-   stability gain (``latent_stability``: :func:`audioclust.clustering.tuning.stability_gain`, with
-   ``autoencoder.stability_resamples`` and ``cluster.stability_max_samples``).
+3. ``ae_kmeans``: K-Means on the embedding (``autoencoder.kmeans_n_init`` restarts, seeded), and the other
+   clusterers of ``autoencoder.algorithms`` (``ae_spectral``: stage 04's spectral clustering), each with its
+   stability gain (``stability``: :func:`audioclust.clustering.tuning.stability_gain`, with
+   ``autoencoder.stability_resamples`` and ``cluster.stability_max_samples``); the model's
+   (``latent_stability``) is its most stable clusterer's.
 4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
    from the centres of that K-Means, for at most ``autoencoder.max_iter`` batches (null: the profile's,
    :func:`audioclust.deep.schedule.dcec_batches`).
 5. Scores as in stage 04: internal ones on the embedding that was clustered (the
-   pre-trained one for ``ae_kmeans``, DCEC's fine-tuned one for ``dcec``), external ones
-   on the labelled files. Per feature, the latent size is chosen by that stability
+   pre-trained one for the ``ae_`` rows, DCEC's fine-tuned one for ``dcec``), external ones
+   on the labelled files. Per feature, the latent size is chosen by the model's stability
    (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
-   row with the better ``cluster.criterion`` of the two stages (labels unused). ``pick`` marks the one
+   row with the better ``cluster.criterion`` of K-Means and DCEC, or its spectral row when that partitions the
+   embedding more stably than K-Means by over 0.02 (:func:`audioclust.clustering.selection.selectable_clusterings`;
+   labels unused). ``pick`` marks the one
    selected row, across features, whose model is the most stable (equally stable ones: the partition the
    other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`): what the
    report and a user without labels get.
@@ -41,7 +45,7 @@ view, the matrix stage 04 clusters, then the same K-Means and clustering stage):
 Outputs in ``results/<name>/autoencoder/``:
 
 - ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
-  columns of stage 04's table plus ``architecture, latent_dim, stage, latent_stability,
+  columns of stage 04's table plus ``architecture, latent_dim, stage, stability, latent_stability,
   latent_chosen, pick, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
   (reconstruction MSE per pixel over every file), ``val_loss`` (best validation loss of
   pre-training), ``dcec_iterations, stopped_by``);
@@ -60,9 +64,9 @@ Outputs in ``results/<name>/autoencoder/``:
   history, k selection, and reconstruction error against latent size when several sizes are
   trained.
 
-Re-runs: besides the checkpoint, each model's embeddings, K-Means and DCEC results, rows and
+Re-runs: besides the checkpoint, each model's embeddings, clusterings, rows and
 figures are reused when their inputs are unchanged: ``embeddings/<view>/memo.json``, written
-after them, holds the pre-trained embedding's k selection, K-Means and stability gain
+after them, holds the pre-trained embedding's k selection, partitions and stability gains
 (:class:`PretrainedClusters`) under :func:`pretrained_key` (the checkpoint hash, the k-selection
 settings, the seed and the package version), and the rows and DCEC's labels under
 :func:`memo_key` (that key, the DCEC settings and the labels; the figures under :func:`figures_key`
@@ -85,7 +89,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,7 +104,13 @@ from threadpoolctl import threadpool_limits
 from audioclust import __version__
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering.selection import autoencoder_criterion, chosen_latents, mark_selected
+from audioclust.clustering import registry
+from audioclust.clustering.selection import (
+    autoencoder_criterion,
+    chosen_latents,
+    mark_selected,
+    selectable_clusterings,
+)
 from audioclust.clustering.structures import picked_model
 from audioclust.clustering.tuning import stability_gain
 from audioclust.config import EVERY_EMBEDDING, Config
@@ -142,7 +153,7 @@ from audioclust.represent.vectors import (
     ViewsSettings,
 )
 from audioclust.represent.views import build_views, embedded, stored_ae_images
-from audioclust.results import AE_STAGES, AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
+from audioclust.results import AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
 from audioclust.stages._shared import choose_k, embedding_models, given_k, views_settings
 
@@ -164,15 +175,37 @@ EMBEDDING_FILES = ("pretrained.npy", "dcec.npy", "dcec_q.npy")
 
 
 @dataclass
+class Partition:
+    """A clusterer's partition of a pre-trained embedding beside K-Means (``autoencoder.algorithms``).
+
+    labels : shape (n_samples,); seconds : its fit time; stability : its stability gain.
+    """
+
+    labels: np.ndarray
+    seconds: float
+    stability: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {"labels": self.labels.tolist(), "seconds": self.seconds, "stability": self.stability}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Partition:
+        return cls(labels=np.asarray(record["labels"], dtype=int), seconds=float(record["seconds"]),
+                   stability=float(record["stability"]))
+
+
+@dataclass
 class PretrainedClusters:
-    """The pre-trained embedding and its K-Means: what DCEC starts from, and what a change of DCEC settings keeps.
+    """The pre-trained embedding and its partitions: K-Means, which DCEC starts from, and the other clusterers of
+    ``autoencoder.algorithms``; what a change of DCEC settings keeps.
 
     Attributes
     ----------
     z : the embedding of every file, shape (n_samples, latent_dim).
     k, k_source : the number of clusters and who chose it (``given``, ``auto``); selection : the k selection, or None.
     labels, centers : the K-Means partition, shapes (n_samples,) and (k, latent_dim); seconds : its fit time.
-    stability : its stability gain (``latent_stability``); mse : the reconstruction MSE per pixel.
+    stability : its stability gain; mse : the reconstruction MSE per pixel.
+    others : the other clusterers' partitions, by name (``spectral``).
     """
 
     z: np.ndarray
@@ -184,20 +217,29 @@ class PretrainedClusters:
     seconds: float
     stability: float
     mse: float
+    others: dict[str, Partition] = field(default_factory=dict)
+
+    @property
+    def model_stability(self) -> float:
+        """The model's stability gain (``latent_stability``): its most stable clusterer's. NaN when none is finite."""
+        gains = [g for g in (self.stability, *(p.stability for p in self.others.values())) if np.isfinite(g)]
+        return max(gains) if gains else math.nan
 
     def to_record(self, key: str) -> dict[str, Any]:
         """Everything but ``z`` (kept in ``pretrained.npy``) as JSON, under ``key``."""
         return {"key": key, "k": self.k, "k_source": self.k_source,
                 "selection": None if self.selection is None else self.selection.to_record(),
                 "labels": self.labels.tolist(), "centers": self.centers.tolist(), "seconds": self.seconds,
-                "stability": self.stability, "mse": self.mse}
+                "stability": self.stability, "mse": self.mse,
+                "others": {name: p.to_record() for name, p in self.others.items()}}
 
     @classmethod
     def from_record(cls, record: dict[str, Any], z: np.ndarray) -> PretrainedClusters:
         selection = None if record["selection"] is None else KSelection.from_record(record["selection"])
         return cls(z=z, k=int(record["k"]), k_source=record["k_source"], selection=selection,
                    labels=np.asarray(record["labels"], dtype=int), centers=np.asarray(record["centers"]),
-                   seconds=float(record["seconds"]), stability=float(record["stability"]), mse=float(record["mse"]))
+                   seconds=float(record["seconds"]), stability=float(record["stability"]), mse=float(record["mse"]),
+                   others={name: Partition.from_record(p) for name, p in record.get("others", {}).items()})
 
 
 @dataclass
@@ -207,14 +249,15 @@ class ModelRun:
     Attributes
     ----------
     view : ``<feature>.<architecture>_z<latent>.<source>``, the prefix of its row ids.
-    rows : its ``ae_kmeans`` and ``dcec`` rows of the results table.
+    rows : its ``ae_<clusterer>`` and ``dcec`` rows of the results table.
     labels : stage -> cluster labels of shape (n_samples,).
     embeddings : stage -> the clustered embedding of shape (n_samples, latent_dim).
     selection : the k selection on the pre-trained embedding (None when ``cluster.k`` is given).
     trained : what :func:`~audioclust.deep.train.train_autoencoder` returned.
     dcec : what :func:`~audioclust.deep.train.run_dcec` returned; None when taken from the memo.
     dataset : the images.
-    pretrained : the pre-trained embedding's K-Means that DCEC started from (None when taken from the memo).
+    pretrained : the pre-trained embedding's partitions, whose K-Means DCEC started from (None when taken from the
+        memo).
     from_memo : rows, labels and selection come from the memo of an earlier run (``embeddings``
         is empty then: the arrays and figures on disk are that run's).
     """
@@ -233,7 +276,8 @@ class ModelRun:
 
 @recorded("autoencoder")
 def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFrame:
-    """Train or reuse the autoencoders, cluster their embeddings (K-Means, DCEC), write every output.
+    """Train or reuse the autoencoders, cluster their embeddings (``autoencoder.algorithms``, DCEC), write every
+    output.
 
     Parameters
     ----------
@@ -248,7 +292,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
     Returns
     -------
-    DataFrame with :data:`AUTOENCODER_COLUMNS`, two rows (``ae_kmeans``, ``dcec``) per feature × latent
+    DataFrame with :data:`AUTOENCODER_COLUMNS`, a row per clusterer (``ae_kmeans``, ``ae_spectral``) and one
+    (``dcec``) per feature × latent
     size (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
 
     Raises
@@ -329,7 +374,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         frame["latent_chosen"] = chosen_latents(frame)
-        mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"])
+        mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"] & selectable_clusterings(frame))
         frame["pick"] = picked_model(frame, criterion, partitions[seed])
         tables.append(frame)
     results = tables[0]
@@ -489,12 +534,12 @@ def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, f
     stored = None if recompute else read_json(folder / MEMO)   # read once: whole, or its pre-trained part
     memo = _current_memo(stored, folder, key, figures, out / "figures")
     if memo is not None:
-        log.info("%s: embeddings, K-Means, DCEC%s reused (%s; autoencoder trained on %s)", view,
+        log.info("%s: embeddings, clusterings%s reused (%s; autoencoder trained on %s)", view,
                  " and figures" if figures else "", paths.rel(folder / MEMO), trained.device)
         return _from_memo(memo, view, trained, dataset)
     start = _current_pretrained(stored, folder, start_key)
     if start is not None:
-        log.info("%s: the pre-trained embedding's k, K-Means and stability reused (%s); DCEC runs again", view,
+        log.info("%s: the pre-trained embedding's k, partitions and stability reused (%s); DCEC runs again", view,
                  paths.rel(folder / MEMO))
     model = run_model(cfg, paths, dataset, feature, latent, labels, labelled, architecture, trained=trained,
                       pretrained=start)
@@ -508,7 +553,8 @@ def _model_outputs(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, f
 def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, feature: str, latent: int,
               labels: np.ndarray, labelled: np.ndarray, architecture: str | None = None,
               trained: TrainResult | None = None, pretrained: PretrainedClusters | None = None) -> ModelRun:
-    """Train or reuse one autoencoder, embed every file, choose k, K-Means, DCEC, score both.
+    """Train or reuse one autoencoder, embed every file, choose k, partition it (``autoencoder.algorithms``), DCEC,
+    score each.
 
     Parameters
     ----------
@@ -518,7 +564,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     labels : ndarray of shape (n_samples,), '' where unlabelled; labelled : ``labels != ''``.
     architecture : the autoencoder; None: ``autoencoder.architecture`` (``mlp`` for an embedding).
     trained : the autoencoder already trained or reused for these arguments; None: done here.
-    pretrained : its embedding's k, K-Means and stability, kept from an earlier run with the same checkpoint and
+    pretrained : its embedding's k, partitions and stability, kept from an earlier run with the same checkpoint and
         settings (:func:`pretrained_key`); None: computed here (:func:`cluster_pretrained`).
     """
     ae, seed = cfg.autoencoder, cfg.seed
@@ -542,7 +588,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({SOURCE_NAMES[source]})",
         "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
         "k": k, "k_source": start.k_source, "status": "ok", "reason": "", "selected": False,
-        "latent_stability": start.stability, "profile": trained.schedule.profile,
+        "latent_stability": start.model_stability, "profile": trained.schedule.profile,
         "max_epochs": trained.schedule.max_epochs, "epochs": trained.epochs, "train_stopped_by": trained.stopped_by,
         "reused": trained.reused,
         "train_s": round(trained.seconds, 3),  # as the checkpoint's marker keeps it: equal when reused
@@ -551,13 +597,17 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     }
     stages = {
         "ae_kmeans": dict(pred=start.labels, Z=start.z, mse=start.mse, seconds=start.seconds, algorithm="kmeans",
-                          params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by=""),
+                          params={"n_init": ae.kmeans_n_init}, iterations=math.nan, stopped_by="",
+                          stability=start.stability),
+        **{f"ae_{name}": dict(pred=p.labels, Z=start.z, mse=start.mse, seconds=p.seconds, algorithm=name,
+                              params=registry.get_spec(name).defaults, iterations=math.nan, stopped_by="",
+                              stability=p.stability) for name, p in start.others.items()},
         # DCEC's time includes the K-Means it starts from, as when it ran that K-Means itself
         "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=start.seconds + dcec.seconds,
                      algorithm="dcec",
                      params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
                              "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
-                     iterations=dcec.iterations, stopped_by=dcec.stopped_by),
+                     iterations=dcec.iterations, stopped_by=dcec.stopped_by, stability=math.nan),
     }
     predicted = {stage: np.asarray(s["pred"]).astype(int) for stage, s in stages.items()}
     rows = []
@@ -567,6 +617,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         row.update(base)
         row.update(id=f"{view}.{stage}", stage=stage, algorithm=s["algorithm"],
                    params=json.dumps(s["params"], sort_keys=True), recon_mse=s["mse"], runtime_s=s["seconds"],
+                   stability=s["stability"],
                    dcec_iterations=s["iterations"], stopped_by=s["stopped_by"])
         scores = internal_scores(s["Z"], pred, sample_size=cfg.cluster.silhouette_sample_size, random_state=seed)
         row.update({key: scores[key] for key in INTERNAL})
@@ -580,7 +631,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
 def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) -> PretrainedClusters:
     """Embed every file with the pre-trained model (on ``device``), choose k (:func:`embedding_k`), K-Means
-    (``autoencoder.kmeans_n_init`` restarts, seeded) and its stability gain (``autoencoder.stability_resamples``,
+    (``autoencoder.kmeans_n_init`` restarts, seeded), the other clusterers of ``autoencoder.algorithms`` (stage 04's
+    defaults, seeded), and each one's stability gain (``autoencoder.stability_resamples``,
     ``cluster.stability_max_samples``). Run under the stage's thread limits."""
     ae, seed = cfg.autoencoder, cfg.seed
     with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
@@ -589,18 +641,38 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
     began = time.perf_counter()
     km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
     seconds = time.perf_counter() - began
+    others = {}
+    for name in ae.algorithms:
+        if name == "kmeans":
+            continue
+        began = time.perf_counter()
+        try:
+            with warnings.catch_warnings():   # a spectral graph that is not fully connected still partitions
+                warnings.simplefilter("ignore")
+                labels = np.asarray(registry.make(name, k, seed).fit_predict(z), dtype=int)
+        except (ValueError, np.linalg.LinAlgError) as exc:   # e.g. fewer files than the graph's neighbours
+            log.warning("%s of the pre-trained embedding (%d files) failed, its row is left out: %s", name, len(z), exc)
+            continue
+        seconds = time.perf_counter() - began
+        try:
+            gain = latent_stability(cfg, z, k, labels, algorithm=name)
+        except (ValueError, np.linalg.LinAlgError) as exc:   # half-samples too small for it
+            log.warning("%s of the pre-trained embedding: no stability gain (%s)", name, exc)
+            gain = math.nan
+        others[name] = Partition(labels=labels, seconds=seconds, stability=gain)
     return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
                               centers=km.cluster_centers_, seconds=seconds,
-                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse)
+                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse, others=others)
 
 
 def latent_stability(cfg: Config, z: np.ndarray, k: int, labels: np.ndarray, n_resamples: int | None = None,
-                     seed: int | None = None) -> float:
-    """How reproducible K-Means' groups of an embedding are, against a Gaussian of its shape: what chooses the
-    latent size and the pick (``latent_stability``). :func:`audioclust.clustering.tuning.stability_gain` of
-    ``labels`` (K-Means of ``z`` at ``k``) on ``autoencoder.stability_resamples`` half-samples (or
-    ``n_resamples``), seeded by ``cfg.seed`` (or ``seed``), on at most ``cluster.stability_max_samples`` files."""
-    return stability_gain("kmeans", z, n_clusters=k, random_state=cfg.seed if seed is None else seed, labels=labels,
+                     seed: int | None = None, algorithm: str = "kmeans") -> float:
+    """How reproducible a clusterer's groups of an embedding are, against a Gaussian of its shape: the model's most
+    stable clusterer chooses the latent size and the pick (``latent_stability``).
+    :func:`audioclust.clustering.tuning.stability_gain` of ``labels`` (``algorithm``'s partition of ``z`` at ``k``) on
+    ``autoencoder.stability_resamples`` half-samples (or ``n_resamples``), seeded by ``cfg.seed`` (or ``seed``), on
+    at most ``cluster.stability_max_samples`` files."""
+    return stability_gain(algorithm, z, n_clusters=k, random_state=cfg.seed if seed is None else seed, labels=labels,
                           n_resamples=cfg.autoencoder.stability_resamples if n_resamples is None else n_resamples,
                           max_samples=cfg.cluster.stability_max_samples)["stability"]
 
@@ -620,10 +692,11 @@ def _evaluate(model: torch.nn.Module, datamodule: FeaturesDataModule, device: to
 
 def pretrained_key(cfg: Config, trained: TrainResult) -> str:
     """Key of a model's :class:`PretrainedClusters`: its checkpoint hash (data, pre-training, seed, device),
-    ``kmeans_n_init`` and ``stability_resamples``, the ``cluster`` keys of k and the scores, the seed and the
-    version."""
+    ``kmeans_n_init``, ``algorithms`` and ``stability_resamples``, the ``cluster`` keys of k and the scores, the seed
+    and the version."""
     c = cfg.cluster
     return stable_hash({"checkpoint": trained.params_hash, "kmeans_n_init": cfg.autoencoder.kmeans_n_init,
+                        "algorithms": sorted(cfg.autoencoder.algorithms),
                         "stability_resamples": cfg.autoencoder.stability_resamples,
                         "cluster": {k: getattr(c, k) for k in _CLUSTER_KEYS}, "seed": cfg.seed,
                         "version": __version__})
@@ -672,7 +745,7 @@ def _write_memo(folder: Path, key: str, figures: str | None, figure_files: list[
                 pretrained: str) -> None:
     write_json(folder / MEMO, {
         "key": key, "figures": figures, "figure_files": sorted(figure_files), "rows": model.rows,
-        "dcec_labels": model.labels["dcec"].tolist(),   # the ae_kmeans labels and k selection: in "pretrained"
+        "dcec_labels": model.labels["dcec"].tolist(),   # the other labels and the k selection: in "pretrained"
         "pretrained": model.pretrained.to_record(pretrained),
     })
 
@@ -681,7 +754,9 @@ def _from_memo(memo: dict[str, Any], view: str, trained: TrainResult, dataset: F
     start = memo["pretrained"]
     selection = None if start["selection"] is None else KSelection.from_record(start["selection"])
     rows = [{**row, "reused": trained.reused} for row in memo["rows"]]
-    labels = {"ae_kmeans": np.asarray(start["labels"], dtype=int), "dcec": np.asarray(memo["dcec_labels"], dtype=int)}
+    labels = {"ae_kmeans": np.asarray(start["labels"], dtype=int),
+              **{f"ae_{name}": Partition.from_record(p).labels for name, p in start.get("others", {}).items()},
+              "dcec": np.asarray(memo["dcec_labels"], dtype=int)}
     return ModelRun(view=view, rows=rows, labels=labels, embeddings={}, selection=selection, trained=trained,
                     dcec=None, dataset=dataset, from_memo=True)
 
@@ -721,9 +796,9 @@ def _log_summary(results: pd.DataFrame, criterion: str) -> None:
                  r["epochs"], r["train_s"], r["recon_mse"],
                  f"; DCEC {r['dcec_iterations']:.0f} iterations, stopped by {r['stopped_by']} ({r['runtime_s']:.1f} s)"
                  if r["stage"] == "dcec" else "")
-    models = len(results) // len(AE_STAGES)
-    log.info("autoencoder: %d rows (%d model%s, %d reused)", len(results), models, "" if models == 1 else "s",
-             int(results["reused"].sum()) // len(AE_STAGES))
+    models = results.drop_duplicates("view")
+    log.info("autoencoder: %d rows (%d model%s, %d reused)", len(results), len(models), "" if len(models) == 1 else "s",
+             int(models["reused"].sum()))
 
 
 def _fmt(value: float) -> str:

@@ -314,7 +314,7 @@ def result_matrix(cfg: Config, paths: ProjectPaths, result: Result) -> np.ndarra
     Stage 04: the view of the row (feature, kind, source) through
     :func:`audioclust.represent.views.build_views`, which reads its cache when ``cfg`` has the
     settings stage 04 ran with (else the view is rebuilt with the current ones). Stage 05:
-    ``embeddings/<view>/pretrained.npy`` (``ae_kmeans``) or ``dcec.npy`` (``dcec``).
+    ``embeddings/<view>/pretrained.npy`` (``ae_kmeans``, ``ae_spectral``) or ``dcec.npy`` (``dcec``).
 
     Returns
     -------
