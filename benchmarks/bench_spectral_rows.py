@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_spectral_rows.py --root ROOT --sets NAME:K[:EXP[:stemN]] [...]
-        [--table-only] [--out FILE] [--set KEY=VALUE ...]
+        [--table-only] [--cost] [--out FILE] [--set KEY=VALUE ...]
 
 For each set, one ``audioclust autoencoder`` process in experiment EXP (default ``ae_spectral``) with today's
 ``autoencoder.algorithms`` (K-Means and spectral clustering of every pre-trained embedding), ``cluster.k=K`` and
@@ -15,8 +15,9 @@ From that one run, two label-free answers: the stage's own (the model's stabilit
 and a spectral row is selected where it is more stable than K-Means by over 0.02) and the rule without spectral
 rows (the ``ae_spectral`` rows dropped, each model's stability its K-Means', then the same latent choice,
 selection and pick). The labels only score. Beside them: stage 04's best eligible row by NMI at the same k (in
-experiment ``default``; chosen by the labels), and the cost of the spectral rows: the stability gain of spectral
-clustering and of K-Means, timed side by side on every saved pre-trained embedding.
+experiment ``default``; chosen by the labels), and with ``--cost`` what a spectral row costs: the fit and stability
+gain of spectral clustering and of K-Means, timed side by side on every saved pre-trained embedding (seconds per
+model).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sklearn.metrics import normalized_mutual_info_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from audioclust.clustering import registry  # noqa: E402
 from audioclust.clustering.selection import (  # noqa: E402
     autoencoder_criterion,
     chosen_latents,
@@ -49,16 +51,14 @@ from audioclust.results import read_partitions, read_results, true_flags  # noqa
 from audioclust.stages.autoencoder import latent_stability  # noqa: E402
 
 
-def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str]) -> float:
-    """One stage-05 process; returns its wall time in seconds."""
+def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str]) -> None:
+    """One stage-05 process."""
     sets = [f"cluster.k={k}", "cluster.figures=false", *overrides]
     command = [sys.executable, "-m", "audioclust.cli", "autoencoder", "--dataset", dataset, "--root", str(root),
                "--experiment", experiment, *[arg for item in sets for arg in ("--set", item)]]
-    began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "AUDIOCLUST_PROGRESS": "off"})
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - began
 
 
 def without_spectral(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
@@ -80,22 +80,21 @@ def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.n
     return results.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in results["id"]])
 
 
-def cost(cfg, folder: Path, k: int) -> tuple[float, float]:
-    """Seconds of the stability gain of K-Means and of spectral clustering, summed over the saved embeddings."""
-    from audioclust.clustering import registry
-
-    seconds = {"kmeans": 0.0, "spectral": 0.0}
+def cost(cfg, folder: Path, k: int) -> str:
+    """Mean seconds per saved pre-trained embedding of a fit and its stability gain: K-Means / spectral clustering."""
+    seconds = {"kmeans": [], "spectral": []}
     for path in sorted(folder.glob("*/pretrained.npy")):
         z = np.load(path)
-        for name in seconds:
+        for name, spent in seconds.items():
             began = time.perf_counter()
             labels = registry.make(name, k, cfg.seed).fit_predict(z)
             latent_stability(cfg, z, k, labels, algorithm=name)
-            seconds[name] += time.perf_counter() - began
-    return seconds["kmeans"], seconds["spectral"]
+            spent.append(time.perf_counter() - began)
+    return f"{np.mean(seconds['kmeans']):.1f} / {np.mean(seconds['spectral']):.1f}"
 
 
-def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int | None, wall: float | None) -> list[str]:
+def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int | None,
+             with_cost: bool) -> list[str]:
     paths = ProjectPaths(root, dataset, experiment)
     results, partitions = read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder")
     cfg = load_config(root, dataset, experiment=experiment, overrides=[f"cluster.k={k}"])
@@ -115,11 +114,11 @@ def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int 
     if truth is None and (classical.results / "clustering" / "results.csv").is_file():
         best = best_by_nmi(read_results(classical, "clustering"))
         stage04 = "n/a" if best is None else f"{best['nmi']:.3f} ({best['id']})"
-    kmeans_s, spectral_s = cost(cfg, paths.results / "autoencoder" / "embeddings", k)
+    spent = cost(cfg, paths.results / "autoencoder" / "embeddings", k) if with_cost else "n/a"
     changed = (true_flags(after, "selected").sum(), int((after.loc[true_flags(after, "selected"), "stage"]
                                                          == "ae_spectral").sum()))
     return [f"| {name} (k={k}) | {shown(before)} | **{shown(after)}** | {changed[1]} of {changed[0]} | {stage04} | "
-            f"{kmeans_s:.0f} / {spectral_s:.0f} | {'n/a' if wall is None else f'{wall:.0f}'} |"]
+            f"{spent} |"]
 
 
 def main() -> None:
@@ -127,19 +126,21 @@ def main() -> None:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:EXP[:stemN]]")
     parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
+    parser.add_argument("--cost", action="store_true", help="also time K-Means' and spectral's fit and stability gain")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override of every run, e.g. autoencoder.num_threads=1 beside another job")
     args = parser.parse_args()
     lines = ["| set (k) | pick without spectral rows | pick with them | spectral rows selected | "
-             "stage 04 best by NMI | stability s: K-Means / spectral | stage 05 s |",
-             "|---|---|---|---:|---|---:|---:|"]
+             "stage 04 best by NMI | fit + stability s per model: K-Means / spectral |",
+             "|---|---|---|---:|---|---:|"]
     for item in args.sets:
         name, k, *rest = item.split(":")
         experiment = rest[0] if rest else "ae_spectral"
         stem_field = int(rest[1].removeprefix("stem")) if len(rest) > 1 else None
-        wall = None if args.table_only else run(args.root, name, int(k), experiment, args.overrides)
-        lines += lines_of(args.root, name, int(k), experiment, stem_field, wall)
+        if not args.table_only:
+            run(args.root, name, int(k), experiment, args.overrides)
+        lines += lines_of(args.root, name, int(k), experiment, stem_field, args.cost)
     table = "\n".join(lines)
     print(table)
     if args.out:
