@@ -63,9 +63,11 @@ HAND_MADE = {"spectrogram", "mel", "chroma", "mfcc", "mfcc_no_c0", "descriptors"
 
 
 def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str],
-        features: list[str] = FEATURES) -> None:
-    """One ``audioclust autoencoder`` process (its stage's wall time goes to the experiment's ``provenance.json``)."""
-    sets = [f"cluster.k={k}", f"autoencoder.features=[{','.join(features)}]", "cluster.figures=false", *overrides]
+        features: list[str] | None = FEATURES) -> None:
+    """One ``audioclust autoencoder`` process (its stage's wall time goes to the experiment's ``provenance.json``),
+    at ``cluster.k=k``, without figures, on ``features`` (None: the config's)."""
+    chosen = [] if features is None else [f"autoencoder.features=[{','.join(features)}]"]
+    sets = [f"cluster.k={k}", *chosen, "cluster.figures=false", *overrides]
     command = [sys.executable, "-m", "audioclust.cli", "autoencoder", "--dataset", dataset, "--root", str(root),
                "--experiment", experiment, *[arg for item in sets for arg in ("--set", item)]]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "AUDIOCLUST_PROGRESS": "off"})
@@ -143,15 +145,22 @@ def input_lines(root: Path, dataset: str, k: int) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_arguments(description: str, sets: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark of stage-05 runs: ``--root``, ``--sets`` (named as ``sets`` says),
+    ``--table-only``, ``--out`` and ``--set``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:EXP]")
-    parser.add_argument("--inputs", action="store_true", help="every candidate input in one run, and the pick")
+    parser.add_argument("--sets", nargs="+", required=True, metavar=sets)
     parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override of every run, e.g. autoencoder.num_threads=1 beside another job")
+    return parser
+
+
+def main() -> None:
+    parser = run_arguments(__doc__.split("\n\n")[0], "NAME:K[:EXP]")
+    parser.add_argument("--inputs", action="store_true", help="every candidate input in one run, and the pick")
     args = parser.parse_args()
     if args.inputs:
         lines = ["| set (k) | input | chosen latent | stability gain | silhouette | AE + K-Means NMI | selected row NMI |",

@@ -22,9 +22,6 @@ model).
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +32,8 @@ from sklearn.metrics import normalized_mutual_info_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from bench_autoencoder import run, run_arguments  # noqa: E402
 
 from audioclust.clustering import registry  # noqa: E402
 from audioclust.clustering.selection import (  # noqa: E402
@@ -49,16 +48,6 @@ from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.report.summary import best_by_nmi  # noqa: E402
 from audioclust.results import read_partitions, read_results, true_flags  # noqa: E402
 from audioclust.stages.autoencoder import latent_stability  # noqa: E402
-
-
-def run(root: Path, dataset: str, k: int, experiment: str, overrides: list[str]) -> None:
-    """One stage-05 process."""
-    sets = [f"cluster.k={k}", "cluster.figures=false", *overrides]
-    command = [sys.executable, "-m", "audioclust.cli", "autoencoder", "--dataset", dataset, "--root", str(root),
-               "--experiment", experiment, *[arg for item in sets for arg in ("--set", item)]]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "AUDIOCLUST_PROGRESS": "off"})
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
 
 
 def without_spectral(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
@@ -122,14 +111,8 @@ def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:EXP[:stemN]]")
-    parser.add_argument("--table-only", action="store_true", help="read the runs made before; run nothing")
+    parser = run_arguments(__doc__.split("\n\n")[0], "NAME:K[:EXP[:stemN]]")
     parser.add_argument("--cost", action="store_true", help="also time K-Means' and spectral's fit and stability gain")
-    parser.add_argument("--out", type=Path, help="also write the Markdown table here")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a config override of every run, e.g. autoencoder.num_threads=1 beside another job")
     args = parser.parse_args()
     lines = ["| set (k) | pick without spectral rows | pick with them | spectral rows selected | "
              "stage 04 best by NMI | fit + stability s per model: K-Means / spectral |",
@@ -139,7 +122,7 @@ def main() -> None:
         experiment = rest[0] if rest else "ae_spectral"
         stem_field = int(rest[1].removeprefix("stem")) if len(rest) > 1 else None
         if not args.table_only:
-            run(args.root, name, int(k), experiment, args.overrides)
+            run(args.root, name, int(k), experiment, args.overrides, features=None)
         lines += lines_of(args.root, name, int(k), experiment, stem_field, args.cost)
     table = "\n".join(lines)
     print(table)
