@@ -181,9 +181,9 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
                  tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
     embedding its most stable clusterer partitions most stably (``latent_stability``). Among selected rows within
-    ``tie`` (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition agrees most
-    with the other features' selected rows (mean AMI, as a structure's representative is chosen), then the best
-    ``criterion``, then the first in table order.
+    ``tie`` (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition
+    agrees most with the other features' selected rows (mean AMI, as a structure's representative is chosen), then
+    the best ``criterion``, then the first in table order.
 
     The stability gain compares models of any input and size, as it compares stage 04's views: each model's
     stability is measured against a Gaussian of its own embedding's shape. Silhouette compares distances measured

@@ -37,10 +37,9 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
    (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
    row with the better ``cluster.criterion`` of K-Means and DCEC, or its spectral row when that partitions the
    embedding more stably than K-Means by over 0.02 (:func:`audioclust.clustering.selection.selectable_clusterings`;
-   labels unused). ``pick`` marks the one
-   selected row, across features, whose model is the most stable (equally stable ones: the partition the
-   other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`): what the
-   report and a user without labels get.
+   labels unused). ``pick`` marks the one selected row, across features, whose model is the most stable
+   (equally stable ones: the partition the other features' rows agree with most;
+   :func:`audioclust.clustering.structures.picked_model`): what the report and a user without labels get.
 
 Outputs in ``results/<name>/autoencoder/``:
 
@@ -102,9 +101,9 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
 from audioclust import __version__
+from audioclust.clustering import registry
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering import registry
 from audioclust.clustering.selection import (
     autoencoder_criterion,
     chosen_latents,
@@ -292,9 +291,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
     Returns
     -------
-    DataFrame with :data:`AUTOENCODER_COLUMNS`, a row per clusterer (``ae_kmeans``, ``ae_spectral``) and one
-    (``dcec``) per feature × latent
-    size (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
+    DataFrame with :data:`AUTOENCODER_COLUMNS`: per feature × latent size, a row per clusterer (``ae_kmeans``,
+    ``ae_spectral``) and one for DCEC (also ``results.csv``); empty when ``autoencoder.enabled`` is false.
 
     Raises
     ------
