@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import run, run_arguments  # noqa: E402
 
-from audioclust.clustering import registry  # noqa: E402
 from audioclust.clustering.selection import (  # noqa: E402
     autoencoder_criterion,
     chosen_latents,
@@ -43,6 +42,7 @@ from audioclust.clustering.selection import (  # noqa: E402
     selectable_clusterings,
 )
 from audioclust.clustering.structures import picked_model  # noqa: E402
+from audioclust.clustering.tuning import quiet_fit_predict  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.report.summary import best_by_nmi  # noqa: E402
@@ -76,7 +76,7 @@ def cost(cfg, folder: Path, k: int) -> str:
         z = np.load(path)
         for name, spent in seconds.items():
             began = time.perf_counter()
-            labels = registry.make(name, k, cfg.seed).fit_predict(z)
+            labels = quiet_fit_predict(name, k, cfg.seed, {}, z)
             latent_stability(cfg, z, k, labels, algorithm=name)
             spent.append(time.perf_counter() - began)
     return f"{np.mean(seconds['kmeans']):.1f} / {np.mean(seconds['spectral']):.1f}"

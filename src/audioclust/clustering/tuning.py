@@ -29,7 +29,7 @@ from audioclust.core.errors import AudioclustError, ConfigError
 log = logging.getLogger(__name__)
 
 
-def _quiet_fit_predict(name: str, n_clusters: int | None, random_state: int, params: dict[str, Any],
+def quiet_fit_predict(name: str, n_clusters: int | None, random_state: int, params: dict[str, Any],
                        X: np.ndarray) -> np.ndarray:
     """A fresh estimator's labels of X, without the convergence warnings of many small fits."""
     with warnings.catch_warnings():
@@ -206,7 +206,7 @@ def stability_gain(
         X = X[np.sort(np.random.default_rng(random_state).choice(n, size=max_samples, replace=False))]
         labels = None
 
-    fit_predict = partial(_quiet_fit_predict, name, n_clusters, random_state, params)
+    fit_predict = partial(quiet_fit_predict, name, n_clusters, random_state, params)
     labels = fit_predict(X) if labels is None else np.asarray(labels)
     raw = stability(X, fit_predict, labels=labels, n_resamples=n_resamples, random_state=random_state)
     reference = gaussian_reference(X, random_state)
@@ -215,7 +215,7 @@ def stability_gain(
         # a density clusterer rightly finds nothing in the reference; what the shape alone gives a
         # partition into as many groups as it found in the data is measured with K-Means instead
         found = max(2, np.setdiff1d(labels, [NOISE]).size)
-        kmeans = partial(_quiet_fit_predict, "kmeans", found, random_state, {})
+        kmeans = partial(quiet_fit_predict, "kmeans", found, random_state, {})
         null = stability(reference, kmeans, n_resamples=n_resamples, random_state=random_state)
     else:
         null = stability(reference, fit_predict, labels=ref_labels, n_resamples=n_resamples,

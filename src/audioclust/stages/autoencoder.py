@@ -88,7 +88,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -111,7 +110,7 @@ from audioclust.clustering.selection import (
     selectable_clusterings,
 )
 from audioclust.clustering.structures import picked_model
-from audioclust.clustering.tuning import stability_gain
+from audioclust.clustering.tuning import quiet_fit_predict, stability_gain
 from audioclust.config import EVERY_EMBEDDING, Config
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
@@ -644,20 +643,18 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
         if name == "kmeans":
             continue
         began = time.perf_counter()
-        try:
-            with warnings.catch_warnings():   # a spectral graph that is not fully connected still partitions
-                warnings.simplefilter("ignore")
-                labels = np.asarray(registry.make(name, k, seed).fit_predict(z), dtype=int)
+        try:   # quietly: a spectral graph that is not fully connected still partitions
+            labels = quiet_fit_predict(name, k, seed, {}, z).astype(int)
         except (ValueError, np.linalg.LinAlgError) as exc:   # e.g. fewer files than the graph's neighbours
             log.warning("%s of the pre-trained embedding (%d files) failed, its row is left out: %s", name, len(z), exc)
             continue
-        seconds = time.perf_counter() - began
+        fit_s = time.perf_counter() - began
         try:
             gain = latent_stability(cfg, z, k, labels, algorithm=name)
         except (ValueError, np.linalg.LinAlgError) as exc:   # half-samples too small for it
             log.warning("%s of the pre-trained embedding: no stability gain (%s)", name, exc)
             gain = math.nan
-        others[name] = Partition(labels=labels, seconds=seconds, stability=gain)
+        others[name] = Partition(labels=labels, seconds=fit_s, stability=gain)
     return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
                               centers=km.cluster_centers_, seconds=seconds,
                               stability=latent_stability(cfg, z, k, km.labels_), mse=mse, others=others)
