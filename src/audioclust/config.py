@@ -422,8 +422,9 @@ class AutoencoderConfig:
             "clipped) | minmax | none")
     latent_dims: list[int] = _f(
         [10, 32], min=1,
-        doc="embedding sizes to train, one model each; per feature the rows of the size whose K-Means is the most "
-            "stable under sub-sampling are the ones selected (ties: the lower validation loss)")
+        doc="embedding sizes to train, one model each; per feature the rows of the size whose embedding its most "
+            "stable clusterer (autoencoder.algorithms) partitions most stably under sub-sampling are the ones "
+            "selected (ties: the lower validation loss)")
     batch_size: int = _f(
         64, min=1,
         doc="samples per batch (pre-training and DCEC); larger batches use the CPU better, smaller ones "

@@ -271,12 +271,13 @@ def stored_ae_images(settings: ViewsSettings, paths: ProjectPaths, table: pd.Dat
     return matrix.reshape(len(files), int(settings.autoencoder.input_size[0]), int(settings.autoencoder.input_size[1]))
 
 
-def embedded(paths: ProjectPaths, model: str) -> bool:
-    """Whether the embed stage ran for this model; a model that did not is left out, with a warning."""
+def embedded(paths: ProjectPaths, model: str, warn: bool = True) -> bool:
+    """Whether the embed stage ran for this model; a model that did not is left out, with a warning (``warn``)."""
     if (paths.features / model).is_dir():
         return True
-    log.warning("embeddings.models lists %s, but it has no embeddings: run `audioclust embed --dataset %s`; "
-                "its view is left out", model, paths.dataset)
+    if warn:
+        log.warning("embeddings.models lists %s, but it has no embeddings: run `audioclust embed --dataset %s`; "
+                    "its view is left out", model, paths.dataset)
     return False
 
 

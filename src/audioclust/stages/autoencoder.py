@@ -391,18 +391,19 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
 # --------------------------------------------------------------------------- inputs
 
-def model_inputs(cfg: Config, paths: ProjectPaths) -> list[str]:
+def model_inputs(cfg: Config, paths: ProjectPaths, warn: bool = True) -> list[str]:
     """``autoencoder.features`` with ``embeddings`` (:data:`~audioclust.config.EVERY_EMBEDDING`) replaced by
     the models of ``embeddings.models`` that stage 03 embedded, each once, in the order listed.
 
-    A model the token brings in but that was not embedded is left out with a warning, as stage 04 leaves out its
-    view; a model named itself must have its embeddings (:func:`embedding_vectors` says so)."""
+    A model the token brings in but that was not embedded is left out with a warning (unless ``warn`` is false:
+    a preview, before the stage itself warns), as stage 04 leaves out its view; a model named itself must have its
+    embeddings (:func:`embedding_vectors` says so)."""
     inputs: list[str] = []
     for name in cfg.autoencoder.features:
         if name != EVERY_EMBEDDING:
             inputs.append(name)
             continue
-        inputs += [model.name for model in embedding_models(cfg) if embedded(paths, model.name)]
+        inputs += [model.name for model in embedding_models(cfg) if embedded(paths, model.name, warn)]
     return list(dict.fromkeys(inputs))
 
 
