@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import numpy as np
 import pytest
@@ -195,7 +196,7 @@ def _wav_bytes(tmp_path) -> bytes:
 
 @pytest.mark.parametrize("func", [audio.load_audio, audio.probe])
 def test_bad_files_raise_with_a_precise_reason(tmp_path, func, monkeypatch):
-    monkeypatch.setattr(audio, "ffmpeg_available", lambda: False)
+    monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
     raw = _wav_bytes(tmp_path)
     cases = {
         "zero.wav": (b"", "empty file (0 bytes)"),
@@ -206,7 +207,7 @@ def test_bad_files_raise_with_a_precise_reason(tmp_path, func, monkeypatch):
         "text.wav": (b"just some notes, not audio\n" * 5, "the file holds text, not audio"),
         "noise.flac": (bytes(range(256)) * 4, "cannot decode .flac file with libsndfile"),
         "song.m4a": (b"\x00\x00\x00\x20ftypM4A " + bytes(64), "format .m4a needs ffmpeg, which is not installed: "
-                                                              "apt-get install ffmpeg"),
+                                                              "pip install imageio-ffmpeg or apt-get install ffmpeg"),
     }
     for name, (content, reason) in cases.items():
         (tmp_path / name).write_bytes(content)
@@ -237,13 +238,28 @@ def test_probe_catches_a_truncated_compressed_file(tmp_path, ext, reason):
     assert reason in str(err.value)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # audioread's stdlib backend imports aifc, sunau
-def test_audioread_fallback_decodes_int16_channels(tmp_path, monkeypatch):
-    """The audioread path (ffmpeg's, here its standard-library WAV backend) gives the soundfile result."""
+@pytest.mark.parametrize("ext", ["m4a", "wma"])
+def test_formats_libsndfile_cannot_read_decode_with_the_packaged_ffmpeg(tmp_path, ext):
+    """AAC in MP4 and WMA, encoded by the same ffmpeg, decode to the signal (after the codec's delay)."""
+    data = np.stack([tone(440.0, 1.0, amp=0.5), tone(660.0, 1.0, amp=0.25)], axis=1)
+    sf.write(tmp_path / "st.wav", data, SR, subtype="PCM_16")
+    encode = [audio.ffmpeg_executable(), "-v", "error", "-i", str(tmp_path / "st.wav"), str(tmp_path / f"st.{ext}")]
+    subprocess.run(encode, check=True)
+    y, sr = audio.load_audio(tmp_path / f"st.{ext}")
+    info = audio.probe(tmp_path / f"st.{ext}")
+    assert sr == info["sample_rate"] == SR and y.shape[0] == info["channels"] == 2 and info["subtype"] == "ffmpeg"
+    assert abs(y.shape[1] - SR) <= 2048 and abs(info["frames"] - SR) <= 2048
+    for channel in range(2):
+        lag = int(np.argmax(np.correlate(y[channel, :4096], data[:2048, channel], mode="valid")))
+        assert np.corrcoef(y[channel, lag:lag + SR // 2], data[:SR // 2, channel])[0, 1] > 0.99
+
+
+def test_ffmpeg_fallback_decodes_int16_channels(tmp_path):
+    """The audioread path, through the ffmpeg of the pinned imageio-ffmpeg package, gives the soundfile result."""
+    assert audio.ffmpeg_available()
     data = np.stack([tone(440.0, 0.1), tone(660.0, 0.1, amp=0.25)], axis=1)
     sf.write(tmp_path / "st.wav", data, SR, subtype="PCM_16")
     expected, _ = audio.load_audio(tmp_path / "st.wav")
-    monkeypatch.setattr(audio, "ffmpeg_available", lambda: True)
     y, sr = audio._read_audioread(tmp_path / "st.wav", "soundfile failed")
     info = audio._probe_audioread(tmp_path / "st.wav", "soundfile failed")
     assert sr == SR and y.shape == (2, 2205) and y.dtype == np.float32

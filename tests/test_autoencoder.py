@@ -334,6 +334,13 @@ def test_spectral_is_selected_only_when_clearly_more_stable_than_kmeans():
                                               "d.ae_kmeans", "d.dcec"]
     selection.mark_selected(frame, "silhouette", among=mask)
     assert frame.loc[frame["selected"], "id"].tolist() == ["a.ae_spectral", "b.dcec", "c.ae_spectral", "d.dcec"]
+    # the summary says what chose each: stability for a spectral row, the criterion for K-Means' or DCEC's
+    shown = ac_report_summary.summary_table(frame.assign(type="npy", algorithm=frame["stage"], k=3, nmi=0.5, acc=0.5),
+                                            "silhouette")
+    selected_rows = shown[shown["Choice"] != ac_report_summary.BEST]
+    assert dict(zip(selected_rows["Feature"], selected_rows["Choice"])) == {
+        "a": "label-free (stability)", "b": "label-free (silhouette)", "c": "label-free (stability)",
+        "d": "label-free (silhouette)"}
 
 
 def test_disabled_stage_returns_an_empty_table(demo):

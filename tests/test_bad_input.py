@@ -110,7 +110,7 @@ def staged(tmp_path_factory):
     logger.setLevel(logging.INFO)
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(audio, "ffmpeg_available", lambda: False)
+            mp.setattr(audio, "ffmpeg_executable", lambda: None)
             meta = metadata.run(cfg, paths)
             trans = transform.run(cfg, paths)
     finally:
@@ -135,7 +135,7 @@ def _out(staged, row: pd.Series) -> tuple[np.ndarray, int]:
     ("errors/header_only.wav", "empty", "no audio frames"),
     ("errors/truncated.wav", "error", "truncated WAV: its header announces 22050 bytes"),
     ("errors/text.wav", "error", "the file holds text, not audio"),
-    ("errors/song.m4a", "error", "format .m4a needs ffmpeg, which is not installed: apt-get install ffmpeg"),
+    ("errors/song.m4a", "error", "format .m4a needs ffmpeg, which is not installed: pip install imageio-ffmpeg"),
     ("errors/dangling.wav", "error", "broken symbolic link"),
     ("loops/self.wav", "error", "cannot read the file: Too many levels of symbolic links"),
     ("loops/ping.wav", "error", "cannot read the file: Too many levels of symbolic links"),

@@ -80,18 +80,26 @@ def test_mp3s_from_a_real_encoder_pass_with_their_true_length(tmp_path, name, op
 
 
 @needs_lame
-def test_a_vbr_mp3_without_xing_header_is_never_cut_silently(tmp_path):
+def test_a_vbr_mp3_without_xing_header_is_read_whole_by_ffmpeg(tmp_path, monkeypatch):
     path = _lame(tmp_path, "vbr_untagged.mp3", "-V", "2", "-t")
     layout = containers.mp3_layout(path)
     assert layout.reason is None and layout.tag_frames is None
     assert N <= layout.frames <= N + 2 * 1152
-    if audio.ffmpeg_available():
-        assert audio.load_audio(path)[0].shape[1] >= N
-        return
     # libsndfile's estimate from the loud first frame is far too short and it would stop there
     assert sf.info(path).frames < N / 2
+    # ffmpeg (the imageio-ffmpeg package's) decodes every MPEG frame; the length is the walked one
+    info = audio.probe(path)
+    y, sr = audio.load_audio(path)
+    assert info["subtype"] == "ffmpeg" and info["frames"] == layout.frames and sr == info["sample_rate"] == SR
+    assert abs(y.shape[1] - layout.frames) <= 1152
+    signal = _loud_then_soft()   # what _lame encoded
+    lag = int(np.argmax(np.correlate(y[0, :4096], signal[:2048], mode="valid")))
+    assert np.corrcoef(y[0, lag:lag + N // 2], signal[:N // 2])[0, 1] > 0.99
+    # without any ffmpeg the file is an error that says what would read it, never a silently cut file
+    monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
     for func in (audio.probe, audio.load_audio):
-        with pytest.raises(AudioReadError, match="variable bit rate MP3 without a Xing header"):
+        with pytest.raises(AudioReadError, match=r"MP3 without a Xing header\); ffmpeg would read it: "
+                                                 "pip install imageio-ffmpeg"):
             func(path)
 
 

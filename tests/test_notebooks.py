@@ -71,6 +71,9 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
     shown = [cell for cell in nbformat.read(paths.notebooks_out / "05_autoencoder.ipynb", as_version=4).cells
              if cell.cell_type == "code" and any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))]
     assert len(shown) >= 4
+    # notebook 06 writes the HTML report of the label-free pick: one map point per file
+    report = paths.results / "report"
+    assert (report / "index.html").is_file() and len(pd.read_csv(report / "map.csv")) == 42
     # run again with nothing changed: notebooks 04 and 05 fit nothing, they show what the first run made
     run_notebooks(paths, overrides=["parallel.n_jobs=1", "embeddings.models=[aisfx]"], parameters={"MAX_EPOCHS": 2},
                   only=["04", "05"])

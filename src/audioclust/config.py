@@ -73,7 +73,7 @@ class DatasetConfig:
     extensions: list[str] = _f(["wav", "flac", "ogg", "mp3", "aiff", "aif", "au"],
                                doc="decoded by soundfile (mp3 via libsndfile >= 1.1)")
     ffmpeg_extensions: list[str] = _f(["m4a", "aac", "wma", "opus", "webm", "mp4"],
-                                      doc="decoded through audioread/ffmpeg when ffmpeg is installed")
+                                      doc="decoded through audioread by ffmpeg: the one on the PATH, else the imageio-ffmpeg package's")
     max_duration: float | None = _f(
         3600.0, min=0.001,
         doc="s; a longer file is recorded with status too_long and left out: stages 02-03 hold a whole "

@@ -2,7 +2,9 @@
 
 Multi-channel signals have shape ``(channels, frames)``; mono signals ``(frames,)``.
 Decoding uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, AU, ...)
-and falls back to audioread, whose ffmpeg backend reads the rest (m4a, aac, wma ...).
+and falls back to audioread's ffmpeg backend, which reads the rest (m4a, aac, wma ...) and the
+MP3s libsndfile would cut short. It runs the ffmpeg on the PATH, else the one the imageio-ffmpeg
+wheel ships, so a pip install decodes them too.
 Every failure to decode raises :class:`AudioReadError` whose message is fit to be
 stored as a table row's ``reason``.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import audioread
+import audioread.ffdec
 import numpy as np
 import soundfile as sf
 
@@ -42,13 +45,26 @@ PROBE_BLOCK = 2048
 #: Largest sample value written per PCM subtype: 1 - 1 LSB, so +1.0 cannot wrap to -1.0.
 _PCM_MAX = {"PCM_16": 1.0 - 2.0 ** -15, "PCM_24": 1.0 - 2.0 ** -23}
 
-FFMPEG_HINT = "apt-get install ffmpeg (or conda install -c conda-forge ffmpeg), then re-run"
+FFMPEG_HINT = "pip install imageio-ffmpeg or apt-get install ffmpeg, then re-run"
 
 
 @functools.cache
+def ffmpeg_executable() -> str | None:
+    """The ffmpeg that decodes what libsndfile cannot: one on the PATH (or avconv), else the static build of the
+    ``imageio-ffmpeg`` package (a pinned requirement); None when there is neither."""
+    found = shutil.which("ffmpeg") or shutil.which("avconv")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):   # not installed, or no binary for this platform
+        return None
+
+
 def ffmpeg_available() -> bool:
-    """Whether an ffmpeg (or avconv) executable is on the PATH, i.e. audioread can use its ffmpeg backend."""
-    return bool(shutil.which("ffmpeg") or shutil.which("avconv"))
+    """Whether audioread's ffmpeg backend has an ffmpeg to run (:func:`ffmpeg_executable`)."""
+    return ffmpeg_executable() is not None
 
 
 # --------------------------------------------------------------------------- decoding
@@ -208,7 +224,7 @@ def probe(path: str | Path) -> dict[str, Any]:
         except sf.SoundFileError as exc:
             complete, detail = False, f" ({str(exc).split(': ', 1)[-1].rstrip('.')})"
     if short:
-        return _probe_audioread(path, short)
+        return _probe_audioread(path, short, frames)
     if not complete and not 0 <= frames < _UNKNOWN_FRAMES:
         raise AudioReadError(f"damaged .{_ext(path)} file: decoding failed{detail}; re-copy or re-export the file")
     if not complete:
@@ -275,26 +291,31 @@ def _read_audioread(path: Path, sf_reason: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(y), sr
 
 
-def _probe_audioread(path: Path, sf_reason: str) -> dict[str, Any]:
+def _probe_audioread(path: Path, sf_reason: str, frames: int | None = None) -> dict[str, Any]:
+    """As :func:`probe`, through ffmpeg; ``frames``: the length measured from the file's structure (an MP3's
+    walked frames), which ffmpeg's duration only estimates from the bit rate."""
     with _open_audioread(path, sf_reason) as f:
         sr, channels, duration = int(f.samplerate), int(f.channels), float(f.duration)
         try:
             next(iter(f), None)
         except audioread.DecodeError as exc:
             raise AudioReadError(f"{sf_reason}; ffmpeg failed while decoding it: {exc}") from exc
-    return {"duration": duration, "sample_rate": sr, "channels": channels,
-            "frames": int(round(duration * sr)), "subtype": "ffmpeg"}
+    frames = int(round(duration * sr)) if frames is None else int(frames)
+    return {"duration": frames / sr, "sample_rate": sr, "channels": channels, "frames": frames, "subtype": "ffmpeg"}
 
 
 def _open_audioread(path: Path, sf_reason: str) -> Any:
     ext = _ext(path)
-    if not ffmpeg_available():
+    executable = ffmpeg_executable()
+    if executable is None:
         if ext in SOUNDFILE_EXTENSIONS:
-            raise AudioReadError(sf_reason)
+            raise AudioReadError(f"{sf_reason}; ffmpeg would read it: {FFMPEG_HINT}")
         raise AudioReadError(f"format .{ext} needs ffmpeg, which is not installed: {FFMPEG_HINT}")
+    # audioread runs the first of ffdec.COMMANDS that starts: name the one found, which may be off the PATH
+    audioread.ffdec.COMMANDS = (executable,)
     try:
-        return audioread.audio_open(str(path))
-    except (audioread.NoBackendError, audioread.DecodeError, OSError) as exc:
+        return audioread.ffdec.FFmpegAudioFile(str(path))
+    except (audioread.DecodeError, OSError) as exc:
         detail = f": {exc}" if str(exc) else ""
         raise AudioReadError(f"{sf_reason}; ffmpeg cannot decode it either{detail}") from exc
 

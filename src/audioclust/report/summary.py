@@ -34,6 +34,13 @@ EMBEDDING_COLUMNS = ["Feature", "Embedding", "NMI", "ACC"]
 
 BEST = "best by NMI (uses labels)"
 
+#: how stage 05 chose its selected rows, in the notes of its summary and of the rows added to stage 04's
+AUTOENCODER_CHOICE = (
+    "*label-free ({criterion})*: per feature, of the latent size whose pre-trained embedding clusters most stably "
+    "(`latent_chosen`), the row of K-Means or of DCEC, whichever has the better {criterion}; *label-free "
+    "(stability)*: the spectral clustering row instead (`autoencoder.algorithms`), where spectral clustering "
+    "partitions that embedding more stably than K-Means by over 0.02. Labels were not used to choose either.")
+
 
 # --------------------------------------------------------------------------- summaries
 
@@ -65,12 +72,20 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         if len(chosen):
             row, picked = chosen.iloc[0], true_flags(chosen, "pick").iloc[0]
             gain = pd.to_numeric(row.get("latent_stability"), errors="coerce")   # stage 05 only; NaN elsewhere
-            rows.append(_summary_row(row, SELECTED.format(criterion=criterion)
+            rows.append(_summary_row(row, SELECTED.format(criterion=_chosen_by(row, criterion))
                                      + (GAIN.format(gain=gain) if pd.notna(gain) else "") + (PICKED if picked else "")))
         best = best_by_nmi(part)
         if best is not None:
             rows.append(_summary_row(best, BEST))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _chosen_by(row: pd.Series, criterion: str) -> str:
+    """What chose a selected row: ``criterion``, except a stage-05 row of a clusterer other than K-Means
+    (``ae_spectral``), which is selected because it partitions the embedding more stably than K-Means
+    (:func:`audioclust.clustering.selection.selectable_clusterings`)."""
+    stage = str(row.get("stage", ""))
+    return "stability" if stage.startswith("ae_") and stage != "ae_kmeans" else criterion
 
 
 def best_by_nmi(results: pd.DataFrame) -> pd.Series | None:
@@ -110,9 +125,10 @@ def write_summary(results: pd.DataFrame, folder: str | Path, criterion: str = "s
     table = summary_table(results, criterion)
     n_ok = int((results["status"] == "ok").sum()) if "status" in results.columns else len(results)
     labelled = "nmi" in results and bool(pd.to_numeric(results["nmi"], errors="coerce").notna().any())
-    notes = (f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
-             "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
-             "not used to choose it.  \n"
+    notes = ((AUTOENCODER_CHOICE.format(criterion=criterion) if stage == "autoencoder" else
+              f"*label-free ({criterion})*: per feature, the row with the best {criterion} over every view and "
+              "algorithm whose partition is not degenerate (see the `degenerate` column of results.csv); labels were "
+              "not used to choose it.") + "  \n"
              f"*pick*: the one row of all a user without labels gets (stage 04: the structure most features "
              "see; stage 05: the most stable model, by the stability gain its Choice names).  \n"
              f"*{BEST}*: among the rows the selection could choose, the one whose clusters match the labels best; "
@@ -188,7 +204,7 @@ def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) ->
             _append_structures(classical_csv.parent, structures, dataset)
         if ae is not None:
             _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
-            _append_section(classical_csv.parent, ae, dataset)
+            _append_section(classical_csv.parent, ae, dataset, ae_criterion)
     return written
 
 
@@ -208,18 +224,21 @@ def _insert_rows(folder: Path, base: pd.DataFrame, extra: pd.DataFrame) -> None:
         write_text(path, text)
 
 
-def _append_section(folder: Path, results: pd.DataFrame, dataset: str) -> None:
-    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``."""
+def _append_section(folder: Path, results: pd.DataFrame, dataset: str, criterion: str | None = None) -> None:
+    """Append the *Feature | Embedding | NMI | ACC* table to ``summary.md`` and ``summary.tex``; with ``criterion``
+    (stage 04's summary, whose notes explain only its own Choice), its notes say how stage 05 chose its rows."""
     table = embedding_table(results)
     md = folder / "summary.md"
     notes = (f"Rows of type *… autoencoder z=…* come from stage 05 (results/{dataset}/autoencoder/results.csv): "
-             "K-Means on the pre-trained embedding, and DCEC's clustering stage started from those centres; their "
-             "label-free row is chosen among the autoencoder rows.")
+             "K-Means of the pre-trained embedding and the other clusterers of `autoencoder.algorithms` (spectral "
+             "clustering by default), and DCEC's clustering stage started from the K-Means centres."
+             + ("" if criterion is None else " Their label-free rows are chosen among the autoencoder rows: "
+                + AUTOENCODER_CHOICE.format(criterion=criterion)))
     write_text(md, md.read_text(encoding="utf-8") + "\n## Autoencoder embeddings\n\n" + markdown_table(table)
                + f"\n{notes}\n")
     tex = folder / "summary.tex"
     write_text(tex, tex.read_text(encoding="utf-8") + "\n" + latex_table(
-        table, caption=f"Autoencoder embeddings of {dataset}: K-Means and DCEC clustering.",
+        table, caption=f"Autoencoder embeddings of {dataset}: K-Means, spectral and DCEC clustering.",
         label=f"tab:autoencoder-embeddings-{dataset}"))
 
 
