@@ -214,6 +214,7 @@ def test_bad_files_raise_with_a_precise_reason(tmp_path, func, monkeypatch):
         with pytest.raises(AudioReadError) as err:
             func(tmp_path / name)
         assert reason in str(err.value), name
+        assert "ffmpeg would read it" not in str(err.value), name   # a damaged file is not ffmpeg's to save
     with pytest.raises(AudioReadError, match="file not found"):
         func(tmp_path / "missing.wav")
     (tmp_path / "link.wav").symlink_to(tmp_path / "gone.wav")

@@ -99,7 +99,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     except sf.SoundFileError as exc:
         return _read_audioread(path, _soundfile_reason(path, exc))
     if short is not None:
-        return _read_audioread(path, short)
+        return _read_audioread(path, short, intact=True)
     if expected is not None and y.shape[1] < expected.frames - expected.slack:
         raise AudioReadError(f"damaged .{_ext(path)} file: decoding stopped after {y.shape[1] / sr:.2f} s of its "
                              f"{expected.frames / sr:.2f} s; re-copy or re-export the file")
@@ -224,7 +224,7 @@ def probe(path: str | Path) -> dict[str, Any]:
         except sf.SoundFileError as exc:
             complete, detail = False, f" ({str(exc).split(': ', 1)[-1].rstrip('.')})"
     if short:
-        return _probe_audioread(path, short, frames)
+        return _probe_audioread(path, short, frames, intact=True)
     if not complete and not 0 <= frames < _UNKNOWN_FRAMES:
         raise AudioReadError(f"damaged .{_ext(path)} file: decoding failed{detail}; re-copy or re-export the file")
     if not complete:
@@ -278,9 +278,10 @@ def _soundfile_reason(path: Path, exc: Exception) -> str:
     return reason
 
 
-def _read_audioread(path: Path, sf_reason: str) -> tuple[np.ndarray, int]:
-    """Decode with audioread (ffmpeg backend) after soundfile failed with ``sf_reason``."""
-    with _open_audioread(path, sf_reason) as f:
+def _read_audioread(path: Path, sf_reason: str, intact: bool = False) -> tuple[np.ndarray, int]:
+    """Decode with audioread (ffmpeg backend) after soundfile failed with ``sf_reason``; ``intact``: the file is
+    sound, libsndfile only cannot read it whole (:func:`_open_audioread`)."""
+    with _open_audioread(path, sf_reason, intact) as f:
         sr, channels = int(f.samplerate), int(f.channels)
         try:
             raw = b"".join(bytes(block) for block in f)
@@ -291,10 +292,10 @@ def _read_audioread(path: Path, sf_reason: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(y), sr
 
 
-def _probe_audioread(path: Path, sf_reason: str, frames: int | None = None) -> dict[str, Any]:
+def _probe_audioread(path: Path, sf_reason: str, frames: int | None = None, intact: bool = False) -> dict[str, Any]:
     """As :func:`probe`, through ffmpeg; ``frames``: the length measured from the file's structure (an MP3's
-    walked frames), which ffmpeg's duration only estimates from the bit rate."""
-    with _open_audioread(path, sf_reason) as f:
+    walked frames), which ffmpeg's duration only estimates from the bit rate; ``intact`` as :func:`_read_audioread`."""
+    with _open_audioread(path, sf_reason, intact) as f:
         sr, channels, duration = int(f.samplerate), int(f.channels), float(f.duration)
         try:
             next(iter(f), None)
@@ -304,12 +305,16 @@ def _probe_audioread(path: Path, sf_reason: str, frames: int | None = None) -> d
     return {"duration": frames / sr, "sample_rate": sr, "channels": channels, "frames": frames, "subtype": "ffmpeg"}
 
 
-def _open_audioread(path: Path, sf_reason: str) -> Any:
+def _open_audioread(path: Path, sf_reason: str, intact: bool = False) -> Any:
+    """ffmpeg's decoder of ``path``. Without an ffmpeg: the file's own fault (``sf_reason``) for a format libsndfile
+    reads, unless the file is ``intact`` and only ffmpeg reads it whole; else what to install."""
     ext = _ext(path)
     executable = ffmpeg_executable()
     if executable is None:
-        if ext in SOUNDFILE_EXTENSIONS:
+        if intact:
             raise AudioReadError(f"{sf_reason}; ffmpeg would read it: {FFMPEG_HINT}")
+        if ext in SOUNDFILE_EXTENSIONS:
+            raise AudioReadError(sf_reason)
         raise AudioReadError(f"format .{ext} needs ffmpeg, which is not installed: {FFMPEG_HINT}")
     # audioread runs the first of ffdec.COMMANDS that starts: name the one found, which may be off the PATH
     audioread.ffdec.COMMANDS = (executable,)
