@@ -86,6 +86,11 @@ def test_the_label_free_choice_is_judged_per_seed():
     assert best["NMI"] == pytest.approx(0.7) and best["ACC"] == pytest.approx(0.4)
     assert summary["Choice"].tolist()[-1] == replicates.PICK
     assert replicates.plus_minus(0.73333, 0.20817, 2) == "0.73 ± 0.21"
+    # stage 05: a spectral row is selected by its stability, whatever the criterion that compares K-Means and DCEC
+    ae = _long().assign(stage=["ae_spectral", "dcec"] * 3)
+    assert replicates.replicate_summary(ae, "silhouette")["Choice"].iloc[0] == "label-free (stability)"
+    ae = _long().assign(stage=["dcec", "ae_spectral"] * 3)
+    assert replicates.replicate_summary(ae, "silhouette")["Choice"].iloc[0] == "label-free (silhouette)"
     assert replicates.plus_minus(0.6, math.nan) == "0.600"
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from audioclust.clustering.metrics import EXTERNAL, INTERNAL
-from audioclust.results import STABILITY, true_flags
+from audioclust.results import STABILITY, chosen_by, true_flags
 
 #: scores averaged over the seeds (those a table has)
 SCORES: tuple[str, ...] = (*EXTERNAL, *INTERNAL, *STABILITY, "n_clusters", "recon_mse")
@@ -162,7 +162,9 @@ def replicate_summary(long: pd.DataFrame, criterion: str) -> pd.DataFrame:
     for feature in pd.unique(_ok(long)["feature"]):
         part = picked[(picked["choice"] == "selected") & (picked["feature"] == feature)]
         if len(part):
-            rows.append(_chosen_row(part, long, n_seeds, LABEL_FREE.format(criterion=criterion), feature))
+            modal = long[long["id"] == Counter(part["id"]).most_common(1)[0][0]].iloc[0]
+            rows.append(_chosen_row(part, long, n_seeds, LABEL_FREE.format(criterion=chosen_by(modal, criterion)),
+                                    feature))
         if feature in best:
             row = stats.loc[best[feature]]
             rows.append({"Feature": feature, "Type": row.get("type", ""), "Algorithm": row.get("algorithm", ""),

@@ -19,7 +19,7 @@ from audioclust.core import provenance
 from audioclust.core.storage import write_csv, write_text
 from audioclust.report import replicates
 from audioclust.report.tables import latex_table, markdown_table, write_table
-from audioclust.results import REPLICATES, STAGE_NAMES, true_flags
+from audioclust.results import REPLICATES, STAGE_NAMES, chosen_by, true_flags
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +72,12 @@ def summary_table(results: pd.DataFrame, criterion: str = "silhouette") -> pd.Da
         if len(chosen):
             row, picked = chosen.iloc[0], true_flags(chosen, "pick").iloc[0]
             gain = pd.to_numeric(row.get("latent_stability"), errors="coerce")   # stage 05 only; NaN elsewhere
-            rows.append(_summary_row(row, SELECTED.format(criterion=_chosen_by(row, criterion))
+            rows.append(_summary_row(row, SELECTED.format(criterion=chosen_by(row, criterion))
                                      + (GAIN.format(gain=gain) if pd.notna(gain) else "") + (PICKED if picked else "")))
         best = best_by_nmi(part)
         if best is not None:
             rows.append(_summary_row(best, BEST))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def _chosen_by(row: pd.Series, criterion: str) -> str:
-    """What chose a selected row: ``criterion``, except a stage-05 row of a clusterer other than K-Means
-    (``ae_spectral``), which is selected because it partitions the embedding more stably than K-Means
-    (:func:`audioclust.clustering.selection.selectable_clusterings`)."""
-    stage = str(row.get("stage", ""))
-    return "stability" if stage.startswith("ae_") and stage != "ae_kmeans" else criterion
 
 
 def best_by_nmi(results: pd.DataFrame) -> pd.Series | None:
