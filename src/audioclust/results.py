@@ -123,14 +123,6 @@ AUTOENCODER_COLUMNS: list[str] = [
 STAGE_NAMES = {"ae_kmeans": "K-Means", "ae_spectral": "Spectral", "dcec": "DCEC"}
 
 
-def chosen_by(row: pd.Series, criterion: str) -> str:
-    """What chose a selected row, for a summary's Choice: ``criterion``, except a stage-05 row of a clusterer other
-    than K-Means (``ae_spectral``), selected because it partitions the embedding more stably than K-Means
-    (:func:`audioclust.clustering.selection.selectable_clusterings`)."""
-    stage = str(row.get("stage", ""))
-    return "stability" if stage.startswith("ae_") and stage != "ae_kmeans" else criterion
-
-
 #: stages whose results can be explored, and the CLI stage that writes each
 SOURCES: dict[str, str] = {"clustering": "cluster", "autoencoder": "autoencoder"}
 

@@ -200,6 +200,18 @@ def chosen_latents(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Seri
     return chosen
 
 
+def selected_by_stability(stage: str) -> bool:
+    """Whether a stage-05 row is of a pre-trained embedding's clusterer other than K-Means (``ae_spectral``): such a
+    row is selected only for its stability (:func:`selectable_clusterings`)."""
+    return stage.startswith("ae_") and stage != "ae_kmeans"
+
+
+def chosen_by(row: pd.Series, criterion: str) -> str:
+    """What chose a selected row, for a summary's Choice: ``stability`` for a row :func:`selected_by_stability`,
+    else ``criterion``."""
+    return "stability" if selected_by_stability(str(row.get("stage", ""))) else criterion
+
+
 def selectable_clusterings(results: pd.DataFrame, tie: float = STABILITY_TIE) -> pd.Series:
     """Stage 05, per model: a mask of the rows its ``selected`` row may be, without labels.
 
@@ -218,7 +230,7 @@ def selectable_clusterings(results: pd.DataFrame, tie: float = STABILITY_TIE) ->
     for _, rows in results.groupby("view", sort=False):
         stage = rows["stage"]
         kmeans = gain[rows.index[stage == "ae_kmeans"]]
-        others = gain[rows.index[stage.str.startswith("ae_") & (stage != "ae_kmeans")]].dropna()
+        others = gain[rows.index[stage.map(selected_by_stability).astype(bool)]].dropna()
         floor = kmeans.iloc[0] if len(kmeans) and np.isfinite(kmeans.iloc[0]) else -np.inf
         if len(others) and others.max() > floor + tie:
             selectable[rows.index] = False

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from audioclust.clustering.metrics import EXTERNAL, INTERNAL
-from audioclust.results import STABILITY, chosen_by, true_flags
+from audioclust.clustering.selection import chosen_by
+from audioclust.results import STABILITY, true_flags
 
 #: scores averaged over the seeds (those a table has)
 SCORES: tuple[str, ...] = (*EXTERNAL, *INTERNAL, *STABILITY, "n_clusters", "recon_mse")

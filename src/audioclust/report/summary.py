@@ -12,14 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from audioclust.clustering.selection import autoencoder_criterion
+from audioclust.clustering.selection import autoencoder_criterion, chosen_by
 from audioclust.core.paths import ProjectPaths
 from audioclust import __version__
 from audioclust.core import provenance
 from audioclust.core.storage import write_csv, write_text
 from audioclust.report import replicates
 from audioclust.report.tables import latex_table, markdown_table, write_table
-from audioclust.results import REPLICATES, STAGE_NAMES, chosen_by, true_flags
+from audioclust.results import REPLICATES, STAGE_NAMES, true_flags
 
 log = logging.getLogger(__name__)
 
