@@ -257,7 +257,7 @@ def test_formats_libsndfile_cannot_read_decode_with_the_packaged_ffmpeg(tmp_path
 
 def test_ffmpeg_fallback_decodes_int16_channels(tmp_path):
     """The audioread path, through the ffmpeg of the pinned imageio-ffmpeg package, gives the soundfile result."""
-    assert audio.ffmpeg_available()
+    assert audio.ffmpeg_executable() is not None
     data = np.stack([tone(440.0, 0.1), tone(660.0, 0.1, amp=0.25)], axis=1)
     sf.write(tmp_path / "st.wav", data, SR, subtype="PCM_16")
     expected, _ = audio.load_audio(tmp_path / "st.wav")

@@ -62,11 +62,6 @@ def ffmpeg_executable() -> str | None:
         return None
 
 
-def ffmpeg_available() -> bool:
-    """Whether audioread's ffmpeg backend has an ffmpeg to run (:func:`ffmpeg_executable`)."""
-    return ffmpeg_executable() is not None
-
-
 # --------------------------------------------------------------------------- decoding
 
 def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
