@@ -186,6 +186,7 @@ def test_stage_05_refines_an_embedding_with_decs_fully_connected_autoencoder(set
     assert results["stage"].tolist() == ["ae_kmeans", "dcec"]
     assert "spectral of the pre-trained embedding (4 files) failed" in caplog.text
     assert set(results["architecture"]) == {"mlp"} and set(results["view"]) == {"blocks.mlp_z2.npy"}
+    assert set(results["type"]) == {"mlp autoencoder z=2 (embedding)"}   # trained on the embedding view
     assert (results["n_dims"] == 2).all() and (results["n_clusters"] == 2).all()
     Z = np.load(paths.results / "autoencoder" / "embeddings" / "blocks.mlp_z2.npy" / "pretrained.npy")
     assert Z.shape == (4, 2) and np.isfinite(Z).all()

@@ -65,8 +65,8 @@ def view_name(view: str) -> str:
 
     ``mel.image.png`` -> "Mel-spectrogram image (PNG)", ``mfcc.stats.npy`` -> "MFCC statistics
     (arrays)", ``aisfx.embedding.npy`` -> "aisfx embedding", ``descriptors`` -> "Descriptors",
-    stage 05's ``mel.dcec_z10.npy`` -> "Mel-spectrogram, CAE with 10-d latent (arrays)".
-    """
+    stage 05's ``mel.dcec_z10.npy`` -> "Mel-spectrogram, CAE with 10-d latent (arrays)", ``aisfx.mlp_z32.npy`` ->
+    "aisfx embedding, MLP autoencoder with 32-d latent"."""
     parts = view.rsplit(".", 2)
     if len(parts) < 3:
         return feature_name(view)
@@ -77,6 +77,8 @@ def view_name(view: str) -> str:
     ae = _AE_VIEW.match(kind)
     if ae is not None:
         model = ARCHITECTURE_NAMES.get(ae["architecture"], ae["architecture"])
+        if ae["architecture"] == "mlp":   # DEC's autoencoder reads the model's embedding view, not stage 03's arrays
+            return f"{feature_name(feature)}, {model} with {ae['latent']}-d latent"
         return f"{FEATURE_NAMES.get(feature, feature)}, {model} with {ae['latent']}-d latent ({where})"
     return f"{FEATURE_NAMES.get(feature, feature)} {KIND_NAMES.get(kind, kind)} ({where})"
 

@@ -513,6 +513,12 @@ def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature:
 
 # --------------------------------------------------------------------------- one model
 
+def _input_name(architecture: str, source: str) -> str:
+    """What a model was trained on, for the summary's *Type*: DEC's ``mlp`` reads an embedding view (an array too,
+    but not stage 03's), the image autoencoders the stage-03 arrays or images."""
+    return EMBEDDING_KIND if architecture == "mlp" else SOURCE_NAMES[source]
+
+
 def _view(cfg: Config, feature: str, latent: int, architecture: str) -> str:
     source = "npy" if architecture == "mlp" else cfg.autoencoder.source
     return f"{feature}.{architecture}_z{latent}.{source}"
@@ -583,7 +589,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
     marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
     base = {
-        "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({SOURCE_NAMES[source]})",
+        "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({_input_name(architecture, source)})",
         "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
         "k": k, "k_source": start.k_source, "status": "ok", "reason": "", "selected": False,
         "latent_stability": start.model_stability, "profile": trained.schedule.profile,
