@@ -35,13 +35,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import run, run_arguments  # noqa: E402
 
-from audioclust.clustering.selection import (  # noqa: E402
-    autoencoder_criterion,
-    chosen_latents,
-    mark_selected,
-    selectable_clusterings,
-)
-from audioclust.clustering.structures import picked_model  # noqa: E402
+from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
+from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
 from audioclust.clustering.tuning import quiet_fit_predict  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
@@ -56,9 +51,7 @@ def without_spectral(results: pd.DataFrame, partitions: dict[str, np.ndarray], c
     rows = results[results["stage"] != "ae_spectral"].reset_index(drop=True)
     kmeans_gain = rows[rows["stage"] == "ae_kmeans"].set_index("view")["stability"]
     rows["latent_stability"] = rows["view"].map(kmeans_gain)
-    rows["latent_chosen"] = chosen_latents(rows)
-    mark_selected(rows, criterion, k, among=rows["latent_chosen"] & selectable_clusterings(rows))
-    rows["pick"] = picked_model(rows, criterion, partitions)
+    mark_autoencoder_choices(rows, criterion, k, partitions)
     return rows
 
 

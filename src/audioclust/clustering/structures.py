@@ -28,7 +28,13 @@ from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
 from audioclust.clustering.metrics import HIGHER_IS_BETTER, oriented
-from audioclust.clustering.selection import STABILITY_TIE, noise_apart
+from audioclust.clustering.selection import (
+    STABILITY_TIE,
+    chosen_latents,
+    mark_selected,
+    noise_apart,
+    selectable_clusterings,
+)
 from audioclust.core.vocab import FEATURE_MEANINGS
 
 #: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only)
@@ -215,6 +221,16 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
                          "gain": gain[near]}).fillna(-np.inf)
     picked[keys.sort_values(["agreement", "score", "gain"], ascending=False, kind="stable").index[0]] = True
     return picked
+
+
+def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | None,
+                             partitions: dict[str, np.ndarray] | None) -> None:
+    """Stage 05's label-free choices on its rows, in place: ``latent_chosen`` (:func:`chosen_latents`), ``eligible``
+    and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`) and ``pick``
+    (:func:`picked_model`). ``k``: ``cluster.k`` when given, else None; ``partitions``: cluster labels by row id."""
+    results["latent_chosen"] = chosen_latents(results)
+    mark_selected(results, criterion, k, among=results["latent_chosen"] & selectable_clusterings(results))
+    results["pick"] = picked_model(results, criterion, partitions)
 
 
 def describe(feature: str) -> str:

@@ -103,13 +103,8 @@ from audioclust import __version__
 from audioclust.clustering import registry
 from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
-from audioclust.clustering.selection import (
-    autoencoder_criterion,
-    chosen_latents,
-    mark_selected,
-    selectable_clusterings,
-)
-from audioclust.clustering.structures import picked_model
+from audioclust.clustering.selection import autoencoder_criterion
+from audioclust.clustering.structures import mark_autoencoder_choices
 from audioclust.clustering.tuning import quiet_fit_predict, stability_gain
 from audioclust.config import EVERY_EMBEDDING, Config
 from audioclust.core.cache import stable_hash
@@ -370,9 +365,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     tables = []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
-        frame["latent_chosen"] = chosen_latents(frame)
-        mark_selected(frame, criterion, given_k(cfg), among=frame["latent_chosen"] & selectable_clusterings(frame))
-        frame["pick"] = picked_model(frame, criterion, partitions[seed])
+        mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed])
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
