@@ -50,12 +50,13 @@ def merged_choices(root: Path, dataset: str, k: int, base: str, variant: str,
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     runs = {name: ProjectPaths(root, dataset, name) for name in (base, variant)}
     rows = {name: read_results(paths, "autoencoder") for name, paths in runs.items()}
-    partitions = {**read_partitions(runs[base], "autoencoder"), **read_partitions(runs[variant], "autoencoder")}
+    own = {name: read_partitions(paths, "autoencoder") for name, paths in runs.items()}
+    partitions = {**own[base], **own[variant]}   # a row of both runs (same id) is the variant's in the merge
     trained = list(pd.unique(rows[variant]["feature"]))
     merged = pd.concat([rows[base][~rows[base]["feature"].isin(trained)], rows[variant]], ignore_index=True)
     mark_autoencoder_choices(merged, criterion, k, partitions)
-    scored = [frame.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in frame["id"]])
-              for frame in (rows[base], merged)]
+    scored = [frame.assign(nmi=[normalized_mutual_info_score(truth, parts[i]) for i in frame["id"]])
+              for frame, parts in ((rows[base], own[base]), (merged, partitions))]
     return scored[0], scored[1], trained
 
 

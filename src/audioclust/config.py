@@ -474,8 +474,8 @@ class AutoencoderConfig:
     gamma: float = _f(
         0.1, min=0.0, doc="DCEC: weight of the clustering loss KL(P||Q) against the reconstruction MSE")
     dcec_lr: float = _f(
-        1e-4, min=1e-7, max=1.0,
-        doc="DCEC: Adam learning rate of the clustering stage (lower than pre-training: it fine-tunes)")
+        1e-3, min=1e-7, max=1.0,
+        doc="DCEC: Adam learning rate of the clustering stage (Adam's default, as in DCEC's published code)")
     tol: float = _f(
         0.001, min=0.0, max=1.0, doc="DCEC: stop when fewer than this share of labels change between updates")
     max_iter: int | None = _f(
