@@ -170,7 +170,7 @@ def main() -> None:
             if not args.table_only:
                 run(args.root, name, int(k), "ae_inputs", args.overrides, features=INPUTS)
             lines += input_lines(args.root, name, int(k))
-        _emit("\n".join(lines), args.out)
+        emit("\n".join(lines), args.out)
         return
     lines = ["| set | run | feature | latents | chosen | epochs / limit | train s | stage 05 s | AE + K-Means NMI / ACC "
              "| DCEC NMI / ACC | label-free stage-05 row | stage 04: label-free pick | best hand-made row (by NMI) |",
@@ -189,10 +189,11 @@ def main() -> None:
                              f"{line['latents']} | {line['latent']} | {line['epochs']} | {line['train s']} | {wall} | "
                              f"{line['AE + K-Means']} | {line['DCEC']} | {line['label-free row']} | {reference['pick']} "
                              f"| {reference['best hand-made']} |")
-    _emit("\n".join(lines), args.out)
+    emit("\n".join(lines), args.out)
 
 
-def _emit(table: str, out: Path | None) -> None:
+def emit(table: str, out: Path | None) -> None:
+    """Print a benchmark's Markdown table, and write it to ``out`` when given."""
     print(table)
     if out:
         out.write_text(table + "\n")

@@ -33,7 +33,7 @@ from sklearn.metrics import normalized_mutual_info_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from bench_autoencoder import run, run_arguments  # noqa: E402
+from bench_autoencoder import emit, run, run_arguments  # noqa: E402
 
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
@@ -117,10 +117,7 @@ def main() -> None:
         if not args.table_only:
             run(args.root, name, int(k), experiment, args.overrides, features=None)
         lines += lines_of(args.root, name, int(k), experiment, stem_field, args.cost)
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from sklearn.metrics import normalized_mutual_info_score
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from bench_autoencoder import emit  # noqa: E402
+
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
@@ -91,10 +93,7 @@ def main() -> None:
         name, k, *rest = item.split(":")
         stem_field = int(rest[0].removeprefix("stem")) if rest else None
         lines += lines_of(args.root, name, int(k), args.base, args.variant, stem_field)
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":
