@@ -87,8 +87,8 @@ def main() -> None:
     parser.add_argument("--variant", required=True, help="the experiment run with the setting changed")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
-    lines = ["| set (k) | pick, base | pick, variant | selected row of each input the variant trained: base → variant |",
-             "|---|---|---|---|"]
+    lines = ["| set (k) | pick, base | pick, variant "
+             "| selected row of each input the variant trained: base → variant |", "|---|---|---|---|"]
     for item in args.sets:
         name, k, *rest = item.split(":")
         stem_field = int(rest[0].removeprefix("stem")) if rest else None

@@ -582,7 +582,8 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
     marker = read_json(trained.checkpoint.with_suffix(".json")) or {}
     base = {
-        "feature": feature, "view": view, "type": f"{architecture} autoencoder z={latent} ({_input_name(architecture, source)})",
+        "feature": feature, "view": view,
+        "type": f"{architecture} autoencoder z={latent} ({_input_name(architecture, source)})",
         "kind": "autoencoder", "source": source, "architecture": architecture, "latent_dim": latent,
         "k": k, "k_source": start.k_source, "status": "ok", "reason": "", "selected": False,
         "latent_stability": start.model_stability, "profile": trained.schedule.profile,
