@@ -7,9 +7,10 @@ Usage::
 
 ROOT/NAME must hold both experiments' stage-05 runs at ``cluster.k=K`` (made with ``audioclust autoencoder``; the
 commands are on the benchmarks page). The variant may train fewer inputs than the base, e.g. only the DEC models
-with another ``autoencoder.latent_dims``: its rows replace the base's rows of the inputs it trained, and the stage's
-label-free choices (:func:`audioclust.clustering.structures.mark_autoencoder_choices`: latent size, selected row,
-pick) are made again on the merged rows. ``stemN`` scores against the N-th ``_``-separated field of each file's
+with another ``autoencoder.latent_dims``, or inputs the base did not train: its rows replace the base's rows of the
+inputs it trained (or join them), and the stage's label-free choices
+(:func:`audioclust.clustering.structures.mark_autoencoder_choices`: latent size, selected row, pick) are made again
+on the merged rows. ``stemN`` scores against the N-th ``_``-separated field of each file's
 stem instead of its label (FSDD: ``stem1``, the speaker). The labels only score.
 
 The table gives per set the base's and the variant's pick (model, row, NMI), and for each input the variant trained
@@ -71,7 +72,10 @@ def lines_of(root: Path, dataset: str, k: int, base: str, variant: str, stem_fie
         return f"{row['feature']} z{int(row['latent_dim'])} {row['stage']} {row['nmi']:.3f}"
 
     def selected(rows: pd.DataFrame, feature: str) -> str:
-        row = rows[true_flags(rows, "selected") & (rows["feature"] == feature)].iloc[0]
+        found = rows[true_flags(rows, "selected") & (rows["feature"] == feature)]
+        if found.empty:   # an input the base did not train
+            return "—"
+        row = found.iloc[0]
         return f"z{int(row['latent_dim'])} {row['stage']} {row['nmi']:.3f}"
 
     name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
