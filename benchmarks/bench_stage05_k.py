@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit  # noqa: E402
+from bench_stage05_variants import truth_of  # noqa: E402
 
 from audioclust.clustering.metrics import internal_scores  # noqa: E402
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
@@ -47,9 +48,9 @@ def stage04_k(paths: ProjectPaths) -> int:
 
 
 def rows_at(cfg: Config, run: pd.DataFrame, paths: ProjectPaths, truth: np.ndarray,
-            shared_k: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+            shared_k: int | None) -> pd.DataFrame:
     """The run's pre-trained rows, every clusterer re-fitted at each model's k (``shared_k`` None) or at
-    ``shared_k``, with their stability gains, criterion and NMI; and their partitions by row id."""
+    ``shared_k``, with their stability gains, criterion and NMI, and the stage's choices made on them."""
     rows, partitions = [], {}
     pretrained = run[run["stage"] != "dcec"]
     for view, model_rows in pretrained.groupby("view", sort=False):
@@ -73,22 +74,22 @@ def rows_at(cfg: Config, run: pd.DataFrame, paths: ProjectPaths, truth: np.ndarr
     frame = pd.DataFrame(rows)
     mark_autoencoder_choices(frame, autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion),
                              None, partitions)
-    return frame, partitions
+    return frame
 
 
 def lines_of(root: Path, dataset: str, experiment: str, shared_k: int | None) -> list[str]:
     paths = ProjectPaths(root, dataset, experiment)
     cfg = load_config(root, dataset, experiment=experiment, overrides=["cluster.k=auto"])
     run = read_results(paths, "autoencoder")
-    truth = pd.read_csv(paths.results / "autoencoder" / "labels.csv", dtype=str, keep_default_na=False)["label"]
+    truth = truth_of(paths, None)
     shared_k = stage04_k(paths) if shared_k is None else shared_k
 
     def pick(frame: pd.DataFrame) -> str:
         row = frame[true_flags(frame, "pick")].iloc[0]
         return f"{row['feature']} z{int(row['latent_dim'])} {row['stage']}, k = {int(row['k'])}: {row['nmi']:.3f}"
 
-    own, _ = rows_at(cfg, run, paths, truth.to_numpy(), None)
-    shared, _ = rows_at(cfg, run, paths, truth.to_numpy(), shared_k)
+    own = rows_at(cfg, run, paths, truth, None)
+    shared = rows_at(cfg, run, paths, truth, shared_k)
     ks = ", ".join(f"{feature} z{int(latent)}: {int(k)}"
                    for feature, latent, k in own.drop_duplicates("view")[["feature", "latent_dim", "k"]].values)
     return [f"| {dataset} | {ks} | {pick(own)} | {shared_k} | {pick(shared)} |"]
