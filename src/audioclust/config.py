@@ -465,7 +465,7 @@ class AutoencoderConfig:
     num_threads: int = _f(
         0, min=0,
         doc="CPU threads of torch (training, DCEC) and of stage 05's K-Means and k selection (0: every core "
-            "available; use 1 when other jobs share the cores)")
+            "available); the results depend on it, so fix it to compare runs across machines")
     beta: float = _f(1.0, min=0.0, doc="vae: weight of the KL term (per pixel, like the MSE)")
     update_interval: int = _f(
         50, min=1,
