@@ -1,8 +1,8 @@
 """Stage 05's training speed with OpenMP threads that spin or sleep while they wait, alone and beside other work.
 
 torch's CPU kernels run on OpenMP (libgomp). Left to itself, each libgomp thread that runs out
-of work spins for a while before it sleeps, which costs nothing on idle cores but holds a core
-that another process needs. audioclust therefore sets ``OMP_WAIT_POLICY=PASSIVE`` when it is
+of work spins for a while before it sleeps: on idle cores the next parallel step starts sooner,
+but beside another process the spinning thread holds a core that the other one needs. audioclust therefore sets ``OMP_WAIT_POLICY=PASSIVE`` when it is
 imported (unless the variable is set), before torch loads libgomp. This benchmark trains the
 stage's two models for a fixed number of batches in worker processes, with libgomp's own
 default (the worker imports torch before audioclust) and with audioclust's (audioclust first),
@@ -16,8 +16,8 @@ Models: ``conv``, the convolutional autoencoder (``dcec``) on batches of 64 imag
 ``mlp``, DEC's fully connected autoencoder on batches of 64 vectors of 512 values. Each worker
 uses every core (``torch.set_num_threads``, as ``autoencoder.num_threads: 0`` does) and prints
 its median seconds per batch after a warm-up; the spin count in effect is read from libgomp itself
-(``OMP_DISPLAY_ENV``: 300,000 spins by default, 0 when passive). Rounds alternate the two policies, so a drift of the machine's speed
-falls on both.
+(``OMP_DISPLAY_ENV``: 300,000 spins by default, 0 when passive). Rounds alternate the two
+policies, so a drift of the machine's speed falls on both.
 
 ``--stage05 ROOT [ROOT2]`` times the whole of stage 05 instead (``audioclust autoencoder
 --recompute``: every model trained anew, then its clusterings and stability gains, whose
@@ -80,7 +80,7 @@ def _spin_count(stderr: str) -> str:
 
 def measure(model: str, batches: int, order: str, setting: str) -> tuple[float, str]:
     """Median seconds per batch of one worker (the mean of the twins'), and libgomp's spin count."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env["OMP_DISPLAY_ENV"] = "VERBOSE"
     cmd = [sys.executable, __file__, "--worker", model, "--batches", str(batches), "--order", order]
     busy = None

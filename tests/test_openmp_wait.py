@@ -18,7 +18,7 @@ TORCH_OP = "import torch; torch.set_num_threads(2); torch.ones(1000).sum()"
 
 def spin_count(code: str, **env: str) -> tuple[int, str]:
     """libgomp's spin count in a fresh interpreter that runs ``code``, and its OMP_WAIT_POLICY variable."""
-    clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code + "; import os; print(os.environ.get('OMP_WAIT_POLICY'))"],
                          env={**clean, "OMP_DISPLAY_ENV": "VERBOSE", **env}, capture_output=True, text=True,
                          check=True)
