@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,11 +31,10 @@ from bench_stage05_variants import truth_of  # noqa: E402
 from audioclust.clustering.metrics import internal_scores  # noqa: E402
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
-from audioclust.clustering.tuning import quiet_fit_predict  # noqa: E402
 from audioclust.config import Config, load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_results, true_flags  # noqa: E402
-from audioclust.stages.autoencoder import latent_stability  # noqa: E402
+from audioclust.stages.autoencoder import cluster_embedding, latent_stability  # noqa: E402
 
 
 def stage04_k(paths: ProjectPaths) -> int:
@@ -56,15 +54,12 @@ def rows_at(cfg: Config, run: pd.DataFrame, paths: ProjectPaths, truth: np.ndarr
     for view, model_rows in pretrained.groupby("view", sort=False):
         z = np.load(paths.results / "autoencoder" / "embeddings" / view / "pretrained.npy")
         k = int(model_rows["k"].iloc[0]) if shared_k is None else shared_k
+        km, _, others = cluster_embedding(cfg, z, k)
+        fitted = {"kmeans": (km.labels_, latent_stability(cfg, z, k, km.labels_)),
+                  **{name: (p.labels, p.stability) for name, p in others.items()}}
         gains = {}
         for _, row in model_rows.iterrows():
-            name = row["algorithm"]
-            if name == "kmeans":
-                labels = KMeans(n_clusters=k, n_init=cfg.autoencoder.kmeans_n_init,
-                                random_state=cfg.seed).fit(z).labels_
-            else:
-                labels = quiet_fit_predict(name, k, cfg.seed, {}, z).astype(int)
-            gains[row["id"]] = latent_stability(cfg, z, k, labels, algorithm=name)
+            labels, gains[row["id"]] = fitted[row["algorithm"]]
             scores = internal_scores(z, labels, sample_size=cfg.cluster.silhouette_sample_size, random_state=cfg.seed)
             rows.append({**row.to_dict(), "k": k, "stability": gains[row["id"]], **scores,
                          "nmi": normalized_mutual_info_score(truth, labels)})

@@ -628,19 +628,27 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
 
 
 def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) -> PretrainedClusters:
-    """Embed every file with the pre-trained model (on ``device``), choose k (:func:`embedding_k`), K-Means
-    (``autoencoder.kmeans_n_init`` restarts, seeded), the other clusterers of ``autoencoder.algorithms`` (stage 04's
-    defaults, seeded), and each one's stability gain (``autoencoder.stability_resamples``,
-    ``cluster.stability_max_samples``). Run under the stage's thread limits."""
-    ae, seed = cfg.autoencoder, cfg.seed
-    with torch_flags(ae.deterministic, device):  # the embedding and the scores on the training device
+    """Embed every file with the pre-trained model (on ``device``), choose k (:func:`embedding_k`) and cluster the
+    embedding (:func:`cluster_embedding`). Run under the stage's thread limits."""
+    with torch_flags(cfg.autoencoder.deterministic, device):  # the embedding and the scores on the training device
         mse, z = _evaluate(trained.module.model, trained.datamodule, device, embedding=True)
     k, k_source, selection = embedding_k(cfg, z)
+    km, seconds, others = cluster_embedding(cfg, z, k)
+    return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
+                              centers=km.cluster_centers_, seconds=seconds,
+                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse, others=others)
+
+
+def cluster_embedding(cfg: Config, z: np.ndarray, k: int) -> tuple[KMeans, float, dict[str, Partition]]:
+    """K-Means of ``z`` at ``k`` (``autoencoder.kmeans_n_init`` restarts, seeded) and its fit seconds, and the other
+    clusterers of ``autoencoder.algorithms`` (stage 04's defaults, seeded), each with its stability gain
+    (:func:`latent_stability`); one that cannot run is left out with a warning."""
+    seed = cfg.seed
     began = time.perf_counter()
-    km = KMeans(n_clusters=k, n_init=ae.kmeans_n_init, random_state=seed).fit(z)
+    km = KMeans(n_clusters=k, n_init=cfg.autoencoder.kmeans_n_init, random_state=seed).fit(z)
     seconds = time.perf_counter() - began
     others = {}
-    for name in ae.algorithms:
+    for name in cfg.autoencoder.algorithms:
         if name == "kmeans":
             continue
         began = time.perf_counter()
@@ -656,9 +664,7 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
             log.warning("%s of the pre-trained embedding: no stability gain (%s)", name, exc)
             gain = math.nan
         others[name] = Partition(labels=labels, seconds=fit_s, stability=gain)
-    return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
-                              centers=km.cluster_centers_, seconds=seconds,
-                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse, others=others)
+    return km, seconds, others
 
 
 def latent_stability(cfg: Config, z: np.ndarray, k: int, labels: np.ndarray, n_resamples: int | None = None,
@@ -862,6 +868,6 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
     return pd.read_csv(path)
 
 
-__all__ = ['ModelRun', 'PretrainedClusters', 'cluster_pretrained', 'embedding_dataset', 'embedding_k',
+__all__ = ['ModelRun', 'PretrainedClusters', 'cluster_embedding', 'cluster_pretrained', 'embedding_dataset', 'embedding_k',
            'embedding_vectors', 'feature_files', 'figures_key', 'input_dataset', 'latent_stability', 'level_arrays',
            'memo_key', 'pretrained_key', 'run', 'run_model', 'training_log']
