@@ -58,8 +58,10 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
             shutil.copy2(f, mine / family.name / f.name)
     before = _tree(mine)
     paths = ProjectPaths(project, "mine")
-    done = run_notebooks(paths, overrides=["parallel.n_jobs=1", "embeddings.models=[aisfx]"],
-                         parameters={"MAX_EPOCHS": 2})
+    # stage 05 on two inputs (an image, the embedding) and a short DCEC: its every path, in a third of the time
+    overrides = ["parallel.n_jobs=1", "embeddings.models=[aisfx]", "autoencoder.features=[mel,embeddings]",
+                 "autoencoder.max_iter=50"]
+    done = run_notebooks(paths, overrides=overrides, parameters={"MAX_EPOCHS": 2})
     assert [p.name for p in done] == [p.name for p in notebook_files(REPO)]
     assert _tree(mine) == before
     assert len(before) == 7 + 42 and paths.features_csv.is_file()
@@ -75,8 +77,7 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
     report = paths.results / "report"
     assert (report / "index.html").is_file() and len(pd.read_csv(report / "map.csv")) == 42
     # run again with nothing changed: notebooks 04 and 05 fit nothing, they show what the first run made
-    run_notebooks(paths, overrides=["parallel.n_jobs=1", "embeddings.models=[aisfx]"], parameters={"MAX_EPOCHS": 2},
-                  only=["04", "05"])
+    run_notebooks(paths, overrides=overrides, parameters={"MAX_EPOCHS": 2}, only=["04", "05"])
     logged = {name: "".join(out.get("text", "") for cell in nbformat.read(paths.notebooks_out / name, as_version=4).cells
                             for out in cell.get("outputs", []))
               for name in ("04_cluster_audio.ipynb", "05_autoencoder.ipynb")}
