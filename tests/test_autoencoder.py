@@ -27,6 +27,7 @@ from audioclust.deep import train
 from audioclust.deep.data import FeaturesDataset
 from audioclust.deep.reconstruction import AutoencoderModule
 from audioclust.deep.schedule import PROFILES, profile_name
+from audioclust.report import figure_jobs
 from audioclust.report import figures as ac_report_figures
 from audioclust.report import summary as ac_report_summary
 from audioclust.represent.views import stored_ae_images
@@ -192,7 +193,9 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     monkeypatch.setattr(pl.Trainer, "fit", lambda self, module, *a, **k: (
         fits.append(type(module).__name__), fit(self, module, *a, **k))[1])
     monkeypatch.setattr(KMeans, "fit", lambda self, *a, **k: (kmeans.append(1), km_fit(self, *a, **k))[1])
-    monkeypatch.setattr(ac_report_figures, "save_figure", lambda *a, **k: (saved.append(1), save(*a, **k))[1])
+    counted_save = lambda *a, **k: (saved.append(1), save(*a, **k))[1]  # noqa: E731
+    monkeypatch.setattr(ac_report_figures, "save_figure", counted_save)
+    monkeypatch.setattr(figure_jobs, "save_figure", counted_save)   # the model's figures (drawn in this process)
 
     def counts():
         found = (list(fits), len(kmeans), len(saved))

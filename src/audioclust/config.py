@@ -126,7 +126,7 @@ class FeaturesConfig:
 
 @dataclass
 class ParallelConfig:
-    n_jobs: int = _f(2, min=-1, doc="worker processes for per-file stages; -1: all cores")
+    n_jobs: int = _f(2, min=-1, doc="worker processes for per-file stages and for figures; -1: all cores")
     scheduler: str | None = _f(
         None, doc="tcp://host:port of a Dask scheduler to run per-file stages on; null: local")
     batch_size: int = _f(

@@ -5,7 +5,8 @@ that returns a :class:`~matplotlib.figure.Figure`, and its arguments). :func:`dr
 hashes every job's function and arguments (:func:`~audioclust.core.cache.content_hash`), draws
 only those whose hash differs from the one recorded in the folder's ``.figures.json`` (or whose
 files are missing), in worker processes, and removes the figures of earlier runs that no job
-asks for any more.
+asks for any more (stage 04). :func:`draw_jobs` only draws them in worker processes, for a stage
+that keeps its own record of what is current (stage 05's memo of each model).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def draw_figures(jobs: Sequence[FigureJob], folder: Path, kinds: Iterable[str], 
         record.pop(job.stem, None)   # a run killed while drawing must not vouch for a half-done set
     if todo:
         write_json(folder / MANIFEST, record)
-        parallel_map(partial(_draw, folder=folder), todo, workers, desc="figures", unit="figure")
+        draw_jobs(todo, folder, workers)
     write_json(folder / MANIFEST, {stem: keys[stem] for stem in keys})
     kinds = set(kinds)
     kept = {p for paths in files.values() for p in paths}
@@ -83,6 +84,13 @@ def draw_figures(jobs: Sequence[FigureJob], folder: Path, kinds: Iterable[str], 
     log.info("%s: %d figures (PNG + PDF), %d drawn, %d unchanged%s", folder.parent.name, len(jobs), len(todo),
              len(jobs) - len(todo), f"; {len(stale)} files of an earlier run removed" if stale else "")
     return sorted(kept)
+
+
+def draw_jobs(jobs: Sequence[FigureJob], folder: Path, workers: Workers, desc: str = "figures") -> list[Path]:
+    """Draw every job into ``folder`` (PNG + PDF each), ``workers`` processes at a time; no record is kept.
+    Returns the files, in job order."""
+    drawn = parallel_map(partial(_draw, folder=Path(folder)), jobs, workers, desc=desc, unit="figure")
+    return [path for paths in drawn for path in paths]
 
 
 def _draw(job: FigureJob, folder: Path) -> list[Path]:

@@ -90,12 +90,11 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
@@ -110,7 +109,6 @@ from audioclust.config import EVERY_EMBEDDING, Config
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, label_folder
-from audioclust.core.progress import progress
 from audioclust.core.storage import (
     read_json,
     remove_stale_temps,
@@ -135,6 +133,7 @@ from audioclust.deep.train import (
 from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
 from audioclust.report import names
+from audioclust.report.figure_jobs import FigureJob, draw_jobs
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_replicates, write_summaries
 from audioclust.represent.projection import embed_2d
@@ -148,7 +147,7 @@ from audioclust.represent.vectors import (
 from audioclust.represent.views import build_views, embedded, stored_ae_images
 from audioclust.results import AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
-from audioclust.stages._shared import choose_k, embedding_models, given_k, views_settings
+from audioclust.stages._shared import choose_k, embedding_models, given_k, views_settings, workers
 
 log = logging.getLogger(__name__)
 
@@ -811,28 +810,29 @@ def _fmt(value: float) -> str:
 
 def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np.ndarray, labelled: np.ndarray,
                    folder: Path) -> list[Path]:
-    """Every figure of one model (see the module docstring); titles and file names in words
-    (:mod:`audioclust.report.names`). Returns the files written."""
+    """Every figure of one model (see the module docstring), drawn by ``parallel.n_jobs`` processes; titles and
+    file names in words (:mod:`audioclust.report.names`). Returns the files written."""
     view, seed, trained, dcec = model.view, cfg.seed, model.trained, model.dcec
     shown_labels = labels if labelled.any() else None   # "" (unlabelled) is drawn in light grey
     title = names.view_name(view)
-    jobs: list[tuple[str, Callable[[], Figure]]] = []
+    jobs: list[FigureJob] = []
     metrics = training_log(paths, trained)
     if metrics is not None:
-        jobs.append((names.figure_stem("loss", view), lambda: plots.loss_curves(metrics, title=title)))
+        jobs.append(FigureJob(names.figure_stem("loss", view), plots.loss_curves, {"metrics": metrics, "title": title}))
     examples = example_indices(labels, N_EXAMPLES)
     images = model.dataset.images[examples]
     if images.shape[2] > 1:  # an image, not an embedding vector (which has nothing to look at)
-        jobs.append((names.figure_stem("reconstructions", view), lambda: plots.reconstruction_grid(
-            {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
-             "after DCEC": _reconstruct(dcec.module.model, images)},
-            [labels[i] or str(i) for i in examples], title=title, feature=view.split(".", 1)[0])))
-    jobs.append((names.figure_stem("dcec_history", view), lambda: plots.dcec_history(
-        dcec.history, cfg.autoencoder.tol, title=title)))
+        rows = {"input": images, "autoencoder": _reconstruct(trained.module.model, images),
+                "after DCEC": _reconstruct(dcec.module.model, images)}
+        jobs.append(FigureJob(names.figure_stem("reconstructions", view), plots.reconstruction_grid,
+                              {"rows": rows, "names": [labels[i] or str(i) for i in examples], "title": title,
+                               "feature": view.split(".", 1)[0]}))
+    jobs.append(FigureJob(names.figure_stem("dcec_history", view), plots.dcec_history,
+                          {"history": dcec.history, "tol": cfg.autoencoder.tol, "title": title}))
     if model.selection is not None:
         sel = model.selection
-        jobs.append((names.figure_stem("k_selection", view), lambda: plots.k_selection(
-            sel.table, sel.choices, sel.consensus, title=title)))
+        jobs.append(FigureJob(names.figure_stem("k_selection", view), plots.k_selection,
+                              {"table": sel.table, "choices": sel.choices, "consensus": sel.consensus, "title": title}))
     n = len(labels)
     everyone = np.arange(n)
     limit = cfg.cluster.tsne_max_samples
@@ -845,17 +845,15 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
         for method, rows_shown in projections.items():
             with cpu_threads(cfg.autoencoder.num_threads) as n_threads, threadpool_limits(limits=n_threads):
                 Y = embed_2d(Z[rows_shown], method, seed)
-            shown = None if shown_labels is None else shown_labels[rows_shown]
-            jobs.append((names.figure_stem(f"scatter_{method}", row["id"]),
-                         lambda Y=Y, p=pred[rows_shown], lab=shown, m=method, r=row: plots.scatter_2d(
-                             Y, p, lab, method="t-SNE" if m == "tsne" else "PCA", title=names.row_name(r))))
+            jobs.append(FigureJob(names.figure_stem(f"scatter_{method}", row["id"]), plots.scatter_2d,
+                                  {"Y": Y, "clusters": pred[rows_shown],
+                                   "labels": None if shown_labels is None else shown_labels[rows_shown],
+                                   "method": "t-SNE" if method == "tsne" else "PCA", "title": names.row_name(row)}))
         if labelled.any():
-            jobs.append((names.figure_stem("contingency", row["id"]), lambda p=pred, r=row: plots.contingency_heatmap(
-                labels[labelled], p[labelled], title=names.row_name(r))))
-    written: list[Path] = []
-    for stem, make in progress(jobs, f"figures {view}", unit="figure"):
-        written += plots.save_figure(make(), folder / stem)
-    return written
+            jobs.append(FigureJob(names.figure_stem("contingency", row["id"]), plots.contingency_heatmap,
+                                  {"labels_true": labels[labelled], "labels_pred": pred[labelled],
+                                   "title": names.row_name(row)}))
+    return draw_jobs(jobs, folder, workers(cfg), desc=f"figures {view}")
 
 
 def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | None:
