@@ -40,7 +40,7 @@ from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E
 from audioclust.config import Config, load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_results, true_flags  # noqa: E402
-from audioclust.stages.autoencoder import cluster_embedding, latent_stability  # noqa: E402
+from audioclust.stages.autoencoder import cluster_embedding  # noqa: E402
 
 
 def stage04_k(paths: ProjectPaths) -> int:
@@ -57,8 +57,7 @@ def stability_gains(cfg: Config, z: np.ndarray) -> dict[int, float]:
     kmeans_only = replace(cfg, autoencoder=replace(cfg.autoencoder, algorithms=["kmeans"]))
     gains = {}
     for k in range(max(2, cfg.cluster.k_min), cfg.cluster.k_max + 1):
-        km, _, _ = cluster_embedding(kmeans_only, z, k)
-        gains[k] = latent_stability(cfg, z, k, km.labels_)
+        gains[k] = cluster_embedding(kmeans_only, z, k)[1].stability
     return gains
 
 
@@ -79,12 +78,12 @@ def rows_at(cfg: Config, run: pd.DataFrame, paths: ProjectPaths, truth: np.ndarr
     for view, model_rows in pretrained.groupby("view", sort=False):
         z = np.load(paths.results / "autoencoder" / "embeddings" / view / "pretrained.npy")
         k = k_of(cfg, z, model_rows)
-        km, _, others = cluster_embedding(cfg, z, k)
-        fitted = {"kmeans": (km.labels_, latent_stability(cfg, z, k, km.labels_)),
-                  **{name: (p.labels, p.stability) for name, p in others.items()}}
+        _, kmeans, others = cluster_embedding(cfg, z, k)
+        fitted = {"kmeans": kmeans, **others}
         gains = {}
         for _, row in model_rows.iterrows():
-            labels, gains[row["id"]] = fitted[row["algorithm"]]
+            part = fitted[row["algorithm"]]
+            labels, gains[row["id"]] = part.labels, part.stability
             scores = internal_scores(z, labels, sample_size=cfg.cluster.silhouette_sample_size, random_state=cfg.seed)
             rows.append({**row.to_dict(), "k": k, "stability": gains[row["id"]], **scores,
                          "nmi": normalized_mutual_info_score(truth, labels)})

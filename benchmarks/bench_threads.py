@@ -78,10 +78,14 @@ def _spin_count(stderr: str) -> str:
     return found.group(1) if found else "?"
 
 
+def without_wait_settings() -> dict[str, str]:
+    """This environment without a caller's OpenMP wait settings, so each measurement sets its own."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+
 def measure(model: str, batches: int, order: str, setting: str) -> tuple[float, str]:
     """Median seconds per batch of one worker (the mean of the twins'), and libgomp's spin count."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env["OMP_DISPLAY_ENV"] = "VERBOSE"
+    env = {**without_wait_settings(), "OMP_DISPLAY_ENV": "VERBOSE"}
     cmd = [sys.executable, __file__, "--worker", model, "--batches", str(batches), "--order", order]
     busy = None
     if setting == "busy core":
@@ -103,7 +107,7 @@ def measure(model: str, batches: int, order: str, setting: str) -> tuple[float, 
 
 def time_stage05(roots: list[Path], dataset: str, spin_count: str | None) -> float:
     """Wall seconds of ``audioclust autoencoder --recompute`` on each root at once (their mean)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = without_wait_settings()
     if spin_count is not None:
         env["GOMP_SPINCOUNT"] = spin_count
     start = time.perf_counter()

@@ -168,7 +168,7 @@ EMBEDDING_FILES = ("pretrained.npy", "dcec.npy", "dcec_q.npy")
 
 @dataclass
 class Partition:
-    """A clusterer's partition of a pre-trained embedding beside K-Means (``autoencoder.algorithms``).
+    """A clusterer's partition of a pre-trained embedding: K-Means's, or another of ``autoencoder.algorithms``'s.
 
     labels : shape (n_samples,); seconds : its fit time; stability : its stability gain.
     """
@@ -632,20 +632,22 @@ def cluster_pretrained(cfg: Config, trained: TrainResult, device: torch.device) 
     with torch_flags(cfg.autoencoder.deterministic, device):  # the embedding and the scores on the training device
         mse, z = _evaluate(trained.module.model, trained.datamodule, device, embedding=True)
     k, k_source, selection = embedding_k(cfg, z)
-    km, seconds, others = cluster_embedding(cfg, z, k)
-    return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=km.labels_,
-                              centers=km.cluster_centers_, seconds=seconds,
-                              stability=latent_stability(cfg, z, k, km.labels_), mse=mse, others=others)
+    km, kmeans, others = cluster_embedding(cfg, z, k)
+    return PretrainedClusters(z=z, k=k, k_source=k_source, selection=selection, labels=kmeans.labels,
+                              centers=km.cluster_centers_, seconds=kmeans.seconds, stability=kmeans.stability,
+                              mse=mse, others=others)
 
 
-def cluster_embedding(cfg: Config, z: np.ndarray, k: int) -> tuple[KMeans, float, dict[str, Partition]]:
-    """K-Means of ``z`` at ``k`` (``autoencoder.kmeans_n_init`` restarts, seeded) and its fit seconds, and the other
-    clusterers of ``autoencoder.algorithms`` (stage 04's defaults, seeded), each with its stability gain
-    (:func:`latent_stability`); one that cannot run is left out with a warning."""
+def cluster_embedding(cfg: Config, z: np.ndarray, k: int) -> tuple[KMeans, Partition, dict[str, Partition]]:
+    """K-Means of ``z`` at ``k`` (``autoencoder.kmeans_n_init`` restarts, seeded: the fitted model, and its partition
+    with the fit seconds and stability gain), and the other clusterers of ``autoencoder.algorithms`` (stage 04's
+    defaults, seeded), each with its stability gain (:func:`latent_stability`); one that cannot run is left out
+    with a warning."""
     seed = cfg.seed
     began = time.perf_counter()
     km = KMeans(n_clusters=k, n_init=cfg.autoencoder.kmeans_n_init, random_state=seed).fit(z)
     seconds = time.perf_counter() - began
+    kmeans = Partition(labels=km.labels_, seconds=seconds, stability=latent_stability(cfg, z, k, km.labels_))
     others = {}
     for name in cfg.autoencoder.algorithms:
         if name == "kmeans":
@@ -663,7 +665,7 @@ def cluster_embedding(cfg: Config, z: np.ndarray, k: int) -> tuple[KMeans, float
             log.warning("%s of the pre-trained embedding: no stability gain (%s)", name, exc)
             gain = math.nan
         others[name] = Partition(labels=labels, seconds=fit_s, stability=gain)
-    return km, seconds, others
+    return km, kmeans, others
 
 
 def latent_stability(cfg: Config, z: np.ndarray, k: int, labels: np.ndarray, n_resamples: int | None = None,
