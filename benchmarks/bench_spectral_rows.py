@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_spectral_rows.py --root ROOT --sets NAME:K[:EXP[:stemN]] [...]
-        [--table-only] [--cost] [--out FILE] [--set KEY=VALUE ...]
+        [--table-only] [--cost] [--neighbours] [--out FILE] [--set KEY=VALUE ...]
 
 For each set, one ``audioclust autoencoder`` process in experiment EXP (default ``ae_spectral``) with today's
 ``autoencoder.algorithms`` (K-Means and spectral clustering of every pre-trained embedding), ``cluster.k=K`` and
@@ -17,7 +17,10 @@ rows (the ``ae_spectral`` rows dropped, each model's stability its K-Means', the
 selection and pick). The labels only score. Beside them: stage 04's best eligible row by NMI at the same k (in
 experiment ``default``; chosen by the labels), and with ``--cost`` what a spectral row costs: the fit and stability
 gain of spectral clustering and of K-Means, timed side by side on every saved pre-trained embedding (seconds per
-model).
+model). ``--neighbours`` adds the stage's answer with each spectral row's ``n_neighbors`` tuned over stage 04's grid
+(5, 10, 20) as stage 04 tunes it, by ``silhouette`` (stage 04's ``tune_criterion``) and by ``stability``: the
+spectral rows, their gains and the models' stabilities are recomputed on the saved pre-trained embeddings, the
+other rows kept, and the choices made again.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from bench_autoencoder import emit, run, run_arguments  # noqa: E402
 
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
-from audioclust.clustering.tuning import quiet_fit_predict  # noqa: E402
+from audioclust.clustering.metrics import internal_scores  # noqa: E402
+from audioclust.clustering.tuning import quiet_fit_predict, select_params  # noqa: E402
 from audioclust.config import load_config  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.report.summary import best_by_nmi  # noqa: E402
@@ -55,11 +59,40 @@ def without_spectral(results: pd.DataFrame, partitions: dict[str, np.ndarray], c
     return rows
 
 
-def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray | None) -> pd.DataFrame:
-    """``results`` with NMI against ``truth`` (None: the run's own NMI)."""
-    if truth is None:
-        return results
+def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray) -> pd.DataFrame:
+    """``results`` with NMI of their ``partitions`` against ``truth``."""
     return results.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in results["id"]])
+
+
+def tuned_neighbours(cfg, paths: ProjectPaths, results: pd.DataFrame, partitions: dict[str, np.ndarray],
+                     criterion: str, tune_by: str, k: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], str]:
+    """The run's rows with every spectral row's ``n_neighbors`` tuned by ``tune_by`` over stage 04's grid, its
+    stability gain and scores recomputed, each model's stability its most stable clusterer's, the choices made
+    again; with the partitions and the neighbours each model's tuning chose."""
+    rows, parts, chosen = results.copy(), dict(partitions), []
+    for view, model in rows.groupby("view", sort=False):
+        spectral = model.index[model["stage"] == "ae_spectral"]
+        if spectral.empty:
+            continue
+        at = spectral[0]
+        z = np.load(paths.results / "autoencoder" / "embeddings" / view / "pretrained.npy")
+        _, params, table = select_params("spectral", z, n_clusters=k, random_state=cfg.seed, criterion=tune_by,
+                                         sample_size=cfg.cluster.silhouette_sample_size,
+                                         min_cluster_share=cfg.cluster.min_cluster_share,
+                                         n_resamples=cfg.autoencoder.stability_resamples,
+                                         stability_max_samples=cfg.cluster.stability_max_samples)
+        labels = quiet_fit_predict("spectral", k, cfg.seed, params, z)
+        chosen.append(str(params["n_neighbors"]))
+        rows.loc[at, "stability"] = latent_stability(cfg, z, k, labels, algorithm="spectral")
+        for score, value in internal_scores(z, labels, sample_size=cfg.cluster.silhouette_sample_size,
+                                            random_state=cfg.seed).items():
+            if score in rows.columns:
+                rows.loc[at, score] = value
+        parts[rows.loc[at, "id"]] = labels
+        pretrained = model.index[model["stage"] != "dcec"]
+        rows.loc[model.index, "latent_stability"] = rows.loc[pretrained, "stability"].max()
+    mark_autoencoder_choices(rows, criterion, k, parts)
+    return rows, parts, ", ".join(chosen)
 
 
 def cost(cfg, folder: Path, k: int) -> str:
@@ -76,13 +109,13 @@ def cost(cfg, folder: Path, k: int) -> str:
 
 
 def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int | None,
-             with_cost: bool) -> list[str]:
+             with_cost: bool, neighbours: bool) -> list[str]:
     paths = ProjectPaths(root, dataset, experiment)
     results, partitions = read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder")
     cfg = load_config(root, dataset, experiment=experiment, overrides=[f"cluster.k={k}"])
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     labels = pd.read_csv(paths.results / "autoencoder" / "labels.csv", dtype=str, keep_default_na=False)
-    truth = None if stem_field is None else labels["stem"].str.split("_").str[stem_field].to_numpy()
+    truth = (labels["label"] if stem_field is None else labels["stem"].str.split("_").str[stem_field]).to_numpy()
     before = scored(without_spectral(results, partitions, criterion, k), partitions, truth)
     after = scored(results, partitions, truth)
     name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
@@ -93,30 +126,39 @@ def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int 
 
     classical = ProjectPaths(root, dataset, "default")
     stage04 = "n/a"
-    if truth is None and (classical.results / "clustering" / "results.csv").is_file():
+    if stem_field is None and (classical.results / "clustering" / "results.csv").is_file():
         best = best_by_nmi(read_results(classical, "clustering"))
         stage04 = "n/a" if best is None else f"{best['nmi']:.3f} ({best['id']})"
     spent = cost(cfg, paths.results / "autoencoder" / "embeddings", k) if with_cost else "n/a"
     changed = (true_flags(after, "selected").sum(), int((after.loc[true_flags(after, "selected"), "stage"]
                                                          == "ae_spectral").sum()))
-    return [f"| {name} (k={k}) | {shown(before)} | **{shown(after)}** | {changed[1]} of {changed[0]} | {stage04} | "
-            f"{spent} |"]
+    line = (f"| {name} (k={k}) | {shown(before)} | **{shown(after)}** | {changed[1]} of {changed[0]} | {stage04} | "
+            f"{spent} |")
+    if neighbours:
+        for tune_by in ("silhouette", "stability"):
+            rows, parts, chosen = tuned_neighbours(cfg, paths, results, partitions, criterion, tune_by, k)
+            line += f" {shown(scored(rows, parts, truth))} | {chosen} |"
+    return [line]
 
 
 def main() -> None:
     parser = run_arguments(__doc__.split("\n\n")[0], "NAME:K[:EXP[:stemN]]")
     parser.add_argument("--cost", action="store_true", help="also time K-Means' and spectral's fit and stability gain")
+    parser.add_argument("--neighbours", action="store_true",
+                        help="also the pick with spectral clustering's n_neighbors tuned by silhouette and by stability")
     args = parser.parse_args()
+    tuned = (" pick, neighbours by silhouette | neighbours per model | pick, neighbours by stability | "
+             "neighbours per model |") if args.neighbours else ""
     lines = ["| set (k) | pick without spectral rows | pick with them | spectral rows selected | "
-             "stage 04 best by NMI | fit + stability s per model: K-Means / spectral |",
-             "|---|---|---|---:|---|---:|"]
+             "stage 04 best by NMI | fit + stability s per model: K-Means / spectral |" + tuned,
+             "|---|---|---|---:|---|---:|" + ("---|---|---|---|" if args.neighbours else "")]
     for item in args.sets:
         name, k, *rest = item.split(":")
         experiment = rest[0] if rest else "ae_spectral"
         stem_field = int(rest[1].removeprefix("stem")) if len(rest) > 1 else None
         if not args.table_only:
             run(args.root, name, int(k), experiment, args.overrides, features=None)
-        lines += lines_of(args.root, name, int(k), experiment, stem_field, args.cost)
+        lines += lines_of(args.root, name, int(k), experiment, stem_field, args.cost, args.neighbours)
     emit("\n".join(lines), args.out)
 
 
