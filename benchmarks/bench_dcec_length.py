@@ -37,7 +37,7 @@ from audioclust.deep.train import embed, run_dcec, train_autoencoder  # noqa: E4
 from audioclust.represent.views import stored_ae_images  # noqa: E402
 from audioclust.results import read_table  # noqa: E402
 from audioclust.stages._shared import views_settings  # noqa: E402
-from audioclust.stages.autoencoder import input_dataset  # noqa: E402
+from audioclust.stages._autoencoder_inputs import input_dataset  # noqa: E402
 
 #: the batch limits reported: the profiles' (``cpu``, ``gpu``)
 MARKS = (400, 1_600)

@@ -45,7 +45,7 @@ from audioclust.deep.reconstruction import AutoencoderModule  # noqa: E402
 from audioclust.represent.views import stored_ae_images  # noqa: E402
 from audioclust.results import read_partitions, read_table, true_flags  # noqa: E402
 from audioclust.stages._shared import views_settings  # noqa: E402
-from audioclust.stages.autoencoder import input_dataset  # noqa: E402
+from audioclust.stages._autoencoder_inputs import input_dataset  # noqa: E402
 
 EXPERIMENT = "ae_inputs"
 IMAGE_INPUTS = ["mel", "mfcc", "spectrogram"]

@@ -42,7 +42,8 @@ from audioclust.deep.train import cpu_threads, embed, train_autoencoder  # noqa:
 from audioclust.represent.views import stored_ae_images  # noqa: E402
 from audioclust.results import read_table  # noqa: E402
 from audioclust.stages._shared import views_settings  # noqa: E402
-from audioclust.stages.autoencoder import input_dataset, latent_stability  # noqa: E402
+from audioclust.stages._autoencoder_inputs import input_dataset  # noqa: E402
+from audioclust.stages.autoencoder import latent_stability  # noqa: E402
 
 
 def snapshot_epochs(limit: int = 1_000) -> set[int]:

@@ -32,6 +32,7 @@ from audioclust.report import figures as ac_report_figures
 from audioclust.report import summary as ac_report_summary
 from audioclust.represent.views import stored_ae_images
 from audioclust.results import read_table
+from audioclust.stages import _autoencoder_inputs as inputs
 from audioclust.stages import autoencoder
 from audioclust.stages._shared import views_settings
 from audioclust.stages.prepare import generate_demo
@@ -134,7 +135,7 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     # recon_mse: the checkpoint's reconstruction error over every file, computed here independently
     ckpt = demo.abs(saved["checkpoint"].iloc[0])
     module = AutoencoderModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
-    files = autoencoder.feature_files(demo, features[features["status"] == "ok"], "mel", "npy")
+    files = inputs.feature_files(demo, features[features["status"] == "ok"], "mel", "npy")
     # the stage's input: mel trimmed on itself, in dB re its peak
     images = FeaturesDataset(files, size=[32, 16], trim_db=cfg.images.trim_db, per_file=cfg.images.per_file["mel"]).images
     with torch.no_grad():
@@ -404,8 +405,8 @@ def test_input_from_the_store_equals_the_input_from_the_files(demo):
     table = read_table(demo)
     stored = stored_ae_images(views_settings(cfg), demo, table, "mel")
     assert stored is not None and stored.shape == (N_FILES, 96, 48)
-    from_store = autoencoder.input_dataset(cfg, demo, table, "mel", stored)
-    from_files = autoencoder.input_dataset(cfg, demo, table, "mel")
+    from_store = inputs.input_dataset(cfg, demo, table, "mel", stored)
+    from_files = inputs.input_dataset(cfg, demo, table, "mel")
     np.testing.assert_allclose(from_store.images.numpy(), from_files.images.numpy(), atol=1e-6)
     assert from_store.fingerprint() == from_files.fingerprint()          # one checkpoint, whichever was read
 
@@ -413,10 +414,10 @@ def test_input_from_the_store_equals_the_input_from_the_files(demo):
 def test_png_levels_are_mapped_back_to_decibels(demo):
     cfg = config(demo, **{"autoencoder.source": "png"})
     table = read_table(demo)
-    assert autoencoder.level_arrays(cfg, demo, table, "mel") is None      # mel decides its own region
-    png = autoencoder.level_arrays(config(demo, **{"autoencoder.source": "png", "features.kinds": ["mel", "mfcc"]}),
+    assert inputs.level_arrays(cfg, demo, table, "mel") is None      # mel decides its own region
+    png = inputs.level_arrays(config(demo, **{"autoencoder.source": "png", "features.kinds": ["mel", "mfcc"]}),
                                    demo, table, "mfcc")
-    npy = autoencoder.level_arrays(config(demo, **{"features.kinds": ["mel", "mfcc"]}), demo, table, "mfcc")
+    npy = inputs.level_arrays(config(demo, **{"features.kinds": ["mel", "mfcc"]}), demo, table, "mfcc")
     vmin, vmax = cfg.features.png_ranges["mel"]
     # 8-bit grey levels over [vmin, vmax]: within half a step of the clipped dB values
     assert max(np.abs(p - np.clip(a, vmin, vmax)).max() for p, a in zip(png, npy)) <= (vmax - vmin) / 510 + 1e-4

@@ -8,7 +8,7 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
 
 0. Each file becomes a (T, F) image (:func:`audioclust.dsp.images.fixed_size_image`): trimmed
    to its active region (``images.trim_db``, decided on the mel spectrogram:
-   :func:`level_arrays`), normalised per file (``images.per_file``: dB re the file's
+   :func:`~audioclust.stages._autoencoder_inputs.level_arrays`), normalised per file (``images.per_file``: dB re the file's
    peak for spectrograms, CMVN for MFCC) and resized to ``autoencoder.input_size``; then one
    dataset-wide map onto [0, 1] (``autoencoder.scale``). So the autoencoder spends its
    capacity on the sound's spectral shape and time course, not on its level, its leading
@@ -105,10 +105,10 @@ from audioclust.clustering.metrics import INTERNAL, external_scores, internal_sc
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.clustering.structures import mark_autoencoder_choices
 from audioclust.clustering.tuning import quiet_fit_predict, stability_gain
-from audioclust.config import EVERY_EMBEDDING, Config
+from audioclust.config import Config
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError, StageInputError
-from audioclust.core.paths import ProjectPaths, label_folder
+from audioclust.core.paths import ProjectPaths
 from audioclust.core.storage import (
     read_json,
     remove_stale_temps,
@@ -130,24 +130,24 @@ from audioclust.deep.train import (
     train_autoencoder,
     training_device,
 )
-from audioclust.dsp.images import from_image, read_png
 from audioclust.report import figures as plots
 from audioclust.report import names
 from audioclust.report.figure_jobs import FigureJob, draw_jobs
 from audioclust.report.figures import example_indices
 from audioclust.report.summary import write_replicates, write_summaries
 from audioclust.represent.projection import embed_2d
-from audioclust.represent.vectors import (
-    EMBEDDING_KIND,
-    SOURCE_NAMES,
-    TRIM_REFERENCES,
-    ViewSpec,
-    ViewsSettings,
-)
-from audioclust.represent.views import build_views, embedded, stored_ae_images
+from audioclust.represent.vectors import EMBEDDING_KIND, SOURCE_NAMES
+from audioclust.represent.views import stored_ae_images
 from audioclust.results import AUTOENCODER_COLUMNS, REPLICATES, STAGE_NAMES, read_table
+from audioclust.stages._autoencoder_inputs import (
+    embedding_dataset,
+    embedding_vectors,
+    feature_files,
+    input_dataset,
+    model_inputs,
+)
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
-from audioclust.stages._shared import choose_k, embedding_models, given_k, views_settings, workers
+from audioclust.stages._shared import choose_k, given_k, views_settings, workers
 
 log = logging.getLogger(__name__)
 
@@ -379,128 +379,6 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                           out / "figures" / names.figure_stem("latent_size"))
     _log_summary(results, criterion)
     return results
-
-
-# --------------------------------------------------------------------------- inputs
-
-def model_inputs(cfg: Config, paths: ProjectPaths, warn: bool = True) -> list[str]:
-    """``autoencoder.features`` with ``embeddings`` (:data:`~audioclust.config.EVERY_EMBEDDING`) replaced by
-    the models of ``embeddings.models`` that stage 03 embedded, each once, in the order listed.
-
-    A model the token brings in but that was not embedded is left out with a warning (unless ``warn`` is false:
-    a preview, before the stage itself warns), as stage 04 leaves out its view; a model named itself must have its
-    embeddings (:func:`embedding_vectors` says so)."""
-    inputs: list[str] = []
-    for name in cfg.autoencoder.features:
-        if name != EVERY_EMBEDDING:
-            inputs.append(name)
-            continue
-        inputs += [model.name for model in embedding_models(cfg) if embedded(paths, model.name, warn)]
-    return list(dict.fromkeys(inputs))
-
-
-def feature_files(paths: ProjectPaths, table: pd.DataFrame, feature: str, source: str) -> list[Path]:
-    """The stage-03 file of ``feature`` for every row of ``table``, in order.
-
-    Raises
-    ------
-    StageInputError
-        When any of them is missing, naming the first and what to run.
-    """
-    files = [paths.feature_file(feature, label_folder(label), stem, f".{source}")
-             for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        need = f"'{feature}' in features.kinds" + (" and features.png: true" if source == "png" else "")
-        raise StageInputError(f"{len(missing)} of {len(files)} {feature} .{source} files are missing (first: "
-                              f"{paths.rel(missing[0])}): run `audioclust extract --dataset {paths.dataset}` with "
-                              f"{need}")
-    return files
-
-
-def input_dataset(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str,
-                  images: np.ndarray | None = None) -> FeaturesDataset:
-    """The autoencoder's input of ``feature`` for every row of ``table``, scaled (``autoencoder.scale``).
-
-    The images come from the packed feature store or from the stage-03 files; both give the same images
-    and keys (the files' root-relative paths), so the same checkpoint is reused whichever was read.
-
-    Parameters
-    ----------
-    images : ndarray of shape (n_samples, T, F), optional
-        The per-file images already prepared with the current settings (the packed
-        feature store: :func:`audioclust.represent.views.stored_ae_images`); None: prepare them from
-        the stage-03 files (:func:`feature_files`; PNG images mapped back to feature values
-        with ``features.png_ranges``, as stage 04 reads them), trimmed on :func:`level_arrays`.
-    """
-    ae = cfg.autoencoder
-    keys = [paths.rel(paths.feature_file(feature, label_folder(label), stem, f".{ae.source}"))
-            for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
-    if images is not None:
-        return FeaturesDataset(list(images), size=ae.input_size, scale=ae.scale, keys=keys, prepared=True)
-    return FeaturesDataset(_read_arrays(cfg, paths, table, feature), size=ae.input_size, scale=ae.scale,
-                           keys=keys, levels=level_arrays(cfg, paths, table, feature), trim_db=cfg.images.trim_db,
-                           per_file=cfg.images.per_file.get(feature, "none"))
-
-
-def embedding_vectors(settings: ViewsSettings, paths: ProjectPaths, table: pd.DataFrame, model: str) -> np.ndarray:
-    """A pretrained model's embedding view for every row of ``table``: the matrix stage 04 clusters.
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_dims), float32: pooled, unit length, scaled and reduced as
-    ``views.embedding`` says (:func:`audioclust.represent.views.build_views`).
-
-    Raises
-    ------
-    StageInputError
-        No file has this model's embedding (run ``audioclust embed``).
-    """
-    spec = ViewSpec(model, EMBEDDING_KIND, "npy")
-    return build_views(settings, paths, table, specs=[spec])[0].X
-
-
-def embedding_dataset(paths: ProjectPaths, table: pd.DataFrame, model: str, X: np.ndarray) -> FeaturesDataset:
-    """The embedding view ``X`` of ``model`` (:func:`embedding_vectors`) as DEC's input: each file a (1, D)
-    "image", not rescaled (the view is standardised already), keyed like the images so checkpoints are reused."""
-    keys = [paths.rel(paths.feature_file(model, label_folder(label), stem, ".npy"))
-            for label, stem in zip(table["label"].fillna("").astype(str), table["stem"])]
-    return FeaturesDataset(list(X[:, None, :]), size=(1, X.shape[1]), scale="none", keys=keys, prepared=True)
-
-
-def level_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray] | None:
-    """The dB arrays that decide each file's active region (``images.trim_db``), in ``table`` order.
-
-    The reference is the file's mel spectrogram, else its spectrogram (the first of
-    :data:`audioclust.represent.vectors.TRIM_REFERENCES` that stage 03 extracted), read from the
-    ``autoencoder.source`` files (a PNG mapped back to dB with ``features.png_ranges``).
-
-    Returns
-    -------
-    list of ndarray of shape (n_ref_bins, n_frames), or None: no trimming (``trim_db`` null),
-    the feature is its own reference, or no dB feature was extracted (logged; nothing is
-    trimmed then).
-    """
-    if cfg.images.trim_db is None:
-        return None
-    reference = next((k for k in TRIM_REFERENCES if k in cfg.features.kinds), None)
-    if reference is None:
-        log.info("autoencoder: no mel or spectrogram among features.kinds to find the active region; "
-                 "%s is not trimmed", feature)
-        return None
-    if reference == feature:
-        return None
-    return _read_arrays(cfg, paths, table, reference)
-
-
-def _read_arrays(cfg: Config, paths: ProjectPaths, table: pd.DataFrame, feature: str) -> list[np.ndarray]:
-    """The feature values of every row: the NPY arrays, or the PNG images mapped back with ``features.png_ranges``."""
-    source = cfg.autoencoder.source
-    files = feature_files(paths, table, feature, source)
-    if source == "npy":
-        return [np.load(path, allow_pickle=False) for path in files]
-    vmin, vmax = cfg.features.png_ranges[feature]
-    return [from_image(read_png(path), vmin=vmin, vmax=vmax) for path in files]
 
 
 # --------------------------------------------------------------------------- one model
@@ -868,6 +746,6 @@ def training_log(paths: ProjectPaths, trained: TrainResult) -> pd.DataFrame | No
     return pd.read_csv(path)
 
 
-__all__ = ['ModelRun', 'PretrainedClusters', 'cluster_embedding', 'cluster_pretrained', 'embedding_dataset', 'embedding_k',
-           'embedding_vectors', 'feature_files', 'figures_key', 'input_dataset', 'latent_stability', 'level_arrays',
-           'memo_key', 'pretrained_key', 'run', 'run_model', 'training_log']
+# model_inputs: notebook 05 previews the stage's inputs from here
+__all__ = ['ModelRun', 'PretrainedClusters', 'cluster_embedding', 'cluster_pretrained', 'embedding_k', 'figures_key',
+           'latent_stability', 'memo_key', 'model_inputs', 'pretrained_key', 'run', 'run_model', 'training_log']
