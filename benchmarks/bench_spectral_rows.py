@@ -76,12 +76,12 @@ def tuned_neighbours(cfg, paths: ProjectPaths, results: pd.DataFrame, partitions
             continue
         at = spectral[0]
         z = np.load(paths.results / "autoencoder" / "embeddings" / view / "pretrained.npy")
-        _, params, table = select_params("spectral", z, n_clusters=k, random_state=cfg.seed, criterion=tune_by,
+        fitted, params, _ = select_params("spectral", z, n_clusters=k, random_state=cfg.seed, criterion=tune_by,
                                          sample_size=cfg.cluster.silhouette_sample_size,
                                          min_cluster_share=cfg.cluster.min_cluster_share,
                                          n_resamples=cfg.autoencoder.stability_resamples,
                                          stability_max_samples=cfg.cluster.stability_max_samples)
-        labels = quiet_fit_predict("spectral", k, cfg.seed, params, z)
+        labels = np.asarray(fitted.labels_)
         chosen.append(str(params["n_neighbors"]))
         rows.loc[at, "stability"] = latent_stability(cfg, z, k, labels, algorithm="spectral")
         for score, value in internal_scores(z, labels, sample_size=cfg.cluster.silhouette_sample_size,
