@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from sklearn.metrics import normalized_mutual_info_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit  # noqa: E402
+from bench_stage05_variants import scored, truth_of  # noqa: E402
 
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_partitions, read_results, true_flags  # noqa: E402
@@ -34,11 +34,8 @@ from audioclust.results import read_partitions, read_results, true_flags  # noqa
 def scored_rows(paths: ProjectPaths, source: str, stem_field: int | None) -> pd.DataFrame:
     """A stage's rows with ``nmi`` computed again from its partitions against the labels or a stem field."""
     rows, partitions = read_results(paths, source), read_partitions(paths, source)
-    files = pd.read_csv(paths.results / source / "labels.csv", dtype=str, keep_default_na=False)
-    truth = (files["label"] if stem_field is None else files["stem"].str.split("_").str[stem_field]).to_numpy()
-    rows = rows[rows["id"].isin(partitions)].copy()
-    rows["nmi"] = [normalized_mutual_info_score(truth, partitions[i]) for i in rows["id"]]
-    return rows
+    truth = truth_of(paths, stem_field, source)
+    return scored(rows[rows["id"].isin(partitions)], partitions, truth)
 
 
 def shown(row: pd.Series) -> str:

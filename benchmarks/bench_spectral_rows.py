@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import normalized_mutual_info_score
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit, run, run_arguments  # noqa: E402
+from bench_stage05_variants import scored, truth_of  # noqa: E402
 
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
@@ -57,11 +57,6 @@ def without_spectral(results: pd.DataFrame, partitions: dict[str, np.ndarray], c
     rows["latent_stability"] = rows["view"].map(kmeans_gain)
     mark_autoencoder_choices(rows, criterion, k, partitions)
     return rows
-
-
-def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray) -> pd.DataFrame:
-    """``results`` with NMI of their ``partitions`` against ``truth``."""
-    return results.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in results["id"]])
 
 
 def tuned_neighbours(cfg, paths: ProjectPaths, results: pd.DataFrame, partitions: dict[str, np.ndarray],
@@ -114,8 +109,7 @@ def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int 
     results, partitions = read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder")
     cfg = load_config(root, dataset, experiment=experiment, overrides=[f"cluster.k={k}"])
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    labels = pd.read_csv(paths.results / "autoencoder" / "labels.csv", dtype=str, keep_default_na=False)
-    truth = (labels["label"] if stem_field is None else labels["stem"].str.split("_").str[stem_field]).to_numpy()
+    truth = truth_of(paths, stem_field)
     before = scored(without_spectral(results, partitions, criterion, k), partitions, truth)
     after = scored(results, partitions, truth)
     name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"

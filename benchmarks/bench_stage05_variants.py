@@ -39,10 +39,15 @@ from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_partitions, read_results, true_flags  # noqa: E402
 
 
-def truth_of(paths: ProjectPaths, stem_field: int | None) -> np.ndarray:
-    """Each file's label, or the ``stem_field``-th field of its stem, in ``labels.csv`` order."""
-    labels = pd.read_csv(paths.results / "autoencoder" / "labels.csv", dtype=str, keep_default_na=False)
+def truth_of(paths: ProjectPaths, stem_field: int | None, source: str = "autoencoder") -> np.ndarray:
+    """Each file's label, or the ``stem_field``-th field of its stem, in the order of ``source``'s ``labels.csv``."""
+    labels = pd.read_csv(paths.results / source / "labels.csv", dtype=str, keep_default_na=False)
     return (labels["label"] if stem_field is None else labels["stem"].str.split("_").str[stem_field]).to_numpy()
+
+
+def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray) -> pd.DataFrame:
+    """``results`` with the NMI of their ``partitions`` against ``truth``."""
+    return results.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in results["id"]])
 
 
 def merged_choices(root: Path, dataset: str, k: int, base: str, variant: str,
@@ -58,9 +63,7 @@ def merged_choices(root: Path, dataset: str, k: int, base: str, variant: str,
     trained = list(pd.unique(rows[variant]["feature"]))
     merged = pd.concat([rows[base][~rows[base]["feature"].isin(trained)], rows[variant]], ignore_index=True)
     mark_autoencoder_choices(merged, criterion, k, partitions)
-    scored = [frame.assign(nmi=[normalized_mutual_info_score(truth, parts[i]) for i in frame["id"]])
-              for frame, parts in ((rows[base], own[base]), (merged, partitions))]
-    return scored[0], scored[1], trained
+    return scored(rows[base], own[base], truth), scored(merged, partitions, truth), trained
 
 
 def lines_of(root: Path, dataset: str, k: int, base: str, variant: str, stem_field: int | None) -> list[str]:
