@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_stage05_variants.py --root ROOT --sets NAME:K[:stemN] [...]
-        --base EXP --variant EXP [--out FILE]
+        --base EXP --variant EXP [--models] [--out FILE]
 
 ROOT/NAME must hold both experiments' stage-05 runs at ``cluster.k=K`` (made with ``audioclust autoencoder``; the
 commands are on the benchmarks page). The variant may train fewer inputs than the base, e.g. only the DEC models
@@ -14,7 +14,9 @@ on the merged rows. ``stemN`` scores against the N-th ``_``-separated field of e
 stem instead of its label (FSDD: ``stem1``, the speaker). The labels only score.
 
 The table gives per set the base's and the variant's pick (model, row, NMI), and for each input the variant trained
-its selected row's NMI in both runs.
+its selected row's NMI in both runs. ``--models`` instead lists each model the variant trained anew (not reused from
+the base's checkpoint), beside the base's model of the same input and latent size: its best validation loss,
+epochs, training seconds, stability (its most stable clusterer's gain) and the NMI of its K-Means and spectral rows.
 """
 
 from __future__ import annotations
@@ -86,20 +88,53 @@ def lines_of(root: Path, dataset: str, k: int, base: str, variant: str, stem_fie
     return [f"| {name} (k={k}) | {pick(before)} | **{pick(after)}** | {per_input} |"]
 
 
+def model_lines(root: Path, dataset: str, k: int, base: str, variant: str, stem_field: int | None) -> list[str]:
+    """One line per model the variant trained anew: base → variant, matched by input and latent size."""
+    truth = truth_of(ProjectPaths(root, dataset, base), stem_field)
+    runs = {name: ProjectPaths(root, dataset, name) for name in (base, variant)}
+    rows = {name: scored(read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder"), truth)
+            for name, paths in runs.items()}
+    name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+    lines = []
+    for (feature, latent), model in rows[variant].groupby(["feature", "latent_dim"], sort=False):
+        before = rows[base][(rows[base]["feature"] == feature) & (rows[base]["latent_dim"] == latent)]
+        if before.empty or set(model["checkpoint"]) == set(before["checkpoint"]):
+            continue
+
+        def shown(m: pd.DataFrame, column: str, form: str) -> str:
+            return format(m[column].iloc[0], form)
+
+        def nmi_of(m: pd.DataFrame, stage: str) -> str:
+            found = m[m["stage"] == stage]
+            return "—" if found.empty else f"{found['nmi'].iloc[0]:.3f}"
+
+        cells = [f"{shown(before, c, f)} → {shown(model, c, f)}" for c, f in
+                 (("val_loss", ".3f"), ("epochs", ".0f"), ("train_s", ".0f"), ("latent_stability", ".3f"))]
+        cells += [f"{nmi_of(before, s)} → {nmi_of(model, s)}" for s in ("ae_kmeans", "ae_spectral")]
+        lines.append(f"| {name} (k={k}) | {feature} z{int(latent)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--sets", nargs="+", required=True, metavar="NAME:K[:stemN]")
     parser.add_argument("--base", required=True, help="the experiment run with today's defaults")
     parser.add_argument("--variant", required=True, help="the experiment run with the setting changed")
+    parser.add_argument("--models", action="store_true", help="each model the variant trained anew, beside the base's")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
-    lines = ["| set (k) | pick, base | pick, variant "
-             "| selected row of each input the variant trained: base → variant |", "|---|---|---|---|"]
+    if args.models:
+        lines = ["| set (k) | model | best val loss | epochs | training s | stability | K-Means NMI | spectral NMI |",
+                 "|---|---|---|---|---|---|---|---|"]
+    else:
+        lines = ["| set (k) | pick, base | pick, variant "
+                 "| selected row of each input the variant trained: base → variant |", "|---|---|---|---|"]
     for item in args.sets:
         name, k, *rest = item.split(":")
         stem_field = int(rest[0].removeprefix("stem")) if rest else None
-        lines += lines_of(args.root, name, int(k), args.base, args.variant, stem_field)
+        lines += (model_lines if args.models else lines_of)(args.root, name, int(k), args.base, args.variant,
+                                                             stem_field)
     emit("\n".join(lines), args.out)
 
 

@@ -404,6 +404,8 @@ def test_checkpoint_hash_follows_the_device_and_the_deterministic_flag(cfg):
     assert key() == key() and device_name("cpu") == "cpu"
     assert key(dataclasses.replace(cfg, deterministic=False)) != key()
     assert key(dataclasses.replace(cfg, tsne=True)) == key()                  # a figure switch
+    # the architecture counts by the name trained, not by the key naming the one for embeddings
+    assert key(dataclasses.replace(cfg, embedding_architecture="mlp_pca")) == key()
     # the resolved schedule counts, not how it was asked for: a profile's values or the same ones written out
     assert key(dataclasses.replace(cfg, profile="gpu", max_epochs=None, patience=None)) == key()
     assert key(schedule=dataclasses.replace(cpu, max_epochs=41)) != key()

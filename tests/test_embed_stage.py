@@ -5,6 +5,8 @@ cuts the waveform into blocks of 0.1 s and returns each block's RMS, mean absolu
 peak, so every number the stage writes can be computed here by hand.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,6 +194,13 @@ def test_stage_05_refines_an_embedding_with_decs_fully_connected_autoencoder(set
     assert Z.shape == (4, 2) and np.isfinite(Z).all()
     again = autoencoder.run(cfg, paths)  # same data and settings: the checkpoint is reused
     assert again["reused"].all()
+    started = autoencoder.run(replace(cfg, autoencoder=replace(cfg.autoencoder, embedding_architecture="mlp_pca")),
+                              paths)
+    assert set(started["view"]) == {"blocks.mlp_pca_z2.npy"} and not started["reused"].any()
+    assert set(started["type"]) == {"mlp_pca autoencoder z=2 (embedding)"}
+    # three training vectors span two dimensions around their mean: PCA's start reconstructs them, and two
+    # epochs from random weights do not come near
+    assert started["recon_mse"].iloc[0] < 0.05 * results["recon_mse"].iloc[0]
 
 
 def test_embeddings_in_autoencoder_features_stands_for_every_embedded_model(setup, caplog):

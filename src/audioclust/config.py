@@ -30,6 +30,7 @@ import yaml
 from audioclust.core.cache import stable_hash
 from audioclust.core.errors import ConfigError
 from audioclust.core.vocab import (
+    EMBEDDING_ARCHITECTURES,
     EMBEDDING_POOLINGS,
     EMBEDDING_TYPES,
     FEATURE_KINDS,
@@ -399,6 +400,8 @@ class ClusterConfig:
 #: in ``autoencoder.features``: every model of ``embeddings.models`` that stage 03 embedded
 EVERY_EMBEDDING = "embeddings"
 
+EmbeddingArchitecture = Literal[EMBEDDING_ARCHITECTURES]
+
 
 @dataclass
 class AutoencoderConfig:
@@ -412,6 +415,12 @@ class AutoencoderConfig:
             "model of embeddings.models trains DEC's fully connected autoencoder on its embedding view (a "
             "pretrained model's timbre or voice), and embeddings stands for every model that was embedded; "
             "the most stable model is the pick")
+    embedding_architecture: EmbeddingArchitecture = _f(
+        "mlp",
+        doc="autoencoder of an embedding view: mlp (DEC's, from random weights) | mlp_pca (DEC's beside a linear "
+            "path started at the view's PCA: reconstructs the view better in fewer epochs and keeps its "
+            "neighbourhoods, so its models cluster like stage 04's view of the embedding and, steadier, draw the "
+            "pick to the embedding's structure)")
     source: Literal["npy", "png"] = _f(
         "npy", doc="read the features from their npy arrays or their 8-bit png images")
     input_size: list[int] = _f(

@@ -15,6 +15,9 @@ SHIPPED_EMBEDDINGS: tuple[str, ...] = ("aisfx", "resemblyzer")
 #: Kinds of embedding model: the shipped ones, and a user's local checkpoint of each format.
 EMBEDDING_TYPES: tuple[str, ...] = SHIPPED_EMBEDDINGS + ("huggingface", "torchscript", "onnx")
 
+#: Stage 05's autoencoders of an embedding view (:mod:`audioclust.deep.components`), the image ones take images.
+EMBEDDING_ARCHITECTURES: tuple[str, ...] = ("mlp", "mlp_pca")
+
 #: How an embedding's frames become one vector per file (:func:`audioclust.embed.pooling.pool_frames`).
 EMBEDDING_POOLINGS: tuple[str, ...] = ("mean", "meanstd", "max")
 

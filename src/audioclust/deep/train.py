@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 # (the input preparation), and the profile, whose effect is in the resolved schedule: they are left out of the
 # checkpoint hash
 _NOT_PRETRAINING = frozenset({
-    "enabled", "architecture", "features", "source", "latent_dims", "num_workers", "num_threads", "profile",
+    "enabled", "architecture", "embedding_architecture", "features", "source", "latent_dims", "num_workers",
+    "num_threads", "profile",
     "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init", "algorithms",
     "stability_resamples", "input_size", "scale", "trim_db", "per_file", "tsne",
 })
@@ -357,7 +358,7 @@ def train_autoencoder(
         module = AutoencoderModule(model_name, dataset.input_shape, latent_dim, lr=cfg.lr, beta=cfg.beta,
                                    lr_factor=cfg.lr_factor, lr_patience=schedule.lr_patience, monitor=monitor,
                                    loss=cfg.loss)
-        module.model.init_output(float(dataset.images[dm.train_indices].mean()))
+        module.model.init_from_training(dataset.images[dm.train_indices])
         trainer = pl.Trainer(**kwargs)
         start = time.perf_counter()
         with cpu_threads(cfg.num_threads):

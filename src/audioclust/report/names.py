@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from audioclust.core.vocab import EMBEDDING_ARCHITECTURES
+
 #: the features of stage 03 and the descriptors view; an embedding model is "<model> embedding"
 FEATURE_NAMES: dict[str, str] = {
     "spectrogram": "Spectrogram", "mel": "Mel-spectrogram", "chroma": "Chroma", "mfcc": "MFCC",
@@ -33,8 +35,9 @@ ALGORITHM_NAMES: dict[str, str] = {
     "gmm": "Gaussian mixture", "birch": "BIRCH", "affinity_propagation": "Affinity propagation",
     "ae_kmeans": "K-Means", "ae_spectral": "Spectral", "dcec": "DCEC"}
 
-#: autoencoders of stage 05 (``autoencoder.architecture``; ``mlp`` for an embedding)
-ARCHITECTURE_NAMES: dict[str, str] = {"dcec": "CAE", "conv4": "4-block CAE", "vae": "VAE", "mlp": "MLP autoencoder"}
+#: autoencoders of stage 05 (``autoencoder.architecture``; ``autoencoder.embedding_architecture`` for an embedding)
+ARCHITECTURE_NAMES: dict[str, str] = {"dcec": "CAE", "conv4": "4-block CAE", "vae": "VAE", "mlp": "MLP autoencoder",
+                                     "mlp_pca": "MLP autoencoder from PCA"}
 
 #: every figure kind, in the order the report shows them, and its name in words
 FIGURE_KINDS: dict[str, str] = {
@@ -77,7 +80,7 @@ def view_name(view: str) -> str:
     ae = _AE_VIEW.match(kind)
     if ae is not None:
         model = ARCHITECTURE_NAMES.get(ae["architecture"], ae["architecture"])
-        if ae["architecture"] == "mlp":   # DEC's autoencoder reads the model's embedding view, not stage 03's arrays
+        if ae["architecture"] in EMBEDDING_ARCHITECTURES:   # DEC's autoencoder reads the model's embedding view, not stage 03's arrays
             return f"{feature_name(feature)}, {model} with {ae['latent']}-d latent"
         return f"{FEATURE_NAMES.get(feature, feature)}, {model} with {ae['latent']}-d latent ({where})"
     return f"{FEATURE_NAMES.get(feature, feature)} {KIND_NAMES.get(kind, kind)} ({where})"

@@ -116,6 +116,7 @@ from audioclust.core.storage import (
     write_json,
     write_npy,
 )
+from audioclust.core.vocab import EMBEDDING_ARCHITECTURES
 from audioclust.deep.data import FeaturesDataModule, FeaturesDataset
 from audioclust.deep.dcec import DCECResult
 from audioclust.deep.schedule import dcec_batches
@@ -344,9 +345,11 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     selections: dict[str, KSelection] = {}
     for feature in features:
         if feature in vectors:
-            dataset, architecture = embedding_dataset(paths, table, feature, vectors.pop(feature)), "mlp"
+            dataset = embedding_dataset(paths, table, feature, vectors.pop(feature))
+            architecture = ae.embedding_architecture
         else:
-            dataset, architecture = input_dataset(cfg, paths, table, feature, stored.pop(feature)), ae.architecture
+            dataset = input_dataset(cfg, paths, table, feature, stored.pop(feature))
+            architecture = ae.architecture
         for latent in ae.latent_dims:
             model = _model_outputs(cfg, paths, dataset, feature, int(latent), labels, labelled, architecture, out,
                                    recompute)
@@ -384,13 +387,13 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 # --------------------------------------------------------------------------- one model
 
 def _input_name(architecture: str, source: str) -> str:
-    """What a model was trained on, for the summary's *Type*: DEC's ``mlp`` reads an embedding view (an array too,
+    """What a model was trained on, for the summary's *Type*: DEC's ``mlp`` (or ``mlp_pca``) reads an embedding view (an array too,
     but not stage 03's), the image autoencoders the stage-03 arrays or images."""
-    return EMBEDDING_KIND if architecture == "mlp" else SOURCE_NAMES[source]
+    return EMBEDDING_KIND if architecture in EMBEDDING_ARCHITECTURES else SOURCE_NAMES[source]
 
 
 def _view(cfg: Config, feature: str, latent: int, architecture: str) -> str:
-    source = "npy" if architecture == "mlp" else cfg.autoencoder.source
+    source = "npy" if architecture in EMBEDDING_ARCHITECTURES else cfg.autoencoder.source
     return f"{feature}.{architecture}_z{latent}.{source}"
 
 
@@ -443,7 +446,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
     """
     ae, seed = cfg.autoencoder, cfg.seed
     architecture = architecture or ae.architecture
-    source = "npy" if architecture == "mlp" else ae.source
+    source = "npy" if architecture in EMBEDDING_ARCHITECTURES else ae.source
     view = _view(cfg, feature, latent, architecture)
     if trained is None:
         trained = train_autoencoder(architecture, dataset, ae, seed, log_dir=paths.logs,

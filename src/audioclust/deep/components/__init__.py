@@ -16,6 +16,7 @@ from audioclust.deep.components.autoencoders import (
     ConvVAE,
     DCECAutoencoder,
     MLPAutoencoder,
+    PCAStartedMLPAutoencoder,
 )
 
 MODELS: dict[str, type[Autoencoder]] = {
@@ -23,7 +24,9 @@ MODELS: dict[str, type[Autoencoder]] = {
     "conv4": Conv4Autoencoder,
     "vae": ConvVAE,
     "mlp": MLPAutoencoder,
+    "mlp_pca": PCAStartedMLPAutoencoder,
 }
+
 
 
 def build_model(name: str, input_shape: tuple[int, int, int] = (1, 96, 48), latent_dim: int = 10,
@@ -32,7 +35,7 @@ def build_model(name: str, input_shape: tuple[int, int, int] = (1, 96, 48), late
 
     Parameters
     ----------
-    name : one of :data:`MODELS` (``dcec``, ``conv4``, ``vae``; ``mlp`` for vectors).
+    name : one of :data:`MODELS` (``dcec``, ``conv4``, ``vae``; ``mlp`` or ``mlp_pca`` for vectors).
     input_shape : (1, T, F), the shape of one image (time × frequency); (1, 1, D) for a vector.
     latent_dim : size of the embedding.
     **kwargs : extra arguments of the architecture (``beta`` for ``vae``).
