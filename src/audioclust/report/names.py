@@ -80,7 +80,7 @@ def view_name(view: str) -> str:
     ae = _AE_VIEW.match(kind)
     if ae is not None:
         model = ARCHITECTURE_NAMES.get(ae["architecture"], ae["architecture"])
-        if ae["architecture"] in EMBEDDING_ARCHITECTURES:   # DEC's autoencoder reads the model's embedding view, not stage 03's arrays
+        if ae["architecture"] in EMBEDDING_ARCHITECTURES:   # DEC's reads the model's embedding view, not stage 03's
             return f"{feature_name(feature)}, {model} with {ae['latent']}-d latent"
         return f"{FEATURE_NAMES.get(feature, feature)}, {model} with {ae['latent']}-d latent ({where})"
     return f"{FEATURE_NAMES.get(feature, feature)} {KIND_NAMES.get(kind, kind)} ({where})"

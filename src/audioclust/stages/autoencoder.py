@@ -387,8 +387,8 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 # --------------------------------------------------------------------------- one model
 
 def _input_name(architecture: str, source: str) -> str:
-    """What a model was trained on, for the summary's *Type*: DEC's ``mlp`` (or ``mlp_pca``) reads an embedding view (an array too,
-    but not stage 03's), the image autoencoders the stage-03 arrays or images."""
+    """What a model was trained on, for the summary's *Type*: DEC's autoencoders (``mlp``, ``mlp_pca``) read an
+    embedding view (an array too, but not stage 03's), the image autoencoders the stage-03 arrays or images."""
     return EMBEDDING_KIND if architecture in EMBEDDING_ARCHITECTURES else SOURCE_NAMES[source]
 
 

@@ -28,7 +28,6 @@ MODELS: dict[str, type[Autoencoder]] = {
 }
 
 
-
 def build_model(name: str, input_shape: tuple[int, int, int] = (1, 96, 48), latent_dim: int = 10,
                 **kwargs: Any) -> nn.Module:
     """Build the autoencoder registered as ``name``.

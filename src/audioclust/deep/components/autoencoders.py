@@ -46,6 +46,7 @@ def _check_shape(input_shape: tuple[int, int, int], latent_dim: int) -> tuple[in
 class Autoencoder(nn.Module):
     """Base class: ``features`` → flatten → ``embedding`` encodes; ``expand`` → reshape to
     ``bottleneck`` → ``decoder`` decodes; MSE reconstruction loss over ``forward``'s first output."""
+
     input_shape: tuple[int, int, int]
     latent_dim: int
     bottleneck: tuple[int, int, int]
@@ -292,8 +293,7 @@ class PCAStartedMLPAutoencoder(MLPAutoencoder):
     vectors' principal components and zeroes each MLP's last layer, so training starts from PCA's
     reconstruction and the MLPs learn what it misses. From random weights alone, DEC's 2 million
     parameters on a few hundred vectors reconstruct worse and keep less of the view's
-    neighbourhoods, differently from seed to seed (docs: Benchmarks, "DEC's autoencoder started
-    from PCA").
+    neighbourhoods (docs: Benchmarks, "DEC's autoencoder started from PCA").
     """
 
     def __init__(self, input_shape: tuple[int, int, int] = (1, 1, 64), latent_dim: int = 10) -> None:
