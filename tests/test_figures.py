@@ -349,6 +349,7 @@ def test_file_names_and_titles_are_words():
     assert names.view_name("descriptors") == "Descriptors"
     assert names.view_name("aisfx.embedding.npy") == "aisfx embedding"
     assert names.view_name("aisfx.mlp_z32.npy") == "aisfx embedding, MLP autoencoder with 32-d latent"
+    assert names.view_name("aisfx.mlp_pca_z10.npy") == "aisfx embedding, MLP autoencoder from PCA with 10-d latent"
     assert names.view_name("chroma.image.npy") == "Chroma image (arrays)"
     assert names.result_name("mel.dcec_z10.npy.dcec") == "Mel-spectrogram, CAE with 10-d latent (arrays), DCEC"
     assert names.algorithm_name("hdbscan") == "HDBSCAN"
