@@ -291,9 +291,9 @@ class PCAStartedMLPAutoencoder(MLPAutoencoder):
     ``encode(x) = P x + mlp(x)`` and ``decode(z) = P' z + mlp'(z)``, with DEC's MLPs of
     :class:`MLPAutoencoder`. :meth:`init_from_training` sets ``P`` and ``P'`` to the training
     vectors' principal components and zeroes each MLP's last layer, so training starts from PCA's
-    reconstruction and the MLPs learn what it misses. From random weights alone, DEC's 2 million
-    parameters on a few hundred vectors reconstruct worse and keep less of the view's
-    neighbourhoods (docs: Benchmarks, "DEC's autoencoder started from PCA").
+    reconstruction and the MLPs learn what it misses. From random weights alone, DEC's millions of
+    parameters, learnt from a few hundred vectors, reconstruct worse and keep less of the view's
+    groups (docs: Benchmarks, "DEC's autoencoder started from PCA").
     """
 
     def __init__(self, input_shape: tuple[int, int, int] = (1, 1, 64), latent_dim: int = 10) -> None:
