@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit  # noqa: E402
-from bench_stage05_variants import scored, truth_of  # noqa: E402
+from bench_stage05_variants import scored, set_label, truth_of  # noqa: E402
 
 from audioclust.core.paths import ProjectPaths  # noqa: E402
 from audioclust.results import read_partitions, read_results, true_flags  # noqa: E402
@@ -52,7 +52,7 @@ def line_of(root: Path, item: str) -> str:
     eligible = clustering[true_flags(clustering, "eligible")]
     best = eligible.loc[eligible["nmi"].idxmax()]
     gap = best["nmi"] - pick05["nmi"]
-    label = name if stem_field is None else f"{name} (stem field {stem_field})"
+    label = set_label(name, stem_field)
     return (f"| {label} | {shown(pick04)} | {shown(pick05)} | {shown(best)} | "
             f"{'above by ' if gap < 0 else ''}{abs(gap):.3f} |")
 

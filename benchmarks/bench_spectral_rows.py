@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit, run, run_arguments  # noqa: E402
-from bench_stage05_variants import scored, truth_of  # noqa: E402
+from bench_stage05_variants import scored, set_label, truth_of  # noqa: E402
 
 from audioclust.clustering.selection import autoencoder_criterion  # noqa: E402
 from audioclust.clustering.structures import mark_autoencoder_choices  # noqa: E402
@@ -112,7 +112,7 @@ def lines_of(root: Path, dataset: str, k: int, experiment: str, stem_field: int 
     truth = truth_of(paths, stem_field)
     before = scored(without_spectral(results, partitions, criterion, k), partitions, truth)
     after = scored(results, partitions, truth)
-    name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+    name = set_label(dataset, stem_field)
 
     def shown(rows: pd.DataFrame) -> str:
         row = rows[true_flags(rows, "pick")].iloc[0]

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bench_autoencoder import emit  # noqa: E402
-from bench_stage05_variants import truth_of  # noqa: E402
+from bench_stage05_variants import set_label, truth_of  # noqa: E402
 
 from audioclust.clustering.structures import find_structures  # noqa: E402
 from audioclust.core.paths import ProjectPaths  # noqa: E402
@@ -46,7 +46,7 @@ def line_of(root: Path, dataset: str, experiment: str, stem_field: int | None) -
 
     pick = rows.loc[true_flags(rows, "pick"), "id"].iloc[0]
     first = structures[0]
-    name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+    name = set_label(dataset, stem_field)
     return (f"| {name} | {experiment} | {named(pick)} | {named(first.representative)} "
             f"| {len(first.members)} of {len(selected)} |")
 

@@ -47,6 +47,11 @@ def truth_of(paths: ProjectPaths, stem_field: int | None, source: str = "autoenc
     return (labels["label"] if stem_field is None else labels["stem"].str.split("_").str[stem_field]).to_numpy()
 
 
+def set_label(dataset: str, stem_field: int | None) -> str:
+    """A set's name in the tables: the dataset, and the stem field it is scored against when not its labels."""
+    return dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+
+
 def scored(results: pd.DataFrame, partitions: dict[str, np.ndarray], truth: np.ndarray) -> pd.DataFrame:
     """``results`` with the NMI of their ``partitions`` against ``truth``."""
     return results.assign(nmi=[normalized_mutual_info_score(truth, partitions[i]) for i in results["id"]])
@@ -83,9 +88,20 @@ def lines_of(root: Path, dataset: str, k: int, base: str, variant: str, stem_fie
         row = found.iloc[0]
         return f"z{int(row['latent_dim'])} {row['stage']} {row['nmi']:.3f}"
 
-    name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+    name = set_label(dataset, stem_field)
     per_input = "; ".join(f"{f}: {selected(before, f)} → {selected(after, f)}" for f in trained)
     return [f"| {name} (k={k}) | {pick(before)} | **{pick(after)}** | {per_input} |"]
+
+
+def _value(model: pd.DataFrame, column: str, form: str) -> str:
+    """A model's ``column`` (the same on each of its rows), formatted."""
+    return format(model[column].iloc[0], form)
+
+
+def _row_nmi(model: pd.DataFrame, stage: str) -> str:
+    """The NMI of a model's ``stage`` row, or a dash where it has none."""
+    found = model[model["stage"] == stage]
+    return "—" if found.empty else f"{found['nmi'].iloc[0]:.3f}"
 
 
 def model_lines(root: Path, dataset: str, k: int, base: str, variant: str, stem_field: int | None) -> list[str]:
@@ -94,23 +110,15 @@ def model_lines(root: Path, dataset: str, k: int, base: str, variant: str, stem_
     runs = {name: ProjectPaths(root, dataset, name) for name in (base, variant)}
     rows = {name: scored(read_results(paths, "autoencoder"), read_partitions(paths, "autoencoder"), truth)
             for name, paths in runs.items()}
-    name = dataset if stem_field is None else f"{dataset} (stem field {stem_field})"
+    name = set_label(dataset, stem_field)
     lines = []
     for (feature, latent), model in rows[variant].groupby(["feature", "latent_dim"], sort=False):
         before = rows[base][(rows[base]["feature"] == feature) & (rows[base]["latent_dim"] == latent)]
         if before.empty or set(model["checkpoint"]) == set(before["checkpoint"]):
             continue
-
-        def shown(m: pd.DataFrame, column: str, form: str) -> str:
-            return format(m[column].iloc[0], form)
-
-        def nmi_of(m: pd.DataFrame, stage: str) -> str:
-            found = m[m["stage"] == stage]
-            return "—" if found.empty else f"{found['nmi'].iloc[0]:.3f}"
-
-        cells = [f"{shown(before, c, f)} → {shown(model, c, f)}" for c, f in
+        cells = [f"{_value(before, c, f)} → {_value(model, c, f)}" for c, f in
                  (("val_loss", ".3f"), ("epochs", ".0f"), ("train_s", ".0f"), ("latent_stability", ".3f"))]
-        cells += [f"{nmi_of(before, s)} → {nmi_of(model, s)}" for s in ("ae_kmeans", "ae_spectral")]
+        cells += [f"{_row_nmi(before, s)} → {_row_nmi(model, s)}" for s in ("ae_kmeans", "ae_spectral")]
         lines.append(f"| {name} (k={k}) | {feature} z{int(latent)} | " + " | ".join(cells) + " |")
     return lines
 
