@@ -19,8 +19,9 @@ import soundfile as sf
 
 from audioclust.core.errors import DatasetError
 from audioclust.core.labels import LabelResolver
-from audioclust.corpora import MANIFEST, SR, csv_paths, instruments, speech, textures, write_corpus
+from audioclust.corpora import MANIFEST, SR, csv_paths, instruments, music, speech, textures, write_corpus
 from audioclust.corpora.__main__ import main
+from audioclust.corpora.midi import midi_file
 
 HAVE_FLUIDSYNTH = shutil.which("fluidsynth") is not None and instruments.SOUNDFONT.is_file()
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None
@@ -32,6 +33,7 @@ needs_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng missing (ap
 #: kind -> (module, marks, expected duration range in s, number of tiny files)
 KINDS = {
     "instruments": (instruments, [needs_fluidsynth], (1.35, 1.95), 12),
+    "music": (music, [needs_fluidsynth], (4.0, 4.0), 6),
     "speech": (speech, [needs_espeak], (0.2, 1.5), 12),
     "textures": (textures, [], (2.0, 5.0), 16),
 }
@@ -243,6 +245,104 @@ def test_rendered_notes_have_the_pitch_of_their_midi_note(tiny):
         f0, voiced, _ = librosa.pyin(y[int(0.1 * SR):int(0.9 * SR)], fmin=150, fmax=1200, sr=SR, frame_length=2048)
         estimate = np.nanmedian(f0[voiced])
         assert abs(12 * np.log2(estimate / librosa.midi_to_hz(note))) < 0.5, (rel, estimate)
+
+
+# --------------------------------------------------------------------------- music
+
+def _midi_events(data: bytes) -> tuple[float, list[tuple[int, int, int, int]]]:
+    """Read back a format-0 file of :func:`audioclust.corpora.midi.midi_file`: its tempo (bpm) and its
+    note-ons as (tick, channel, note, velocity)."""
+    assert data[:8] == b"MThd\x00\x00\x00\x06" and data[14:18] == b"MTrk"
+    pos, now, tempo, notes = 22, 0, None, []
+    while pos < len(data):
+        delta = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            delta = (delta << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        now += delta
+        status = data[pos]
+        if status == 0xFF:
+            kind, length = data[pos + 1], data[pos + 2]
+            if kind == 0x51:
+                tempo = 60_000_000 / int.from_bytes(data[pos + 3:pos + 6], "big")
+            pos += 3 + length
+        elif status & 0xF0 == 0xC0:
+            pos += 2
+        else:
+            if status & 0xF0 == 0x90:
+                notes.append((now, status & 0x0F, data[pos + 1], data[pos + 2]))
+            pos += 3
+    return tempo, notes
+
+
+def test_midi_file_orders_events_and_sets_the_tempo():
+    data = midi_file([(480, bytes([0x91, 64, 90])), (0, bytes([0x90, 60, 100])), (0, bytes([0x91, 62, 80]))],
+                     tempo_bpm=150, end_tick=960)
+    assert data[22:29] == b"\x00\xff\x51\x03\x06\x1a\x80"  # 400,000 µs per quarter note
+    tempo, notes = _midi_events(data)
+    assert tempo == 150 and notes == [(0, 0, 60, 100), (0, 1, 62, 80), (480, 1, 64, 90)]
+    assert data.endswith(b"\x83\x60\xff\x2f\x00")  # the end 480 ticks after the last event
+    with pytest.raises(ValueError, match="outside"):
+        midi_file([(961, bytes([0x90, 60, 1]))], tempo_bpm=120, end_tick=960)
+
+
+@pytest.mark.parametrize("name", list(music.STYLES))
+def test_every_style_plays_its_key_at_its_tempo(name):
+    style = music.STYLES[name]
+    scale = music.MINOR if style.minor else music.MAJOR
+    for tonic in (0, 7):
+        tempo, notes = _midi_events(music.piece_file(style, tonic=tonic, tempo=100.0, seconds=6.0,
+                                                     rng=np.random.default_rng(tonic)))
+        assert tempo == 100
+        pitched = [(tick, channel, note) for tick, channel, note, _ in notes if channel != music.DRUMS]
+        assert {channel for _, channel, _ in pitched} == ({1, 2} if style.melody[0] is None else {0, 1, 2})
+        in_key = [(note - tonic) % 12 in scale for _, channel, note in pitched]
+        if name == "jazz":  # a walking bass approaches each root from a semitone below
+            assert np.mean(in_key) > 0.85
+        else:
+            assert all(in_key), name
+        # the bars that fill the excerpt and one more, so that it ends before the track does
+        bars = max(tick for tick, _, _ in pitched) // (music.TICKS_PER_QUARTER * style.metre) + 1
+        bar_s = style.metre * 60 / tempo
+        assert (bars - 2) * bar_s < 6.0 <= (bars - 1) * bar_s
+        assert any(channel == music.DRUMS for _, channel, _, _ in notes) == bool(style.drums)
+
+
+def test_music_bench_is_balanced_over_styles_and_keys():
+    clips = music.plan("bench")
+    assert len(clips) == 384 and len({c.rel for c in clips}) == 384
+    table = pd.DataFrame([c.labels for c in clips])
+    assert (pd.crosstab(table["style"], table["key"]) == 4).all().all()  # every style plays every key 4 times
+    for clip in clips:
+        low, high = music.STYLES[clip.labels["style"]].tempo
+        assert low <= clip.params["tempo"] <= high and 0.3 <= clip.params["level"] <= 0.8
+
+
+@needs_fluidsynth
+def test_rendered_music_sounds_its_notes_and_its_style(tiny):
+    dest, _ = tiny("music")
+    profiles = {}
+    for clip in music.plan("tiny"):
+        p = clip.params
+        y, _ = sf.read(dest / clip.rel, dtype="float32")
+        # the audio's pitch classes are the score's, not another transposition of them
+        _, notes = _midi_events(music.piece_file(music.STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"],
+                                                 seconds=p["seconds"], rng=np.random.default_rng(p["seed"])))
+        heard = p["seconds"] * p["tempo"] / 60 * music.TICKS_PER_QUARTER
+        score = np.bincount([n % 12 for t, ch, n, _ in notes if ch != music.DRUMS and t < heard], minlength=12)
+        chroma = librosa.feature.chroma_cqt(y=y, sr=SR).mean(axis=1)
+        fits = [np.corrcoef(np.roll(score, shift), chroma)[0, 1] for shift in range(12)]
+        assert np.argmax(fits) == 0, (clip.rel, np.round(fits, 2))
+        profiles.setdefault(clip.labels["style"], []).append(librosa.power_to_db(
+            librosa.feature.melspectrogram(y=y, sr=SR, n_mels=40)).mean(axis=1))
+    # two pieces of a style are nearer in spectrum than pieces of two styles
+    within = max(np.linalg.norm(a - b) for a, b in profiles.values())
+    across = min(np.linalg.norm(profiles[s][i] - profiles[t][j]) for s in profiles for t in profiles if s < t
+                 for i in range(2) for j in range(2))
+    assert across > within, (across, within)
 
 
 # --------------------------------------------------------------------------- speech

@@ -1,4 +1,4 @@
-"""``python -m audioclust.corpora {instruments,speech,textures} DEST [--size tiny|small|bench] [--seed N]``."""
+"""``python -m audioclust.corpora {instruments,music,speech,textures} DEST [--size tiny|small|bench] [--seed N]``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import sys
 from typing import Callable
 
 from audioclust.core.errors import AudioclustError
-from audioclust.corpora import SIZES, Summary, instruments, speech, textures
+from audioclust.corpora import SIZES, Summary, instruments, music, speech, textures
 
 GENERATORS: dict[str, Callable[..., Summary]] = {
     "instruments": instruments.generate,
+    "music": music.generate,
     "speech": speech.generate,
     "textures": textures.generate,
 }
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(see the audioclust.corpora docstring).")
     parser.add_argument("kind", choices=list(GENERATORS), help="which corpus")
     parser.add_argument("dest", help="the corpus folder: new, or one this generator wrote")
-    parser.add_argument("--size", choices=SIZES, default="tiny", help="tiny (tests), small (~130), bench (~500)")
+    parser.add_argument("--size", choices=SIZES, default="tiny", help="tiny (tests), small (~100-150), bench (~400-600)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus")
     parser.add_argument("--n-jobs", type=int, default=-1, help="worker processes (-1: every core)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -9,7 +9,6 @@ of the size. A note is held 0.9–1.4 s (drawn per note from the seed), then rel
 
 from __future__ import annotations
 
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import soundfile as sf
 
 from audioclust.core.errors import DatasetError
 from audioclust.corpora import SR, Clip, Summary, check_size, clip_rng, require_tool, run_tool, write_corpus
+from audioclust.corpora.midi import TICKS_PER_QUARTER, midi_file
 
 #: The General MIDI soundfont of the Debian package ``fluid-soundfont-gm``.
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -161,7 +161,7 @@ def render(clip: Clip) -> np.ndarray:
 
 
 def midi_note_file(*, program: int, note: int, velocity: int, hold: float, tail: float) -> bytes:
-    """A standard MIDI file (format 0) playing one note on channel 1.
+    """A standard MIDI file (format 0) playing one note on channel 1 at 120 bpm.
 
     Parameters
     ----------
@@ -170,24 +170,7 @@ def midi_note_file(*, program: int, note: int, velocity: int, hold: float, tail:
     hold : seconds from note-on to note-off.
     tail : seconds from note-off to the end of the track.
     """
-    ticks_per_second = 960  # 480 ticks per quarter note at the tempo below (120 bpm)
-    events = b"".join((
-        _var_len(0), b"\xff\x51\x03", (500_000).to_bytes(3, "big"),   # tempo: 0.5 s per quarter note
-        _var_len(0), bytes([0xC0, program]),                          # program change
-        _var_len(0), bytes([0x90, note, velocity]),                   # note on
-        _var_len(round(hold * ticks_per_second)), bytes([0x80, note, 0]),  # note off
-        _var_len(round(tail * ticks_per_second)), b"\xff\x2f\x00",    # end of track
-    ))
-    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_second // 2)
-    return header + b"MTrk" + struct.pack(">I", len(events)) + events
-
-
-def _var_len(value: int) -> bytes:
-    """MIDI variable-length quantity: 7 bits per byte, most significant first, high bit set on all but the last."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
+    ticks_per_second = 2 * TICKS_PER_QUARTER  # two quarter notes a second at 120 bpm
+    off = round(hold * ticks_per_second)
+    events = [(0, bytes([0xC0, program])), (0, bytes([0x90, note, velocity])), (off, bytes([0x80, note, 0]))]
+    return midi_file(events, tempo_bpm=120, end_tick=off + round(tail * ticks_per_second))
