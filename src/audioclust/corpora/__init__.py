@@ -1,6 +1,6 @@
 """Labelled benchmark corpora generated on this machine, without downloads.
 
-Three generators write a dataset folder ``DEST/<primary label>/<file>.wav`` (mono, 22 050 Hz,
+Four generators write a dataset folder ``DEST/<primary label>/<file>.wav`` (mono, 22 050 Hz,
 16-bit PCM) that audioclust reads like any other (``dataset.labels: folder``):
 
 * :mod:`audioclust.corpora.instruments` — single notes of eight General MIDI instruments from
@@ -10,6 +10,12 @@ Three generators write a dataset folder ``DEST/<primary label>/<file>.wav`` (mon
   really has, at several velocities; each note is held 0.9–1.4 s, then 0.5 s of release.
   Label sets: ``instrument`` (the folder), ``pitch_class`` (``C``, ``C#`` … ``B``),
   ``midi_note``, ``velocity``. Files: ``violin/violin_Cs4_v80.wav`` (``s`` for a sharp).
+* :mod:`audioclust.corpora.music` — excerpts of instrumental music in eight styles (ballad,
+  rock, jazz, strings, techno, bossa, reggae, waltz), rendered by FluidSynth from generated MIDI
+  with the same soundfont. A style is an arrangement (melody, chord and bass instruments, drum
+  pattern, metre, tempo range, mode, progressions); each piece draws its tempo, progression,
+  melody and level, and every style plays every key equally often. Label sets: ``style`` (the
+  folder), ``key`` (the tonic's pitch class), ``tempo`` (bpm). Files: ``jazz/jazz_Fs_07.wav``.
 * :mod:`audioclust.corpora.speech` — the words *zero* … *nine* spoken by espeak-ng (Debian
   package ``espeak-ng``) in up to eight voices (accent + voice variant + base pitch and speed),
   each repeated with jittered speed, pitch and level. Label sets: ``word`` (the folder),
@@ -19,24 +25,25 @@ Three generators write a dataset folder ``DEST/<primary label>/<file>.wav`` (mon
   every file drawn with its own level, duration, class parameters and background noise floor.
   Label set: ``class`` (the folder). Files: ``rain/rain_017.wav``.
 
-Sizes: ``tiny`` (12–16 files, for tests), ``small`` (120–144 files), ``bench`` (480–576
-files: every label of every label set equally often). The same size and seed give the same
+Sizes: ``tiny`` (6–16 files, for tests), ``small`` (96–144 files), ``bench`` (384–576
+files: every label of every label set equally often; the music's tempos are drawn). The same size and seed give the same
 files (byte-identical for the textures; the same names, labels and durations for the
 tool-rendered corpora).
 
 Run
 ---
-``python -m audioclust.corpora {instruments,speech,textures} DEST [--size tiny|small|bench]
+``python -m audioclust.corpora {instruments,music,speech,textures} DEST [--size tiny|small|bench]
 [--seed N] [--n-jobs N]``, e.g. ``python -m audioclust.corpora speech datasets/speech --size
 bench``; the command prints what it wrote. From Python: :func:`instruments.generate`,
-:func:`speech.generate`, :func:`textures.generate`.
+:func:`music.generate`, :func:`speech.generate`, :func:`textures.generate`.
 
 Label CSVs
 ----------
 Audio folders hold audio only, so the label tables are written next to ``DEST``, not in it:
 
 * ``<DEST>.labels.csv``: column ``path`` (relative to ``DEST``, with ``/``) and one column per
-  label set (``instrument,pitch_class,midi_note,velocity`` / ``word,voice`` / ``class``);
+  label set (``instrument,pitch_class,midi_note,velocity`` / ``style,key,tempo`` / ``word,voice`` /
+  ``class``);
 * ``<DEST>.<label set>.csv``: columns ``path,label`` for one label set, the form that
   ``dataset.label_csv`` reads (:func:`audioclust.core.labels.read_label_csv`).
 
@@ -116,7 +123,7 @@ class Summary:
 
     Parameters
     ----------
-    kind : ``instruments``, ``speech`` or ``textures``.
+    kind : ``instruments``, ``music``, ``speech`` or ``textures``.
     dest : the corpus folder.
     files : number of files in the corpus.
     written : files rendered by this run (the others were kept from an earlier run).
