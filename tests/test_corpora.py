@@ -249,11 +249,11 @@ def test_rendered_notes_have_the_pitch_of_their_midi_note(tiny):
 
 # --------------------------------------------------------------------------- music
 
-def _midi_events(data: bytes) -> tuple[float, list[tuple[int, int, int, int]]]:
-    """Read back a format-0 file of :func:`audioclust.corpora.midi.midi_file`: its tempo (bpm) and its
-    note-ons as (tick, channel, note, velocity)."""
+def _midi_events(data: bytes) -> tuple[float, list[tuple[int, int, int, int]], dict[int, int]]:
+    """Read back a format-0 file of :func:`audioclust.corpora.midi.midi_file`: its tempo (bpm), its
+    note-ons as (tick, channel, note, velocity) and each channel's program."""
     assert data[:8] == b"MThd\x00\x00\x00\x06" and data[14:18] == b"MTrk"
-    pos, now, tempo, notes = 22, 0, None, []
+    pos, now, tempo, notes, programs = 22, 0, None, [], {}
     while pos < len(data):
         delta = 0
         while True:
@@ -270,19 +270,20 @@ def _midi_events(data: bytes) -> tuple[float, list[tuple[int, int, int, int]]]:
                 tempo = 60_000_000 / int.from_bytes(data[pos + 3:pos + 6], "big")
             pos += 3 + length
         elif status & 0xF0 == 0xC0:
+            programs[status & 0x0F] = data[pos + 1]
             pos += 2
         else:
             if status & 0xF0 == 0x90:
                 notes.append((now, status & 0x0F, data[pos + 1], data[pos + 2]))
             pos += 3
-    return tempo, notes
+    return tempo, notes, programs
 
 
 def test_midi_file_orders_events_and_sets_the_tempo():
     data = midi_file([(480, bytes([0x91, 64, 90])), (0, bytes([0x90, 60, 100])), (0, bytes([0x91, 62, 80]))],
                      tempo_bpm=150, end_tick=960)
     assert data[22:29] == b"\x00\xff\x51\x03\x06\x1a\x80"  # 400,000 µs per quarter note
-    tempo, notes = _midi_events(data)
+    tempo, notes, _ = _midi_events(data)
     assert tempo == 150 and notes == [(0, 0, 60, 100), (0, 1, 62, 80), (480, 1, 64, 90)]
     assert data.endswith(b"\x83\x60\xff\x2f\x00")  # the end 480 ticks after the last event
     with pytest.raises(ValueError, match="outside"):
@@ -294,8 +295,8 @@ def test_every_style_plays_its_key_at_its_tempo(name):
     style = music.STYLES[name]
     scale = music.MINOR if style.minor else music.MAJOR
     for tonic in (0, 7):
-        tempo, notes = _midi_events(music.piece_file(style, tonic=tonic, tempo=100.0, seconds=6.0,
-                                                     rng=np.random.default_rng(tonic)))
+        tempo, notes, programs = _midi_events(music.piece_file(style, tonic=tonic, tempo=100.0, seconds=6.0,
+                                                               rng=np.random.default_rng(tonic)))
         assert tempo == 100
         pitched = [(tick, channel, note) for tick, channel, note, _ in notes if channel != music.DRUMS]
         assert {channel for _, channel, _ in pitched} == ({1, 2} if style.melody[0] is None else {0, 1, 2})
@@ -309,6 +310,12 @@ def test_every_style_plays_its_key_at_its_tempo(name):
         bar_s = style.metre * 60 / tempo
         assert (bars - 2) * bar_s < 6.0 <= (bars - 1) * bar_s
         assert any(channel == music.DRUMS for _, channel, _, _ in notes) == bool(style.drums)
+        # the band plays the same notes on its own instruments
+        _, band_notes, band_programs = _midi_events(music.piece_file(
+            style, tonic=tonic, tempo=100.0, seconds=6.0, rng=np.random.default_rng(tonic), band=True))
+        assert band_notes == notes
+        own = {1: style.comp[0], 2: style.bass[0]} | ({} if style.melody[0] is None else {0: style.melody[0]})
+        assert programs == own and band_programs == {1: 0, 2: 32} | ({} if style.melody[0] is None else {0: 0})
 
 
 def test_music_bench_is_balanced_over_styles_and_keys():
@@ -329,7 +336,7 @@ def test_rendered_music_sounds_its_notes_and_its_style(tiny):
         p = clip.params
         y, _ = sf.read(dest / clip.rel, dtype="float32")
         # the audio's pitch classes are the score's, not another transposition of them
-        _, notes = _midi_events(music.piece_file(music.STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"],
+        _, notes, _ = _midi_events(music.piece_file(music.STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"],
                                                  seconds=p["seconds"], rng=np.random.default_rng(p["seed"])))
         heard = p["seconds"] * p["tempo"] / 60 * music.TICKS_PER_QUARTER
         score = np.bincount([n % 12 for t, ch, n, _ in notes if ch != music.DRUMS and t < heard], minlength=12)
@@ -381,3 +388,5 @@ def test_command_line_prints_what_it_wrote(tmp_path, capsys):
     (tmp_path / "foreign" / "a.wav").write_bytes(b"x")
     assert main(["textures", str(tmp_path / "foreign")]) == 2
     assert "no textures generator wrote" in capsys.readouterr().err
+    assert main(["textures", str(tmp_path / "tex2"), "--band"]) == 2
+    assert "--band is an option of the music corpus" in capsys.readouterr().err and not (tmp_path / "tex2").exists()

@@ -1,4 +1,5 @@
-"""``python -m audioclust.corpora {instruments,music,speech,textures} DEST [--size tiny|small|bench] [--seed N]``."""
+"""``python -m audioclust.corpora {instruments,music,speech,textures} DEST [--size tiny|small|bench] [--seed N]
+[--band]``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("dest", help="the corpus folder: new, or one this generator wrote")
     parser.add_argument("--size", choices=SIZES, default="tiny", help="tiny (tests), small (~100-150), bench (~400-600)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus")
+    parser.add_argument("--band", action="store_true",
+                        help="music only: every style played by one band (piano, bass, the style's drums)")
     parser.add_argument("--n-jobs", type=int, default=-1, help="worker processes (-1: every core)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -53,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.band and args.kind != "music":
+        print("error: --band is an option of the music corpus", file=sys.stderr)
+        return 2
+    options = {"band": True} if args.band else {}
     try:
-        summary = GENERATORS[args.kind](args.dest, size=args.size, seed=args.seed, n_jobs=args.n_jobs)
+        summary = GENERATORS[args.kind](args.dest, size=args.size, seed=args.seed, n_jobs=args.n_jobs, **options)
     except AudioclustError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

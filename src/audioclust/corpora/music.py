@@ -4,7 +4,9 @@ A style is an arrangement: the General MIDI instruments of the melody, the chord
 a drum pattern, the metre, a tempo range, the mode and the chord progressions it uses. Every
 piece draws from the seed its tempo inside the style's range, its progression, its melody, its
 velocities and its level; its key (one of the 12 tonics) is planned so that each style plays
-every key equally often. A piece is cut from its start, like a clip taken from a recording, and
+every key equally often. With ``band=True`` every style is played by one band (piano melody
+and chords, acoustic bass, the style's drums), so that only rhythm, tempo, metre, mode and
+harmony tell the styles apart, not the instruments. A piece is cut from its start, like a clip taken from a recording, and
 faded out over its last second. Reverb and chorus are FluidSynth's defaults. Label sets:
 ``style`` (the folder), ``key`` (the tonic's pitch class; each style keeps its mode),
 ``tempo`` (beats per minute, rounded). Files: ``bossa/bossa_Fs_07.wav`` (``s`` for a sharp).
@@ -142,17 +144,21 @@ SIZES: dict[str, tuple[tuple[str, ...], int, float]] = {
     "bench": (tuple(STYLES), 48, 15.0),
 }
 
+#: The programs of ``band=True``: piano melody and chords, acoustic bass.
+BAND = {"melody": 0, "comp": 0, "bass": 32}
+
 #: Centre notes (MIDI) of the melody, the chords and the bass.
 MELODY_NOTE, COMP_NOTE, BASS_NOTE = 72, 60, 40
 
 
-def plan(size: str, *, seed: int = 0, soundfont: Path = SOUNDFONT) -> list[Clip]:
+def plan(size: str, *, seed: int = 0, band: bool = False, soundfont: Path = SOUNDFONT) -> list[Clip]:
     """The pieces of ``size``: per style, ``n`` pieces whose keys run through the 12 tonics from a random start.
 
     Parameters
     ----------
     size : ``tiny``, ``small`` or ``bench`` (:data:`SIZES`).
     seed : draws each piece's key offset, tempo, progression, melody, velocities and level.
+    band : every style played by the same instruments (:data:`BAND`).
     soundfont : the ``.sf2`` file rendered from.
     """
     check_size(size)
@@ -171,11 +177,11 @@ def plan(size: str, *, seed: int = 0, soundfont: Path = SOUNDFONT) -> list[Clip]
                 labels={"style": name, "key": key, "tempo": str(round(tempo))},
                 params={"version": VERSION, "style": name, "tonic": tonic, "tempo": tempo, "seconds": seconds,
                         "seed": int(rng.integers(2**31)), "level": round(float(rng.uniform(0.3, 0.8)), 3),
-                        "gain": GAIN, "soundfont": str(soundfont)}))
+                        "band": band, "gain": GAIN, "soundfont": str(soundfont)}))
     return clips
 
 
-def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int = -1,
+def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int = -1, band: bool = False,
              soundfont: str | Path = SOUNDFONT) -> Summary:
     """Render the pieces of ``size`` into ``dest/<style>/`` and the label CSVs beside it.
 
@@ -185,6 +191,7 @@ def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int
     size : ``tiny`` (6 pieces of 4 s), ``small`` (96 of 8 s) or ``bench`` (384 of 15 s).
     seed : draws the pieces.
     n_jobs : FluidSynth processes at a time (-1: every core).
+    band : every style played by the same instruments (:data:`BAND`).
     soundfont : the General MIDI ``.sf2`` file.
 
     Raises
@@ -199,8 +206,8 @@ def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int
     if not soundfont.is_file():
         raise DatasetError(f"soundfont {soundfont} not found: install it with `apt-get install fluid-soundfont-gm` "
                            "or pass another General MIDI .sf2 file")
-    return write_corpus(dest, kind="music", clips=plan(size, seed=seed, soundfont=soundfont), render=render,
-                        n_jobs=n_jobs)
+    return write_corpus(dest, kind="music", clips=plan(size, seed=seed, band=band, soundfont=soundfont),
+                        render=render, n_jobs=n_jobs)
 
 
 def render(clip: Clip) -> np.ndarray:
@@ -216,7 +223,7 @@ def render(clip: Clip) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="audioclust-fluidsynth-") as tmp:
         mid, wav = Path(tmp, "piece.mid"), Path(tmp, "piece.wav")
         mid.write_bytes(piece_file(STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"], seconds=p["seconds"],
-                                   rng=np.random.default_rng(p["seed"])))
+                                   rng=np.random.default_rng(p["seed"]), band=p["band"]))
         command = ["fluidsynth", "-n", "-i", "-q", "-F", str(wav), "-r", str(SR), "-g", str(p["gain"]),
                    "-o", "audio.file.type=wav", "-o", "audio.file.format=float", p["soundfont"], str(mid)]
         run_tool(command, what=clip.rel, package="fluidsynth", timeout=TIMEOUT_S)
@@ -233,8 +240,10 @@ def render(clip: Clip) -> np.ndarray:
     return y * np.float32(p["level"] / peak)
 
 
-def piece_file(style: Style, *, tonic: int, tempo: float, seconds: float, rng: np.random.Generator) -> bytes:
-    """The MIDI file of one piece: enough bars of ``style`` in ``tonic`` at ``tempo`` to fill ``seconds``.
+def piece_file(style: Style, *, tonic: int, tempo: float, seconds: float, rng: np.random.Generator,
+               band: bool = False) -> bytes:
+    """The MIDI file of one piece: enough bars of ``style`` in ``tonic`` at ``tempo`` to fill ``seconds``, played
+    by the style's instruments or, with ``band``, by :data:`BAND`.
 
     Channel 1 plays the melody, 2 the chords, 3 the bass and 10 the drums. Velocities vary by ±8 around each
     part's level; the melody walks the scale by steps and leaps of a third, landing on a chord tone at each bar.
@@ -270,6 +279,9 @@ def piece_file(style: Style, *, tonic: int, tempo: float, seconds: float, rng: n
     melody_program, rhythms = style.melody
     comp_program, hits = style.comp
     bass_program, line = style.bass
+    if band:
+        comp_program, bass_program = BAND["comp"], BAND["bass"]
+        melody_program = None if melody_program is None else BAND["melody"]
     programs = [(1, comp_program), (2, bass_program)] + ([(0, melody_program)] if melody_program is not None else [])
     events.extend((0, bytes([0xC0 | channel, program])) for channel, program in programs)
     position = 0  # the melody's scale step above the tonic
