@@ -506,6 +506,37 @@ def test_among_equally_stable_models_the_partition_the_others_share_picks():
     assert two.loc[structures.picked_model(two, "silhouette", partitions), "id"].tolist() == [spectrogram]
 
 
+def test_at_k_auto_the_structure_most_models_see_picks_not_the_most_stable_model():
+    frame = _models([("mel", 10, 0.60, 0.02, 0.2), ("mfcc", 10, 0.45, 0.02, 0.9), ("spectrogram", 10, 0.44, 0.02, 0.8),
+                     ("aisfx", 10, 0.43, 0.02, 0.9)])
+    frame = frame.assign(view=frame["feature"] + ".dcec_z10.npy", stability=float("nan"))
+    mel, mfcc, spectrogram, aisfx = (f"{f}.dcec_z10.npy.dcec" for f in ("mel", "mfcc", "spectrogram", "aisfx"))
+    groups = np.repeat([0, 1, 2], 20)
+    moved, other = groups.copy(), groups.copy()
+    moved[[0, 20]] = [1, 2]
+    other[[39, 59]] = [0, 1]
+    # mel splits the files in two, the most stable partition; the other three share three groups
+    partitions = {i.removesuffix("dcec") + "ae_kmeans": p for i, p in
+                  ((mel, np.arange(60) % 2), (mfcc, groups), (spectrogram, moved), (aisfx, other))}
+    partitions |= {i.removesuffix("ae_kmeans") + "dcec": p for i, p in list(partitions.items())}
+    # each model's own k (cluster.k: auto): the representative of the three models that agree, the most central
+    # (the spectrogram and aisfx each moved two other files from mfcc's groups)
+    structures.mark_autoencoder_choices(frame, "silhouette", None, partitions)
+    assert frame.loc[frame["pick"], "id"].tolist() == [mfcc]
+    assert ac_results.choose_result(frame.assign(k_source="auto"), "silhouette") == (
+        mfcc, "label-free pick: the structure most models' selected rows agree on (k estimated per model)")
+    # the labels play no part
+    again = frame.assign(nmi=frame["nmi"][::-1].to_numpy())
+    structures.mark_autoencoder_choices(again, "silhouette", None, partitions)
+    assert again["pick"].equals(frame["pick"])
+    # with k given the gains compare: the most stable model, mel
+    structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions)
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
+    # without the partitions the stability rule is all there is
+    structures.mark_autoencoder_choices(frame, "silhouette", None, None)
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
+
+
 def test_without_a_stability_gain_nothing_is_picked_and_the_criterion_decides():
     frame = _models([("mel", 10, float("nan"), 0.02, 0.6), ("mfcc", 32, float("nan"), 0.01, 0.7)])
     selection.mark_selected(frame, "silhouette", among=selection.chosen_latents(frame))

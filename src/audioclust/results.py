@@ -272,6 +272,8 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
             total = pd.to_numeric(ok["structure"], errors="coerce").max()
             others = "; the others are alternatives, see structures.csv" if total > 1 else ""
             return pick, f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
+        if "k_source" in picked.columns and picked["k_source"].iloc[0] == "auto":   # stage 05 at k: auto
+            return pick, "label-free pick: the structure most models' selected rows agree on (k estimated per model)"
         if "latent_stability" in picked.columns:   # stage 05: the most stable model, and the next feature's gain
             gains = pd.to_numeric(ok["latent_stability"], errors="coerce")
             rivals = gains[true_flags(ok, "selected") & (ok["id"] != pick)]

@@ -223,14 +223,39 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
     return picked
 
 
+def picked_structure(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray],
+                     threshold: float = 0.3) -> pd.Series:
+    """Stage 05's label-free pick when each model estimated its own k: a mask with the representative of the
+    structure most ``selected`` rows agree on (:func:`find_structures`, as stage 04 picks; ties by ``criterion``).
+
+    Stability gains at different k are not on one scale (a split in two is often a model's most stable
+    partition), so across models of their own k the agreement between their partitions chooses, not the gain.
+    All False when no selected row has a partition.
+    """
+    picked = pd.Series(False, index=results.index)
+    selected = results[results["selected"].astype(bool) & results["id"].isin(partitions)]
+    ids = selected["id"].tolist()
+    structures = find_structures(ids, [partitions[i] for i in ids],
+                                 oriented(pd.to_numeric(selected[criterion], errors="coerce"), criterion).tolist(),
+                                 threshold)
+    if structures:
+        picked[results["id"] == structures[0].representative] = True
+    return picked
+
+
 def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | None,
-                             partitions: dict[str, np.ndarray] | None) -> None:
+                             partitions: dict[str, np.ndarray] | None, threshold: float = 0.3) -> None:
     """Stage 05's label-free choices on its rows, in place: ``latent_chosen`` (:func:`chosen_latents`), ``eligible``
-    and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`) and ``pick``
-    (:func:`picked_model`). ``k``: ``cluster.k`` when given, else None; ``partitions``: cluster labels by row id."""
+    and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`) and ``pick``:
+    with ``k`` given, the most stable model (:func:`picked_model`); with k estimated per model (``k`` None) and
+    the partitions at hand, the structure most models see (:func:`picked_structure`, its agreement ``threshold``:
+    ``cluster.structure_agreement``). ``partitions``: cluster labels by row id."""
     results["latent_chosen"] = chosen_latents(results)
     mark_selected(results, criterion, k, among=results["latent_chosen"] & selectable_clusterings(results))
-    results["pick"] = picked_model(results, criterion, partitions)
+    if k is None and partitions is not None:
+        results["pick"] = picked_structure(results, criterion, partitions, threshold)
+    else:
+        results["pick"] = picked_model(results, criterion, partitions)
 
 
 def describe(feature: str) -> str:

@@ -37,9 +37,12 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
    (:func:`audioclust.clustering.selection.chosen_latents`; ``latent_chosen``), and ``selected`` marks its
    row with the better ``cluster.criterion`` of K-Means and DCEC, or its spectral row when that partitions the
    embedding more stably than K-Means by over 0.02 (:func:`audioclust.clustering.selection.selectable_clusterings`;
-   labels unused). ``pick`` marks the one selected row, across features, whose model is the most stable
-   (equally stable ones: the partition the other features' rows agree with most;
-   :func:`audioclust.clustering.structures.picked_model`): what the report and a user without labels get.
+   labels unused). ``pick`` marks the one selected row, across features, that the report and a user without
+   labels get. With ``cluster.k`` given it is the most stable model's (equally stable ones: the partition the
+   other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`). At ``k: auto``,
+   where each model estimates its own k and gains at different k do not compare, it is the representative of the
+   structure most selected rows agree on (``cluster.structure_agreement``, as stage 04 picks;
+   :func:`audioclust.clustering.structures.picked_structure`).
 
 Outputs in ``results/<name>/autoencoder/``:
 
@@ -367,7 +370,7 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     tables = []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
-        mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed])
+        mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed], cfg.cluster.structure_agreement)
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
