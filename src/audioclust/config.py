@@ -414,7 +414,7 @@ class AutoencoderConfig:
             "mfcc (CMVN) the course over time, spectrogram (dB re peak) the harmonics of pitched sounds; a "
             "model of embeddings.models trains DEC's fully connected autoencoder on its embedding view (a "
             "pretrained model's timbre or voice), and embeddings stands for every model that was embedded; "
-            "the most stable model is the pick")
+            "the most stable model is the pick (at k: auto the structure most models see)")
     embedding_architecture: EmbeddingArchitecture = _f(
         "mlp",
         doc="autoencoder of an embedding view: mlp (DEC's, from random weights) | mlp_pca (DEC's beside a linear "
