@@ -9,19 +9,13 @@ of the size. A note is held 0.9–1.4 s (drawn per note from the seed), then rel
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from audioclust.core.errors import DatasetError
-from audioclust.corpora import SR, Clip, Summary, check_size, clip_rng, require_tool, run_tool, write_corpus
-from audioclust.corpora.midi import TICKS_PER_QUARTER, midi_file
-
-#: The General MIDI soundfont of the Debian package ``fluid-soundfont-gm``.
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+from audioclust.corpora import Clip, Summary, check_size, clip_rng, write_corpus
+from audioclust.corpora.midi import SOUNDFONT, TICKS_PER_QUARTER, checked_soundfont, midi_file, render_midi
 
 #: Bumped when the rendering changes, so a re-run renders every file again.
 VERSION = 1
@@ -125,17 +119,13 @@ def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int
         ``dest`` is somebody else's folder, or FluidSynth fails.
     """
     check_size(size)
-    require_tool("fluidsynth", package="fluidsynth")
-    soundfont = Path(soundfont)
-    if not soundfont.is_file():
-        raise DatasetError(f"soundfont {soundfont} not found: install it with `apt-get install fluid-soundfont-gm` "
-                           "or pass another General MIDI .sf2 file")
+    soundfont = checked_soundfont(soundfont)
     return write_corpus(dest, kind="instruments", clips=plan(size, seed=seed, soundfont=soundfont), render=render,
                         n_jobs=n_jobs)
 
 
 def render(clip: Clip) -> np.ndarray:
-    """Render one note with the ``fluidsynth`` command: mono float32 at :data:`SR`, ``hold + release`` seconds long.
+    """Render one note with FluidSynth: mono float32 at :data:`SR`, ``hold + release`` seconds long.
 
     Raises
     ------
@@ -143,21 +133,10 @@ def render(clip: Clip) -> np.ndarray:
         FluidSynth is missing, fails or runs longer than :data:`TIMEOUT_S`.
     """
     p = clip.params
-    with tempfile.TemporaryDirectory(prefix="audioclust-fluidsynth-") as tmp:
-        mid, wav = Path(tmp, "note.mid"), Path(tmp, "note.wav")
-        mid.write_bytes(midi_note_file(program=p["program"], note=p["note"], velocity=p["velocity"],
-                                       hold=p["hold"], tail=p["release"]))
-        command = ["fluidsynth", "-n", "-i", "-q", "-F", str(wav), "-r", str(SR), "-g", str(p["gain"]),
-                   "-o", "audio.file.type=wav", "-o", "audio.file.format=float", p["soundfont"], str(mid)]
-        run_tool(command, what=clip.rel, package="fluidsynth", timeout=TIMEOUT_S)
-        y, sr = sf.read(wav, dtype="float32", always_2d=True)
-    if sr != SR:
-        raise DatasetError(f"fluidsynth wrote {clip.rel} at {sr} Hz instead of {SR} Hz")
-    n = round((p["hold"] + p["release"]) * SR)
-    y = np.pad(y.mean(axis=1), (0, max(0, n - len(y))))[:n]
-    fade = round(0.05 * SR)
-    y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    return y
+    midi = midi_note_file(program=p["program"], note=p["note"], velocity=p["velocity"], hold=p["hold"],
+                          tail=p["release"])
+    return render_midi(midi, soundfont=p["soundfont"], gain=p["gain"], seconds=p["hold"] + p["release"], fade=0.05,
+                       what=clip.rel, timeout=TIMEOUT_S)
 
 
 def midi_note_file(*, program: int, note: int, velocity: int, hold: float, tail: float) -> bytes:

@@ -14,17 +14,15 @@ faded out over its last second. Reverb and chorus are FluidSynth's defaults. Lab
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from audioclust.core.errors import DatasetError
-from audioclust.corpora import SR, Clip, Summary, check_size, clip_rng, require_tool, run_tool, write_corpus
-from audioclust.corpora.instruments import PITCH_CLASSES, SOUNDFONT
-from audioclust.corpora.midi import TICKS_PER_QUARTER, midi_file
+from audioclust.corpora import Clip, Summary, check_size, clip_rng, write_corpus
+from audioclust.corpora.instruments import PITCH_CLASSES
+from audioclust.corpora.midi import SOUNDFONT, TICKS_PER_QUARTER, checked_soundfont, midi_file, render_midi
 
 #: Bumped when the rendering changes, so a re-run renders every file again.
 VERSION = 1
@@ -201,39 +199,24 @@ def generate(dest: str | Path, *, size: str = "tiny", seed: int = 0, n_jobs: int
         ``dest`` is somebody else's folder, or FluidSynth fails.
     """
     check_size(size)
-    require_tool("fluidsynth", package="fluidsynth")
-    soundfont = Path(soundfont)
-    if not soundfont.is_file():
-        raise DatasetError(f"soundfont {soundfont} not found: install it with `apt-get install fluid-soundfont-gm` "
-                           "or pass another General MIDI .sf2 file")
+    soundfont = checked_soundfont(soundfont)
     return write_corpus(dest, kind="music", clips=plan(size, seed=seed, band=band, soundfont=soundfont),
                         render=render, n_jobs=n_jobs)
 
 
 def render(clip: Clip) -> np.ndarray:
-    """Render one piece with the ``fluidsynth`` command: mono float32 at :data:`SR`, ``seconds`` long, peak at
-    ``level``.
+    """Render one piece with FluidSynth: mono float32 at :data:`SR`, ``seconds`` long, peak at ``level``.
 
     Raises
     ------
     DatasetError
-        FluidSynth is missing, fails or runs longer than :data:`TIMEOUT_S`.
+        FluidSynth is missing, fails, runs longer than :data:`TIMEOUT_S` or renders silence.
     """
     p = clip.params
-    with tempfile.TemporaryDirectory(prefix="audioclust-fluidsynth-") as tmp:
-        mid, wav = Path(tmp, "piece.mid"), Path(tmp, "piece.wav")
-        mid.write_bytes(piece_file(STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"], seconds=p["seconds"],
-                                   rng=np.random.default_rng(p["seed"]), band=p["band"]))
-        command = ["fluidsynth", "-n", "-i", "-q", "-F", str(wav), "-r", str(SR), "-g", str(p["gain"]),
-                   "-o", "audio.file.type=wav", "-o", "audio.file.format=float", p["soundfont"], str(mid)]
-        run_tool(command, what=clip.rel, package="fluidsynth", timeout=TIMEOUT_S)
-        y, sr = sf.read(wav, dtype="float32", always_2d=True)
-    if sr != SR:
-        raise DatasetError(f"fluidsynth wrote {clip.rel} at {sr} Hz instead of {SR} Hz")
-    n = round(p["seconds"] * SR)
-    y = np.pad(y.mean(axis=1), (0, max(0, n - len(y))))[:n]
-    fade = round(FADE_S * SR)
-    y[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    midi = piece_file(STYLES[p["style"]], tonic=p["tonic"], tempo=p["tempo"], seconds=p["seconds"],
+                      rng=np.random.default_rng(p["seed"]), band=p["band"])
+    y = render_midi(midi, soundfont=p["soundfont"], gain=p["gain"], seconds=p["seconds"], fade=FADE_S, what=clip.rel,
+                    timeout=TIMEOUT_S)
     peak = float(np.abs(y).max())
     if peak == 0:
         raise DatasetError(f"fluidsynth rendered {clip.rel} silent")
