@@ -42,6 +42,11 @@ STRUCTURE_COLUMNS: list[str] = ["structure", "pick", "n_features", "features", "
                                 "representative", "view", "algorithm", "n_clusters", "nmi", "acc"]
 
 
+#: Adjusted mutual information from which two partitions count as one structure (``cluster.structure_agreement``'s
+#: default; the functions below take it when no threshold is given).
+STRUCTURE_AGREEMENT = 0.3
+
+
 @dataclass(frozen=True)
 class Structure:
     """One group of rows whose partitions agree.
@@ -93,7 +98,7 @@ def agreement_matrix(partitions: list[np.ndarray], max_samples: int = AGREEMENT_
 
 
 def find_structures(ids: list[str], partitions: list[np.ndarray], scores: list[float],
-                    threshold: float = 0.3) -> list[Structure]:
+                    threshold: float = STRUCTURE_AGREEMENT) -> list[Structure]:
     """Group the rows by agreement and rank the groups (see the module's text).
 
     Parameters
@@ -132,7 +137,8 @@ def find_structures(ids: list[str], partitions: list[np.ndarray], scores: list[f
 
 
 def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
-                    threshold: float = 0.3, pick: str = "structures", focus: list[str] | tuple = ()) -> pd.DataFrame:
+                    threshold: float = STRUCTURE_AGREEMENT, pick: str = "structures",
+                    focus: list[str] | tuple = ()) -> pd.DataFrame:
     """Find the structures among the ``selected`` rows; mark ``structure`` and ``pick`` in ``results``.
 
     Parameters
@@ -224,7 +230,7 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
 
 
 def picked_structure(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray],
-                     threshold: float = 0.3) -> pd.Series:
+                     threshold: float = STRUCTURE_AGREEMENT) -> pd.Series:
     """Stage 05's label-free pick when each model estimated its own k: a mask with the representative of the
     structure most ``selected`` rows agree on (:func:`find_structures`, as stage 04 picks; ties by ``criterion``).
 
@@ -244,7 +250,7 @@ def picked_structure(results: pd.DataFrame, criterion: str, partitions: dict[str
 
 
 def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | None,
-                             partitions: dict[str, np.ndarray] | None, threshold: float = 0.3) -> None:
+                             partitions: dict[str, np.ndarray] | None, threshold: float = STRUCTURE_AGREEMENT) -> None:
     """Stage 05's label-free choices on its rows, in place: ``latent_chosen`` (:func:`chosen_latents`), ``eligible``
     and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`) and ``pick``:
     with ``k`` given, the most stable model (:func:`picked_model`); with k estimated per model (``k`` None) and

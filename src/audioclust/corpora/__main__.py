@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(see the audioclust.corpora docstring).")
     parser.add_argument("kind", choices=list(GENERATORS), help="which corpus")
     parser.add_argument("dest", help="the corpus folder: new, or one this generator wrote")
-    parser.add_argument("--size", choices=SIZES, default="tiny", help="tiny (tests), small (~100-150), bench (~400-600)")
+    parser.add_argument("--size", choices=SIZES, default="tiny",
+                        help="tiny (tests), small (~100-150), bench (~400-600)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus")
     parser.add_argument("--band", action="store_true",
                         help="music only: every style played by one band (piano, bass, the style's drums)")

@@ -6,8 +6,8 @@ piece draws from the seed its tempo inside the style's range, its progression, i
 velocities and its level; its key (one of the 12 tonics) is planned so that each style plays
 every key equally often. With ``band=True`` every style is played by one band (piano melody
 and chords, acoustic bass, the style's drums), so that only rhythm, tempo, metre, mode and
-harmony tell the styles apart, not the instruments. A piece is cut from its start, like a clip taken from a recording, and
-faded out over its last second. Reverb and chorus are FluidSynth's defaults. Label sets:
+harmony tell the styles apart, not the instruments. A piece is cut from its start, like a clip
+taken from a recording, and faded out over its last second. Reverb and chorus are FluidSynth's defaults. Label sets:
 ``style`` (the folder), ``key`` (the tonic's pitch class; each style keeps its mode),
 ``tempo`` (beats per minute, rounded). Files: ``bossa/bossa_Fs_07.wav`` (``s`` for a sharp).
 """
@@ -61,8 +61,7 @@ class Style:
     sevenths : chords of four notes instead of triads.
     progressions : chord progressions as 0-based scale degrees, a chord per bar.
     melody : (General MIDI program, 0-based, or None for no melody; the bars' rhythms in beats, each filling a bar).
-    comp : (program, chord hits as (beat, beats held) per bar; empty for an arpeggio in eighths, ``power`` for a
-        root-fifth-octave chord).
+    comp : (program, chord hits as (beat, beats held) per bar; empty for an arpeggio in eighths).
     bass : (program, notes as (beat, beats held, chord tone) per bar).
     drums : (beat, drum note) per bar; empty for none.
     swing : where an off-beat eighth falls inside its beat (0.5 straight, 2/3 swung).
