@@ -108,6 +108,13 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     assert saved["n_clusters"].tolist() == [7, 7]
     assert saved.loc[saved["stage"] == "ae_kmeans", "dcec_iterations"].isna().all()
     assert saved["selected"].sum() == 1
+    # one model: one structure, the pick's, represented by the picked row, in the stage's summary once
+    assert pd.read_csv(out / "structures.csv")[["structure", "pick", "n_features", "representative"]].values.tolist() \
+        == [[1, True, 1, saved.loc[saved["pick"], "id"].iloc[0]]]
+    assert saved.loc[saved["selected"], "structure"].tolist() == [1]
+    assert saved.loc[~saved["selected"], "structure"].isna().all()
+    assert (out / "summary.md").read_text().count("## Autoencoder structures") == 1
+    assert "tab:autoencoder-structures-demo" in (out / "summary.tex").read_text()
 
     # every ok file is labelled, in features.csv order; the scores are those of these labels
     features = pd.read_csv(demo.features_csv, dtype={"stem": str, "label": str})
@@ -165,6 +172,29 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     run_stage("cluster", cluster_cfg, demo)
     _check_summary_with_autoencoder_rows(demo, saved)
     assert (out / "summary.md").read_text().count("## Autoencoder embeddings") == 1
+    assert (out / "summary.md").read_text().count("## Autoencoder structures") == 1
+
+
+def test_report_of_stage_05_shows_its_structures_and_alternatives(demo):
+    cfg = config(demo, **{"report.source": "autoencoder", "report.projection": "pca"})
+    autoencoder.run(cfg, demo)
+    out = demo.results / "autoencoder"
+    rows = pd.read_csv(out / "results.csv")
+    picked, other = rows.loc[rows["pick"], "id"].iloc[0], rows.loc[~rows["pick"], "id"].iloc[0]
+    # a second structure, represented by the model's other row (the demo's one feature finds one)
+    table = pd.read_csv(out / "structures.csv")
+    second = table.iloc[0].copy()
+    second.update({"structure": 2, "pick": False, "representative": other})
+    pd.concat([table, second.to_frame().T]).to_csv(out / "structures.csv", index=False)
+    run_stage("report", cfg, demo)
+    page = (demo.results / "report" / "index.html").read_text(encoding="utf-8")
+    assert "autoencoder/structures.csv" in page and "The files group in 2 distinct ways" in page
+    assert "each autoencoder model's label-free row captures one" in page and "the most stable model" in page
+    data = json.loads(page.split('<script type="application/json" id="map-data">')[1].split("</script>")[0])
+    (alt,) = data["alternatives"]
+    labels = pd.read_csv(out / "labels.csv", dtype={"stem": str, "label": str})
+    assert alt["key"] == "structure-2" and alt["cluster"] == labels[other].astype(int).tolist()
+    assert data["cluster"] == labels[picked].astype(int).tolist()
 
 
 def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame) -> None:
@@ -175,6 +205,7 @@ def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame
     ae_best = saved.loc[saved["nmi"].idxmax()]
     assert f"| mel | dcec autoencoder z=4 (Arrays) | {ae_best['algorithm']} | 7 | {ae_best['nmi']:.3f} |" in table
     assert md.count("## Autoencoder embeddings") == 1
+    assert md.count("## Structures") == md.count("## Autoencoder structures") == 1   # stage 04's, then stage 05's
     assert "| Feature | Embedding | NMI | ACC |" in md
     for _, row in saved.iterrows():
         name = "K-Means" if row["stage"] == "ae_kmeans" else "DCEC"
@@ -182,9 +213,9 @@ def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame
     csv = pd.read_csv(summary / "summary.csv")
     assert list(csv["Type"]) == ["stats (Arrays)"] * 2 + ["dcec autoencoder z=4 (Arrays)"] * 2
     tex = (summary / "summary.tex").read_text()
-    # the main table, stage 04's structures and the autoencoder's own section
-    assert tex.count(r"\begin{table}") == 3 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
-    assert "tab:structures-" in tex
+    # the main table, stage 04's structures, the autoencoder's own section and its structures
+    assert tex.count(r"\begin{table}") == 4 and "dcec autoencoder z=4 (Arrays) + DCEC" in tex
+    assert "tab:structures-" in tex and "tab:autoencoder-structures-" in tex
     assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
 
 
@@ -429,7 +460,8 @@ def _models(specs) -> pd.DataFrame:
     """Two rows (K-Means, DCEC) per (feature, latent size, stability gain, validation loss, NMI)."""
     return pd.DataFrame([
         {"id": f"{f}.dcec_z{z}.npy.{stage}", "feature": f, "latent_dim": z, "stage": stage, "status": "ok",
-         "latent_stability": s, "val_loss": v, "nmi": nmi, "silhouette": 0.1 * z + (stage == "dcec"), "n_clusters": 3}
+         "latent_stability": s, "val_loss": v, "nmi": nmi, "acc": nmi, "silhouette": 0.1 * z + (stage == "dcec"),
+         "n_clusters": 3, "view": f"{f}.dcec_z{z}.npy", "algorithm": stage.removeprefix("ae_")}
         for f, z, s, v, nmi in specs for stage in ("ae_kmeans", "dcec")])
 
 
@@ -521,20 +553,34 @@ def test_at_k_auto_the_structure_most_models_see_picks_not_the_most_stable_model
     partitions |= {i.removesuffix("ae_kmeans") + "dcec": p for i, p in list(partitions.items())}
     # each model's own k (cluster.k: auto): the representative of the three models that agree, the most central
     # (the spectrogram and aisfx each moved two other files from mfcc's groups)
-    structures.mark_autoencoder_choices(frame, "silhouette", None, partitions)
+    table = structures.mark_autoencoder_choices(frame, "silhouette", None, partitions)
     assert frame.loc[frame["pick"], "id"].tolist() == [mfcc]
     assert ac_results.choose_result(frame.assign(k_source="auto"), "silhouette") == (
-        mfcc, "label-free pick: the structure most models' selected rows agree on (k estimated per model)")
+        mfcc, "label-free pick: the structure most models' selected rows agree on (k estimated per model); the "
+              "others are alternatives, see structures.csv")
+    # the structures as stage 04 reports them: the three that agree, and mel's split alone, the alternative
+    assert table[["structure", "pick", "n_features", "representative"]].values.tolist() == [
+        [1, True, 3, mfcc], [2, False, 1, mel]]
+    assert table.loc[0, "features"] == "mfcc, spectrogram, aisfx"
+    assert frame.loc[frame["selected"], "structure"].tolist() == [2, 1, 1, 1]
     # the labels play no part
     again = frame.assign(nmi=frame["nmi"][::-1].to_numpy())
     structures.mark_autoencoder_choices(again, "silhouette", None, partitions)
     assert again["pick"].equals(frame["pick"])
-    # with k given the gains compare: the most stable model, mel
-    structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions)
+    # with k given the gains compare: the most stable model, mel; its structure is the pick, the three others'
+    # the alternative, represented by their medoid
+    table = structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions)
     assert frame.loc[frame["pick"], "id"].tolist() == [mel]
-    # without the partitions the stability rule is all there is
-    structures.mark_autoencoder_choices(frame, "silhouette", None, None)
-    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
+    assert table[["structure", "pick", "representative"]].values.tolist() == [[1, False, mfcc], [2, True, mel]]
+    # a picked row that is not its structure's medoid represents it: the report's alternatives are the others
+    frame.loc[frame["feature"] == "spectrogram", "latent_stability"] = 0.7
+    table = structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions)
+    assert table[["structure", "pick", "representative", "nmi"]].values.tolist() == [
+        [1, True, spectrogram, 0.8], [2, False, mel, 0.2]]
+    frame.loc[frame["feature"] == "spectrogram", "latent_stability"] = 0.44
+    # without the partitions the stability rule is all there is, and no structures
+    assert structures.mark_autoencoder_choices(frame, "silhouette", None, None).empty
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel] and frame["structure"].isna().all()
 
 
 def test_without_a_stability_gain_nothing_is_picked_and_the_criterion_decides():

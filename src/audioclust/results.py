@@ -113,7 +113,7 @@ CLUSTER_COLUMNS: list[str] = [
 #: stability gain, ``latent_stability`` its model's (the most stable clusterer's).
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
-    "stability", "latent_stability", "latent_chosen", "pick", "profile", "max_epochs", "epochs", "train_stopped_by",
+    "stability", "latent_stability", "latent_chosen", "structure", "pick", "profile", "max_epochs", "epochs", "train_stopped_by",
     "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     *_SIZE, "checkpoint", "seed",
 ]
@@ -267,20 +267,22 @@ def choose_result(results: pd.DataFrame, criterion: str = "silhouette",
     picked = ok[true_flags(ok, "pick")]
     if len(picked):
         pick = str(picked["id"].iloc[0])
-        if "structure" in picked.columns:   # stage 04: the first of the structures found
-            rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
-            total = pd.to_numeric(ok["structure"], errors="coerce").max()
-            others = "; the others are alternatives, see structures.csv" if total > 1 else ""
-            return pick, f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
-        if "k_source" in picked.columns and picked["k_source"].iloc[0] == "auto":   # stage 05 at k: auto
-            return pick, "label-free pick: the structure most models' selected rows agree on (k estimated per model)"
+        total = pd.to_numeric(ok["structure"], errors="coerce").max() if "structure" in ok.columns else np.nan
+        others = "; the others are alternatives, see structures.csv" if total > 1 else ""
+        if "k_source" in picked.columns and picked["k_source"].iloc[0] == "auto" \
+                and "latent_stability" in picked.columns:   # stage 05 at k: auto
+            return pick, ("label-free pick: the structure most models' selected rows agree on (k estimated per "
+                          f"model){others}")
         if "latent_stability" in picked.columns:   # stage 05: the most stable model, and the next feature's gain
             gains = pd.to_numeric(ok["latent_stability"], errors="coerce")
             rivals = gains[true_flags(ok, "selected") & (ok["id"] != pick)]
             runner_up = (f"; the next feature's, {ok.loc[rivals.idxmax(), 'id']}: {rivals.max():.3f}"
                          if rivals.notna().any() else "")
             return pick, (f"label-free pick: the most stable model (stability gain "
-                          f"{gains[picked.index[0]]:.3f}{runner_up})")
+                          f"{gains[picked.index[0]]:.3f}{runner_up}){others}")
+        if "structure" in picked.columns:   # stage 04: the first of the structures found
+            rank = pd.to_numeric(picked["structure"], errors="coerce").iloc[0]
+            return pick, f"label-free pick, structure {rank:.0f} of {total:.0f}{others}"
         return pick, "label-free pick (the row marked pick in results.csv)"
     selected = true_flags(ok, "selected") if "selected" in ok.columns else None
     pool, what = (ok[selected], "selected rows (one per feature)") if selected is not None and selected.any() \

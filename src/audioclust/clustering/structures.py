@@ -27,7 +27,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
-from audioclust.clustering.metrics import HIGHER_IS_BETTER, oriented
+from audioclust.clustering.metrics import oriented
 from audioclust.clustering.selection import (
     STABILITY_TIE,
     chosen_latents,
@@ -157,36 +157,50 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
     ``results["structure"]``: the rank of a selected row's structure, and ``results["pick"]``:
     True on the overall label-free row).
     """
-    sign = 1.0 if HIGHER_IS_BETTER[criterion] else -1.0
-    selected = results[results["selected"].astype(bool) & results["id"].isin(partitions)
-                       & (results["feature"].isin(focus) if len(focus) else True)]
+    among = results["feature"].isin(focus) if len(focus) else None
+    structures = selected_structures(results, partitions, criterion, threshold, among)
+    chosen_id = None
+    if structures and pick == "criterion":
+        taking = results["id"].isin([m for s in structures for m in s.members])
+        chosen_id = results.loc[oriented(results.loc[taking, criterion], criterion).idxmax(), "id"]
+    elif structures:
+        chosen_id = structures[0].representative
+    results["pick"] = results["id"] == chosen_id
+    return structure_table(results, structures, chosen_id)
+
+
+def selected_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
+                        threshold: float = STRUCTURE_AGREEMENT, among: pd.Series | None = None) -> list[Structure]:
+    """:func:`find_structures` of the ``selected`` rows that have a partition (and are in ``among``, a mask), their
+    ``criterion`` breaking ties."""
+    taking = results["selected"].astype(bool) & results["id"].isin(partitions)
+    if among is not None:
+        taking &= among
+    selected = results[taking]
     ids = selected["id"].tolist()
-    structures = find_structures(ids, [partitions[i] for i in ids],
-                                 (pd.to_numeric(selected[criterion], errors="coerce") * sign).tolist(), threshold)
+    return find_structures(ids, [partitions[i] for i in ids],
+                           oriented(selected[criterion], criterion).tolist(), threshold)
+
+
+def structure_table(results: pd.DataFrame, structures: list[Structure], pick: str | None = None) -> pd.DataFrame:
+    """The :data:`STRUCTURE_COLUMNS` table of ``structures``; sets ``results["structure"]``, the rank of each member
+    row's structure (NA elsewhere). The structure holding the row ``pick`` (an id) is marked ``pick`` and
+    represented by that row, the row a user gets; the others by their medoid."""
     results["structure"] = pd.array([pd.NA] * len(results), dtype="Int64")
-    results["pick"] = False
-    rows = []
     by_id = results.set_index("id")
+    rows = []
     for s in structures:
         results.loc[results["id"].isin(s.members), "structure"] = s.rank
-        rep = by_id.loc[s.representative]
+        picked = pick in s.members
+        representative = pick if picked else s.representative
+        rep = by_id.loc[representative]
         features = [by_id.loc[m, "feature"] for m in s.members]
-        rows.append({"structure": s.rank, "pick": False, "n_features": len(features), "features": ", ".join(features),
-                     "describes": "; ".join(dict.fromkeys(describe(f) for f in features)),
-                     "agreement": s.agreement, "representative": s.representative, "view": rep["view"],
+        rows.append({"structure": s.rank, "pick": picked, "n_features": len(features),
+                     "features": ", ".join(features), "describes": "; ".join(dict.fromkeys(describe(f) for f in features)),
+                     "agreement": s.agreement, "representative": representative, "view": rep["view"],
                      "algorithm": rep["algorithm"], "n_clusters": rep["n_clusters"], "nmi": rep["nmi"],
                      "acc": rep["acc"]})
-    table = pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
-    if structures:
-        if pick == "criterion":
-            chosen = (pd.to_numeric(selected[criterion], errors="coerce") * sign).idxmax()
-            chosen_id = results.loc[chosen, "id"]
-        else:
-            chosen_id = structures[0].representative
-        results.loc[results["id"] == chosen_id, "pick"] = True
-        rank = next(s.rank for s in structures if chosen_id in s.members)
-        table.loc[table["structure"] == rank, "pick"] = True
-    return table
+    return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
 
 
 def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None,
@@ -229,39 +243,31 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
     return picked
 
 
-def picked_structure(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray],
-                     threshold: float = STRUCTURE_AGREEMENT) -> pd.Series:
-    """Stage 05's label-free pick when each model estimated its own k: a mask with the representative of the
-    structure most ``selected`` rows agree on (:func:`find_structures`, as stage 04 picks; ties by ``criterion``).
-
-    Stability gains at different k are not on one scale (a split in two is often a model's most stable
-    partition), so across models of their own k the agreement between their partitions chooses, not the gain.
-    All False when no selected row has a partition.
-    """
-    picked = pd.Series(False, index=results.index)
-    selected = results[results["selected"].astype(bool) & results["id"].isin(partitions)]
-    ids = selected["id"].tolist()
-    structures = find_structures(ids, [partitions[i] for i in ids],
-                                 oriented(pd.to_numeric(selected[criterion], errors="coerce"), criterion).tolist(),
-                                 threshold)
-    if structures:
-        picked[results["id"] == structures[0].representative] = True
-    return picked
-
-
 def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | None,
-                             partitions: dict[str, np.ndarray] | None, threshold: float = STRUCTURE_AGREEMENT) -> None:
+                             partitions: dict[str, np.ndarray] | None,
+                             threshold: float = STRUCTURE_AGREEMENT) -> pd.DataFrame:
     """Stage 05's label-free choices on its rows, in place: ``latent_chosen`` (:func:`chosen_latents`), ``eligible``
-    and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`) and ``pick``:
-    with ``k`` given, the most stable model (:func:`picked_model`); with k estimated per model (``k`` None) and
-    the partitions at hand, the structure most models see (:func:`picked_structure`, its agreement ``threshold``:
-    ``cluster.structure_agreement``). ``partitions``: cluster labels by row id."""
+    and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`), ``structure``
+    (the structures the selected rows form, as in stage 04: :func:`selected_structures` at ``threshold``,
+    ``cluster.structure_agreement``) and ``pick``: with ``k`` given, the most stable model
+    (:func:`picked_model`); with k estimated per model (``k`` None), the representative of the structure most
+    models see, since stability gains at different k are not on one scale (a split in two is often a model's most
+    stable partition). ``partitions``: cluster labels by row id; None: no structures, and the most stable model.
+
+    Returns
+    -------
+    The structures' table (:data:`STRUCTURE_COLUMNS`, ``pick`` on the picked row's structure); empty without
+    partitions.
+    """
     results["latent_chosen"] = chosen_latents(results)
     mark_selected(results, criterion, k, among=results["latent_chosen"] & selectable_clusterings(results))
-    if k is None and partitions is not None:
-        results["pick"] = picked_structure(results, criterion, partitions, threshold)
+    structures = [] if partitions is None else selected_structures(results, partitions, criterion, threshold)
+    if k is None and structures:
+        results["pick"] = results["id"] == structures[0].representative
     else:
         results["pick"] = picked_model(results, criterion, partitions)
+    chosen = results.loc[results["pick"], "id"]
+    return structure_table(results, structures, chosen.iloc[0] if len(chosen) else None)
 
 
 def describe(feature: str) -> str:

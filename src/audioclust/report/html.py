@@ -242,6 +242,15 @@ def _clusters_context(report: Any, result: Result, X: np.ndarray, table: pd.Data
             "links": [(int(c), explore.cluster_name(int(c))) for c in clusters["cluster"]], "clusters": entries}
 
 
+#: how the Structures section names each stage's members and its pick
+STRUCTURE_WORDS: dict[str, dict[str, str]] = {
+    "clustering": {"member": "feature", "pick": "the most central row of the structure most features see"},
+    "autoencoder": {"member": "autoencoder model",
+                    "pick": "the row of the most stable model (with k estimated per model: the most central row of "
+                            "the structure most models see)"},
+}
+
+
 def _map_data(result: Result, table: pd.DataFrame, structures: pd.DataFrame | None,
               alternatives: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
     """The data behind the sound map (columns of equal length), written as JSON by the template.
@@ -301,7 +310,7 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
     grouping : the comparison with the external grouping (its ``summary`` or ``error``); None: no section.
     full : the whole result when ``result`` and ``table`` hold a sample of its files
         (:func:`~audioclust.represent.projection.sample_positions`); None: ``result``.
-    structures : stage 04's ``structures.csv``; None: no Structures section.
+    structures : the ``structures.csv`` of the result's stage; None: no Structures section.
     alternatives : each other structure's representative, by id: its ``cluster``, ``x`` and ``y`` (rows as
         ``result.files``; the layout is the projection of the matrix it clustered).
 
@@ -322,8 +331,9 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
                      "seed": seed, "seconds": report.audio_seconds, "n_audio": int((table["audio"] != "").sum()),
                      "data": _map_data(result, table, structures, alternatives or {})},
         "structures": None if structures is None else {
-            "table": _table(structure_table(structures), caption="clustering/structures.csv"),
-            "n": len(structures), "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any())},
+            "table": _table(structure_table(structures), caption=f"{result.source}/structures.csv"),
+            "n": len(structures), "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any()),
+            **STRUCTURE_WORDS[result.source]},
         "clusters": _clusters_context(report, result, X, table, full),
         "tables": _tables_context(paths), "figures": _figures_context(paths),
         "grouping": _grouping_context(grouping, report_folder(paths)),

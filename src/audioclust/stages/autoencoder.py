@@ -39,18 +39,21 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
    embedding more stably than K-Means by over 0.02 (:func:`audioclust.clustering.selection.selectable_clusterings`;
    labels unused). ``pick`` marks the one selected row, across features, that the report and a user without
    labels get. With ``cluster.k`` given it is the most stable model's (equally stable ones: the partition the
-   other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`). At ``k: auto``,
-   where each model estimates its own k and gains at different k do not compare, it is the representative of the
-   structure most selected rows agree on (``cluster.structure_agreement``, as stage 04 picks;
-   :func:`audioclust.clustering.structures.picked_structure`).
+   other features' rows agree with most; :func:`audioclust.clustering.structures.picked_model`). The selected
+   rows whose partitions agree form structures, as in stage 04 (``cluster.structure_agreement``;
+   :func:`audioclust.clustering.structures.mark_autoencoder_choices`): the pick's structure and the others, the
+   alternatives a user may have meant. At ``k: auto``, where each model estimates its own k and gains at
+   different k do not compare, the pick is the representative of the structure most selected rows agree on.
 
 Outputs in ``results/<name>/autoencoder/``:
 
 - ``results.csv``: one row per feature × latent size × stage (:data:`AUTOENCODER_COLUMNS`; the
   columns of stage 04's table plus ``architecture, latent_dim, stage, stability, latent_stability,
-  latent_chosen, pick, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
+  latent_chosen, structure, pick, profile, max_epochs, epochs, train_stopped_by, train_s, reused, recon_mse``
   (reconstruction MSE per pixel over every file), ``val_loss`` (best validation loss of
   pre-training), ``dcec_iterations, stopped_by``);
+- ``structures.csv``: one row per structure of the selected rows (stage 04's columns,
+  :data:`audioclust.clustering.structures.STRUCTURE_COLUMNS`; ``pick`` on the picked row's);
 - ``labels.csv``: ``stem, label`` and one column of cluster labels per row ``id``, in
   ``features.csv`` order (the layout of stage 04's ``labels.csv``);
 - ``embeddings/<view>/pretrained.npy`` and ``dcec.npy`` (n_files, latent_dim) float32 and
@@ -367,18 +370,20 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                 partitions[seed].update({row["id"]: made.labels[row["stage"]] for row in made.rows})
 
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    tables = []
+    tables, structures = [], []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
-        mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed], cfg.cluster.structure_agreement)
+        structures.append(mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed],
+                                                   cfg.cluster.structure_agreement).assign(seed=seed))
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
+    write_csv(out / "structures.csv", structures[0])
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(partitions[seeds[0]], index=frame.index)], axis=1))
     if selections:
         write_csv(out / "k_selection.csv", selection_table(selections))
-    write_replicates(out, tables, None, criterion)
+    write_replicates(out, tables, structures, criterion)
     write_summaries(paths, cfg.cluster.criterion, cfg.cluster.tune_criterion)
     if cfg.cluster.figures and results["latent_dim"].nunique() > 1:  # one small figure over every model: redrawn
         plots.save_figure(plots.latent_size_curve(results, names=STAGE_NAMES),

@@ -147,10 +147,10 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
 
 
 def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | None, dict[int, Result]]:
-    """Stage 04's ``structures.csv`` and, by structure, each other structure's representative as a
-    :class:`Result` of the same files (stage 05's results have no structures: None, {})."""
-    folder = paths.results / "clustering"
-    if result.source != "clustering" or not (folder / "structures.csv").is_file():
+    """The ``structures.csv`` of the stage the result comes from and, by structure, each other structure's
+    representative as a :class:`Result` of the same files (None, {} when that stage wrote none)."""
+    folder = paths.results / result.source
+    if not (folder / "structures.csv").is_file():
         return None, {}
     structures = pd.read_csv(folder / "structures.csv")
     if structures.empty:  # no feature had an eligible row
@@ -159,7 +159,7 @@ def _structures(paths: ProjectPaths, result: Result) -> tuple[pd.DataFrame | Non
               if str(rep) != result.id}
     if not others:
         return structures, {}
-    rows = read_results(paths).set_index("id")
+    rows = read_results(paths, result.source).set_index("id")
     labels = pd.read_csv(folder / "labels.csv", usecols=lambda c: c in set(others.values()))
     if len(labels) != len(result.files) or not set(others.values()) <= set(labels.columns) & set(rows.index):
         raise StageInputError(f"{paths.rel(folder / 'structures.csv')} does not match the rest of "
