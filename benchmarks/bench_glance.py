@@ -9,10 +9,10 @@ Usage::
 ROOT/NAME must hold a stage-04 run in experiment STAGE04_EXP and a stage-05 run in STAGE05_EXP, made at the same
 ``cluster.k`` (the commands are on the benchmarks page). Beside stage 05's pick, the best of its structures'
 representatives (the pick and the alternatives of ``structures.csv``, which the report offers; the labels choose which
-is best, so it measures what a user can find there, not what they get). ``stemN`` scores against the N-th ``_``-separated field of
-each file's stem instead of its label (FSDD: ``stem1``, the speaker). Every NMI is computed again from the runs'
-``labels.csv`` against that truth; the best row by the labels is taken among stage 04's eligible rows (those its
-label-free selection could choose). The labels only score.
+is best, so it measures what a user can find there, not what they get). ``stemN`` scores against the N-th
+``_``-separated field of each file's stem instead of its label (FSDD: ``stem1``, the speaker). Every NMI is computed
+again from the runs' ``labels.csv`` against that truth; the best row by the labels is taken among stage 04's eligible
+rows (those its label-free selection could choose). The labels only score.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ CLUSTER_COLUMNS: list[str] = [
 #: stability gain, ``latent_stability`` its model's (the most stable clusterer's).
 AUTOENCODER_COLUMNS: list[str] = [
     *_IDENTITY, "architecture", "latent_dim", "stage", "algorithm", *_CHOICE, *EXTERNAL, *INTERNAL,
-    "stability", "latent_stability", "latent_chosen", "structure", "pick", "profile", "max_epochs", "epochs", "train_stopped_by",
-    "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
+    "stability", "latent_stability", "latent_chosen", "structure", "pick", "profile", "max_epochs", "epochs",
+    "train_stopped_by", "train_s", "reused", "recon_mse", "val_loss", "dcec_iterations", "stopped_by", "runtime_s",
     *_SIZE, "checkpoint", "seed",
 ]
 

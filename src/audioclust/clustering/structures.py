@@ -195,11 +195,10 @@ def structure_table(results: pd.DataFrame, structures: list[Structure], pick: st
         representative = pick if picked else s.representative
         rep = by_id.loc[representative]
         features = [by_id.loc[m, "feature"] for m in s.members]
-        rows.append({"structure": s.rank, "pick": picked, "n_features": len(features),
-                     "features": ", ".join(features), "describes": "; ".join(dict.fromkeys(describe(f) for f in features)),
-                     "agreement": s.agreement, "representative": representative, "view": rep["view"],
-                     "algorithm": rep["algorithm"], "n_clusters": rep["n_clusters"], "nmi": rep["nmi"],
-                     "acc": rep["acc"]})
+        rows.append({"structure": s.rank, "pick": picked, "n_features": len(features), "features": ", ".join(features),
+                     "describes": "; ".join(dict.fromkeys(describe(f) for f in features)), "agreement": s.agreement,
+                     "representative": representative, "view": rep["view"], "algorithm": rep["algorithm"],
+                     "n_clusters": rep["n_clusters"], "nmi": rep["nmi"], "acc": rep["acc"]})
     return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
 
 
