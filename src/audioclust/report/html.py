@@ -33,7 +33,7 @@ from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report import names
-from audioclust.report.summary import structure_table
+from audioclust.report.summary import STRUCTURE_WORDS, structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import REPLICATES, RESULT_COLUMNS, Result
 
@@ -240,15 +240,6 @@ def _clusters_context(report: Any, result: Result, X: np.ndarray, table: pd.Data
                         "members": members})
     return {"result": result.id, "overview": _table(overview, caption="Size and label make-up", row_attrs=rows),
             "links": [(int(c), explore.cluster_name(int(c))) for c in clusters["cluster"]], "clusters": entries}
-
-
-#: how the Structures section names each stage's members and its pick
-STRUCTURE_WORDS: dict[str, dict[str, str]] = {
-    "clustering": {"member": "feature", "pick": "the most central row of the structure most features see"},
-    "autoencoder": {"member": "autoencoder model",
-                    "pick": "the row of the most stable model (with k estimated per model: the most central row of "
-                            "the structure most models see)"},
-}
 
 
 def _map_data(result: Result, table: pd.DataFrame, structures: pd.DataFrame | None,

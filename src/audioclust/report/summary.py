@@ -189,14 +189,14 @@ def write_summaries(paths: ProjectPaths, criterion: str, tune_criterion: str) ->
     if ae is not None:
         written += write_summary(ae, ae_csv.parent, criterion=ae_criterion, dataset=dataset, stage="autoencoder")
         _append_section(ae_csv.parent, ae, dataset)
-        _append_structures(ae_csv.parent, ae_csv.parent, dataset, "models")
+        _append_structures(ae_csv.parent, ae_csv.parent, dataset, "autoencoder")
     if classical is not None:
         written += write_summary(classical, classical_csv.parent, criterion=criterion, dataset=dataset)
-        _append_structures(classical_csv.parent, classical_csv.parent, dataset, "features")
+        _append_structures(classical_csv.parent, classical_csv.parent, dataset, "clustering")
         if ae is not None:
             _insert_rows(classical_csv.parent, summary_table(classical, criterion), summary_table(ae, ae_criterion))
             _append_section(classical_csv.parent, ae, dataset, ae_criterion)
-            _append_structures(classical_csv.parent, ae_csv.parent, dataset, "models")
+            _append_structures(classical_csv.parent, ae_csv.parent, dataset, "autoencoder")
     return written
 
 
@@ -300,22 +300,31 @@ def structure_table(structures: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=STRUCTURE_TABLE_COLUMNS)
 
 
-def _append_structures(folder: Path, source: Path, dataset: str, seen_by: str) -> None:
+#: how each stage's structures are named: what their members are and which row is the pick (the summaries and the
+#: report's Structures section)
+STRUCTURE_WORDS: dict[str, dict[str, str]] = {
+    "clustering": {"member": "feature", "pick": "the most central row of the structure most features see"},
+    "autoencoder": {"member": "autoencoder model",
+                    "pick": "the row of the most stable model (with k estimated per model: the most central row of "
+                            "the structure most models see)"},
+}
+
+
+def _append_structures(folder: Path, source: Path, dataset: str, stage: str) -> None:
     """Append the table of ``<source>/structures.csv`` to ``<folder>/summary.md`` and ``summary.tex`` (nothing
-    without structures). ``seen_by``: what the structures' members are, ``features`` (stage 04) or ``models``
-    (stage 05, whose structures follow its own rows in both stages' summaries)."""
+    without structures). ``stage``: the stage that wrote it, ``clustering`` or ``autoencoder`` (whose structures
+    follow its own rows in both stages' summaries)."""
     path = source / "structures.csv"
     structures = pd.read_csv(path) if path.is_file() else None
     if structures is None or structures.empty:
         return
     table = structure_table(structures)
-    stage04 = seen_by == "features"
-    pick = ("the most central row of the structure most features see" if stage04 else
-            "the most stable model's row (at k: auto the most central row of the structure most models see)")
-    notes = (f"Each {seen_by[:-1]}'s label-free row captures one structure of the collection; rows whose partitions "
-             f"agree (adjusted mutual information >= cluster.structure_agreement) form one. The pick (report, sound "
-             f"map) is {pick}; the others are alternatives a user may have meant. Labels were not used; NMI and ACC "
-             "use them (evaluation only).")
+    words = STRUCTURE_WORDS[stage]
+    notes = (f"Each {words['member']}'s label-free row captures one structure of the collection; rows whose "
+             "partitions agree (adjusted mutual information >= cluster.structure_agreement) form one. The pick "
+             f"(report, sound map) is {words['pick']}; the others are alternatives a user may have meant. Labels were "
+             "not used; NMI and ACC use them (evaluation only).")
+    stage04 = stage == "clustering"
     md = folder / "summary.md"
     heading = "Structures" if stage04 else "Autoencoder structures"
     write_text(md, md.read_text(encoding="utf-8") + f"\n## {heading}\n\n" + markdown_table(table) + f"\n{notes}\n")
