@@ -29,6 +29,7 @@ from audioclust.deep.train import (
     embed,
     pretraining_hash,
     run_dcec,
+    thread_count,
     train_autoencoder,
 )
 from audioclust.dsp.images import fixed_size_image
@@ -330,6 +331,11 @@ def test_checkpoint_reuse_rule(cfg, tmp_path, monkeypatch):
     assert len(calls) == 4
     assert not any(r.reused for r in (other_latent, other_data, other_lr, other_seed))
     assert len({r.checkpoint for r in (first, other_latent, other_data, other_lr, other_seed)}) == 5
+    # another thread count trains other weights on a CPU: every core (num_threads 0) is another model than one
+    # thread, unless this machine has a single core
+    every_core = train(dataclasses.replace(cfg, num_threads=0), arrays, tmp_path)
+    assert every_core.reused == (thread_count(0) == 1) and len(calls) == 4 + (thread_count(0) > 1)
+    assert read_json(first.checkpoint.with_suffix(".json"))["cpu_threads"] == 1
     # a checkpoint without its completion marker (an interrupted run) is not trusted
     first.checkpoint.with_suffix(".json").unlink()
     assert not train(cfg, arrays, tmp_path).reused
@@ -396,8 +402,8 @@ def test_checkpoint_hash_follows_the_device_and_the_deterministic_flag(cfg):
 
     cpu = Schedule("cpu", max_epochs=40, patience=10, lr_patience=4)
 
-    def key(c=cfg, device="cpu", schedule=cpu):
-        return pretraining_hash(ds, "dcec", 4, c, 0, device=device, schedule=schedule)
+    def key(c=cfg, device="cpu", schedule=cpu, cpu_threads=None):
+        return pretraining_hash(ds, "dcec", 4, c, 0, device=device, schedule=schedule, cpu_threads=cpu_threads)
 
     devices = ["cpu", "mps", "cuda (NVIDIA H200)", "cuda (NVIDIA H100 80GB HBM3)"]
     assert len({key(device=d) for d in devices}) == len(devices)
@@ -410,6 +416,9 @@ def test_checkpoint_hash_follows_the_device_and_the_deterministic_flag(cfg):
     assert key(dataclasses.replace(cfg, profile="gpu", max_epochs=None, patience=None)) == key()
     assert key(schedule=dataclasses.replace(cpu, max_epochs=41)) != key()
     assert key(schedule=dataclasses.replace(cpu, patience=0)) != key()
+    # on a CPU the thread count counts (it orders the floating-point sums); the num_threads key by what it resolves to
+    assert len({key(), key(cpu_threads=1), key(cpu_threads=2)}) == 3
+    assert key(dataclasses.replace(cfg, num_threads=0)) == key()
 
 
 def test_same_seed_same_embedding(cfg, tmp_path):

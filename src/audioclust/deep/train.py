@@ -9,7 +9,7 @@ Pieces, in the order the stage-05 runner uses them:
    batches are drawn on the training device when the images fit there.
 3. :func:`train_autoencoder` — reconstruction pre-training of an architecture of
    :mod:`audioclust.deep.components` (:class:`AutoencoderModule`), or reuse of its checkpoint
-   when data, parameters, seed, training device and ``deterministic`` are unchanged.
+   when data, parameters, seed, training device (a CPU's thread count with it) and ``deterministic`` are unchanged.
 4. :func:`embed` — the embedding of every sample, in order.
 5. :func:`run_dcec` — Deep Convolutional Embedded Clustering (Guo, Liu, Zhu & Yin,
    ICONIP 2017): K-Means centres on the embedding, then joint training of the
@@ -17,8 +17,9 @@ Pieces, in the order the stage-05 runner uses them:
 
 Reproducibility: with ``autoencoder.deterministic`` (default) both trainings run with
 Lightning's ``deterministic=True`` and without TF32 (:func:`torch_flags`), so the same seed on
-the same device gives bitwise-identical weights; the device enters the checkpoint hash, so a
-model trained on a GPU is not taken for a CPU one.
+the same device (on a CPU, with the same number of threads) gives bitwise-identical weights; the
+device and the CPU's thread count enter the checkpoint hash, so a model trained on a GPU is not taken
+for a CPU one, nor one trained on two threads for a run on one.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ log = logging.getLogger(__name__)
 
 # keys of the autoencoder config section that do not change pre-training (DCEC-stage, the embedding's
 # clustering, runner-only, figure or speed-only keys) or whose effect is already in the data fingerprint
-# (the input preparation), and the profile, whose effect is in the resolved schedule: they are left out of the
-# checkpoint hash
+# (the input preparation), the profile, whose effect is in the resolved schedule, and num_threads, whose resolved
+# count enters on a CPU only: they are left out of the checkpoint hash
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "embedding_architecture", "features", "source", "latent_dims", "num_workers",
     "num_threads", "profile",
@@ -97,18 +98,21 @@ class TrainResult:
 
 
 def pretraining_hash(dataset: FeaturesDataset, architecture: str, latent_dim: int, cfg: Any, seed: int,
-                     extra: Any = None, *, device: str, schedule: Schedule) -> str:
+                     extra: Any = None, *, device: str, schedule: Schedule, cpu_threads: int | None = None) -> str:
     """12-hex key of a pre-trained model: data fingerprint, architecture, latent size, the
     pre-training keys of the ``autoencoder`` config section (``deterministic`` among them) with the
-    resolved ``schedule`` in place of its null keys, seed, ``extra`` and the training ``device``
-    (:func:`device_name`: ``cpu``, ``mps``, ``cuda (<name>)``).
+    resolved ``schedule`` in place of its null keys, seed, ``extra``, the training ``device``
+    (:func:`device_name`: ``cpu``, ``mps``, ``cuda (<name>)``) and, on a CPU, the number of torch threads.
 
-    The same seed gives other weights on another kind of device, so a checkpoint trained on
-    one is never reused for another."""
+    The same seed gives other weights on another kind of device, and on a CPU with another number of
+    threads (the order of the floating-point sums changes), so a checkpoint trained under one is never
+    reused under another."""
     section = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_PRETRAINING}
     section.update(max_epochs=schedule.max_epochs, patience=schedule.patience, lr_patience=schedule.lr_patience)
     payload = {"data": dataset.fingerprint(), "architecture": architecture, "latent_dim": int(latent_dim),
                "autoencoder": section, "seed": int(seed), "extra": extra, "device": device}
+    if cpu_threads is not None:
+        payload["cpu_threads"] = int(cpu_threads)
     return stable_hash(payload)
 
 
@@ -170,12 +174,17 @@ def _determinism_kwargs(deterministic: bool, device: torch.device) -> dict[str, 
     return {"deterministic": bool(deterministic), "benchmark": not deterministic if device.type == "cuda" else None}
 
 
+def thread_count(n: int = 0) -> int:
+    """The torch threads ``num_threads = n`` gives: ``n``, at most the cores this process may use (0: all of them)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available if n <= 0 else min(n, available)
+
+
 @contextlib.contextmanager
 def cpu_threads(n: int = 0) -> Iterator[int]:
     """Run the block with ``n`` torch threads (0: every core this process may use); restored after."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     previous = torch.get_num_threads()
-    wanted = available if n <= 0 else min(n, available)
+    wanted = thread_count(n)
     torch.set_num_threads(wanted)
     try:
         yield wanted
@@ -273,8 +282,8 @@ def train_autoencoder(
 
     The checkpoint ``<ckpt_dir>/<model>_z<latent>_s<seed>_<hash>.ckpt`` is named by
     :func:`pretraining_hash` (data fingerprint + pre-training config keys + resolved schedule + seed
-    + ``trainer_kwargs`` + training device) and accompanied by a JSON marker written last. It
-    is reused only when both exist under this hash; otherwise training starts afresh.
+    + ``trainer_kwargs`` + training device, with the thread count on a CPU) and accompanied by a JSON
+    marker written last. It is reused only when both exist under this hash; otherwise training starts afresh.
     ``cfg.deterministic`` trains under :func:`torch_flags` with Lightning's ``deterministic``.
 
     The schedule (:func:`audioclust.deep.schedule.resolve_schedule`): ``cfg.profile`` by the training
@@ -314,8 +323,9 @@ def train_autoencoder(
     trained_on = device_name(device)
     schedule = resolve_schedule(profile=cfg.profile, device=device, n_train=len(dm.train_indices),
                                 max_epochs=cfg.max_epochs, patience=cfg.patience, lr_patience=cfg.lr_patience)
+    threads = thread_count(cfg.num_threads) if device.type == "cpu" else None
     params_hash = pretraining_hash(dataset, model_name, latent_dim, cfg, seed, extra=trainer_kwargs or None,
-                                   device=trained_on, schedule=schedule)
+                                   device=trained_on, schedule=schedule, cpu_threads=threads)
     run_name = f"{model_name}_z{latent_dim}_s{seed}"
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / f"{run_name}_{params_hash}.ckpt"
@@ -379,7 +389,7 @@ def train_autoencoder(
                         "seed": seed, "epochs": epochs, "seconds": round(seconds, 3), "monitor": monitor,
                         "best_score": None if best_score is None else float(best_score),
                         "n_samples": len(dataset), "data_fingerprint": dataset.fingerprint(),
-                        "device": trained_on, "deterministic": bool(cfg.deterministic),
+                        "device": trained_on, "cpu_threads": threads, "deterministic": bool(cfg.deterministic),
                         "schedule": dataclasses.asdict(schedule), "stopped_by": stopped_by})
     log.info("trained %s on %d samples (%d for validation) on %s: %d of at most %d epochs (%s profile, stopped by "
              "%s) in %.1f s, best %s %s", run_name, len(dataset), len(dm.val_indices), trained_on, epochs,
@@ -579,4 +589,4 @@ def _reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ['EVAL_BATCH', 'TrainResult', 'cpu_threads', 'device_name', 'embed', 'pretraining_hash', 'reconstruction_mse',
-           'run_dcec', 'torch_flags', 'train_autoencoder', 'training_device']
+           'run_dcec', 'thread_count', 'torch_flags', 'train_autoencoder', 'training_device']
