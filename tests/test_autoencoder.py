@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def _check_summary_with_autoencoder_rows(demo: ProjectPaths, saved: pd.DataFrame
     assert tex.count("dcec autoencoder z=4 (Arrays) & ") == 2      # the two rows added to the main table
 
 
-def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypatch):
+def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypatch, caplog):
     fits, kmeans, saved = [], [], []
     fit, km_fit, save = pl.Trainer.fit, KMeans.fit, ac_report_figures.save_figure
     monkeypatch.setattr(pl.Trainer, "fit", lambda self, module, *a, **k: (
@@ -258,6 +259,12 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     assert again["reused"].all()
     pd.testing.assert_frame_equal(again.drop(columns="reused"), first.drop(columns="reused"))
     assert pd.read_csv(out / "labels.csv").equals(labels)
+    # cluster.focus only chooses among the rows: nothing is made again. One naming none of this stage's models (a
+    # stage-04 view) leaves every model in, and says so
+    with caplog.at_level(logging.WARNING, logger="audioclust.stages.autoencoder"):
+        focused = autoencoder.run(config(demo, **{"cluster.figures": True, "cluster.focus": ["chroma"]}), demo)
+    assert counts() == ([], 0, 0) and "cluster.focus (chroma) names none of this stage's models (mel)" in caplog.text
+    pd.testing.assert_frame_equal(focused.drop(columns="reused"), first.drop(columns="reused"))
 
     # a DCEC key: the checkpoint, the embedding's K-Means and its stability are reused; DCEC and its figures are
     # made again
@@ -578,6 +585,17 @@ def test_at_k_auto_the_structure_most_models_see_picks_not_the_most_stable_model
     assert table[["structure", "pick", "representative", "nmi"]].values.tolist() == [
         [1, True, spectrogram, 0.8], [2, False, mel, 0.2]]
     frame.loc[frame["feature"] == "spectrogram", "latent_stability"] = 0.44
+    # cluster.focus, the user's prior, as in stage 04: only its models' rows form structures and pick, with k given
+    # (the most stable of them, mfcc; mel's more stable split is left out) and at k: auto
+    table = structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions, focus=["mfcc", "aisfx"])
+    assert frame.loc[frame["pick"], "id"].tolist() == [mfcc]
+    assert table[["structure", "pick", "n_features", "features"]].values.tolist() == [[1, True, 2, "mfcc, aisfx"]]
+    assert frame.loc[frame["selected"], "structure"].isna().tolist() == [True, False, True, False]
+    structures.mark_autoencoder_choices(frame, "silhouette", None, partitions, focus=["mel"])
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
+    # a focus that names none of the models (a stage-04 view stage 05 does not train on) leaves every model in
+    structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions, focus=["chroma"])
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
     # without the partitions the stability rule is all there is, and no structures
     assert structures.mark_autoencoder_choices(frame, "silhouette", None, None).empty
     assert frame.loc[frame["pick"], "id"].tolist() == [mel] and frame["structure"].isna().all()

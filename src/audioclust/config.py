@@ -319,8 +319,9 @@ class ClusterConfig:
         doc="adjusted mutual information from which two features' selected partitions count as one structure")
     focus: list[str] = _f(
         [],
-        doc="features (or embedding models) whose selected rows form the structures and the pick: your prior "
-            "about what matters, e.g. [chroma] for pitch class, [resemblyzer] for voices; [] = all")
+        doc="features (or embedding models) whose selected rows form the structures and the pick, in stage 04 "
+            "and among stage 05's models: your prior about what matters, e.g. [chroma] for pitch class, "
+            "[resemblyzer] for voices; [] = all")
     tune_criterion: Criterion = _f(
         "silhouette",
         doc="label-free score that picks each algorithm's grid point within one view (where scales agree; "

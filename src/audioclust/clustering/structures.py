@@ -203,7 +203,7 @@ def structure_table(results: pd.DataFrame, structures: list[Structure], pick: st
 
 
 def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np.ndarray] | None = None,
-                 tie: float = STABILITY_TIE) -> pd.Series:
+                 tie: float = STABILITY_TIE, among: pd.Series | None = None) -> pd.Series:
     """Stage 05's label-free pick across features: a mask with the one ``selected`` row whose model's pre-trained
     embedding its most stable clusterer partitions most stably (``latent_stability``). Among selected rows within
     ``tie`` (:data:`~audioclust.clustering.selection.STABILITY_TIE`) of the most stable, the one whose partition
@@ -224,9 +224,12 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
     criterion : the internal criterion that marked ``selected``.
     partitions : cluster labels by row id, at least of the selected rows; None (or a row missing): the tie goes
         to the criterion.
+    among : a mask of the rows that may be picked and whose agreement counts (``cluster.focus``); None: all.
     """
     picked = pd.Series(False, index=results.index)
     selected = results["selected"].astype(bool)
+    if among is not None:
+        selected &= among
     gain = pd.to_numeric(results["latent_stability"], errors="coerce").where(selected)
     if not np.isfinite(gain).any():
         return picked
@@ -244,7 +247,7 @@ def picked_model(results: pd.DataFrame, criterion: str, partitions: dict[str, np
 
 def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | None,
                              partitions: dict[str, np.ndarray] | None,
-                             threshold: float = STRUCTURE_AGREEMENT) -> pd.DataFrame:
+                             threshold: float = STRUCTURE_AGREEMENT, focus: list[str] | tuple = ()) -> pd.DataFrame:
     """Stage 05's label-free choices on its rows, in place: ``latent_chosen`` (:func:`chosen_latents`), ``eligible``
     and ``selected`` (:func:`mark_selected` among the chosen size's :func:`selectable_clusterings`), ``structure``
     (the structures the selected rows form, as in stage 04: :func:`selected_structures` at ``threshold``,
@@ -252,6 +255,8 @@ def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | Non
     (:func:`picked_model`); with k estimated per model (``k`` None), the representative of the structure most
     models see, since stability gains at different k are not on one scale (a split in two is often a model's most
     stable partition). ``partitions``: cluster labels by row id; None: no structures, and the most stable model.
+    ``focus``: the models (stage-03 features or embedding models) whose selected rows form the structures and the
+    pick, as in stage 04 (``cluster.focus``); empty, or naming none of the rows' features: all.
 
     Returns
     -------
@@ -260,11 +265,13 @@ def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | Non
     """
     results["latent_chosen"] = chosen_latents(results)
     mark_selected(results, criterion, k, among=results["latent_chosen"] & selectable_clusterings(results))
-    structures = [] if partitions is None else selected_structures(results, partitions, criterion, threshold)
+    among = results["feature"].isin(focus)
+    among = among if among.any() else None
+    structures = [] if partitions is None else selected_structures(results, partitions, criterion, threshold, among)
     if k is None and structures:
         results["pick"] = results["id"] == structures[0].representative
     else:
-        results["pick"] = picked_model(results, criterion, partitions)
+        results["pick"] = picked_model(results, criterion, partitions, among=among)
     chosen = results.loc[results["pick"], "id"]
     return structure_table(results, structures, chosen.iloc[0] if len(chosen) else None)
 

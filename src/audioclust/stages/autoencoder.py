@@ -370,11 +370,12 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                 partitions[seed].update({row["id"]: made.labels[row["stage"]] for row in made.rows})
 
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    focus = _focus(cfg, features)
     tables, structures = [], []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         structures.append(mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed],
-                                                   cfg.cluster.structure_agreement).assign(seed=seed))
+                                                   cfg.cluster.structure_agreement, focus).assign(seed=seed))
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
@@ -390,6 +391,18 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                           out / "figures" / names.figure_stem("latent_size"))
     _log_summary(results, criterion)
     return results
+
+
+def _focus(cfg: Config, features: list[str]) -> list[str]:
+    """The models of ``cluster.focus`` that stage 05 trains (the user's prior, as in stage 04); [] (every model) when
+    it names none of them, with a warning."""
+    focus = [f for f in cfg.cluster.focus if f in features]
+    if cfg.cluster.focus and not focus:
+        log.warning("autoencoder: cluster.focus (%s) names none of this stage's models (%s): the structures and the "
+                    "pick are over every model", ", ".join(cfg.cluster.focus), ", ".join(features))
+    elif focus:
+        log.info("autoencoder: the structures and the pick are over the models of cluster.focus: %s", ", ".join(focus))
+    return focus
 
 
 # --------------------------------------------------------------------------- one model
