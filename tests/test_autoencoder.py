@@ -177,9 +177,11 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
 
 
 def test_report_of_stage_05_shows_its_structures_and_alternatives(demo):
-    cfg = config(demo, **{"report.source": "autoencoder", "report.projection": "pca"})
+    # cluster.focus names the one model: recorded in structures.csv, said in the summary and the report
+    cfg = config(demo, **{"report.source": "autoencoder", "report.projection": "pca", "cluster.focus": ["mel"]})
     autoencoder.run(cfg, demo)
     out = demo.results / "autoencoder"
+    assert "Only the rows of cluster.focus (mel) took part" in (out / "summary.md").read_text()
     rows = pd.read_csv(out / "results.csv")
     picked, other = rows.loc[rows["pick"], "id"].iloc[0], rows.loc[~rows["pick"], "id"].iloc[0]
     # a second structure, represented by the model's other row (the demo's one feature finds one)
@@ -191,6 +193,7 @@ def test_report_of_stage_05_shows_its_structures_and_alternatives(demo):
     page = (demo.results / "report" / "index.html").read_text(encoding="utf-8")
     assert "autoencoder/structures.csv" in page and "The files group in 2 distinct ways" in page
     assert "each autoencoder model's label-free row captures one" in page and "the most stable model" in page
+    assert "Only the rows of <code>cluster.focus</code> (mel) took part" in page
     data = json.loads(page.split('<script type="application/json" id="map-data">')[1].split("</script>")[0])
     (alt,) = data["alternatives"]
     labels = pd.read_csv(out / "labels.csv", dtype={"stem": str, "label": str})
@@ -265,6 +268,8 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
         focused = autoencoder.run(config(demo, **{"cluster.figures": True, "cluster.focus": ["chroma"]}), demo)
     assert counts() == ([], 0, 0) and "cluster.focus (chroma) names none of this stage's models (mel)" in caplog.text
     pd.testing.assert_frame_equal(focused.drop(columns="reused"), first.drop(columns="reused"))
+    assert pd.read_csv(out / "structures.csv")["focus"].isna().all()
+    assert "cluster.focus" not in (out / "summary.md").read_text()
 
     # a DCEC key: the checkpoint, the embedding's K-Means and its stability are reused; DCEC and its figures are
     # made again
@@ -589,13 +594,14 @@ def test_at_k_auto_the_structure_most_models_see_picks_not_the_most_stable_model
     # (the most stable of them, mfcc; mel's more stable split is left out) and at k: auto
     table = structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions, focus=["mfcc", "aisfx"])
     assert frame.loc[frame["pick"], "id"].tolist() == [mfcc]
-    assert table[["structure", "pick", "n_features", "features"]].values.tolist() == [[1, True, 2, "mfcc, aisfx"]]
+    assert table[["structure", "pick", "n_features", "features", "focus"]].values.tolist() == [
+        [1, True, 2, "mfcc, aisfx", "mfcc, aisfx"]]
     assert frame.loc[frame["selected"], "structure"].isna().tolist() == [True, False, True, False]
     structures.mark_autoencoder_choices(frame, "silhouette", None, partitions, focus=["mel"])
     assert frame.loc[frame["pick"], "id"].tolist() == [mel]
     # a focus that names none of the models (a stage-04 view stage 05 does not train on) leaves every model in
-    structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions, focus=["chroma"])
-    assert frame.loc[frame["pick"], "id"].tolist() == [mel]
+    table = structures.mark_autoencoder_choices(frame, "silhouette", 3, partitions, focus=["chroma"])
+    assert frame.loc[frame["pick"], "id"].tolist() == [mel] and (table["focus"] == "").all() and len(table) == 2
     # without the partitions the stability rule is all there is, and no structures
     assert structures.mark_autoencoder_choices(frame, "silhouette", None, None).empty
     assert frame.loc[frame["pick"], "id"].tolist() == [mel] and frame["structure"].isna().all()

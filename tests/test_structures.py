@@ -66,7 +66,7 @@ def _results() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
 def test_mark_structures_picks_the_centre_of_the_structure_most_features_see():
     results, partitions = _results()
     table = mark_structures(results, partitions, "stability")
-    assert list(table.columns) == STRUCTURE_COLUMNS
+    assert list(table.columns) == STRUCTURE_COLUMNS and (table["focus"] == "").all()
     assert table["structure"].tolist() == [1, 2] and table["pick"].tolist() == [True, False]
     assert table["features"].tolist() == ["mel, mfcc, descriptors", "chroma"]
     assert table.loc[1, "describes"] == "pitch class" and table.loc[1, "n_features"] == 1
@@ -85,3 +85,4 @@ def test_pick_by_criterion_and_focus():
     # one feature each: ranked by the criterion, chroma's 0.9 before mfcc's 0.4
     assert table["features"].tolist() == ["chroma", "mfcc"]
     assert results.loc[results["pick"], "id"].tolist() == ["chroma.a"]
+    assert table["focus"].tolist() == ["chroma, mfcc"] * 2            # recorded, so the summaries can say it

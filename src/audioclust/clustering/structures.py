@@ -37,9 +37,10 @@ from audioclust.clustering.selection import (
 )
 from audioclust.core.vocab import FEATURE_MEANINGS
 
-#: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only)
+#: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only; ``focus``: the features of
+#: ``cluster.focus`` the structures were formed among, empty when every feature took part)
 STRUCTURE_COLUMNS: list[str] = ["structure", "pick", "n_features", "features", "describes", "agreement",
-                                "representative", "view", "algorithm", "n_clusters", "nmi", "acc"]
+                                "representative", "view", "algorithm", "n_clusters", "nmi", "acc", "focus"]
 
 
 #: Adjusted mutual information from which two partitions count as one structure (``cluster.structure_agreement``'s
@@ -157,7 +158,7 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
     ``results["structure"]``: the rank of a selected row's structure, and ``results["pick"]``:
     True on the overall label-free row).
     """
-    among = results["feature"].isin(focus) if len(focus) else None
+    among, focus = _focus_mask(results, focus)
     structures = selected_structures(results, partitions, criterion, threshold, among)
     chosen_id = None
     if structures and pick == "criterion":
@@ -166,7 +167,14 @@ def mark_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], cr
     elif structures:
         chosen_id = structures[0].representative
     results["pick"] = results["id"] == chosen_id
-    return structure_table(results, structures, chosen_id)
+    return structure_table(results, structures, chosen_id, focus)
+
+
+def _focus_mask(results: pd.DataFrame, focus: list[str] | tuple) -> tuple[pd.Series | None, list[str]]:
+    """The rows of the features in ``focus`` and those features, in its order; (None, []) when it names none of the
+    rows' features (every row takes part)."""
+    named = [f for f in focus if f in set(results["feature"])]
+    return (results["feature"].isin(named), named) if named else (None, [])
 
 
 def selected_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray], criterion: str,
@@ -182,10 +190,12 @@ def selected_structures(results: pd.DataFrame, partitions: dict[str, np.ndarray]
                            oriented(selected[criterion], criterion).tolist(), threshold)
 
 
-def structure_table(results: pd.DataFrame, structures: list[Structure], pick: str | None = None) -> pd.DataFrame:
+def structure_table(results: pd.DataFrame, structures: list[Structure], pick: str | None = None,
+                    focus: list[str] | tuple = ()) -> pd.DataFrame:
     """The :data:`STRUCTURE_COLUMNS` table of ``structures``; sets ``results["structure"]``, the rank of each member
     row's structure (NA elsewhere). The structure holding the row ``pick`` (an id) is marked ``pick`` and
-    represented by that row, the row a user gets; the others by their medoid."""
+    represented by that row, the row a user gets; the others by their medoid. ``focus``: the features they were
+    formed among (``cluster.focus``), recorded on every row."""
     results["structure"] = pd.array([pd.NA] * len(results), dtype="Int64")
     by_id = results.set_index("id")
     rows = []
@@ -198,7 +208,7 @@ def structure_table(results: pd.DataFrame, structures: list[Structure], pick: st
         rows.append({"structure": s.rank, "pick": picked, "n_features": len(features), "features": ", ".join(features),
                      "describes": "; ".join(dict.fromkeys(describe(f) for f in features)), "agreement": s.agreement,
                      "representative": representative, "view": rep["view"], "algorithm": rep["algorithm"],
-                     "n_clusters": rep["n_clusters"], "nmi": rep["nmi"], "acc": rep["acc"]})
+                     "n_clusters": rep["n_clusters"], "nmi": rep["nmi"], "acc": rep["acc"], "focus": ", ".join(focus)})
     return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
 
 
@@ -265,15 +275,14 @@ def mark_autoencoder_choices(results: pd.DataFrame, criterion: str, k: int | Non
     """
     results["latent_chosen"] = chosen_latents(results)
     mark_selected(results, criterion, k, among=results["latent_chosen"] & selectable_clusterings(results))
-    among = results["feature"].isin(focus)
-    among = among if among.any() else None
+    among, focus = _focus_mask(results, focus)
     structures = [] if partitions is None else selected_structures(results, partitions, criterion, threshold, among)
     if k is None and structures:
         results["pick"] = results["id"] == structures[0].representative
     else:
         results["pick"] = picked_model(results, criterion, partitions, among=among)
     chosen = results.loc[results["pick"], "id"]
-    return structure_table(results, structures, chosen.iloc[0] if len(chosen) else None)
+    return structure_table(results, structures, chosen.iloc[0] if len(chosen) else None, focus)
 
 
 def describe(feature: str) -> str:

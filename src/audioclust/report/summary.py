@@ -300,6 +300,15 @@ def structure_table(structures: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=STRUCTURE_TABLE_COLUMNS)
 
 
+def focus_of(structures: pd.DataFrame) -> str:
+    """The features of ``cluster.focus`` a ``structures.csv`` was formed among, in words; "" when every feature took
+    part (or the file predates the column)."""
+    if "focus" not in structures or structures.empty:
+        return ""
+    value = structures["focus"].iloc[0]
+    return "" if pd.isna(value) else str(value)
+
+
 #: how each stage's structures are named: what their members are and which row is the pick (the summaries and the
 #: report's Structures section)
 STRUCTURE_WORDS: dict[str, dict[str, str]] = {
@@ -320,10 +329,12 @@ def _append_structures(folder: Path, source: Path, dataset: str, stage: str) -> 
         return
     table = structure_table(structures)
     words = STRUCTURE_WORDS[stage]
+    focus = focus_of(structures)
     notes = (f"Each {words['member']}'s label-free row captures one structure of the collection; rows whose "
              "partitions agree (adjusted mutual information >= cluster.structure_agreement) form one. The pick "
-             f"(report, sound map) is {words['pick']}; the others are alternatives a user may have meant. Labels were "
-             "not used; NMI and ACC use them (evaluation only).")
+             f"(report, sound map) is {words['pick']}; the others are alternatives a user may have meant. "
+             + (f"Only the rows of cluster.focus ({focus}) took part, the user's prior. " if focus else "")
+             + "Labels were not used; NMI and ACC use them (evaluation only).")
     stage04 = stage == "clustering"
     md = folder / "summary.md"
     heading = "Structures" if stage04 else "Autoencoder structures"
