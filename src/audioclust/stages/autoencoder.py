@@ -44,6 +44,7 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
    :func:`audioclust.clustering.structures.mark_autoencoder_choices`): the pick's structure and the others, the
    alternatives a user may have meant. At ``k: auto``, where each model estimates its own k and gains at
    different k do not compare, the pick is the representative of the structure most selected rows agree on.
+   ``cluster.focus`` (the user's prior) limits the structures and the pick to the models it names.
 
 Outputs in ``results/<name>/autoencoder/``:
 
