@@ -371,12 +371,13 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
                 partitions[seed].update({row["id"]: made.labels[row["stage"]] for row in made.rows})
 
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
-    focus = _focus(cfg, features)
+    _log_focus(cfg, features)
     tables, structures = [], []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
         structures.append(mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed],
-                                                   cfg.cluster.structure_agreement, focus).assign(seed=seed))
+                                                   cfg.cluster.structure_agreement,
+                                                   cfg.cluster.focus).assign(seed=seed))
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
@@ -394,16 +395,15 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
     return results
 
 
-def _focus(cfg: Config, features: list[str]) -> list[str]:
-    """The models of ``cluster.focus`` that stage 05 trains (the user's prior, as in stage 04); [] (every model) when
-    it names none of them, with a warning."""
+def _log_focus(cfg: Config, features: list[str]) -> None:
+    """Say which models of ``cluster.focus`` (the user's prior) stage 05 chooses among, and warn when it names none
+    of them: :func:`~audioclust.clustering.structures.mark_autoencoder_choices` then takes every model."""
     focus = [f for f in cfg.cluster.focus if f in features]
     if cfg.cluster.focus and not focus:
         log.warning("autoencoder: cluster.focus (%s) names none of this stage's models (%s): the structures and the "
                     "pick are over every model", ", ".join(cfg.cluster.focus), ", ".join(features))
     elif focus:
         log.info("autoencoder: the structures and the pick are over the models of cluster.focus: %s", ", ".join(focus))
-    return focus
 
 
 # --------------------------------------------------------------------------- one model
