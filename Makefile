@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATASET ?= demo
+# pytest-xdist processes for make test: the slow notebook run goes beside the rest
+TEST_WORKERS ?= 2
 EXPERIMENT ?= default
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
@@ -24,14 +26,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/audioclust demo
 
-## test: the documentation site built strictly (any warning fails), then the whole test suite (notebook runs included)
+## test: the documentation site built strictly (any warning fails), then the whole test suite (notebook runs included) in TEST_WORKERS processes
 test: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## test-fast: skip the slow end-to-end tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow"
 
 ## notebooks DATASET=name [EXPERIMENT=exp]: run notebooks 00.. in order with papermill into the experiment's notebooks/ (results/<name>/notebooks/)
 notebooks: $(STAMP)

@@ -32,3 +32,8 @@ def tone(freq: float, seconds: float = 0.5, sr: int = 22050, amp: float = 0.5) -
     """A float32 sine of ``freq`` Hz."""
     t = np.arange(int(seconds * sr)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end runs first: with ``pytest -n 2`` (make test) one worker starts on them at once."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

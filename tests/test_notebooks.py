@@ -58,9 +58,10 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
             shutil.copy2(f, mine / family.name / f.name)
     before = _tree(mine)
     paths = ProjectPaths(project, "mine")
-    # stage 05 on two inputs (an image, the embedding) and a short DCEC: its every path, in a third of the time
-    overrides = ["parallel.n_jobs=1", "embeddings.models=[aisfx]", "autoencoder.features=[mel,embeddings]",
-                 "autoencoder.max_iter=50"]
+    # k given (its estimation has tests of its own) and stage 05 on two inputs (an image, the embedding) at one
+    # latent size with a short DCEC: every notebook's path, in a fraction of the time
+    overrides = ["parallel.n_jobs=1", "embeddings.models=[aisfx]", "cluster.k=7", "autoencoder.features=[mel,embeddings]",
+                 "autoencoder.latent_dims=[10]", "autoencoder.max_iter=50"]
     done = run_notebooks(paths, overrides=overrides, parameters={"MAX_EPOCHS": 2})
     assert [p.name for p in done] == [p.name for p in notebook_files(REPO)]
     assert _tree(mine) == before
