@@ -88,9 +88,11 @@ def test_all_notebooks_run_on_a_users_dataset_and_leave_its_folder_unchanged(pro
     assert "embeddings, clusterings" in logged["05_autoencoder.ipynb"] and " reused (" in logged["05_autoencoder.ipynb"]
 
 
-def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project):
+def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project, capfd):
     shutil.copytree(REPO / "notebooks", project / "notebooks")
     run_notebooks(ProjectPaths(project, "demo"), only=["00"])
+    # the kernel's start-up notices (plain TCP on the loopback) stay out of the user's log
+    assert "IPKernelApp" not in capfd.readouterr().err
     assert len(list((project / "datasets" / "demo").rglob("*.wav"))) == 140
     with pytest.raises(DatasetError, match="datasets/absent does not exist: put your audio files there"):
         run_notebooks(ProjectPaths(project, "absent"), only=["00"])

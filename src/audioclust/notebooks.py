@@ -67,8 +67,11 @@ def run_notebooks(
             params.update({k: v for k, v in (parameters or {}).items() if k in declared})
             out = out_dir / nb.name
             log.info("running %s", nb.name)
+            # the kernel app logs only errors: its start-up notice about plain TCP (a kernel on the loopback
+            # interface with signed messages, as every Jupyter server runs it) would follow each notebook's name
             pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(nb.parent),
-                                kernel_name="python3", progress_bar=False)
+                                kernel_name="python3", progress_bar=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
             done.append(out)
     finally:
         if previous is None:
