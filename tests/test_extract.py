@@ -1,5 +1,6 @@
 """Stage 03 on a tiny project whose stage-02 outputs (WAVs + metadata_transformed.csv) are made here."""
 
+import logging
 import math
 import subprocess
 import sys
@@ -167,6 +168,17 @@ def test_errors_are_retried_and_too_short_is_remembered(setup):
     sf.write(paths.wav / "high" / "broken.wav", tone(1000.0, seconds=0.1), SR, subtype="FLOAT")  # fixed
     table = extract.run(cfg, paths)
     assert table.loc[4, "status"] == "ok"
+
+
+def test_the_log_lists_this_stages_problems_by_path_not_files_earlier_stages_left_out(setup, caplog):
+    project, paths = setup
+    caplog.set_level(logging.INFO, logger="audioclust")
+    table = extract.run(load_config(project, "ds", overrides=SMALL), paths)
+    assert table["status"].value_counts().to_dict() == {"ok": 3, "too_short": 1, "error": 1, "skipped": 1}
+    assert "extract: 6 file(s) → features/ds/features.csv: ok 3" in caplog.text and "skipped 1" in caplog.text
+    listed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(listed) == 2 and {line.split(":")[0] for line in listed} == {
+        "datasets/ds_wav/low/short.wav", "datasets/ds_wav/high/broken.wav"}
 
 
 def test_wrong_sample_rate_and_nan_samples_are_error_rows(project):

@@ -177,7 +177,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     writer = StoreWriter(paths.feature_store, view_keys) if specs else None
     pool = workers(cfg)
 
-    summary = StageSummary("extract", "path")
+    # a file skipped here was named, with its reason, by the stage that left it out (and has no WAV path to show)
+    summary = StageSummary("extract", "path", fine=("ok", "skipped"))
     seen: set[str] = set()
     keep_arrays: set[str] = set()
     reused = n_rows = n_ok = 0
