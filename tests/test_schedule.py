@@ -103,6 +103,12 @@ def test_dcec_runs_the_profiles_batches_unless_max_iter_is_given():
     assert dcec_batches(profile="auto", device=torch.device("cuda", 0)) == GPU.dcec_batches == 1600
     assert dcec_batches(profile="cpu", device="cuda") == 800        # a named profile holds on any device
     assert dcec_batches(profile="gpu", device="cpu", max_iter=50) == 50
+    # at most the profile's epoch limit in passes: 49 files are one batch of 64 a pass, 140 files three
+    assert dcec_batches(profile="cpu", device="cpu", n_samples=49, batch_size=64) == CPU.max_epochs == 200
+    assert dcec_batches(profile="cpu", device="cpu", n_samples=140, batch_size=64) == 600
+    assert dcec_batches(profile="cpu", device="cpu", n_samples=256, batch_size=64) == 800
+    assert dcec_batches(profile="gpu", device="cpu", n_samples=49, batch_size=64) == GPU.max_epochs == 450
+    assert dcec_batches(profile="cpu", device="cpu", max_iter=900, n_samples=49, batch_size=64) == 900
     assert load_config().autoencoder.max_iter is None
 
 

@@ -12,6 +12,8 @@ which a GPU runs in minutes. ``auto`` takes ``gpu`` when the training device is 
 
 A profile also gives DCEC's batch limit (``autoencoder.max_iter`` left null): on a large collection
 DCEC is still moving labels when ``cpu``'s limit ends it, and ``gpu`` lets it run four times longer.
+On a small collection the limit is at most the profile's epoch limit in passes over the data, so
+fine-tuning takes no more passes than pre-training may (49 files: 200 batches, not 800).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Profile:
     patience : epochs without a validation improvement before early stopping.
     lr_patience : epochs without improvement before the plateau scheduler halves the learning rate
         (shorter than ``patience``, so a lowered rate gets its chance).
-    dcec_batches : DCEC's batch limit (its ``tol`` usually ends it sooner on small collections).
+    dcec_batches : DCEC's batch limit, at most ``max_epochs`` passes over the data.
     """
 
     image_passes: int
@@ -99,9 +101,20 @@ def resolve_schedule(*, profile: str, device: torch.device | str, n_train: int, 
                     lr_patience=int(chosen.lr_patience if lr_patience is None else lr_patience))
 
 
-def dcec_batches(*, profile: str, device: torch.device | str, max_iter: int | None = None) -> int:
-    """DCEC's batch limit on ``device``: ``max_iter`` when given, else the profile's (:data:`PROFILES`)."""
-    return int(PROFILES[profile_name(profile, device)].dcec_batches if max_iter is None else max_iter)
+def dcec_batches(*, profile: str, device: torch.device | str, max_iter: int | None = None,
+                 n_samples: int | None = None, batch_size: int | None = None) -> int:
+    """DCEC's batch limit on ``device``: ``max_iter`` when given, else the profile's (:data:`PROFILES`).
+
+    With ``n_samples`` and ``batch_size`` the profile's limit is at most its ``max_epochs`` passes over the
+    data: on a collection smaller than a few batches each of DCEC's batches is (nearly) a whole pass, and
+    the profile's 800 would be four times the passes its pre-training may make.
+    """
+    if max_iter is not None:
+        return int(max_iter)
+    chosen = PROFILES[profile_name(profile, device)]
+    if n_samples is None or batch_size is None:
+        return chosen.dcec_batches
+    return min(chosen.dcec_batches, chosen.max_epochs * math.ceil(n_samples / batch_size))
 
 
 __all__ = ['PROFILES', 'Profile', 'Schedule', 'dcec_batches', 'profile_name', 'resolve_schedule']

@@ -472,7 +472,7 @@ def run_dcec(
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
        until fewer than ``cfg.tol`` of labels change between target updates, an update
        leaves a cluster empty (the last state with K clusters is restored), or
-       ``cfg.max_iter`` batches (null: the profile's, :func:`audioclust.deep.schedule.dcec_batches`).
+       ``cfg.max_iter`` batches (null: the profile's for ``n`` samples, :func:`audioclust.deep.schedule.dcec_batches`).
     3. Compute the final Q, labels and embedding over every sample.
 
     Training runs on the device Lightning chooses (``trainer_kwargs["accelerator"]``, default
@@ -510,7 +510,8 @@ def run_dcec(
     kwargs.update(trainer_kwargs or {})
     device = _trainer_device(kwargs)
     # the batch limit of the device's profile; trainer_kwargs still win over it and over the progress display
-    max_iter = dcec_batches(profile=cfg.profile, device=device, max_iter=cfg.max_iter)
+    max_iter = dcec_batches(profile=cfg.profile, device=device, max_iter=cfg.max_iter, n_samples=n,
+                            batch_size=getattr(datamodule, "batch_size", None))
     kwargs = {"max_steps": max_iter, **_progress_kwargs(progress, f"DCEC k={n_clusters}", "iteration", max_iter),
               **kwargs}
     kwargs.update({k: v for k, v in _determinism_kwargs(cfg.deterministic, device).items() if k not in kwargs})

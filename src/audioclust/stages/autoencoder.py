@@ -29,8 +29,8 @@ view, the matrix stage 04 clusters, then the same clusterers and clustering stag
    ``autoencoder.stability_resamples`` and ``cluster.stability_max_samples``); the model's
    (``latent_stability``) is its most stable clusterer's.
 4. ``dcec``: the DCEC clustering stage (:func:`audioclust.deep.train.run_dcec`), which starts
-   from the centres of that K-Means, for at most ``autoencoder.max_iter`` batches (null: the profile's,
-   :func:`audioclust.deep.schedule.dcec_batches`).
+   from the centres of that K-Means, for at most ``autoencoder.max_iter`` batches (null: the profile's for the
+   number of files, :func:`audioclust.deep.schedule.dcec_batches`).
 5. Scores as in stage 04: internal ones on the embedding that was clustered (the
    pre-trained one for the ``ae_`` rows, DCEC's fine-tuned one for ``dcec``), external ones
    on the labelled files. Per feature, the latent size is chosen by the model's stability
@@ -320,8 +320,9 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
         raise StageInputError(f"{paths.rel(paths.features_csv)} has {n} ok file(s): clustering needs at least 3")
     if cfg.cluster.k != "auto" and cfg.cluster.k >= n:
         raise ConfigError(f"config key 'cluster.k' = {cfg.cluster.k} does not fit {n} files: it must be < {n}")
-    # DCEC's batch limit as the training device's profile gives it, so the memos and the rows name the number
-    ae = replace(ae, max_iter=dcec_batches(profile=ae.profile, device=training_device(), max_iter=ae.max_iter))
+    # DCEC's batch limit as the training device's profile gives it for n files, so the memos and the rows name it
+    ae = replace(ae, max_iter=dcec_batches(profile=ae.profile, device=training_device(), max_iter=ae.max_iter,
+                                           n_samples=n, batch_size=ae.batch_size))
     cfg = replace(cfg, autoencoder=ae)
     settings = views_settings(cfg)
     # every missing input is reported before any training
