@@ -27,7 +27,7 @@ from audioclust.core.paths import ProjectPaths
 from audioclust.deep import train
 from audioclust.deep.data import FeaturesDataset
 from audioclust.deep.reconstruction import AutoencoderModule
-from audioclust.deep.schedule import PROFILES, profile_name
+from audioclust.deep.schedule import dcec_batches
 from audioclust.report import figure_jobs
 from audioclust.report import figures as ac_report_figures
 from audioclust.report import summary as ac_report_summary
@@ -284,10 +284,10 @@ def test_unchanged_rerun_reuses_everything_and_recompute_retrains(demo, monkeypa
     # K-Means' restarts are part of where DCEC starts: they are fitted again
     autoencoder.run(config(demo, **{"autoencoder.kmeans_n_init": 3}), demo)
     assert counts()[:2] == (["DCECModule"], 1 + b + 1 + b)
-    # max_iter null: the rows (and the memo's key) name the batch limit of the training device's profile
+    # max_iter null: the rows (and the memo's key) name the batch limit of the training device's profile for N_FILES
     profiled = autoencoder.run(config(demo, **{"autoencoder.max_iter": None, "autoencoder.tol": 1.0,
                                                "autoencoder.kmeans_n_init": 3}), demo)
-    limit = PROFILES[profile_name("auto", train.training_device())].dcec_batches
+    limit = dcec_batches(profile="auto", device=train.training_device(), n_samples=N_FILES, batch_size=8)
     assert [json.loads(p)["max_iter"] for p in profiled.loc[profiled["stage"] == "dcec", "params"]] == [limit]
     assert counts()[:2] == (["DCECModule"], 0)
     # the stability gain's half-samples: the checkpoint is reused, K-Means and its gain are made again (3

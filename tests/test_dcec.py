@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import logging
 
@@ -453,6 +454,12 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
                                                                              profile="cpu", update_interval=100),
                           seed=0)
     assert by_profile.stopped_by == "max_iter" and by_profile.iterations == PROFILES["cpu"].dcec_batches == 800
+    # ... at most the profile's epoch limit in passes: the 24 samples in one batch a pass get 200 batches, not 800
+    one_batch = copy.copy(pre.datamodule)
+    one_batch.batch_size = 24
+    by_passes = run_dcec(pre.module, one_batch, 2, dataclasses.replace(cfg, tol=0.0, max_iter=None, profile="cpu",
+                                                                       update_interval=100), seed=0)
+    assert by_passes.stopped_by == "max_iter" and by_passes.iterations == PROFILES["cpu"].max_epochs == 200
 
     # tol = 1: any change below 100 % stops at the first update after the start
     by_tol = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=1.0), seed=0)
