@@ -490,7 +490,8 @@ class AutoencoderConfig:
         0.001, min=0.0, max=1.0, doc="DCEC: stop when fewer than this share of labels change between updates")
     max_iter: int | None = _f(
         None, min=1, doc="DCEC: batch limit; null: the profile's (cpu 800 batches, about 17 passes over 3,000 "
-                         "samples at batch 64; gpu 1,600)")
+                         "samples at batch 64; gpu 1,600), at most its epoch limit in passes over the data "
+                         "(cpu 200, gpu 450: 49 files get 200 batches)")
     alpha: float = _f(1.0, min=1e-6, doc="DCEC: degrees of freedom of the Student's t soft assignment")
     kmeans_n_init: int = _f(20, min=1, doc="DCEC: K-Means restarts for the initial centres")
     algorithms: list[PretrainedAlgorithm] = _f(
