@@ -6,6 +6,7 @@ import dataclasses
 import html
 import importlib.resources
 import json
+import logging
 import re
 import shutil
 from html.parser import HTMLParser
@@ -179,7 +180,7 @@ def test_audio_excerpts_are_16k_mono_and_short(built):
             assert im.size == tuple(cfg.report.thumbnail_size)
 
 
-def test_rerun_reuses_assets_and_a_changed_setting_remakes_them(built, monkeypatch):
+def test_rerun_reuses_assets_and_a_changed_setting_remakes_them(built, monkeypatch, caplog):
     cfg, paths, table = built
     folder = html_report.report_folder(paths)
     first = folder / unquote(table["audio"].iloc[0])
@@ -190,9 +191,14 @@ def test_rerun_reuses_assets_and_a_changed_setting_remakes_them(built, monkeypat
 
     monkeypatch.setattr(projection, "embed_2d", no_tsne)
     root = str(paths.root)
+    caplog.set_level(logging.INFO)
     assert cli.main(["report", "--dataset", "tiny", "--root", root, *sum((["--set", s] for s in FAST), [])]) == 0
     assert first.stat().st_mtime_ns == stamp
     monkeypatch.undo()
+    # the result is named once, by the stage (notebook 06 loads it too, and shows it itself)
+    shown = results.load_result(paths).describe()
+    named = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("result", "report: result"))]
+    assert named == [f"report: result {shown}"]
 
     pairs = paths.root / "pairs.csv"
     data = _map_data(_page(paths))

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -25,7 +24,6 @@ from audioclust.core.errors import ConfigError, StageInputError
 from audioclust.core.paths import ProjectPaths, root_hint
 from audioclust.dsp.descriptors import DESCRIPTORS
 
-log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- stages 01-02: metadata
@@ -357,9 +355,7 @@ def load_result(paths: ProjectPaths, result_id: str | None = None, source: str =
     files = pd.DataFrame({"stem": table["stem"].astype(str), "label": table["label"].astype(str),
                           "path": table["path"].astype(str) if "path" in table.columns else "",
                           "cluster": clusters.astype(int).to_numpy()})
-    result = Result(source=source, id=result_id, row=matches.iloc[0], files=files, folder=folder, how=how)
-    log.info("result: %s", result.describe())
-    return result
+    return Result(source=source, id=result_id, row=matches.iloc[0], files=files, folder=folder, how=how)
 
 
 # --------------------------------------------------------------------------- the report

@@ -115,6 +115,7 @@ def _build(cfg: Config, paths: ProjectPaths) -> tuple[Path, pd.DataFrame]:
     r = cfg.report
     out = report_folder(paths)
     result = load_result(paths, r.result, r.source, cfg.cluster.criterion, cfg.cluster.tune_criterion)
+    log.info("report: result %s", result.describe())
     X = result_matrix(cfg, paths, result)
     structures, others = _structures(paths, result)
     full = result
