@@ -7,7 +7,7 @@ Usage::
 
 ROOT/NAME must hold experiment EXP's stage-05 run with that model (its checkpoint is reused, nothing is
 pre-trained; the run's ``config.yaml`` gives every other setting). DCEC starts from the same seeded K-Means as
-in the stage and runs N batches with ``tol`` 0, so nothing ends it early; after each target update the NMI of
+in the stage and runs N batches with ``tol`` 0 and ``tol_files`` 0, so nothing ends it early; after each target update the NMI of
 its labels with the files' labels is recorded (the labels only score). The table gives the NMI at the stage's
 batch limits (400: ``cpu``; 1,600: ``gpu``) and at the end, the share of labels the last update changed
 (``tol`` is 0.1 %), and DCEC's time.
@@ -77,7 +77,7 @@ def measure(root: Path, experiment: str, batches: int, name: str, k: int, featur
         embed(trained.module.model, trained.datamodule))
     record: list[dict] = []
     with nmi_at_updates(truth, record):
-        result = run_dcec(trained.module, trained.datamodule, k, replace(ae, tol=0.0, max_iter=batches), cfg.seed,
+        result = run_dcec(trained.module, trained.datamodule, k, replace(ae, tol=0.0, tol_files=0, max_iter=batches), cfg.seed,
                           log_dir=None, start=(kmeans.cluster_centers_, kmeans.labels_))
     at = {row["iteration"]: row for row in record}
     return {"set": name, "model": f"{feature} z{latent}", "n": len(dataset),

@@ -13,7 +13,7 @@ Both paths draw the same batches in the same order, so they train the same model
 Reported per path: median wall and CPU seconds per pre-training epoch (``--epochs``
 epochs, no early stopping; CPU seconds show the work when other processes share the
 cores), DCEC iterations per second (``--dcec-iter`` iterations, a target update every
-``autoencoder.update_interval``, ``tol = 0``), the NMI of the DCEC labels against the
+``autoencoder.update_interval``, ``tol = 0`` and no floor), the NMI of the DCEC labels against the
 families, and on CUDA the GPU utilisation sampled every 0.1 s in a thread during each
 training (``torch.cuda.utilization()``, else ``nvidia-smi``): mean and maximum in %.
 With ``--repeat`` the paths alternate and the times are medians over the repeats.
@@ -139,7 +139,7 @@ def loader_paths(args: argparse.Namespace) -> None:
     full = load_config(overrides=[f"autoencoder.num_threads={args.threads}", *args.overrides])
     # a fixed number of epochs: early stopping would end the paths at different times
     cfg = dataclasses.replace(full.autoencoder, max_epochs=args.epochs, patience=args.epochs + 1, min_delta=0.0,
-                              max_iter=args.dcec_iter, tol=0.0)
+                              max_iter=args.dcec_iter, tol=0.0, tol_files=0)
     torch.set_num_threads(args.threads)
     arrays, truth = synthetic_mels(args.n)
     dataset = FeaturesDataset(arrays, size=cfg.input_size, scale=cfg.scale, trim_db=full.images.trim_db,

@@ -288,6 +288,26 @@ def test_collapse_guard_restores_the_last_update_with_every_cluster():
     assert [h["n_clusters"] for h in module.history] == [2, 1]
 
 
+@pytest.mark.parametrize("tol, tol_files, settled", [
+    (0.001, 1, [False, True, True]),    # the default: at most one file, though 1 of 8 is far above 0.001
+    (0.001, 0, [False, False, True]),   # tol alone (DCEC's published rule): only no change at all on 8 files
+    (0.2, 0, [False, True, True]),      # 1 of 8 (12.5 %) is under a share of 0.2
+    (0.0, 0, [False, False, False]),    # tol 0 and no floor: never
+])
+def test_dcec_stops_when_under_tol_or_at_most_tol_files_labels_change(tol, tol_files, settled):
+    x = torch.tensor([[float(i), 0.0] for i in (0, 1, 2, 3, 10, 11, 12, 13)])
+    module = DCECModule(Identity2D(), np.array([[1.5, 0.0], [11.5, 0.0]]), x, np.array([0, 0, 0, 0, 1, 1, 1, 1]),
+                        tol=tol, tol_files=tol_files)
+    changed, seen = [], []
+    for moved in ([3, 4], [3], []):            # the points whose previous label differs from the one found now
+        for i in moved:
+            module.labels[i] = 1 - module.labels[i]
+        delta = module.update_targets()
+        changed.append(module.changed)
+        seen.append(module._settled(delta))
+    assert changed == [2, 1, 0] and seen == settled
+
+
 # --------------------------------------------------------------------------- training
 
 @pytest.mark.parametrize("name", ["dcec", "conv4", "vae"])
@@ -437,7 +457,7 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
     pre = train(dataclasses.replace(cfg, max_epochs=25, lr=0.003, batch_size=4), arrays, tmp_path)
     before = {k: v.clone() for k, v in pre.module.state_dict().items()}
 
-    by_iter = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0), seed=0,
+    by_iter = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0, tol_files=0), seed=0,
                        log_dir=tmp_path / "logs")
     # tol = 0 can never be undercut: training runs to max_iter = 12, with updates every 3 batches
     assert by_iter.stopped_by == "max_iter" and by_iter.iterations == 12
@@ -450,14 +470,14 @@ def test_dcec_stage_on_separable_data(cfg, tmp_path):
     assert normalized_mutual_info_score(truth, by_iter.kmeans_labels) == 1.0
 
     # max_iter null: the profile's batch limit (cpu here, on any device)
-    by_profile = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0, max_iter=None,
+    by_profile = run_dcec(pre.module, pre.datamodule, 2, dataclasses.replace(cfg, tol=0.0, tol_files=0, max_iter=None,
                                                                              profile="cpu", update_interval=100),
                           seed=0)
     assert by_profile.stopped_by == "max_iter" and by_profile.iterations == PROFILES["cpu"].dcec_batches == 800
     # ... at most the profile's epoch limit in passes: the 24 samples in one batch a pass get 200 batches, not 800
     one_batch = copy.copy(pre.datamodule)
     one_batch.batch_size = 24
-    by_passes = run_dcec(pre.module, one_batch, 2, dataclasses.replace(cfg, tol=0.0, max_iter=None, profile="cpu",
+    by_passes = run_dcec(pre.module, one_batch, 2, dataclasses.replace(cfg, tol=0.0, tol_files=0, max_iter=None, profile="cpu",
                                                                        update_interval=100), seed=0)
     assert by_passes.stopped_by == "max_iter" and by_passes.iterations == PROFILES["cpu"].max_epochs == 200
 
@@ -509,7 +529,7 @@ def test_dcec_losses_read_once_per_update_are_the_means_of_its_steps(cfg, tmp_pa
     for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__"):
         monkeypatch.setattr(torch.Tensor, name, refused(name))
     steps = StepLosses()
-    never = dataclasses.replace(cfg, tol=0.0)
+    never = dataclasses.replace(cfg, tol=0.0, tol_files=0)
     result = run_dcec(pre.module, pre.datamodule, 2, never, seed=0, trainer_kwargs={"callbacks": [steps]})
     monkeypatch.undo()
     history = result.history

@@ -132,6 +132,12 @@ def test_dcec_history_crosses_the_updates_that_emptied_a_cluster():
     crossed = [line for line in first.lines if line.get_label() == "a cluster emptied"][0]
     assert crossed.get_xydata().tolist() == [[20, 2.0]]                  # percent of labels changed
     assert fig.axes[2].lines[0].get_xydata()[1:].tolist() == [[10, 1.0], [20, 0.5]]
+    assert first.lines[1].get_ydata()[0] == 1.0                              # the dashed threshold at tol: 1 %
+    plots.close(fig)
+    # one file of 40 (2.5 %) is above tol: the line is drawn at the floor, and its legend says so
+    fig = plots.dcec_history(history, tol=0.01, tol_files=1, n_samples=40)
+    assert fig.axes[0].lines[1].get_ydata()[0] == 2.5
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "stop threshold (at most 1 file: 2.5 %)"
     plots.close(fig)
 
 

@@ -488,6 +488,11 @@ class AutoencoderConfig:
         doc="DCEC: Adam learning rate of the clustering stage (Adam's default, as in DCEC's published code)")
     tol: float = _f(
         0.001, min=0.0, max=1.0, doc="DCEC: stop when fewer than this share of labels change between updates")
+    tol_files: int = _f(
+        1, min=0,
+        doc="DCEC: also stop when at most this many files change label between updates (below 1,000 files a "
+            "share of 0.001 is no file, and one file wavering on a border kept DCEC to its batch limit); "
+            "0: tol alone, as in DCEC's published code")
     max_iter: int | None = _f(
         None, min=1, doc="DCEC: batch limit; null: the profile's (cpu 800 batches, about 17 passes over 3,000 "
                          "samples at batch 64; gpu 1,600), at most its epoch limit in passes over the data "

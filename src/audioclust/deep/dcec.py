@@ -32,7 +32,8 @@ class DCECModule(pl.LightningModule):
     Every ``update_interval`` batches (and before the first) the soft assignments Q of
     the WHOLE dataset are computed, their target P fixed until the next update, and the
     share of labels (argmax Q) that changed since the previous update recorded; when it
-    is below ``tol`` (after the first update) training stops. Loss per batch:
+    is below ``tol``, or at most ``tol_files`` labels changed (0: no such floor), after the first update,
+    training stops. Loss per batch:
     MSE(x̂, x) + γ · KL(P_batch ‖ Q_batch) (``batchmean``), Adam.
 
     Nothing is read back to the host between updates: Q and P are computed from ``images``
@@ -53,7 +54,7 @@ class DCECModule(pl.LightningModule):
         training device (:meth:`audioclust.deep.data.FeaturesDataset.images_on`), else moved
         there chunk by chunk at each update.
     initial_labels : labels of shape (n_samples,) the first update is compared with.
-    gamma, update_interval, tol, alpha : see the ``autoencoder`` config section.
+    gamma, update_interval, tol, tol_files, alpha : see the ``autoencoder`` config section.
     lr : Adam learning rate (the config's ``dcec_lr``).
     eval_batch_size : samples per forward pass when computing Q over every sample.
 
@@ -69,7 +70,7 @@ class DCECModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, centers: np.ndarray, images: torch.Tensor, initial_labels: np.ndarray,
                  gamma: float = 0.1, lr: float = 1e-3, update_interval: int = 100, tol: float = 0.001,
-                 alpha: float = 1.0, eval_batch_size: int = 256) -> None:
+                 tol_files: int = 0, alpha: float = 1.0, eval_batch_size: int = 256) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "centers", "images", "initial_labels"])
         self.model = model
@@ -77,6 +78,7 @@ class DCECModule(pl.LightningModule):
         self.clustering = ClusteringLayer(centers.shape[0], centers.shape[1], alpha=alpha, centers=centers)
         self.images = images
         self.labels = np.asarray(initial_labels).copy()
+        self.changed = 0   # labels changed at the latest update
         self.history: list[dict[str, float]] = []
         self.stopped_by = "max_iter"
         self.restored_iteration: int | None = None
@@ -111,7 +113,8 @@ class DCECModule(pl.LightningModule):
         q = self.soft_assignments()
         self._target = target_distribution(q)
         labels = q.argmax(dim=1).cpu().numpy()  # the one read-back of an update
-        delta = float(np.mean(labels != self.labels))
+        self.changed = int(np.sum(labels != self.labels))
+        delta = self.changed / len(labels)
         self.labels = labels
         n_clusters = len(np.unique(labels))
         if n_clusters == q.shape[1]:
@@ -145,13 +148,19 @@ class DCECModule(pl.LightningModule):
         log.warning("DCEC: %d of %d clusters left at iteration %d; restored the state of iteration %d",
                     self.history[-1]["n_clusters"], len(self.clustering.centers), self.global_step, iteration)
 
+    def _settled(self, delta: float) -> bool:
+        """Whether the latest update changed few enough labels to stop: under ``tol``, or at most ``tol_files``
+        (0: no floor)."""
+        return delta < self.hparams.tol or self.changed <= self.hparams.tol_files if self.hparams.tol_files \
+            else delta < self.hparams.tol
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.global_step % self.hparams.update_interval == 0:
             delta = self.update_targets()
             if self.collapsed and self._last_full is not None:
                 self.restore_last_full()
                 self.stopped_by = "collapse"
-            elif self.global_step > 0 and delta < self.hparams.tol:
+            elif self.global_step > 0 and self._settled(delta):
                 self.stopped_by = "tol"
             else:
                 return None

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 _NOT_PRETRAINING = frozenset({
     "enabled", "architecture", "embedding_architecture", "features", "source", "latent_dims", "num_workers",
     "num_threads", "profile",
-    "update_interval", "gamma", "dcec_lr", "tol", "max_iter", "alpha", "kmeans_n_init", "algorithms",
+    "update_interval", "gamma", "dcec_lr", "tol", "tol_files", "max_iter", "alpha", "kmeans_n_init", "algorithms",
     "stability_resamples", "input_size", "scale", "trim_db", "per_file", "tsne",
 })
 
@@ -470,7 +470,7 @@ def run_dcec(
        and run K-Means (``n_init = cfg.kmeans_n_init``, ``random_state = seed``), unless
        ``start`` gives that K-Means' centres and labels already.
     2. Train :class:`DCECModule` from those centres on shuffled batches of every sample
-       until fewer than ``cfg.tol`` of labels change between target updates, an update
+       until fewer than ``cfg.tol`` of labels (or at most ``cfg.tol_files`` labels) change between target updates, an update
        leaves a cluster empty (the last state with K clusters is restored), or
        ``cfg.max_iter`` batches (null: the profile's for ``n`` samples, :func:`audioclust.deep.schedule.dcec_batches`).
     3. Compute the final Q, labels and embedding over every sample.
@@ -485,7 +485,7 @@ def run_dcec(
     datamodule : the data (its ``full_dataloader``; the shuffling of DCEC batches is seeded
         by the datamodule's own seed).
     n_clusters : K, at least 2 and at most the number of samples.
-    cfg : the ``autoencoder`` config section (``gamma``, ``dcec_lr``, ``update_interval``, ``tol``,
+    cfg : the ``autoencoder`` config section (``gamma``, ``dcec_lr``, ``update_interval``, ``tol``, ``tol_files``,
         ``max_iter`` with ``profile``, ``alpha``, ``kmeans_n_init``, ``num_threads``, ``deterministic``).
     seed : feeds ``seed_everything``, K-Means and the shuffling.
     log_dir : CSV logs (the losses and label change of each target update) go to
@@ -527,7 +527,7 @@ def run_dcec(
         centers, initial_labels = start
         module = DCECModule(model, centers, _all_images(datamodule, device), initial_labels,
                             gamma=cfg.gamma, lr=cfg.dcec_lr, update_interval=cfg.update_interval, tol=cfg.tol,
-                            alpha=cfg.alpha, eval_batch_size=EVAL_BATCH)
+                            tol_files=cfg.tol_files, alpha=cfg.alpha, eval_batch_size=EVAL_BATCH)
         trainer = pl.Trainer(**kwargs)
         trainer.fit(module, train_dataloaders=datamodule.full_dataloader(shuffle=True, device=device))
         module.to(device)  # Lightning's teardown moved it to the CPU; the last pass runs where the data is

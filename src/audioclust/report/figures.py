@@ -665,7 +665,8 @@ def reconstruction_grid(rows: dict[str, Any], names: list[str], title: str = "",
 
 
 @styled
-def dcec_history(history: pd.DataFrame, tol: float, title: str = "") -> Figure:
+def dcec_history(history: pd.DataFrame, tol: float, title: str = "", tol_files: int = 0,
+                 n_samples: int | None = None) -> Figure:
     """DCEC per target update: share of labels changed (stop threshold dashed), MSE and KL.
 
     Updates that left a cluster empty (the collapse guard's trigger) are crossed in the first panel.
@@ -675,14 +676,19 @@ def dcec_history(history: pd.DataFrame, tol: float, title: str = "") -> Figure:
     history : DataFrame with ``iteration, delta_label, n_clusters, loss, recon, kl``
         (:attr:`audioclust.dcec.DCECResult.history`; ``n_clusters`` optional).
     tol : the stop threshold (a share).
+    tol_files, n_samples : the stop floor in files and the number of samples; the line is drawn at the floor's
+        share when it is above ``tol`` (0 or no ``n_samples``: at ``tol``).
     """
     fig, axes = new_figure(1, 3, width=PAGE_WIDTH, height=2.5, sharex=True)  # the losses start one update later
     x = history["iteration"].to_numpy()
     ax = axes[0, 0]
     delta = 100 * history["delta_label"].to_numpy()
     ax.plot(x, delta, marker="o", color=LINE)
-    handles = [ax.axhline(100 * tol, color="black", linestyle="--", linewidth=0.8)]
-    labels = [f"stop threshold ({100 * tol:g} %)"]
+    floor = tol_files / n_samples if tol_files and n_samples else 0.0
+    threshold = max(tol, floor)
+    handles = [ax.axhline(100 * threshold, color="black", linestyle="--", linewidth=0.8)]
+    labels = [f"stop threshold ({100 * tol:g} %)" if floor <= tol else
+              f"stop threshold (at most {tol_files} file{'s' if tol_files > 1 else ''}: {100 * floor:.2g} %)"]
     if "n_clusters" in history.columns:
         lost = (history["n_clusters"] < history["n_clusters"].max()).to_numpy()
         if lost.any():

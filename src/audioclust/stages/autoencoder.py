@@ -167,7 +167,7 @@ N_EXAMPLES = 6
 #: the internal scores), and of the ``autoencoder`` section that DCEC reads beyond the checkpoint's
 _CLUSTER_KEYS = ("k", "k_min", "k_max", "k_methods", "kselect_max_samples", "silhouette_sample_size", "n_init",
                  "gap_references", "stability_max_samples")
-_DCEC_KEYS = ("gamma", "dcec_lr", "update_interval", "tol", "max_iter", "alpha", "kmeans_n_init")
+_DCEC_KEYS = ("gamma", "dcec_lr", "update_interval", "tol", "tol_files", "max_iter", "alpha", "kmeans_n_init")
 
 #: a model's memo, in ``embeddings/<view>/``, and the arrays it vouches for
 MEMO = "memo.json"
@@ -507,7 +507,7 @@ def run_model(cfg: Config, paths: ProjectPaths, dataset: FeaturesDataset, featur
         "dcec": dict(pred=dcec.labels, Z=dcec.embedding, mse=dcec_mse, seconds=start.seconds + dcec.seconds,
                      algorithm="dcec",
                      params={"gamma": ae.gamma, "lr": ae.dcec_lr, "update_interval": ae.update_interval,
-                             "tol": ae.tol, "max_iter": ae.max_iter, "alpha": ae.alpha},
+                             "tol": ae.tol, "tol_files": ae.tol_files, "max_iter": ae.max_iter, "alpha": ae.alpha},
                      iterations=dcec.iterations, stopped_by=dcec.stopped_by, stability=math.nan),
     }
     predicted = {stage: np.asarray(s["pred"]).astype(int) for stage, s in stages.items()}
@@ -734,7 +734,8 @@ def _model_figures(cfg: Config, paths: ProjectPaths, model: ModelRun, labels: np
                               {"rows": rows, "names": [labels[i] or str(i) for i in examples], "title": title,
                                "feature": view.split(".", 1)[0]}))
     jobs.append(FigureJob(names.figure_stem("dcec_history", view), plots.dcec_history,
-                          {"history": dcec.history, "tol": cfg.autoencoder.tol, "title": title}))
+                          {"history": dcec.history, "tol": cfg.autoencoder.tol, "title": title,
+                           "tol_files": cfg.autoencoder.tol_files, "n_samples": len(labels)}))
     if model.selection is not None:
         sel = model.selection
         jobs.append(FigureJob(names.figure_stem("k_selection", view), plots.k_selection,
