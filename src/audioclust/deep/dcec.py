@@ -64,7 +64,7 @@ class DCECModule(pl.LightningModule):
     history : list of dicts ``iteration, delta_label, n_clusters, loss, recon, kl``
         (``n_clusters``: non-empty clusters; losses: mean over the batches since the
         previous update, NaN at iteration 0).
-    stopped_by : ``"tol"``, ``"collapse"`` or ``"max_iter"``.
+    stopped_by : ``"tol"`` (under ``tol`` or within ``tol_files``), ``"collapse"`` or ``"max_iter"``.
     restored_iteration : the update restored by the collapse guard (None when not triggered).
     """
 
