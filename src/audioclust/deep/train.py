@@ -543,8 +543,9 @@ def run_dcec(
             logger.save()  # the final update's row
     seconds = time.perf_counter() - began
     history = pd.DataFrame(module.history, columns=HISTORY_COLUMNS)
-    log.info("DCEC k=%d: stopped by %s after %d iterations (%.1f s); last label change %.4f%%",
-             n_clusters, module.stopped_by, trainer.global_step, seconds, 100 * history["delta_label"].iloc[-1])
+    log.info("DCEC k=%d: stopped by %s after %d iterations (%.1f s); last label change %.4f%% (%d of %d files)",
+             n_clusters, module.stopped_by, trainer.global_step, seconds, 100 * history["delta_label"].iloc[-1],
+             module.changed, n)
     labels = q.argmax(dim=1).numpy()
     if len(np.unique(labels)) < n_clusters:
         log.warning("DCEC k=%d: only %d clusters are non-empty (a weakly trained autoencoder gives near-uniform "
