@@ -20,6 +20,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# librosa's numba kernels compiled and cached once, before parallel runs could race to write them (a segfault)
+	$(BIN)/python -m audioclust.dsp.numba_cache
 	touch $(STAMP)
 
 ## demo: generate the embedded demo dataset and run every stage on it
