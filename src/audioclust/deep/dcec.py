@@ -151,8 +151,8 @@ class DCECModule(pl.LightningModule):
     def _settled(self, delta: float) -> bool:
         """Whether the latest update changed few enough labels to stop: under ``tol``, or at most ``tol_files``
         (0: no floor)."""
-        return delta < self.hparams.tol or self.changed <= self.hparams.tol_files if self.hparams.tol_files \
-            else delta < self.hparams.tol
+        floor = self.hparams.tol_files
+        return delta < self.hparams.tol or (floor > 0 and self.changed <= floor)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         if self.global_step % self.hparams.update_interval == 0:
