@@ -266,3 +266,15 @@ def test_ffmpeg_fallback_decodes_int16_channels(tmp_path):
     assert sr == SR and y.shape == (2, 2205) and y.dtype == np.float32
     assert np.array_equal(y, expected)
     assert info["channels"] == 2 and info["frames"] == 2205 and info["subtype"] == "ffmpeg"
+
+
+@pytest.mark.parametrize("func", [audio.load_audio, audio.probe])
+def test_random_bytes_are_an_error_with_the_packaged_ffmpeg(tmp_path, func):
+    """libsndfile rejects random bytes named .flac and ffmpeg opens them with no audio stream (a sample rate of 0):
+    a reason, not a division by zero."""
+    assert audio.ffmpeg_executable() is not None
+    (tmp_path / "random.flac").write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(AudioReadError) as err:
+        func(tmp_path / "random.flac")
+    assert str(err.value) == ("cannot decode .flac file with libsndfile: Format not recognised; "
+                              "ffmpeg finds no audio stream in it either")

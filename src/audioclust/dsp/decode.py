@@ -314,10 +314,14 @@ def _open_audioread(path: Path, sf_reason: str, intact: bool = False) -> Any:
     # audioread runs the first of ffdec.COMMANDS that starts: name the one found, which may be off the PATH
     audioread.ffdec.COMMANDS = (executable,)
     try:
-        return audioread.ffdec.FFmpegAudioFile(str(path))
+        reader = audioread.ffdec.FFmpegAudioFile(str(path))
     except (audioread.DecodeError, OSError) as exc:
         detail = f": {exc}" if str(exc) else ""
         raise AudioReadError(f"{sf_reason}; ffmpeg cannot decode it either{detail}") from exc
+    if reader.samplerate <= 0 or reader.channels <= 0:  # ffmpeg took random bytes for a container with no audio
+        reader.close()
+        raise AudioReadError(f"{sf_reason}; ffmpeg finds no audio stream in it either")
+    return reader
 
 
 def write_wav(path: str | Path, y: np.ndarray, *, sr: int, subtype: str = "FLOAT") -> None:
