@@ -113,6 +113,33 @@ def test_missing_or_empty_dataset_says_what_to_do(project):
         _run(project, dataset="empty")
 
 
+def test_folder_overview_counts_what_stage_01_lists_per_label_folder(project):
+    """Notebook 00's table: audio files per first folder at any depth, files directly in the dataset folder as
+    ``(top level)``, hidden files and other extensions left out, and an example that is not empty."""
+    raw = project / "datasets" / "ds"
+    (raw / "dog").mkdir(parents=True)
+    (raw / "dog" / "a.wav").write_bytes(b"")  # empty: listed, but no example
+    _wav(raw / "dog" / "b.wav")
+    _wav(raw / "dog" / "park" / "c.flac")
+    _wav(raw / "dog" / ".hidden.wav")
+    (raw / "dog" / "notes.txt").write_text("x")
+    _wav(raw / "loose.wav")
+    _wav(raw / "zz.wav")
+    (raw / "cat").mkdir()
+    (raw / "cat" / "empty.wav").write_bytes(b"")
+    cfg = load_config(project, "ds")
+    table = metadata.folder_overview(cfg, ProjectPaths(project, "ds"))
+    assert table["files"].to_dict() == {"(top level)": 2, "cat": 1, "dog": 3}
+    assert table.loc["dog", "example"] == raw / "dog" / "b.wav"
+    assert table.loc["(top level)", "example"] == raw / "loose.wav"
+    assert table.loc["cat", "example"] is None
+    assert metadata.run(cfg, ProjectPaths(project, "ds")).shape[0] == table["files"].sum()
+    (project / "datasets" / "none").mkdir()
+    (project / "datasets" / "none" / "readme.txt").write_text("x")
+    with pytest.raises(DatasetError, match="no audio files"):
+        metadata.folder_overview(load_config(project, "none"), ProjectPaths(project, "none"))
+
+
 def test_make_stems_are_unique_per_output_folder_ignoring_case():
     rels = ["a/X.wav", "a/x.flac", "a/x.ogg", "b/x.wav", "y.wav", "y.mp3"]
     labels = ["a", "a", "a", "b", "", "unlabelled"]

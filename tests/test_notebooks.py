@@ -97,3 +97,22 @@ def test_notebook_00_writes_the_demo_only_for_the_demo_dataset(project, capfd):
     with pytest.raises(DatasetError, match="datasets/absent does not exist: put your audio files there"):
         run_notebooks(ProjectPaths(project, "absent"), only=["00"])
     assert not (project / "datasets" / "absent").exists()
+
+
+def test_notebook_00_shows_an_unlabelled_collection_without_touching_it(project):
+    """Files directly in datasets/<name>/ (no label folders) are one row, `(top level)`: the bar chart of an empty
+    table failed there ("no numeric data to plot")."""
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    paths = ProjectPaths(project, "flat")
+    generate_demo(project / "scratch", n_per_class=1)
+    paths.raw.mkdir(parents=True)
+    for i, wav in enumerate(sorted((project / "scratch").rglob("*.wav"))[:3]):
+        shutil.copy(wav, paths.raw / f"take {i}.wav")
+    before = sorted(p.name for p in paths.raw.iterdir())
+    run_notebooks(paths, only=["00"])
+    shown = [out for cell in nbformat.read(paths.notebooks_out / "00_prepare_datasets.ipynb", as_version=4).cells
+             for out in cell.get("outputs", [])]
+    table = next(out["data"]["text/plain"] for out in shown if "files" in out.get("data", {}).get("text/plain", ""))
+    assert "(top level)" in table and " 3 " in table
+    assert "take 0.wav" in "".join(out.get("text", "") for out in shown)  # the example heard
+    assert sorted(p.name for p in paths.raw.iterdir()) == before

@@ -85,6 +85,49 @@ def iter_audio_files(raw: Path, extensions: set[str], skipped: dict[str, int] | 
     yield from walk(os.fspath(raw))
 
 
+def audio_extensions(cfg: Config) -> set[str]:
+    """The extensions stage 01 lists: ``dataset.extensions`` and ``dataset.ffmpeg_extensions``, lower case, no dot."""
+    return {e.lower().lstrip(".") for e in (*cfg.dataset.extensions, *cfg.dataset.ffmpeg_extensions)}
+
+
+def _no_audio(raw: Path, extensions: set[str]) -> DatasetError:
+    return DatasetError(f"no audio files in {raw} (extensions: {', '.join(sorted(extensions))}); "
+                        "add files or extend dataset.extensions")
+
+
+TOP_LEVEL = "(top level)"
+
+
+def folder_overview(cfg: Config, paths: ProjectPaths) -> pd.DataFrame:
+    """What stage 01 will list, per first folder below ``datasets/<name>/`` (the label folders).
+
+    Index ``folder`` (``(top level)`` for files directly in the dataset folder, as an unlabelled collection
+    has them), columns ``files`` (audio files at any depth) and ``example`` (the first that is not empty, or
+    None). Raises DatasetError, as stage 01 does, when there is no audio file.
+    """
+    extensions = audio_extensions(cfg)
+    counts: dict[str, int] = {}
+    examples: dict[str, Path | None] = {}
+    for f in iter_audio_files(paths.raw, extensions):
+        parts = f.relative_to(paths.raw).parts
+        folder = parts[0] if len(parts) > 1 else TOP_LEVEL
+        counts[folder] = counts.get(folder, 0) + 1
+        if examples.get(folder) is None:
+            examples[folder] = f if _size(f) else None
+    if not counts:
+        raise _no_audio(paths.raw, extensions)
+    table = pd.DataFrame({"files": counts, "example": examples})
+    table.index.name = "folder"
+    return table
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # a dangling or looping link: no example
+        return 0
+
+
 def _is_dir(entry: os.DirEntry) -> bool:
     """Whether a folder entry is a folder; a link that loops is not (it becomes a file row with a reason)."""
     try:
@@ -201,12 +244,11 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
             f"`audioclust generate-demo --dataset {paths.dataset}` (synthetic demo) or "
             f"`audioclust prepare <fsdd|urbansound8k|esc50|csv> --dataset {paths.dataset} --source DIR`"
             f"{root_hint(paths.root)}")
-    extensions = {e.lower().lstrip(".") for e in (*cfg.dataset.extensions, *cfg.dataset.ffmpeg_extensions)}
+    extensions = audio_extensions(cfg)
     skipped: dict[str, int] = {}
     n_files = sum(1 for _ in iter_audio_files(raw, extensions, skipped))  # a cheap first pass: the total
     if not n_files:
-        raise DatasetError(f"no audio files in {raw} (extensions: {', '.join(sorted(extensions))}); "
-                           "add files or extend dataset.extensions")
+        raise _no_audio(raw, extensions)
     log.info("found %d audio file(s) in %s (skipped: %d hidden, %d other extension)",
              n_files, paths.rel(raw), skipped["hidden"], skipped["other extension"])
 
