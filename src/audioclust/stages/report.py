@@ -78,7 +78,7 @@ from audioclust.results import (
     read_table,
 )
 from audioclust.stages._runs import recorded
-from audioclust.stages._shared import views_settings, workers
+from audioclust.stages._shared import load_kernels_before, views_settings, workers
 from audioclust.stages._skeleton import MAX_LISTED, log_listed, remove_unlisted
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,7 @@ def _write_assets(cfg: Config, paths: ProjectPaths, result: Result, out: Path) -
             todo.append(len(jobs) - 1)
     if len(jobs) > len(todo):
         log.info("report: assets of %d of %d files are up to date", len(jobs) - len(todo), len(jobs))
+    load_kernels_before(workers(cfg), len(todo))  # the workers resample the excerpts with librosa
     made = parallel_map(functools.partial(_make_assets, settings=settings), [jobs[i] for i in todo], workers(cfg),
                         desc="report assets")
     for i, row in zip(todo, made):
