@@ -1,4 +1,4 @@
-"""`make`'s one-process compile of librosa's cached numba kernels writes the caches parallel runs would race for."""
+"""librosa's numba kernels are compiled by one process: `make`'s warm-up, and a stage's own process before its workers."""
 
 from __future__ import annotations
 
