@@ -52,6 +52,16 @@ def test_parallel_imap_keeps_order_and_consumes_lazily(n_jobs):
     assert [0, *results] == [i * i for i in range(40)]
 
 
+@pytest.mark.parametrize("n_jobs, items, called", [(2, [1, 2, 3], 1), (2, [], 0), (1, [1, 2, 3], 0)])
+def test_prepare_runs_here_once_only_before_worker_processes_start(n_jobs, items, called):
+    """`prepare` (e.g. librosa's numba kernels loaded before workers would compile them at once) runs in this
+    process when worker processes start, not when the map runs here or has nothing to map."""
+    calls = []
+    results = parallel_map(slow_square, items, Workers(n_jobs=n_jobs), desc=None, prepare=lambda: calls.append(1))
+    assert results == [i * i for i in items]
+    assert len(calls) == called
+
+
 def build(root: Path, n_per_class: int = 3, **overrides) -> tuple[ProjectPaths, dict]:
     """Stages 01–03 of a small demo set under ``root``; returns the paths and every output's bytes."""
     paths = ProjectPaths(root, "demo")

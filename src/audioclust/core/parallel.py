@@ -68,6 +68,7 @@ def parallel_imap(
     desc: str | None,
     total: int | None = None,
     unit: str = "file",
+    prepare: Callable[[], None] | None = None,
 ) -> Iterator[Any]:
     """Yield ``func(item)`` for every item, in input order, computed in parallel, showing its progress.
 
@@ -80,6 +81,8 @@ def parallel_imap(
         shows its own).
     total : number of items, for the progress (``len(items)`` when it has one).
     unit : one item in the progress (``file``, ``view``).
+    prepare : called in this process before local worker processes start (not when the map runs here or on
+        Dask, nor for no items), e.g. to write a cache once that every worker would otherwise write at once.
     """
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
@@ -89,6 +92,8 @@ def parallel_imap(
         elif effective_jobs(workers.n_jobs) == 1:
             results = _serial_imap(func, items)
         else:
+            if prepare is not None and total != 0:
+                prepare()
             results = _loky_imap(func, items, effective_jobs(workers.n_jobs))
         for result in results:
             bar.update()
@@ -96,9 +101,9 @@ def parallel_imap(
 
 
 def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: Workers, desc: str | None,
-                 total: int | None = None, unit: str = "file") -> list[Any]:
+                 total: int | None = None, unit: str = "file", prepare: Callable[[], None] | None = None) -> list[Any]:
     """``list(parallel_imap(...))``: every result at once, in input order."""
-    return list(parallel_imap(func, items, workers, desc, total, unit))
+    return list(parallel_imap(func, items, workers, desc, total, unit, prepare))
 
 
 def _serial_imap(func: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:

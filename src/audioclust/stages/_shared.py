@@ -16,9 +16,8 @@ import numpy as np
 from audioclust.clustering.kselect import KSelection, estimate_k
 from audioclust.clustering.registry import check_params, get_spec
 from audioclust.config import ClusterConfig, Config, section_hash
-from audioclust.core.parallel import Workers, effective_jobs
+from audioclust.core.parallel import Workers
 from audioclust.dsp.extraction import ANALYSIS_PARAMS
-from audioclust.dsp.numba_cache import load_kernels
 from audioclust.embed.fingerprint import model_key
 from audioclust.embed.spec import ModelSpec
 from audioclust.represent.vectors import ViewsSettings
@@ -59,13 +58,6 @@ def embedding_key(cfg: Config, spec: ModelSpec) -> str:
 def workers(cfg: Config) -> Workers:
     """Where the stages' parallel maps run: ``parallel.n_jobs`` processes, or ``parallel.scheduler``."""
     return Workers(**dataclasses.asdict(cfg.parallel))
-
-
-def load_kernels_before(pool: Workers, n_items: int) -> None:
-    """Before ``n_items`` go to worker processes that call librosa: its numba kernels loaded in this process, so that
-    an empty cache is written once here, not by every worker at the same moment (:mod:`~audioclust.dsp.numba_cache`)."""
-    if n_items and not pool.scheduler and effective_jobs(pool.n_jobs) > 1:
-        load_kernels()
 
 
 def choose_k(cfg: Config, X) -> tuple[int | None, str, KSelection | None]:

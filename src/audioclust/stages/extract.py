@@ -71,6 +71,7 @@ from audioclust.dsp.descriptors import DESCRIPTORS
 from audioclust.dsp.extraction import Bases, analyse, analysis_bases
 from audioclust.dsp.features import resolve_fmax
 from audioclust.dsp.images import png_bytes, to_image
+from audioclust.dsp.numba_cache import load_kernels
 from audioclust.represent.store import FeatureStore, StoreWriter
 from audioclust.represent.vectors import (
     ViewSpec,
@@ -162,7 +163,7 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
     # and these parent-side helpers pull in scikit-learn, a second of start-up per worker
     from audioclust.represent.views import settings_key, store_specs
     from audioclust.results import FEATURES_COLUMNS, read_table
-    from audioclust.stages._shared import analysis_params, load_kernels_before, views_settings, workers
+    from audioclust.stages._shared import analysis_params, views_settings, workers
 
     remove_stale_temps(*paths.generated())
     check_transformed(paths)
@@ -194,9 +195,9 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                 todo = [e.job for e in entries if e.todo]
                 if todo and settings.bases is None and not pool.scheduler:
                     settings = replace(settings, bases=_bases(cfg))
-                chunk_pool = _chunk_workers(pool, len(todo))
-                load_kernels_before(chunk_pool, len(todo))  # the workers analyse with librosa
-                results = parallel_imap(partial(_process, settings=settings), todo, chunk_pool, desc=None)
+                # the workers analyse with librosa: its numba kernels loaded here first (numba_cache)
+                results = parallel_imap(partial(_process, settings=settings), todo, _chunk_workers(pool, len(todo)),
+                                        desc=None, prepare=load_kernels)
                 rows = []
                 for entry in entries:
                     if entry.todo:

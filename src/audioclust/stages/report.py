@@ -58,6 +58,7 @@ from audioclust.core.storage import (
     write_json,
     write_text,
 )
+from audioclust.dsp.numba_cache import load_kernels
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report.explore import EMBEDDING_FILES
@@ -78,7 +79,7 @@ from audioclust.results import (
     read_table,
 )
 from audioclust.stages._runs import recorded
-from audioclust.stages._shared import load_kernels_before, views_settings, workers
+from audioclust.stages._shared import views_settings, workers
 from audioclust.stages._skeleton import MAX_LISTED, log_listed, remove_unlisted
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,9 @@ def _write_assets(cfg: Config, paths: ProjectPaths, result: Result, out: Path) -
             todo.append(len(jobs) - 1)
     if len(jobs) > len(todo):
         log.info("report: assets of %d of %d files are up to date", len(jobs) - len(todo), len(jobs))
-    load_kernels_before(workers(cfg), len(todo))  # the workers resample the excerpts with librosa
+    # the workers resample the excerpts with librosa: its numba kernels loaded here first (numba_cache)
     made = parallel_map(functools.partial(_make_assets, settings=settings), [jobs[i] for i in todo], workers(cfg),
-                        desc="report assets")
+                        desc="report assets", prepare=load_kernels)
     for i, row in zip(todo, made):
         rows[i] = {**row, "wav": file_fingerprint(jobs[i].wav), "png": file_fingerprint(jobs[i].png) if kind else None}
     write_json(out / _MANIFEST, {"key": settings_key, "files": {j.key: row for j, row in zip(jobs, rows)}})

@@ -31,9 +31,10 @@ from audioclust.core.progress import Progress
 from audioclust.core.storage import CsvStream, count_rows, remove_stale_temps
 from audioclust.dsp.decode import load_audio, write_wav
 from audioclust.dsp.filters import lowpass, peak_db, resample, sanitize, to_mono
+from audioclust.dsp.numba_cache import load_kernels
 from audioclust.results import read_metadata
 from audioclust.stages._runs import recorded
-from audioclust.stages._shared import load_kernels_before, workers
+from audioclust.stages._shared import workers
 from audioclust.stages._skeleton import StageSummary, remove_unlisted
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,9 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
         with pd.read_csv(paths.metadata_csv, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS) as chunks:
             for chunk in chunks:
                 rows, jobs = _plan(chunk, paths, markers, a.sample_rate)
-                load_kernels_before(workers(cfg), len(jobs))  # the workers resample with librosa
-                for i, result in zip(jobs, parallel_imap(func, [jobs[i] for i in jobs], workers(cfg), desc=None)):
+                # the workers resample with librosa: its numba kernels loaded here first (numba_cache)
+                for i, result in zip(jobs, parallel_imap(func, [jobs[i] for i in jobs], workers(cfg), desc=None,
+                                                         prepare=load_kernels)):
                     rows[i] = result
                 table = pd.DataFrame(rows).reindex(columns=COLUMNS)
                 table["nonfinite"] = table["nonfinite"].astype("Int64")
