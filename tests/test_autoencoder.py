@@ -113,6 +113,8 @@ def test_stage_writes_both_stages_reuses_its_checkpoint_and_extends_the_summary(
     assert pd.read_csv(out / "structures.csv")[["structure", "pick", "n_features", "representative"]].values.tolist() \
         == [[1, True, 1, saved.loc[saved["pick"], "id"].iloc[0]]]
     assert saved.loc[saved["selected"], "structure"].tolist() == [1]
+    # the demo's files were all stored alike: no recording trait to follow
+    assert pd.read_csv(out / "structures.csv", keep_default_na=False)["follows"].tolist() == [""]
     assert saved.loc[~saved["selected"], "structure"].isna().all()
     assert (out / "summary.md").read_text().count("## Autoencoder structures") == 1
     assert "tab:autoencoder-structures-demo" in (out / "summary.tex").read_text()

@@ -262,6 +262,7 @@ def test_structures_section_and_alternative_maps(built):
     cfg, paths, _ = built
     out = paths.results / "clustering"
     assert len(pd.read_csv(out / "structures.csv")) == 1 and 'id="structures"' in _page(paths)
+    assert "Follows (AMI)" not in _page(paths)   # no structure follows how the files were stored
     # a second feature, and its row made structure 2's representative
     wider = load_config(paths.root, "tiny", overrides=FAST + ["views.features=[mfcc, descriptors]"])
     cluster.run(wider, paths)
@@ -270,7 +271,8 @@ def test_structures_section_and_alternative_maps(built):
     shown = results.load_result(paths).id
     other = next(i for i in rows.index if rows.loc[i, "view"] != rows.loc[shown, "view"])   # another matrix
     second = structures.iloc[0].copy()
-    second.update({"structure": 2, "pick": False, "features": rows.loc[other, "feature"], "representative": other})
+    second.update({"structure": 2, "pick": False, "features": rows.loc[other, "feature"], "representative": other,
+                   "follows": "band stored 0.92"})
     pd.concat([structures.iloc[:1], second.to_frame().T]).to_csv(out / "structures.csv", index=False)
     try:
         shutil.rmtree(paths.projections, ignore_errors=True)
@@ -286,6 +288,9 @@ def test_structures_section_and_alternative_maps(built):
         assert len(list(paths.projections.glob("tsne-*.npz"))) == 2   # the pick's map and the alternative's
         assert f'value="structure-2"> structure 2: {rows.loc[other, "feature"]}' in page
         assert "The files group in 2 distinct ways" in page and "1 (pick)" in page
+        # structure 2 follows the band the files were stored with: a column and what it means
+        assert '<th scope="col">Follows (AMI)</th>' in page and "<td>band stored 0.92</td>" in page
+        assert "such a structure may set the sources apart rather than the sounds" in page
     finally:
         cluster.run(cfg, paths)
         html_report.run(cfg, paths)

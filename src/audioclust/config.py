@@ -86,7 +86,9 @@ class AudioConfig:
     sample_rate: int = _f(22050, min=1000, max=384000, doc="Hz; every file is resampled to this rate in stage 02")
     cutoff: float | None = _f(
         8192.0, min=1.0,
-        doc="Hz; zero-phase Butterworth low-pass; null disables; >= Nyquist is skipped with a warning")
+        doc="Hz; zero-phase Butterworth low-pass; null disables; >= Nyquist is skipped with a warning; where some "
+            "files were stored at a lower rate, stage 02 warns and names the cutoff that keeps only the band every "
+            "file holds")
     order: int = _f(8, min=1, max=32, doc="Butterworth order of the low-pass (SOS form; filtered forward and back)")
     silence_db: float = _f(-60.0, max=0.0, doc="dBFS; a file whose peak is below this is recorded as status 'silent'")
 

@@ -48,6 +48,25 @@ def read_metadata(path: Path) -> pd.DataFrame:
     return table
 
 
+def read_recording_traits(paths: ProjectPaths, table: pd.DataFrame, band_limit_hz: float) -> pd.DataFrame:
+    """How each file of ``table`` (:func:`read_table`'s rows) was stored, from stage 01's metadata, in its order:
+
+    * ``band``: the band its features can hold in Hz, half its source sample rate up to ``band_limit_hz`` (stage
+      02's low-pass or its new Nyquist frequency): a file stored at 8 kHz holds nothing above 4 kHz;
+    * ``format``: its file extension; ``channels``: its source's channel count.
+
+    Missing where stage 01's or stage 02's table lacks the file; an empty table when either table is missing.
+    """
+    if not (paths.metadata_csv.is_file() and paths.transformed_csv.is_file()):
+        return pd.DataFrame(index=table.index)
+    source = read_metadata(paths.transformed_csv).drop_duplicates("path").set_index("path")["source_path"]
+    stored = read_metadata(paths.metadata_csv).drop_duplicates("path").set_index("path")
+    found = stored.reindex(table["path"].map(source)).reset_index(drop=True)
+    nyquist = pd.to_numeric(found["sample_rate"], errors="coerce").astype(float) / 2
+    return pd.DataFrame({"band": nyquist.clip(upper=band_limit_hz), "format": found["extension"].replace("", None),
+                         "channels": found["channels"]}, index=table.index)
+
+
 # --------------------------------------------------------------------------- stage 03: features.csv
 
 FEATURES_COLUMNS: list[str] = ["stem", "label", "path", "status", "reason", "n_frames", *DESCRIPTORS]

@@ -38,9 +38,10 @@ from audioclust.clustering.selection import (
 from audioclust.core.vocab import FEATURE_MEANINGS
 
 #: columns of ``structures.csv`` (NMI and ACC use the labels: evaluation only; ``focus``: the features of
-#: ``cluster.focus`` the structures were formed among, empty when every feature took part)
+#: ``cluster.focus`` the structures were formed among, empty when every feature took part; ``follows``: the recording
+#: traits the representative's clusters agree with, :func:`audioclust.clustering.traits.mark_followed_traits`)
 STRUCTURE_COLUMNS: list[str] = ["structure", "pick", "n_features", "features", "describes", "agreement",
-                                "representative", "view", "algorithm", "n_clusters", "nmi", "acc", "focus"]
+                                "representative", "view", "algorithm", "n_clusters", "nmi", "acc", "focus", "follows"]
 
 
 #: Adjusted mutual information from which two partitions count as one structure (``cluster.structure_agreement``'s
@@ -208,7 +209,8 @@ def structure_table(results: pd.DataFrame, structures: list[Structure], pick: st
         rows.append({"structure": s.rank, "pick": picked, "n_features": len(features), "features": ", ".join(features),
                      "describes": "; ".join(dict.fromkeys(describe(f) for f in features)), "agreement": s.agreement,
                      "representative": representative, "view": rep["view"], "algorithm": rep["algorithm"],
-                     "n_clusters": rep["n_clusters"], "nmi": rep["nmi"], "acc": rep["acc"], "focus": ", ".join(focus)})
+                     "n_clusters": rep["n_clusters"], "nmi": rep["nmi"], "acc": rep["acc"], "focus": ", ".join(focus),
+                     "follows": ""})
     return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
 
 

@@ -33,7 +33,7 @@ from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report import names
-from audioclust.report.summary import STRUCTURE_WORDS, focus_of, structure_table
+from audioclust.report.summary import FOLLOWS_NOTE, STRUCTURE_WORDS, focus_of, followed_traits, structure_table
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import REPLICATES, RESULT_COLUMNS, Result
 
@@ -324,7 +324,9 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
         "structures": None if structures is None else {
             "table": _table(structure_table(structures), caption=f"{result.source}/structures.csv"),
             "n": len(structures), "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any()),
-            "focus": focus_of(structures), **STRUCTURE_WORDS[result.source]},
+            "focus": focus_of(structures),
+            "follows": FOLLOWS_NOTE if (followed_traits(structures) != "").any() else "",
+            **STRUCTURE_WORDS[result.source]},
         "clusters": _clusters_context(report, result, X, table, full),
         "tables": _tables_context(paths), "figures": _figures_context(paths),
         "grouping": _grouping_context(grouping, report_folder(paths)),

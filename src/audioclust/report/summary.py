@@ -297,7 +297,27 @@ def structure_table(structures: pd.DataFrame) -> pd.DataFrame:
              "k": int(r["n_clusters"]) if pd.notna(r["n_clusters"]) else None,
              "Agreement (AMI)": float(r["agreement"]), "NMI": float(r["nmi"]), "ACC": float(r["acc"])}
             for _, r in structures.iterrows()]
-    return pd.DataFrame(rows, columns=STRUCTURE_TABLE_COLUMNS)
+    table = pd.DataFrame(rows, columns=STRUCTURE_TABLE_COLUMNS)
+    follows = followed_traits(structures)
+    if (follows != "").any():
+        table[FOLLOWS] = follows.replace("", "–").to_numpy()
+    return table
+
+
+#: the column of :func:`structure_table` that names the recording traits a structure follows (only when one does)
+FOLLOWS = "Follows (AMI)"
+
+#: what that column means, for the notes under the table
+FOLLOWS_NOTE = ("Follows: the recording traits of stage 01's metadata (band stored, file format, channels) that the "
+                "representative's clusters agree with as two features' rows agree; such a structure may set the "
+                "sources apart rather than the sounds.")
+
+
+def followed_traits(structures: pd.DataFrame) -> pd.Series:
+    """The ``follows`` column of a ``structures.csv`` as text ("" where none, or where the file predates it)."""
+    if "follows" not in structures:
+        return pd.Series("", index=structures.index)
+    return structures["follows"].astype(object).fillna("").astype(str)
 
 
 def focus_of(structures: pd.DataFrame) -> str:
@@ -334,6 +354,7 @@ def _append_structures(folder: Path, source: Path, dataset: str, stage: str) -> 
              "partitions agree (adjusted mutual information >= cluster.structure_agreement) form one. The pick "
              f"(report, sound map) is {words['pick']}; the others are alternatives a user may have meant. "
              + (f"Only the rows of cluster.focus ({focus}) took part, the user's prior. " if focus else "")
+             + (f"{FOLLOWS_NOTE} " if FOLLOWS in table else "")
              + "Labels were not used; NMI and ACC use them (evaluation only).")
     stage04 = stage == "clustering"
     md = folder / "summary.md"

@@ -12,15 +12,18 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from audioclust.clustering.kselect import KSelection, estimate_k
 from audioclust.clustering.registry import check_params, get_spec
 from audioclust.config import ClusterConfig, Config, section_hash
+from audioclust.core.paths import ProjectPaths
 from audioclust.core.parallel import Workers
 from audioclust.dsp.extraction import ANALYSIS_PARAMS
 from audioclust.embed.fingerprint import model_key
 from audioclust.embed.spec import ModelSpec
 from audioclust.represent.vectors import ViewsSettings
+from audioclust.results import read_recording_traits
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +114,24 @@ def given_k(cfg: Config) -> int | None:
     """``cluster.k`` when the researcher gave a number, None when it is ``auto``."""
     return None if cfg.cluster.k == "auto" else int(cfg.cluster.k)
 
+
+
+def band_limit_hz(cfg: Config) -> float:
+    """The highest frequency stage 02 keeps, in Hz: ``audio.cutoff`` when it lies below the Nyquist frequency of
+    ``audio.sample_rate``, else that frequency."""
+    nyquist = cfg.audio.sample_rate / 2
+    return nyquist if cfg.audio.cutoff is None else min(float(cfg.audio.cutoff), nyquist)
+
+
+def recording_traits(cfg: Config, paths: ProjectPaths, table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~audioclust.results.read_recording_traits` of the files of ``table``, their band up to what stage 02
+    keeps."""
+    return read_recording_traits(paths, table, band_limit_hz(cfg))
+
+
+def followed_traits_warnings(structures: pd.DataFrame, stage: str, table: str) -> list[str]:
+    """A warning per structure whose clusters follow a recording trait (the ``follows`` column of ``table``,
+    :func:`~audioclust.clustering.traits.mark_followed_traits`), for the stage to log."""
+    return [f"{stage}: structure {s['structure']} ({s['features']}) follows how the files were stored (AMI with "
+            f"{s['follows']}): its clusters may set the sources apart rather than the sounds; see the follows column "
+            f"of {table}" for _, s in structures[structures["follows"].fillna("") != ""].iterrows()]

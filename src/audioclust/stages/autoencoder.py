@@ -111,6 +111,7 @@ from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, external_scores, internal_scores
 from audioclust.clustering.selection import autoencoder_criterion
 from audioclust.clustering.structures import mark_autoencoder_choices
+from audioclust.clustering.traits import mark_followed_traits
 from audioclust.clustering.tuning import quiet_fit_predict, stability_gain
 from audioclust.config import Config
 from audioclust.core.cache import stable_hash
@@ -155,7 +156,14 @@ from audioclust.stages._autoencoder_inputs import (
     model_inputs,
 )
 from audioclust.stages._runs import recorded, replicate_seeds, with_seed
-from audioclust.stages._shared import choose_k, given_k, views_settings, workers
+from audioclust.stages._shared import (
+    choose_k,
+    followed_traits_warnings,
+    given_k,
+    recording_traits,
+    views_settings,
+    workers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -373,16 +381,20 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
 
     criterion = autoencoder_criterion(cfg.cluster.criterion, cfg.cluster.tune_criterion)
     _log_focus(cfg, features)
+    traits = recording_traits(cfg, paths, table)
     tables, structures = [], []
     for seed, seed_rows in rows.items():
         frame = pd.DataFrame(seed_rows, columns=AUTOENCODER_COLUMNS).assign(seed=seed)
-        structures.append(mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed],
-                                                   cfg.cluster.structure_agreement,
-                                                   cfg.cluster.focus).assign(seed=seed))
+        found = mark_autoencoder_choices(frame, criterion, given_k(cfg), partitions[seed],
+                                         cfg.cluster.structure_agreement, cfg.cluster.focus)
+        structures.append(mark_followed_traits(found, partitions[seed], traits,
+                                               cfg.cluster.structure_agreement).assign(seed=seed))
         tables.append(frame)
     results = tables[0]
     write_csv(out / "results.csv", results)
     write_csv(out / "structures.csv", structures[0])
+    for warning in followed_traits_warnings(structures[0], "autoencoder", paths.rel(out / "structures.csv")):
+        log.warning(warning)
     frame = pd.DataFrame({"stem": table["stem"], "label": table["label"]})
     write_csv(out / "labels.csv", pd.concat([frame, pd.DataFrame(partitions[seeds[0]], index=frame.index)], axis=1))
     if selections:

@@ -100,6 +100,7 @@ from audioclust.clustering.kselect import KSelection, selection_table
 from audioclust.clustering.metrics import INTERNAL, NOISE, external_scores
 from audioclust.clustering.selection import degenerate_rule, mark_selected
 from audioclust.clustering.structures import mark_structures
+from audioclust.clustering.traits import mark_followed_traits
 from audioclust.config import Config
 from audioclust.core.cache import MemoFolder, content_hash, from_json_array, json_array
 from audioclust.core.errors import AudioclustError, ConfigError
@@ -203,12 +204,15 @@ def run(cfg: Config, paths: ProjectPaths, recompute: bool = False) -> pd.DataFra
              paths.rel(memo.folder))
     memo.prune()
     by_seed = {seed: [p for p, item in zip(parts, items) if item[3] == seed and p is not None] for seed in seeds}
-    per_seed = [_partitions(by_seed[seed], seed, labels, labelled, cfg) for seed in seeds]
+    traits = _shared.recording_traits(cfg, paths, table)
+    per_seed = [_partitions(by_seed[seed], seed, labels, labelled, traits, cfg) for seed in seeds]
     results, fitted, structures = per_seed[0]
     done = by_seed[seeds[0]]
     kselect = {v.spec.name: part.kselect for v, part in zip(views, done) if part.kselect is not None}
     grids = [g for part in done for g in part.grids]
     _log_problems(results, kselect, paths.rel(out / "results.csv"))
+    for warning in _shared.followed_traits_warnings(structures, "cluster", paths.rel(out / "structures.csv")):
+        log.warning(warning)
 
     _write_tables(results, fitted, grids, kselect, table, out)
     write_csv(out / "structures.csv", structures)
@@ -231,9 +235,10 @@ def _log_replicates(summary: pd.DataFrame) -> None:
                  r["Algorithm"], r["Type"], r["Chosen in"], replicates.plus_minus(r["NMI"], r["NMI sd"]))
 
 
-def _partitions(parts: list[_ViewResult], seed: int, labels: np.ndarray, labelled: np.ndarray, cfg: Config
-                ) -> tuple[pd.DataFrame, dict[str, _Fitted], pd.DataFrame]:
-    """One seed's results table (external scores added, selection and structures marked), fits and structures."""
+def _partitions(parts: list[_ViewResult], seed: int, labels: np.ndarray, labelled: np.ndarray, traits: pd.DataFrame,
+                cfg: Config) -> tuple[pd.DataFrame, dict[str, _Fitted], pd.DataFrame]:
+    """One seed's results table (external scores added, selection and structures marked), fits and structures (with
+    the recording ``traits`` each follows)."""
     results = pd.DataFrame([row for part in parts for row in part.rows], columns=CLUSTER_COLUMNS)
     results["seed"] = seed
     fitted = {key: f for part in parts for key, f in part.fitted.items()}
@@ -243,8 +248,10 @@ def _partitions(parts: list[_ViewResult], seed: int, labels: np.ndarray, labelle
                 for key, value in external_scores(labels[labelled], fitted[row_id].labels[labelled]).items():
                     results.at[i, key] = value
     mark_selected(results, cfg.cluster.criterion, given_k(cfg))
-    structures = mark_structures(results, {key: f.labels for key, f in fitted.items()}, cfg.cluster.criterion,
-                                 cfg.cluster.structure_agreement, cfg.cluster.pick, cfg.cluster.focus)
+    partitions = {key: f.labels for key, f in fitted.items()}
+    structures = mark_structures(results, partitions, cfg.cluster.criterion, cfg.cluster.structure_agreement,
+                                 cfg.cluster.pick, cfg.cluster.focus)
+    mark_followed_traits(structures, partitions, traits, cfg.cluster.structure_agreement)
     return results, fitted, structures.assign(seed=seed)
 
 

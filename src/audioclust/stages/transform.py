@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from audioclust.dsp.filters import lowpass, peak_db, resample, sanitize, to_mono
 from audioclust.dsp.numba_cache import load_kernels
 from audioclust.results import read_metadata
 from audioclust.stages._runs import recorded
-from audioclust.stages._shared import workers
+from audioclust.stages._shared import band_limit_hz, workers
 from audioclust.stages._skeleton import StageSummary, remove_unlisted
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
         with pd.read_csv(paths.metadata_csv, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS) as chunks:
             for chunk in chunks:
                 rows, jobs = _plan(chunk, paths, markers, a.sample_rate)
+                summary.source_rates.update(pd.to_numeric(chunk.loc[chunk["status"] == "ok", "sample_rate"],
+                                                           errors="coerce").dropna().astype(int))
                 # the workers resample with librosa: its numba kernels loaded here first (numba_cache)
                 for i, result in zip(jobs, parallel_imap(func, [jobs[i] for i in jobs], workers(cfg), desc=None,
                                                          prepare=load_kernels)):
@@ -140,6 +143,9 @@ def run(cfg: Config, paths: ProjectPaths, return_table: bool = True) -> pd.DataF
                 bar.update(len(table))
     _remove_stale(paths, keep)
     summary.log(paths.rel(paths.transformed_csv))
+    note = mixed_band_note(summary.source_rates, band_limit_hz(cfg))
+    if note:
+        log.warning(note)
     return read_metadata(paths.transformed_csv) if return_table else None
 
 
@@ -176,6 +182,33 @@ def _plan(chunk: pd.DataFrame, paths: ProjectPaths, markers: Markers,
     return rows, jobs
 
 
+def mixed_band_note(source_rates: Counter, limit_hz: float) -> str | None:
+    """A warning when some files were stored at a sample rate too low to hold the band the others hold up to
+    ``limit_hz`` (what stage 02 keeps); None when every file holds the same band.
+
+    A file stored at 8 kHz holds nothing above 4 kHz: among files that hold up to 8 kHz, spectral features set it
+    apart for that alone. A cutoff a tenth below the lowest Nyquist frequency puts the filter's slope inside the band
+    every file holds (the filter is −6 dB at its cutoff and falls 96 dB per octave).
+
+    Parameters
+    ----------
+    source_rates : number of files per source sample rate (stage 01's ``ok`` rows).
+    limit_hz : the highest frequency stage 02 keeps (:func:`~audioclust.stages._shared.band_limit_hz`).
+    """
+    bands = Counter()
+    for rate, n in source_rates.items():
+        bands[min(rate / 2, limit_hz)] += n
+    if len(bands) < 2:
+        return None
+    low = min(bands)
+    rates = sorted(rate for rate in source_rates if rate / 2 == low)
+    suggested = int(0.9 * low // 100 * 100)
+    return (f"{bands[low]} of {sum(bands.values())} files were stored at {', '.join(map(str, rates))} Hz and hold "
+            f"nothing above {low:.0f} Hz, while {sum(bands.values()) - bands[low]} hold more, up to {max(bands):.0f} "
+            "Hz: spectral features can group the files by that alone (stages 04 and 05 name such structures in the "
+            f"follows column of structures.csv); --set audio.cutoff={suggested} keeps only the band every file holds")
+
+
 def _remove_stale(paths: ProjectPaths, keep: set[str]) -> None:
     """Delete WAVs in ``datasets/<name>_wav/`` that no ``ok`` row names (files removed or renamed since)."""
     if paths.wav.is_dir():
@@ -190,6 +223,7 @@ class _Summary(StageSummary):
         super().__init__("transform", "source_path", fine=("ok", "skipped"))
         self.processed = self.reused = self.nonfinite_files = self.nonfinite_samples = 0
         self.nonfinite_example = ""
+        self.source_rates: Counter = Counter()   # files per source sample rate, of stage 01's ok rows
 
     def add(self, table: pd.DataFrame, processed: int) -> None:
         super().add(table)
