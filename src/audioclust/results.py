@@ -63,8 +63,9 @@ def read_recording_traits(paths: ProjectPaths, table: pd.DataFrame, band_limit_h
     stored = read_metadata(paths.metadata_csv).drop_duplicates("path").set_index("path")
     found = stored.reindex(table["path"].map(source)).reset_index(drop=True)
     nyquist = pd.to_numeric(found["sample_rate"], errors="coerce").astype(float) / 2
-    return pd.DataFrame({"band": nyquist.clip(upper=band_limit_hz), "format": found["extension"].replace("", None),
-                         "channels": found["channels"]}, index=table.index)
+    return pd.DataFrame({"band": nyquist.clip(upper=band_limit_hz).to_numpy(),
+                         "format": found["extension"].mask(found["extension"] == "").to_numpy(),
+                         "channels": found["channels"].to_numpy()}, index=table.index)
 
 
 # --------------------------------------------------------------------------- stage 03: features.csv

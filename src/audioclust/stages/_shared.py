@@ -115,7 +115,6 @@ def given_k(cfg: Config) -> int | None:
     return None if cfg.cluster.k == "auto" else int(cfg.cluster.k)
 
 
-
 def band_limit_hz(cfg: Config) -> float:
     """The highest frequency stage 02 keeps, in Hz: ``audio.cutoff`` when it lies below the Nyquist frequency of
     ``audio.sample_rate``, else that frequency."""
