@@ -181,3 +181,18 @@ def test_a_file_above_max_duration_is_recorded_and_left_out(small):
     # null: no limit
     table, _ = _stages(small, **{"dataset.max_duration": None})
     assert table.set_index("name").loc["stereo.wav", "status"] == "ok"
+
+
+def test_files_stored_at_a_lower_rate_are_named_with_the_cutoff_that_evens_the_band(project, caplog):
+    for i, sr in enumerate([8000, 8000, 22050, 44100, 44100]):
+        _write(project / "datasets" / "ds" / "a" / f"f{i}.wav", tone(440.0, sr=sr), sr)
+    with caplog.at_level(logging.WARNING, logger="audioclust.stages.transform"):
+        _stages(project)
+    assert ("2 of 5 files were stored at 8000 Hz and hold nothing above 4000 Hz, while 3 hold more, up to 8192 Hz"
+            in caplog.text)
+    assert "--set audio.cutoff=3600 keeps only the band every file holds" in caplog.text
+    # with that cutoff every file holds the band stage 02 keeps: nothing to say
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="audioclust.stages.transform"):
+        _stages(project, **{"audio.cutoff": 3600})
+    assert "were stored at" not in caplog.text

@@ -197,11 +197,12 @@ def mixed_band_note(source_rates: Counter, limit_hz: float) -> str | None:
     """
     bands = Counter()
     for rate, n in source_rates.items():
-        bands[min(rate / 2, limit_hz)] += n
+        if rate > 0:
+            bands[min(rate / 2, limit_hz)] += n
     if len(bands) < 2:
         return None
     low = min(bands)
-    rates = sorted(rate for rate in source_rates if rate / 2 == low)
+    rates = sorted(rate for rate in source_rates if rate > 0 and rate / 2 == low)
     suggested = int(0.9 * low // 100 * 100)
     return (f"{bands[low]} of {sum(bands.values())} files were stored at {', '.join(map(str, rates))} Hz and hold "
             f"nothing above {low:.0f} Hz, while {sum(bands.values()) - bands[low]} hold more, up to {max(bands):.0f} "
