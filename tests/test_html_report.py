@@ -263,6 +263,7 @@ def test_structures_section_and_alternative_maps(built):
     out = paths.results / "clustering"
     assert len(pd.read_csv(out / "structures.csv")) == 1 and 'id="structures"' in _page(paths)
     assert "Follows (AMI)" not in _page(paths)   # no structure follows how the files were stored
+    assert "These clusters follow how the files were stored" not in _page(paths)
     # a second feature, and its row made structure 2's representative
     wider = load_config(paths.root, "tiny", overrides=FAST + ["views.features=[mfcc, descriptors]"])
     cluster.run(wider, paths)
@@ -273,7 +274,9 @@ def test_structures_section_and_alternative_maps(built):
     second = structures.iloc[0].copy()
     second.update({"structure": 2, "pick": False, "features": rows.loc[other, "feature"], "representative": other,
                    "follows": "band stored 0.92"})
-    pd.concat([structures.iloc[:1], second.to_frame().T]).to_csv(out / "structures.csv", index=False)
+    first = structures.iloc[0].copy()
+    first["follows"] = "file format 0.50"   # the pick's structure follows the files' format: said at the top
+    pd.concat([first.to_frame().T, second.to_frame().T]).to_csv(out / "structures.csv", index=False)
     try:
         shutil.rmtree(paths.projections, ignore_errors=True)
         html_report.run(wider, paths)
@@ -291,6 +294,7 @@ def test_structures_section_and_alternative_maps(built):
         # structure 2 follows the band the files were stored with: a column and what it means
         assert '<th scope="col">Follows (AMI)</th>' in page and "<td>band stored 0.92</td>" in page
         assert "such a structure may set the sources apart rather than the sounds" in page
+        assert "These clusters follow how the files were stored (AMI with file format 0.50)" in page
     finally:
         cluster.run(cfg, paths)
         html_report.run(cfg, paths)

@@ -281,6 +281,15 @@ def _headline(result: Result) -> dict[str, Any]:
             "scores": " · ".join(scores), "labelled": bool(pd.notna(r.get("nmi")))}
 
 
+def _follows_shown(result: Result, structures: pd.DataFrame | None) -> str:
+    """The recording traits the shown result's clusters follow when it represents a structure (``follows`` of
+    ``structures.csv``), "" otherwise."""
+    if structures is None:
+        return ""
+    follows = followed_traits(structures)[structures["representative"] == result.id]
+    return next((text for text in follows if text), "")
+
+
 # --------------------------------------------------------------------------- the page
 
 def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
@@ -316,7 +325,8 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
         nav.append(("grouping", "Grouping"))
     nav.append(("provenance", "Provenance"))
     context = {
-        "dataset": paths.dataset, "nav": nav, "headline": _headline(full), "n": len(table),
+        "dataset": paths.dataset, "nav": nav, "headline": _headline(full),
+        "follows_shown": _follows_shown(full, structures), "n": len(table),
         "n_full": len(full.files), "css": _static("report.css"), "js": _static("report.js"),
         "soundmap": {"projection": {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}[report.projection],
                      "seed": seed, "seconds": report.audio_seconds, "n_audio": int((table["audio"] != "").sum()),
