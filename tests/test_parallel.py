@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -50,6 +53,33 @@ def test_parallel_imap_keeps_order_and_consumes_lazily(n_jobs):
     assert next(results) == 0
     assert len(taken) < 40                      # not the whole input up front
     assert [0, *results] == [i * i for i in range(40)]
+
+
+GROWING_WORKERS = """
+import os, sys, time
+import numpy as np
+from audioclust.core.parallel import Workers, parallel_map
+
+def grow(i):
+    time.sleep(0.3)
+    if i in (2, 3):   # each worker's second item keeps 400 MB in the worker: loky replaces it afterwards
+        sys.__dict__.setdefault("kept", []).append(np.ones(50_000_000))
+        time.sleep(1.2)
+    return i, os.getpid()
+
+print(parallel_map(grow, list(range(12)), Workers(n_jobs=2), desc=None))
+"""
+
+
+def test_a_worker_that_loky_replaces_costs_no_result_and_no_warning(tmp_path):
+    script = tmp_path / "grow.py"
+    script.write_text(GROWING_WORKERS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    results = ast.literal_eval(done.stdout.strip())
+    assert [i for i, _ in results] == list(range(12))
+    first, later = {pid for _, pid in results[:4]}, {pid for _, pid in results[4:]}
+    assert len(first) == 2 and not first & later     # both workers were replaced after their growing item
+    assert "A worker stopped" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("n_jobs, items, called", [(2, [1, 2, 3], 1), (2, [], 0), (1, [1, 2, 3], 0)])

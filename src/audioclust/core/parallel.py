@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -30,6 +31,11 @@ from threadpoolctl import threadpool_limits
 
 from audioclust.core.errors import ConfigError
 from audioclust.core.progress import Progress
+
+# loky replaces a worker whose memory has grown by 300 MB (one that drew many figures, say) with a fresh one and
+# warns when items were waiting; they go to the new worker and no result is lost, so the warning only alarmed users
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                        category=UserWarning, module="joblib.externals.loky.process_executor")
 
 #: batches per worker thread kept in flight on a Dask cluster: enough to hide the round trip
 _IN_FLIGHT_PER_THREAD = 3
