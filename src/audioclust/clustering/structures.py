@@ -72,6 +72,13 @@ class Structure:
 AGREEMENT_MAX_SAMPLES = 5000
 
 
+def agreement_rows(n_samples: int, max_samples: int = AGREEMENT_MAX_SAMPLES, random_state: int = 0) -> np.ndarray:
+    """The files partitions are compared on: all of them, or above ``max_samples`` a seeded sample, sorted."""
+    if n_samples <= max_samples:
+        return np.arange(n_samples)
+    return np.sort(np.random.default_rng(random_state).choice(n_samples, size=max_samples, replace=False))
+
+
 def agreement_matrix(partitions: list[np.ndarray], max_samples: int = AGREEMENT_MAX_SAMPLES,
                      random_state: int = 0) -> np.ndarray:
     """Pairwise adjusted mutual information of the partitions (noise points as singletons).
@@ -86,10 +93,7 @@ def agreement_matrix(partitions: list[np.ndarray], max_samples: int = AGREEMENT_
     -------
     ndarray of shape (n, n), symmetric, 1 on the diagonal.
     """
-    n_samples = len(partitions[0]) if partitions else 0
-    rows = np.arange(n_samples)
-    if n_samples > max_samples:
-        rows = np.sort(np.random.default_rng(random_state).choice(n_samples, size=max_samples, replace=False))
+    rows = agreement_rows(len(partitions[0]) if partitions else 0, max_samples, random_state)
     codes = [noise_apart(np.asarray(p)[rows]) for p in partitions]
     n = len(codes)
     out = np.eye(n)

@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_mutual_info_score
 
 from audioclust.clustering.selection import noise_apart
-from audioclust.clustering.structures import AGREEMENT_MAX_SAMPLES
+from audioclust.clustering.structures import AGREEMENT_MAX_SAMPLES, agreement_rows
 
 #: recording traits (columns of :func:`audioclust.results.read_recording_traits`) and their names in words
 TRAITS: dict[str, str] = {"band": "band stored", "format": "file format", "channels": "channels"}
@@ -33,13 +33,10 @@ def traits_followed(partition: np.ndarray, traits: pd.DataFrame, threshold: floa
     traits : one row per file in the same order, a column per trait (:data:`TRAITS`); a trait with a single
         value, or a file without one, tells nothing and is left out.
     threshold : AMI from which the partition follows a trait (``cluster.structure_agreement``).
-    max_samples : above this many files, a seeded sample of them (as the structures' agreement is measured).
+    max_samples : above this many files, the seeded sample the structures' agreement is measured on.
     """
-    codes = noise_apart(np.asarray(partition))
-    rows = np.arange(len(codes))
-    if len(rows) > max_samples:
-        rows = np.sort(np.random.default_rng(0).choice(len(rows), size=max_samples, replace=False))
-    codes = codes[rows]
+    rows = agreement_rows(len(partition), max_samples)
+    codes = noise_apart(np.asarray(partition)[rows])
     found = {}
     for trait in traits.columns:
         values = traits[trait].iloc[rows].reset_index(drop=True)
