@@ -33,7 +33,14 @@ from audioclust.core.paths import ProjectPaths, label_folder
 from audioclust.report import explore
 from audioclust.report import figures as plots
 from audioclust.report import names
-from audioclust.report.summary import FOLLOWS_NOTE, STRUCTURE_WORDS, focus_of, followed_traits, structure_table
+from audioclust.report.summary import (
+    FOLLOWS,
+    FOLLOWS_NOTE,
+    STRUCTURE_WORDS,
+    focus_of,
+    followed_traits,
+    structure_table,
+)
 from audioclust.report.tables import format_frame, format_value
 from audioclust.results import REPLICATES, RESULT_COLUMNS, Result
 
@@ -290,6 +297,16 @@ def _follows_shown(result: Result, structures: pd.DataFrame | None) -> str:
     return next((text for text in follows if text), "")
 
 
+def _structures_context(result: Result, structures: pd.DataFrame) -> dict[str, Any]:
+    """The Structures section: the table in words and what to say under it (the note on recording traits when the
+    table has their column, as the summaries decide)."""
+    words = structure_table(structures)
+    return {"table": _table(words, caption=f"{result.source}/structures.csv"), "n": len(structures),
+            "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any()),
+            "focus": focus_of(structures), "follows": FOLLOWS_NOTE if FOLLOWS in words else "",
+            **STRUCTURE_WORDS[result.source]}
+
+
 # --------------------------------------------------------------------------- the page
 
 def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFrame, *, report: Any,
@@ -331,12 +348,7 @@ def render(paths: ProjectPaths, result: Result, X: np.ndarray, table: pd.DataFra
         "soundmap": {"projection": {"tsne": "t-SNE", "pca": "PCA", "umap": "UMAP"}[report.projection],
                      "seed": seed, "seconds": report.audio_seconds, "n_audio": int((table["audio"] != "").sum()),
                      "data": _map_data(result, table, structures, alternatives or {})},
-        "structures": None if structures is None else {
-            "table": _table(structure_table(structures), caption=f"{result.source}/structures.csv"),
-            "n": len(structures), "labelled": bool(pd.to_numeric(structures["nmi"], errors="coerce").notna().any()),
-            "focus": focus_of(structures),
-            "follows": FOLLOWS_NOTE if (followed_traits(structures) != "").any() else "",
-            **STRUCTURE_WORDS[result.source]},
+        "structures": None if structures is None else _structures_context(result, structures),
         "clusters": _clusters_context(report, result, X, table, full),
         "tables": _tables_context(paths), "figures": _figures_context(paths),
         "grouping": _grouping_context(grouping, report_folder(paths)),
